@@ -1,6 +1,6 @@
 //! `nbody`: the Jovian n-body simulation, f64-heavy and deterministic (WIT-first, wit-bindgen).
 
-wit_bindgen::generate!({ world: "cue:examples/nbody", path: ["../../wit", "../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/nbody", path: ["../../wit", "../wit"], generate_all });
 
 use cue::job::host::progress;
 

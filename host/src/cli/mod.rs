@@ -1,0 +1,42 @@
+//! The `cue` command line: argument types and one file per subcommand. Commands are thin:
+//! they parse options, call one library function and print.
+
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::datadir::DataDir;
+
+/// Cue: a peer-to-peer market for verifiable WebAssembly compute.
+#[derive(Debug, Parser)]
+#[command(name = "cue", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where this node keeps its keys, stores and caches [default: the platform data dir]
+    #[arg(long, global = true, env = "CUE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a component locally: verify, meter and limit it, call one export, print the result.
+    Run(run::RunArgs),
+    /// Show a component's sha256, size, WIT world and the policy's verdict on its imports.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Runs the parsed command line; `Ok` carries the exit code (a failed job is not an error
+/// of the command).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = DataDir::resolve(cli.data_dir);
+    match cli.command {
+        Command::Run(args) => run::run(args, &data_dir),
+        Command::Inspect(args) => inspect::run(args),
+    }
+}

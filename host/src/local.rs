@@ -120,10 +120,9 @@ pub fn parse_call(loaded: &LoadedComponent, text: &str) -> Result<Call, JobError
     let bad = |message: String| JobError { kind: FailureKind::BadArguments, message };
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| bad(format!("the call is not valid JSON: {e}")))?;
-    let function = value
-        .get("function")
-        .and_then(|f| f.as_str())
-        .ok_or_else(|| bad("a JSON call needs a \"function\" name, e.g. {\"function\": \"fib\", \"args\": [30]}".into()))?;
+    let function = value.get("function").and_then(|f| f.as_str()).ok_or_else(|| {
+        bad("a JSON call needs a \"function\" name, e.g. {\"function\": \"fib\", \"args\": [30]}".into())
+    })?;
     let args = value.get("args").cloned().unwrap_or(serde_json::Value::Array(Vec::new()));
     loaded.json_call(function, &args)
 }

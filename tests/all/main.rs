@@ -1,1 +1,9 @@
+//! Cue's integration tests: one binary, one module per area. Every test gets its own temp
+//! dir and talks to real parts: the real wasmtime sandbox, the real `cue` binary.
+//!
+//! The example guests must be built first (`cargo xtask guests`; `cargo xtask test` does it).
 
+mod support;
+
+mod cli_run;
+mod sandbox;

@@ -43,7 +43,9 @@ fn run(command: &mut Command) -> Result<()> {
 fn ensure_wasm_target() -> Result<()> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => Ok(()),
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => {
+            Ok(())
+        }
         Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
         Err(_) => {
             eprintln!("rustup not found; assuming the wasm32-wasip2 target is installed");
@@ -77,7 +79,8 @@ fn guests() -> Result<PathBuf> {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "wat") {
             let name = path.file_stem().expect("file name").to_string_lossy().into_owned();
-            let bytes = wat::parse_file(&path).with_context(|| format!("cannot assemble {}", path.display()))?;
+            let bytes =
+                wat::parse_file(&path).with_context(|| format!("cannot assemble {}", path.display()))?;
             std::fs::write(out.join(format!("{name}.wasm")), bytes)?;
             names.push(name);
         }
@@ -91,7 +94,14 @@ fn test() -> Result<()> {
     guests()?;
     run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(root().join("examples-guests")).args(["fmt", "--all", "--check"]))?;
-    run(cargo().current_dir(root()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().current_dir(root()).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo().current_dir(root()).args(["test", "--workspace"]))?;
     Ok(())
 }

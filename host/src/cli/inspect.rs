@@ -18,8 +18,8 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let bytes =
-        std::fs::read(&args.component).with_context(|| format!("cannot read {}", args.component.display()))?;
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("cannot read {}", args.component.display()))?;
     let report = match inspect(&bytes) {
         Ok(report) => report,
         Err(error) => {
@@ -42,8 +42,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     if report.imports.is_empty() {
         println!("  (none)");
     }
-    let refused: Vec<&str> =
-        report.imports.iter().filter(|v| !v.granted).map(|v| v.name.as_str()).collect();
+    let refused: Vec<&str> = report.imports.iter().filter(|v| !v.granted).map(|v| v.name.as_str()).collect();
     if refused.is_empty() {
         println!("verdict   runnable: every import is granted");
     } else {

@@ -9,7 +9,9 @@ use clap::Args;
 
 use crate::datadir::DataDir;
 use crate::local::{LocalRun, RunReport, run_component};
-use crate::sandbox::{CodeSource, Limits, LogSource, Sandbox, SandboxConfig, human_bytes, parse_bytes, parse_duration};
+use crate::sandbox::{
+    CodeSource, Limits, LogSource, Sandbox, SandboxConfig, human_bytes, parse_bytes, parse_duration,
+};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -39,8 +41,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
-    let bytes =
-        std::fs::read(&args.component).with_context(|| format!("cannot read {}", args.component.display()))?;
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("cannot read {}", args.component.display()))?;
     let defaults = Limits::default();
     let limits = Limits {
         fuel: args.fuel.unwrap_or(defaults.fuel),
@@ -63,8 +65,15 @@ pub fn run(args: RunArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// Log lines shown by the human output; `--json` has them all.
+const SHOWN_LOG_LINES: usize = 20;
+
 fn print_human(report: &RunReport, repeat: u32) {
-    for line in &report.log {
+    let hidden = report.log.len().saturating_sub(SHOWN_LOG_LINES);
+    if hidden > 0 {
+        eprintln!("[guest log: {hidden} earlier lines not shown; --json has them all]");
+    }
+    for line in &report.log[hidden..] {
         let source = match line.source {
             LogSource::Host(level) => format!("{level:?}").to_lowercase(),
             LogSource::Stdout => "stdout".into(),

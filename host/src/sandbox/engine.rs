@@ -113,11 +113,19 @@ impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let engine = Engine::new(&engine_config(&config)).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
         caps::add_host_to_linker(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let cache = config.cache_dir.as_deref().map(|dir| CodeCache::open(dir, &engine)).transpose()?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
-        Ok(Sandbox { fingerprint: EngineFingerprint::new(&config), engine, linker, cache, config, _ticker: ticker })
+        Ok(Sandbox {
+            fingerprint: EngineFingerprint::new(&config),
+            engine,
+            linker,
+            cache,
+            config,
+            _ticker: ticker,
+        })
     }
 
     /// What decides results and fuel on this host.
@@ -136,14 +144,17 @@ impl Sandbox {
         let started = Instant::now();
         let verified = verify::verify(bytes)?;
         let (component, source) = self.compile(bytes, &verified)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| JobError::new(FailureKind::InvalidComponent, format!("cannot link the component: {e:#}")))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            JobError::new(FailureKind::InvalidComponent, format!("cannot link the component: {e:#}"))
+        })?;
         LoadedComponent::new(self, verified, component, pre, source, started.elapsed())
     }
 
-    fn compile(&self, bytes: &[u8], verified: &VerifiedComponent) -> Result<(Component, CodeSource), JobError> {
+    fn compile(
+        &self,
+        bytes: &[u8],
+        verified: &VerifiedComponent,
+    ) -> Result<(Component, CodeSource), JobError> {
         if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &verified.sha256)) {
             return Ok((component, CodeSource::Cache));
         }
@@ -232,7 +243,8 @@ mod tests {
     #[test]
     fn the_fingerprint_depends_on_the_stack_size() {
         let a = EngineFingerprint::new(&SandboxConfig::default());
-        let b = EngineFingerprint::new(&SandboxConfig { max_wasm_stack: 2 << 20, ..SandboxConfig::default() });
+        let b =
+            EngineFingerprint::new(&SandboxConfig { max_wasm_stack: 2 << 20, ..SandboxConfig::default() });
         assert_ne!(a.id, b.id);
         assert_eq!(a, EngineFingerprint::new(&SandboxConfig::default()));
     }

@@ -162,7 +162,10 @@ impl LoadedComponent {
             self.exports.iter().filter(|e| e.name.rsplit_once('#').is_some_and(|(_, f)| f == name)).collect();
         match by_function.as_slice() {
             [one] => Ok(one),
-            [] => Err(bad(format!("the component exports no function `{name}`; it exports: {}", self.export_list()))),
+            [] => Err(bad(format!(
+                "the component exports no function `{name}`; it exports: {}",
+                self.export_list()
+            ))),
             many => Err(bad(format!(
                 "`{name}` is ambiguous; say which: {}",
                 many.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -179,7 +182,8 @@ impl LoadedComponent {
     /// `count-words("a b a")`.
     pub fn parse_call(&self, wave: &str) -> Result<Call, JobError> {
         let bad = |message: String| JobError::new(FailureKind::BadArguments, message);
-        let call = UntypedFuncCall::parse(wave.trim()).map_err(|e| bad(format!("cannot parse the call `{wave}`: {e}")))?;
+        let call = UntypedFuncCall::parse(wave.trim())
+            .map_err(|e| bad(format!("cannot parse the call `{wave}`: {e}")))?;
         let export = self.find_export(call.name())?;
         let types = export.param_types();
         let args = call
@@ -195,10 +199,9 @@ impl LoadedComponent {
         let params: Vec<(String, Type)> = export.ty.params().map(|(n, t)| (n.to_string(), t)).collect();
         let values: Vec<&serde_json::Value> = match args {
             serde_json::Value::Array(items) if items.len() == params.len() => items.iter().collect(),
-            serde_json::Value::Object(map) => params
-                .iter()
-                .map(|(name, _)| map.get(name).unwrap_or(&serde_json::Value::Null))
-                .collect(),
+            serde_json::Value::Object(map) => {
+                params.iter().map(|(name, _)| map.get(name).unwrap_or(&serde_json::Value::Null)).collect()
+            }
             _ => {
                 return Err(JobError::new(
                     FailureKind::BadArguments,
@@ -211,7 +214,10 @@ impl LoadedComponent {
             .zip(values)
             .map(|((name, ty), value)| {
                 json::from_json(ty, value).map_err(|e| {
-                    JobError::new(FailureKind::BadArguments, format!("argument `{name}` of {}: {e}", export.name))
+                    JobError::new(
+                        FailureKind::BadArguments,
+                        format!("argument `{name}` of {}: {e}", export.name),
+                    )
                 })
             })
             .collect::<Result<Vec<Val>, JobError>>()?;
@@ -236,15 +242,12 @@ impl LoadedComponent {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        let run = store
-            .set_fuel(limits.fuel)
-            .map_err(RunError::Wasm)
-            .and_then(|()| {
-                let ticks = limits.timeout.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1)) as u64;
-                store.set_epoch_deadline(ticks.saturating_add(1));
-                store.epoch_deadline_trap();
-                self.run(&mut store, call, &limits)
-            });
+        let run = store.set_fuel(limits.fuel).map_err(RunError::Wasm).and_then(|()| {
+            let ticks = limits.timeout.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1)) as u64;
+            store.set_epoch_deadline(ticks.saturating_add(1));
+            store.epoch_deadline_trap();
+            self.run(&mut store, call, &limits)
+        });
         let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
         let peak_memory_bytes = store.data().limiter.peak_memory;
         drop(store);
@@ -274,8 +277,9 @@ impl LoadedComponent {
             )));
         }
         let wave = match &value {
-            Some(value) => wasmtime::component::wasm_wave::to_string(value)
-                .map_err(|e| RunError::Job(JobError::new(FailureKind::Trap, format!("unprintable result: {e}"))))?,
+            Some(value) => wasmtime::component::wasm_wave::to_string(value).map_err(|e| {
+                RunError::Job(JobError::new(FailureKind::Trap, format!("unprintable result: {e}")))
+            })?,
             None => "()".to_string(),
         };
         if wave.len() > limits.result_bytes {
@@ -318,17 +322,17 @@ fn classify(err: RunError, log: &JobLog, limits: &Limits) -> JobError {
         return job.clone();
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => JobError::new(
-            FailureKind::OutOfFuel,
-            format!("the job used all of its {} fuel", limits.fuel),
-        ),
+        Some(Trap::OutOfFuel) => {
+            JobError::new(FailureKind::OutOfFuel, format!("the job used all of its {} fuel", limits.fuel))
+        }
         Some(Trap::Interrupt) => JobError::new(
             FailureKind::Timeout,
             format!("the job ran past its deadline of {:?}", limits.timeout),
         ),
-        Some(Trap::StackOverflow) => {
-            JobError::new(FailureKind::StackOverflow, "the job exhausted its wasm stack (unbounded recursion?)")
-        }
+        Some(Trap::StackOverflow) => JobError::new(
+            FailureKind::StackOverflow,
+            "the job exhausted its wasm stack (unbounded recursion?)",
+        ),
         Some(trap) => {
             let message = match log.panic_message() {
                 Some(panic) => format!("the guest panicked: {panic}"),

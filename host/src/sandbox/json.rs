@@ -93,7 +93,8 @@ fn float_to_json(f: f64) -> Json {
 pub(crate) fn from_json(ty: &Type, json: &Json) -> Result<Val, String> {
     let expected = || format!("expected {}, got {}", type_name(ty), short(json));
     let int = |min: i128, max: i128| -> Result<i128, String> {
-        let n = json.as_i64().map(i128::from).or_else(|| json.as_u64().map(i128::from)).ok_or_else(expected)?;
+        let n =
+            json.as_i64().map(i128::from).or_else(|| json.as_u64().map(i128::from)).ok_or_else(expected)?;
         if n < min || n > max { Err(format!("{n} is out of range for {}", type_name(ty))) } else { Ok(n) }
     };
     Ok(match ty {
@@ -140,7 +141,9 @@ pub(crate) fn from_json(ty: &Type, json: &Json) -> Result<Val, String> {
         }
         Type::Tuple(tuple) => {
             let items = json.as_array().filter(|a| a.len() == tuple.types().len()).ok_or_else(expected)?;
-            Val::Tuple(tuple.types().zip(items).map(|(ty, item)| from_json(&ty, item)).collect::<Result<_, _>>()?)
+            Val::Tuple(
+                tuple.types().zip(items).map(|(ty, item)| from_json(&ty, item)).collect::<Result<_, _>>()?,
+            )
         }
         Type::Variant(variant) => {
             let (case, payload) = single_key(json).ok_or_else(expected)?;
@@ -245,7 +248,8 @@ pub(crate) fn type_name(ty: &Type) -> String {
         Type::String => "string".into(),
         Type::List(list) => format!("list<{}>", type_name(&list.ty())),
         Type::Record(record) => {
-            let fields: Vec<String> = record.fields().map(|f| format!("{}: {}", f.name, type_name(&f.ty))).collect();
+            let fields: Vec<String> =
+                record.fields().map(|f| format!("{}: {}", f.name, type_name(&f.ty))).collect();
             format!("record {{ {} }}", fields.join(", "))
         }
         Type::Tuple(tuple) => {

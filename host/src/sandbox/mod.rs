@@ -26,6 +26,6 @@ pub use engine::{CodeSource, EngineFingerprint, Sandbox, SandboxConfig, WASMTIME
 pub use error::{FailureKind, JobError, SandboxError};
 pub use invoke::{Call, Export, Invocation, JobOutput, LoadedComponent, Outcome, export_signature};
 pub use limits::{Limits, human_bytes, parse_bytes, parse_duration};
-pub use policy::{ImportVerdict, judge_import};
-pub use verify::{VerifiedComponent, sha256_hex, verify};
+pub use policy::{ImportKind, ImportVerdict, judge_import};
+pub use verify::{VerifiedComponent, component_imports, sha256_hex, verify};
 pub use wit::{ComponentReport, inspect};

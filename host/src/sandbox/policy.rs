@@ -47,8 +47,20 @@ const WASI_GRANTS: &[(&str, &str)] = &[
     ("wasi:sockets/ip-name-lookup", "closed: lookups denied"),
 ];
 
-/// Judges one import name.
-pub fn judge_import(name: &str) -> ImportVerdict {
+/// What kind of item an import is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// An instance: an interface such as `wasi:cli/stdout@0.2.6`.
+    Interface,
+    /// A type defined as equal to a concrete type (e.g. a record a world declares): data,
+    /// not a capability.
+    TypeDefinition,
+    /// Anything else (a bare function, a resource, a module, a component).
+    Other,
+}
+
+/// Judges one import by its name and kind.
+pub fn judge_import(name: &str, kind: ImportKind) -> ImportVerdict {
     let (interface, version) = match name.split_once('@') {
         Some((interface, version)) => (interface, Some(version)),
         None => (name, None),
@@ -58,7 +70,15 @@ pub fn judge_import(name: &str) -> ImportVerdict {
         granted,
         detail: detail.to_string(),
     };
-    let minor_is = |prefix: &str| version.is_some_and(|v| v == prefix || v.starts_with(&format!("{prefix}.")));
+    match kind {
+        ImportKind::TypeDefinition => return verdict(true, "granted: a type definition, not a capability"),
+        ImportKind::Other => {
+            return verdict(false, "refused: only interfaces and type definitions may be imported");
+        }
+        ImportKind::Interface => {}
+    }
+    let minor_is =
+        |prefix: &str| version.is_some_and(|v| v == prefix || v.starts_with(&format!("{prefix}.")));
     if interface == "cue:job/host" {
         return if minor_is("0.1") {
             verdict(true, "granted: log, progress, deterministic random")
@@ -82,13 +102,15 @@ mod tests {
 
     #[test]
     fn grants_cue_job_and_wasi_02_and_refuses_the_rest() {
-        assert!(judge_import("cue:job/host@0.1.0").granted);
-        assert!(judge_import("cue:job/host@0.1.7").granted);
-        assert!(!judge_import("cue:job/host@0.2.0").granted);
-        assert!(judge_import("wasi:cli/stdout@0.2.6").granted);
-        assert!(!judge_import("wasi:cli/stdout@0.3.0").granted);
-        assert!(!judge_import("wasi:http/outgoing-handler@0.2.0").granted);
-        assert!(!judge_import("cue:examples/exfiltrate@0.1.0").granted);
-        assert!(!judge_import("send").granted);
+        let interface = |name| judge_import(name, ImportKind::Interface).granted;
+        assert!(interface("cue:job/host@0.1.0"));
+        assert!(interface("cue:job/host@0.1.7"));
+        assert!(!interface("cue:job/host@0.2.0"));
+        assert!(interface("wasi:cli/stdout@0.2.6"));
+        assert!(!interface("wasi:cli/stdout@0.3.0"));
+        assert!(!interface("wasi:http/outgoing-handler@0.2.0"));
+        assert!(!interface("cue:examples/exfiltrate@0.1.0"));
+        assert!(judge_import("word-count", ImportKind::TypeDefinition).granted);
+        assert!(!judge_import("send", ImportKind::Other).granted);
     }
 }

@@ -3,7 +3,9 @@
 //! component costs no compile time.
 
 use sha2::{Digest, Sha256};
-use wasmparser::{Encoding, Parser, Payload};
+use wasmparser::{ComponentTypeRef, Encoding, Parser, Payload, TypeBounds};
+
+use super::policy::ImportKind;
 
 use super::error::{FailureKind, JobError};
 use super::policy::{ImportVerdict, judge_import};
@@ -24,8 +26,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Reads the top-level import names of a component.
-pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, JobError> {
+/// Reads the top-level imports of a component: name and what kind of item each is.
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<(String, ImportKind)>, JobError> {
     let invalid = |message: String| JobError::new(FailureKind::InvalidComponent, message);
     if !bytes.starts_with(b"\0asm") {
         return Err(invalid("not a WebAssembly binary (no `\\0asm` header)".into()));
@@ -47,7 +49,12 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, JobError> {
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|e| invalid(format!("malformed import: {e}")))?;
-                    imports.push(import.name.name.to_string());
+                    let kind = match import.ty {
+                        ComponentTypeRef::Type(TypeBounds::Eq(_)) => ImportKind::TypeDefinition,
+                        ComponentTypeRef::Instance(_) => ImportKind::Interface,
+                        _ => ImportKind::Other,
+                    };
+                    imports.push((import.name.name.to_string(), kind));
                 }
             }
             _ => {}
@@ -58,7 +65,8 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, JobError> {
 
 /// Verifies `bytes`; a refused import fails with `forbidden-import`, naming every one.
 pub fn verify(bytes: &[u8]) -> Result<VerifiedComponent, JobError> {
-    let imports: Vec<ImportVerdict> = component_imports(bytes)?.iter().map(|name| judge_import(name)).collect();
+    let imports: Vec<ImportVerdict> =
+        component_imports(bytes)?.iter().map(|(name, kind)| judge_import(name, *kind)).collect();
     let refused: Vec<String> = imports
         .iter()
         .filter(|verdict| !verdict.granted)

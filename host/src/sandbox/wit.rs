@@ -24,7 +24,8 @@ pub struct ComponentReport {
 
 /// Reads `bytes` into a [`ComponentReport`]. Fails only if the bytes are not a component.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, JobError> {
-    let imports: Vec<ImportVerdict> = component_imports(bytes)?.iter().map(|n| judge_import(n)).collect();
+    let imports: Vec<ImportVerdict> =
+        component_imports(bytes)?.iter().map(|(name, kind)| judge_import(name, *kind)).collect();
     let wit = print_wit(bytes)?;
     Ok(ComponentReport {
         sha256: sha256_hex(bytes),

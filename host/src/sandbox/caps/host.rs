@@ -60,33 +60,27 @@ fn charge(store: &mut StoreContextMut<'_, JobState>, fuel: u64) -> wasmtime::Res
 /// Links `cue:job/host` into `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
     let mut host = linker.instance(HOST_INTERFACE)?;
-    host.func_wrap(
-        "log",
-        |mut store: StoreContextMut<'_, JobState>, (level, message): (Level, String)| {
-            charge(&mut store, HOST_CALL_FUEL + message.len() as u64)?;
-            let state = store.data_mut();
-            let line = state
-                .log
-                .lock()
-                .expect("job log lock")
-                .push_host(level.into(), message)
-                .map_err(|err| wasmtime::Error::new(Stop(err)))?;
-            if let Some(events) = &state.events {
-                events(JobEvent::Log(line));
-            }
-            Ok(())
-        },
-    )?;
-    host.func_wrap(
-        "progress",
-        |mut store: StoreContextMut<'_, JobState>, (done, total): (u64, u64)| {
-            charge(&mut store, HOST_CALL_FUEL)?;
-            if let Some(events) = &store.data().events {
-                events(JobEvent::Progress { done, total });
-            }
-            Ok(())
-        },
-    )?;
+    host.func_wrap("log", |mut store: StoreContextMut<'_, JobState>, (level, message): (Level, String)| {
+        charge(&mut store, HOST_CALL_FUEL + message.len() as u64)?;
+        let state = store.data_mut();
+        let line = state
+            .log
+            .lock()
+            .expect("job log lock")
+            .push_host(level.into(), message)
+            .map_err(|err| wasmtime::Error::new(Stop(err)))?;
+        if let Some(events) = &state.events {
+            events(JobEvent::Log(line));
+        }
+        Ok(())
+    })?;
+    host.func_wrap("progress", |mut store: StoreContextMut<'_, JobState>, (done, total): (u64, u64)| {
+        charge(&mut store, HOST_CALL_FUEL)?;
+        if let Some(events) = &store.data().events {
+            events(JobEvent::Progress { done, total });
+        }
+        Ok(())
+    })?;
     host.func_wrap("random-u64", |mut store: StoreContextMut<'_, JobState>, (): ()| {
         charge(&mut store, HOST_CALL_FUEL)?;
         Ok((store.data_mut().rng.next_u64(),))

@@ -98,11 +98,7 @@ impl JobLog {
     }
 
     /// Appends raw stdout/stderr bytes; returns the lines they completed.
-    pub(crate) fn push_stream(
-        &mut self,
-        source: LogSource,
-        bytes: &[u8],
-    ) -> Result<Vec<LogLine>, JobError> {
+    pub(crate) fn push_stream(&mut self, source: LogSource, bytes: &[u8]) -> Result<Vec<LogLine>, JobError> {
         self.reserve(bytes.len())?;
         let partial = match source {
             LogSource::Stderr => &mut self.partial_stderr,
@@ -123,10 +119,9 @@ impl JobLog {
     /// Ends the log: unfinished stdout/stderr lines become lines. Returns them.
     pub(crate) fn finish(&mut self) -> Vec<LogLine> {
         let mut flushed = Vec::new();
-        for (source, partial) in [
-            (LogSource::Stdout, &mut self.partial_stdout),
-            (LogSource::Stderr, &mut self.partial_stderr),
-        ] {
+        for (source, partial) in
+            [(LogSource::Stdout, &mut self.partial_stdout), (LogSource::Stderr, &mut self.partial_stderr)]
+        {
             if !partial.is_empty() {
                 let text = String::from_utf8_lossy(&std::mem::take(partial)).into_owned();
                 flushed.push(LogLine { source, text });
@@ -151,11 +146,8 @@ impl JobLog {
             .map(|line| line.text.as_str())
             .collect();
         let start = stderr.iter().rposition(|line| line.contains("panicked at"))?;
-        let message: Vec<&str> = stderr[start + 1..]
-            .iter()
-            .take_while(|line| !line.starts_with("note: "))
-            .copied()
-            .collect();
+        let message: Vec<&str> =
+            stderr[start + 1..].iter().take_while(|line| !line.starts_with("note: ")).copied().collect();
         let message = message.join("\n");
         Some(if message.is_empty() { stderr[start].to_string() } else { message })
     }

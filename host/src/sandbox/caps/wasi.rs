@@ -40,7 +40,12 @@ pub(crate) struct JobSeeds {
 impl JobSeeds {
     pub(crate) fn derive(job_seed: &[u8; 32]) -> Self {
         let sub = |label: &[u8]| -> [u8; 32] {
-            Sha256::new().chain_update(b"cue-job-seed/").chain_update(label).chain_update(job_seed).finalize().into()
+            Sha256::new()
+                .chain_update(b"cue-job-seed/")
+                .chain_update(label)
+                .chain_update(job_seed)
+                .finalize()
+                .into()
         };
         let seed = sub(b"insecure-seed");
         JobSeeds {
@@ -53,11 +58,7 @@ impl JobSeeds {
 }
 
 /// Builds the WASI context of one job.
-pub(crate) fn build_wasi(
-    seeds: &JobSeeds,
-    log: &Arc<Mutex<JobLog>>,
-    events: &Option<EventSink>,
-) -> WasiCtx {
+pub(crate) fn build_wasi(seeds: &JobSeeds, log: &Arc<Mutex<JobLog>>, events: &Option<EventSink>) -> WasiCtx {
     let stream = |source| LogStream { source, log: log.clone(), events: events.clone() };
     WasiCtxBuilder::new()
         .stdout(stream(LogSource::Stdout))

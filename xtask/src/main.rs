@@ -4,6 +4,7 @@
 //!   release, and place the components at `target/guests/<name>.wasm`.
 //! - `test`: guests, `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, every test.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
+//! - `bench`: guests, then the benchmarks (figures go to docs/PERFORMANCE.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +17,9 @@ fn main() -> Result<()> {
         "guests" => guests().map(|_| ()),
         "test" => test(),
         "demo" => demo(),
+        "bench" => bench(),
         _ => {
-            eprintln!("usage: cargo xtask <guests|test|demo>");
+            eprintln!("usage: cargo xtask <guests|test|demo|bench>");
             bail!("unknown task `{task}`")
         }
     }
@@ -104,6 +106,11 @@ fn test() -> Result<()> {
     ]))?;
     run(cargo().current_dir(root()).args(["test", "--workspace"]))?;
     Ok(())
+}
+
+fn bench() -> Result<()> {
+    guests()?;
+    run(cargo().current_dir(root()).args(["bench", "-p", "cue-host", "--bench", "sandbox"]))
 }
 
 fn demo() -> Result<()> {

@@ -4,15 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng as _;
-use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
 use wasmtime::{Store, Trap};
 
-use super::caps::{EventSink, JobLog, JobSeeds, JobState, LogLine, build_wasi};
+use super::caps::{EventSink, JobLog, JobState, LogLine};
 use super::engine::{CodeSource, Sandbox};
 use super::error::{FailureKind, JobError, Stop};
 use super::json;
@@ -63,6 +61,9 @@ pub struct Call {
     args: Vec<Val>,
     /// The call in WAVE, canonical form (re-printed from the typed values).
     wave: String,
+    /// The job seed used unless the invocation gives one:
+    /// `sha256(component sha256 ‖ "\n" ‖ canonical call)`.
+    default_seed: [u8; 32],
 }
 
 impl Call {
@@ -189,7 +190,7 @@ impl LoadedComponent {
         let args = call
             .to_wasm_params::<Val>(types.iter())
             .map_err(|e| bad(format!("{}: {e} (expected {})", export.name, signature(export))))?;
-        Ok(make_call(export.clone(), args))
+        Ok(make_call(&self.verified.sha256, export.clone(), args))
     }
 
     /// Builds a call from JSON arguments: an array in parameter order, or an object by
@@ -221,7 +222,7 @@ impl LoadedComponent {
                 })
             })
             .collect::<Result<Vec<Val>, JobError>>()?;
-        Ok(make_call(export.clone(), args))
+        Ok(make_call(&self.verified.sha256, export.clone(), args))
     }
 
     /// Runs `call` on a fresh instance under `limits`.
@@ -230,16 +231,8 @@ impl LoadedComponent {
         let mut limits = limits.clone();
         limits.memory_bytes = limits.memory_bytes.min(self.max_memory_bytes);
         let log = Arc::new(Mutex::new(JobLog::new(limits.log_bytes)));
-        let seed = options.seed.unwrap_or_else(|| self.default_seed(call));
-        let seeds = JobSeeds::derive(&seed);
-        let state = JobState {
-            wasi: build_wasi(&seeds, &log, &options.events),
-            table: Default::default(),
-            limiter: JobLimiter::new(&limits),
-            log: log.clone(),
-            rng: StdRng::from_seed(seeds.host),
-            events: options.events.clone(),
-        };
+        let seed = options.seed.unwrap_or(call.default_seed);
+        let state = JobState::new(seed, JobLimiter::new(&limits), log.clone(), options.events.clone());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         let run = store.set_fuel(limits.fuel).map_err(RunError::Wasm).and_then(|()| {
@@ -294,15 +287,6 @@ impl LoadedComponent {
         };
         Ok(JobOutput { wave, json })
     }
-
-    fn default_seed(&self, call: &Call) -> [u8; 32] {
-        Sha256::new()
-            .chain_update(self.verified.sha256.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(call.wave.as_bytes())
-            .finalize()
-            .into()
-    }
 }
 
 /// Why a run stopped before producing a value.
@@ -349,13 +333,19 @@ fn classify(err: RunError, log: &JobLog, limits: &Limits) -> JobError {
     }
 }
 
-fn make_call(export: Export, args: Vec<Val>) -> Call {
+fn make_call(component_sha256: &str, export: Export, args: Vec<Val>) -> Call {
     let rendered: Vec<String> = args
         .iter()
         .map(|arg| wasmtime::component::wasm_wave::to_string(arg).unwrap_or_else(|_| "?".into()))
         .collect();
     let wave = format!("{}({})", export.name, rendered.join(", "));
-    Call { export, args, wave }
+    let default_seed = Sha256::new()
+        .chain_update(component_sha256)
+        .chain_update(b"\n")
+        .chain_update(&wave)
+        .finalize()
+        .into();
+    Call { export, args, wave, default_seed }
 }
 
 fn signature(export: &Export) -> String {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::wasm_wave::parser::ParserError;
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
 use wasmtime::{Store, Trap};
@@ -183,13 +184,20 @@ impl LoadedComponent {
     /// `count-words("a b a")`.
     pub fn parse_call(&self, wave: &str) -> Result<Call, JobError> {
         let bad = |message: String| JobError::new(FailureKind::BadArguments, message);
-        let call = UntypedFuncCall::parse(wave.trim())
-            .map_err(|e| bad(format!("cannot parse the call `{wave}`: {e}")))?;
+        let source = wave.trim();
+        let call = UntypedFuncCall::parse(source).map_err(|e| {
+            bad(format!("cannot parse the call `{source}`: {}", describe_wave_error(source, &e)))
+        })?;
         let export = self.find_export(call.name())?;
         let types = export.param_types();
-        let args = call
-            .to_wasm_params::<Val>(types.iter())
-            .map_err(|e| bad(format!("{}: {e} (expected {})", export.name, signature(export))))?;
+        let args = call.to_wasm_params::<Val>(types.iter()).map_err(|e| {
+            bad(format!(
+                "{}: {}; expected {}",
+                export.name,
+                describe_wave_error(source, &e),
+                signature(export)
+            ))
+        })?;
         Ok(make_call(&self.verified.sha256, export.clone(), args))
     }
 
@@ -346,6 +354,19 @@ fn make_call(component_sha256: &str, export: Export, args: Vec<Val>) -> Call {
         .finalize()
         .into();
     Call { export, args, wave, default_seed }
+}
+
+/// A WAVE error with the offending text quoted instead of a byte range.
+fn describe_wave_error(source: &str, err: &ParserError) -> String {
+    let what = match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    let span = err.span();
+    match source.get(span.clone()).filter(|s| !s.is_empty()) {
+        Some(snippet) => format!("{what} at `{snippet}`"),
+        None => format!("{what} at column {}", span.start + 1),
+    }
 }
 
 fn signature(export: &Export) -> String {

@@ -168,7 +168,7 @@ impl Sandbox {
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             JobError::new(FailureKind::InvalidComponent, format!("cannot link the component: {e:#}"))
         })?;
-        LoadedComponent::new(self, verified, component, pre, source, started.elapsed())
+        Ok(LoadedComponent::new(self, verified, component, pre, source, started.elapsed()))
     }
 
     fn compile(

@@ -28,9 +28,9 @@ pub struct Export {
 }
 
 impl Export {
-    /// Parameter names, in order.
-    pub fn param_names(&self) -> Vec<String> {
-        self.ty.params().map(|(name, _)| name.to_string()).collect()
+    /// The signature, e.g. `fib(n: u32) -> u64`.
+    pub fn signature(&self) -> String {
+        signature(self)
     }
 
     fn param_types(&self) -> Vec<Type> {
@@ -126,9 +126,9 @@ impl LoadedComponent {
         pre: InstancePre<JobState>,
         source: CodeSource,
         load_time: Duration,
-    ) -> Result<Self, JobError> {
+    ) -> Self {
         let exports = list_exports(sandbox.engine(), &component);
-        Ok(LoadedComponent {
+        LoadedComponent {
             verified,
             pre,
             exports,
@@ -137,7 +137,7 @@ impl LoadedComponent {
             max_memory_bytes: sandbox.config().max_memory_bytes,
             source,
             load_time,
-        })
+        }
     }
 
     /// The verified component (sha256, size, import verdicts).
@@ -399,9 +399,4 @@ fn list_exports(engine: &wasmtime::Engine, component: &Component) -> Vec<Export>
         }
     }
     exports
-}
-
-/// The signature of an export, e.g. `fib(n: u32) -> u64`.
-pub fn export_signature(export: &Export) -> String {
-    signature(export)
 }

@@ -7,7 +7,8 @@ mod host;
 mod log;
 mod wasi;
 
-pub use log::{JobEvent, JobLog, LogLevel, LogLine, LogSource};
+pub(crate) use log::JobLog;
+pub use log::{JobEvent, LogLevel, LogLine, LogSource};
 
 pub use host::HOST_CALL_FUEL;
 pub(crate) use host::add_to_linker as add_host_to_linker;

@@ -107,6 +107,7 @@ fn expand(module: &mut ItemMod, job: &JobModule) -> TokenStream2 {
     let wit_doc = format!("The WIT world inferred from this module:\n\n```wit\n{wit_text}```");
     let generated = quote! {
         #[doc = #wit_doc]
+        #[allow(dead_code)]
         pub const WIT: &str = #wit_text;
 
         #(#lifts)*

@@ -298,7 +298,13 @@ fn is_unit(ty: &syn::Type) -> bool {
 fn wit_type(ty: &syn::Type, names: &[String]) -> Result<WitType, Error> {
     let unsupported = || {
         let text = quote::ToTokens::to_token_stream(ty).to_string();
-        Error::new(ty.span(), format!("`{text}` is not supported in a Cue job interface; {SUPPORTED}"))
+        let text = text
+            .replace(" :: ", "::")
+            .replace(" <", "<")
+            .replace("< ", "<")
+            .replace(" >", ">")
+            .replace("& ", "&");
+        Error::new_spanned(ty, format!("`{text}` is not supported in a Cue job interface; {SUPPORTED}"))
     };
     match ty {
         syn::Type::Paren(inner) => wit_type(&inner.elem, names),

@@ -25,7 +25,7 @@ mod jobs {
         let mut words: Vec<WordCount> =
             counts.into_iter().map(|(word, count)| WordCount { word, count }).collect();
         // BTreeMap order is alphabetical; a stable sort by count keeps it for ties.
-        words.sort_by(|a, b| b.count.cmp(&a.count));
+        words.sort_by_key(|w| std::cmp::Reverse(w.count));
         words
     }
 }

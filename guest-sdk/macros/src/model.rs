@@ -398,7 +398,7 @@ fn wit_name(ident: &syn::Ident) -> Result<String, Error> {
 fn member_name(ident: &syn::Ident, to_rust: fn(&str) -> String) -> Result<String, Error> {
     let kebab = wit_name(ident)?;
     let expected = to_rust(&kebab);
-    if expected != ident.to_string() {
+    if *ident != expected {
         return Err(Error::new(
             ident.span(),
             format!(

@@ -134,7 +134,7 @@ mod jobs {{
         }}
         let mut words: Vec<WordCount> =
             counts.into_iter().map(|(word, count)| WordCount {{ word, count }}).collect();
-        words.sort_by(|a, b| b.count.cmp(&a.count));
+        words.sort_by_key(|w| std::cmp::Reverse(w.count));
         words
     }}
 }}

@@ -5,5 +5,7 @@
 
 mod support;
 
+mod authoring;
 mod cli_run;
 mod sandbox;
+mod sdk;

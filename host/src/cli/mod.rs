@@ -1,7 +1,9 @@
 //! The `cue` command line: argument types and one file per subcommand. Commands are thin:
 //! they parse options, call one library function and print.
 
+mod build;
 mod inspect;
+mod new;
 mod run;
 
 use std::path::PathBuf;
@@ -29,6 +31,11 @@ enum Command {
     Run(run::RunArgs),
     /// Show a component's sha256, size, WIT world and the policy's verdict on its imports.
     Inspect(inspect::InspectArgs),
+    /// Create a job crate that uses the guest SDK: an example job and a test.
+    New(new::NewArgs),
+    /// Build a job crate into a component (release, wasm32-wasip2); print its path, size,
+    /// sha256 and WIT.
+    Build(build::BuildArgs),
 }
 
 /// Runs the parsed command line; `Ok` carries the exit code (a failed job is not an error
@@ -38,5 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args, &data_dir),
         Command::Inspect(args) => inspect::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
     }
 }

@@ -219,8 +219,8 @@ fn engine_config(config: &SandboxConfig) -> Config {
     wasm
 }
 
-/// A thread that advances the engine's epoch every tick, so deadlines are checked without
-/// a timer per job. Dropping it stops and joins the thread.
+/// A thread that advances the engine's epoch once per elapsed tick, so deadlines are checked
+/// without a timer per job. Dropping it stops and joins the thread.
 struct EpochTicker {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
@@ -232,8 +232,16 @@ impl EpochTicker {
         let thread = thread::Builder::new()
             .name("cue-epoch".into())
             .spawn(move || {
+                // Catch up on ticks this thread overslept (a loaded machine), so deadlines
+                // follow the wall clock rather than the number of wake-ups.
+                let start = Instant::now();
+                let mut ticks: u128 = 0;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                    engine.increment_epoch();
+                    let due = start.elapsed().as_nanos() / tick.as_nanos().max(1);
+                    while ticks < due {
+                        engine.increment_epoch();
+                        ticks += 1;
+                    }
                 }
             })
             .expect("spawn the epoch thread");

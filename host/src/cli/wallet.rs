@@ -135,10 +135,11 @@ fn balance(args: BalanceArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let balance = reader.balance(&peer.public_key())?;
     let flagged = reader.is_flagged(&peer.public_key())?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({ "peer_id": peer.to_string(), "balance": balance })
-        );
+        let json = BalanceJson {
+            peer_id: peer.to_string(),
+            balance,
+        };
+        println!("{}", serde_json::to_string(&json)?);
     } else {
         println!("{balance}");
         if flagged {
@@ -146,6 +147,13 @@ fn balance(args: BalanceArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `balance --json`, fields in the documented order.
+#[derive(serde::Serialize)]
+struct BalanceJson {
+    peer_id: String,
+    balance: u64,
 }
 
 fn history(args: HistoryArgs, ctx: &Context) -> anyhow::Result<ExitCode> {

@@ -88,7 +88,8 @@ type Reply<T> = SyncSender<Result<T, SubmitError>>;
 
 enum Command {
     Submit {
-        event: Verified,
+        /// Boxed, like the proof: events are large, and the queue holds thousands of commands.
+        event: Box<Verified>,
         admission: Admission,
         reply: Reply<Accepted>,
     },
@@ -99,7 +100,7 @@ enum Command {
         reply: Reply<Accepted>,
     },
     Proof {
-        proof: EquivocationProof,
+        proof: Box<EquivocationProof>,
         reply: Reply<bool>,
     },
 }
@@ -168,7 +169,7 @@ impl LedgerStore {
         admission: Admission,
     ) -> Result<Pending<Accepted>, StoreError> {
         self.send(|reply| Command::Submit {
-            event,
+            event: Box::new(event),
             admission,
             reply,
         })
@@ -193,7 +194,10 @@ impl LedgerStore {
     /// Records an equivocation proof received from elsewhere: flags the account, keeps the
     /// proof. Answers whether the account was newly flagged.
     pub fn record_proof(&self, proof: EquivocationProof) -> Result<Pending<bool>, StoreError> {
-        self.send(|reply| Command::Proof { proof, reply })
+        self.send(|reply| Command::Proof {
+            proof: Box::new(proof),
+            reply,
+        })
     }
 
     fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, StoreError> {
@@ -299,7 +303,8 @@ struct Writer {
 
 /// A command processed inside the batch's transaction, waiting for the commit to answer.
 enum Answer {
-    Event(Reply<Accepted>, Result<Accepted, SubmitError>),
+    /// The outcome is boxed: an accepted event is large, and a batch holds many answers.
+    Event(Reply<Accepted>, Box<Result<Accepted, SubmitError>>),
     Proof(Reply<bool>, Result<bool, SubmitError>),
 }
 
@@ -361,11 +366,11 @@ impl Writer {
                         &tx,
                         &mut self.ledger,
                         &mut self.nonces,
-                        event,
+                        *event,
                         admission,
                         received,
                     );
-                    Answer::Event(reply, result)
+                    Answer::Event(reply, Box::new(result))
                 }
                 Command::Author {
                     signer,
@@ -384,7 +389,7 @@ impl Writer {
                             received,
                         )
                     });
-                    Answer::Event(reply, result)
+                    Answer::Event(reply, Box::new(result))
                 }
                 Command::Proof { proof, reply } => {
                     let result = record_proof(&tx, &mut self.ledger, &proof, received);
@@ -405,23 +410,33 @@ impl Writer {
 impl Answer {
     /// The message of a database error inside a command: it fails the whole batch.
     fn database_failure(&self) -> Option<String> {
-        match self {
-            Answer::Event(_, Err(SubmitError::Store(e)))
-            | Answer::Proof(_, Err(SubmitError::Store(e))) => Some(e.to_string()),
+        let error = match self {
+            Answer::Event(_, result) => result.as_ref().as_ref().err(),
+            Answer::Proof(_, result) => result.as_ref().err(),
+        };
+        match error {
+            Some(SubmitError::Store(e)) => Some(e.to_string()),
             _ => None,
         }
     }
 
     /// Answers the command; a batch `failure` turns a success into that failure.
     fn send(self, failure: Option<&str>) {
-        let failed = |message: &str| SubmitError::Store(StoreError::BatchFailed(message.into()));
         // A caller that stopped waiting has dropped its receiver; nobody is left to tell.
-        match (self, failure) {
-            (Answer::Event(reply, Ok(_)), Some(message)) => drop(reply.send(Err(failed(message)))),
-            (Answer::Event(reply, result), _) => drop(reply.send(result)),
-            (Answer::Proof(reply, Ok(_)), Some(message)) => drop(reply.send(Err(failed(message)))),
-            (Answer::Proof(reply, result), _) => drop(reply.send(result)),
+        match self {
+            Answer::Event(reply, result) => drop(reply.send(unless_failed(*result, failure))),
+            Answer::Proof(reply, result) => drop(reply.send(unless_failed(result, failure))),
         }
+    }
+}
+
+fn unless_failed<T>(
+    result: Result<T, SubmitError>,
+    failure: Option<&str>,
+) -> Result<T, SubmitError> {
+    match (result, failure) {
+        (Ok(_), Some(message)) => Err(SubmitError::Store(StoreError::BatchFailed(message.into()))),
+        (result, _) => result,
     }
 }
 

@@ -144,11 +144,12 @@ impl Ledger {
                 found: entry.genesis,
             });
         }
-        let payer = self.accounts.get(&signer).cloned().unwrap_or_default();
+        let new_account = Account::default();
+        let payer = self.accounts.get(&signer).unwrap_or(&new_account);
         if payer.flagged {
             return Err(LedgerError::AccountFlagged(signer.peer_id()));
         }
-        check_link(&payer, entry.link, hash, signer)?;
+        check_link(payer, entry.link, hash, signer)?;
         if entry.amount == 0 {
             return Err(LedgerError::ZeroAmount);
         }

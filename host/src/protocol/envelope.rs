@@ -127,8 +127,13 @@ pub struct Signed<T> {
     header: Header,
     body: T,
     signature: Signature,
-    /// The canonical encoding, kept so the event is stored, hashed and forwarded byte for byte.
+    /// The canonical encoding, kept so the event is stored, hashed and forwarded byte for byte:
+    /// `0x83 || header || body || signature`.
     encoded: Vec<u8>,
+    /// Length of the encoded header (it starts at byte 1), to rebuild the signed message.
+    header_len: usize,
+    /// Length of the encoded body (it follows the header).
+    body_len: usize,
 }
 
 impl<T: EventBody> Signed<T> {
@@ -152,6 +157,8 @@ impl<T: EventBody> Signed<T> {
             body,
             signature,
             encoded,
+            header_len: header_bytes.len(),
+            body_len: body_bytes.len(),
         })
     }
 
@@ -186,6 +193,8 @@ impl<T: EventBody> Signed<T> {
             body,
             signature,
             encoded: bytes.to_vec(),
+            header_len: header_bytes.len(),
+            body_len: body_bytes.len(),
         })
     }
 
@@ -194,13 +203,12 @@ impl<T: EventBody> Signed<T> {
     /// This is all a third party needs to check a stored event: it is how equivocation proofs
     /// and historical chains are verified, long after the event expired.
     pub fn verify_signature(&self) -> Result<(), EventError> {
-        let (header_bytes, body_bytes) = encode_parts(&self.header, &self.body);
+        let header_end = 1 + self.header_len;
+        let header = &self.encoded[1..header_end];
+        let body = &self.encoded[header_end..header_end + self.body_len];
         self.header
             .signer
-            .verify(
-                &signing_message(T::KIND, &header_bytes, &body_bytes),
-                &self.signature,
-            )
+            .verify(&signing_message(T::KIND, header, body), &self.signature)
             .map_err(|_| EventError::BadSignature)
     }
 

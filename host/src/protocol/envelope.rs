@@ -141,6 +141,17 @@ impl<T: EventBody> Signed<T> {
     pub fn sign(keypair: &Keypair, body: T, validity: Validity) -> Result<Signed<T>, EventError> {
         let nonce =
             crate::crypto::random_bytes().map_err(|e| EventError::Signing(e.to_string()))?;
+        Ok(Signed::sign_with_nonce(keypair, body, validity, nonce))
+    }
+
+    /// Signs `body` with a caller-chosen nonce. The nonce must never repeat for this key
+    /// (replay protection relies on it); this exists for reproducible test vectors.
+    pub fn sign_with_nonce(
+        keypair: &Keypair,
+        body: T,
+        validity: Validity,
+        nonce: [u8; 16],
+    ) -> Signed<T> {
         let header = Header {
             version: PROTOCOL_VERSION,
             kind: T::KIND,
@@ -152,14 +163,14 @@ impl<T: EventBody> Signed<T> {
         let (header_bytes, body_bytes) = encode_parts(&header, &body);
         let signature = keypair.sign(&signing_message(T::KIND, &header_bytes, &body_bytes));
         let encoded = assemble(&header_bytes, &body_bytes, &signature);
-        Ok(Signed {
+        Signed {
             header,
             body,
             signature,
             encoded,
             header_len: header_bytes.len(),
             body_len: body_bytes.len(),
-        })
+        }
     }
 
     /// Decodes one event of kind `T::KIND`, refusing non-canonical bytes, an unknown major
@@ -308,4 +319,135 @@ fn signing_message(kind: EventKind, header: &[u8], body: &[u8]) -> Vec<u8> {
     message.extend_from_slice(header);
     message.extend_from_slice(body);
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ChainLink, Mint, Transfer};
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn body() -> Transfer {
+        Transfer {
+            genesis: Digest([1; 32]),
+            link: ChainLink::FIRST,
+            to: Keypair::from_seed([2; 32]).public(),
+            amount: 100,
+            reference: None,
+        }
+    }
+
+    fn transfer(key: &Keypair, validity: Validity) -> Signed<Transfer> {
+        Signed::sign(key, body(), validity).unwrap()
+    }
+
+    /// The documented test vector (docs/ledger.md): fixed key, body, times and nonce.
+    #[test]
+    fn test_vector_is_stable() {
+        let key = Keypair::from_seed([7; 32]);
+        let validity = Validity::starting(NOW, 3_600_000);
+        let event = Signed::sign_with_nonce(&key, body(), validity, [9; 16]);
+        let decoded = Signed::<Transfer>::decode(event.bytes()).unwrap();
+        decoded.verify_signature().unwrap();
+        assert_eq!(
+            hex::encode(event.bytes()),
+            include_str!("test-vector.hex").trim()
+        );
+    }
+
+    #[test]
+    fn each_refusal_has_its_own_error() {
+        let key = Keypair::from_seed([7; 32]);
+        let event = transfer(&key, Validity::starting(NOW, 60_000));
+        let mut nonces = SeenNonces::new(16);
+        event.verify_signature().unwrap();
+        event.verify_fresh(NOW, &mut nonces).unwrap();
+
+        let mut forged = event.bytes().to_vec();
+        *forged.last_mut().unwrap() ^= 1;
+        let forged = Signed::<Transfer>::decode(&forged).unwrap();
+        assert_eq!(forged.verify_signature(), Err(EventError::BadSignature));
+
+        assert!(matches!(
+            Signed::<Mint>::decode(event.bytes()),
+            Err(EventError::WrongDomain {
+                expected: EventKind::TokenMint,
+                found: EventKind::TokenTransfer
+            })
+        ));
+
+        let v2 = [&event.bytes()[..3], b"2.1.0", &event.bytes()[8..]].concat();
+        assert!(matches!(
+            Signed::<Transfer>::decode(&v2),
+            Err(EventError::UnknownMajorVersion { supported: 1, .. })
+        ));
+        let minor = [&event.bytes()[..3], b"1.7.0", &event.bytes()[8..]].concat();
+        let minor = Signed::<Transfer>::decode(&minor).unwrap();
+        assert_eq!(minor.verify_signature(), Err(EventError::BadSignature));
+
+        assert!(matches!(
+            event.verify_fresh(NOW + 60_000, &mut nonces),
+            Err(EventError::Expired { .. })
+        ));
+        assert!(matches!(
+            event.verify_fresh(NOW - MAX_CLOCK_SKEW_MS - 1, &mut nonces),
+            Err(EventError::FromTheFuture { .. })
+        ));
+        let too_long = transfer(
+            &key,
+            Validity {
+                timestamp_ms: NOW,
+                expires_ms: NOW + MAX_LIFETIME_MS + 1,
+            },
+        );
+        assert!(matches!(
+            too_long.verify_fresh(NOW, &mut nonces),
+            Err(EventError::BadLifetime { .. })
+        ));
+
+        nonces.record(event.header());
+        assert_eq!(
+            event.verify_fresh(NOW, &mut nonces),
+            Err(EventError::Replay)
+        );
+    }
+
+    #[test]
+    fn the_nonce_window_is_bounded_and_forgets_expired_nonces() {
+        let key = Keypair::from_seed([7; 32]);
+        let mut nonces = SeenNonces::new(2);
+        let events: Vec<_> = (0..3)
+            .map(|_| transfer(&key, Validity::starting(NOW, 1_000)))
+            .collect();
+        for e in &events[..2] {
+            e.verify_fresh(NOW, &mut nonces).unwrap();
+            nonces.record(e.header());
+        }
+        assert_eq!(
+            events[2].verify_fresh(NOW, &mut nonces),
+            Err(EventError::ReplayWindowFull { capacity: 2 })
+        );
+        let later = transfer(&key, Validity::starting(NOW + 1_000, 1_000));
+        later.verify_fresh(NOW + 1_000, &mut nonces).unwrap();
+        assert_eq!(nonces.len(), 0, "expired nonces were pruned to make room");
+    }
+
+    #[test]
+    fn non_canonical_and_oversized_input_is_refused() {
+        let key = Keypair::from_seed([7; 32]);
+        let event = transfer(&key, Validity::starting(NOW, 60_000));
+        let bytes = event.bytes();
+        let at = bytes.len() - 68; // the amount, 0x18 0x64
+        let long_form = [&bytes[..at - 1], &[0x19, 0x00, 0x64], &bytes[at + 1..]].concat();
+        assert_eq!(
+            Signed::<Transfer>::decode(&long_form),
+            Err(EventError::NonCanonical)
+        );
+        let huge = vec![0u8; MAX_EVENT_BYTES + 1];
+        assert!(matches!(
+            Signed::<Transfer>::decode(&huge),
+            Err(EventError::TooLarge { .. })
+        ));
+    }
 }

@@ -99,3 +99,51 @@ impl Genesis {
         Digest::of(&w.into_bytes())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+
+    #[test]
+    fn toml_round_trips_and_the_id_is_stable() {
+        let a = Keypair::from_seed([1; 32]).public();
+        let b = Keypair::from_seed([2; 32]).public();
+        let genesis = Genesis {
+            network_id: "net".into(),
+            mint_authority: a,
+            allocations: BTreeMap::from([(a, 10), (b, 20)]),
+        };
+        let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
+        assert_eq!(parsed, genesis);
+        assert_eq!(parsed.id(), genesis.id());
+        assert_eq!(genesis.total_supply().unwrap(), 30);
+        let renamed = Genesis {
+            network_id: "other".into(),
+            ..genesis.clone()
+        };
+        assert_ne!(renamed.id(), genesis.id());
+    }
+
+    #[test]
+    fn bad_genesis_files_are_refused() {
+        let a = Keypair::from_seed([1; 32]).peer_id();
+        let b = Keypair::from_seed([2; 32]).peer_id();
+        let over = format!(
+            "network_id = \"n\"\nmint_authority = \"{a}\"\n[allocations]\n\"{a}\" = {max}\n\"{b}\" = 1\n",
+            max = MAX_SUPPLY
+        );
+        assert_eq!(Genesis::from_toml(&over), Err(LedgerError::SupplyOverflow));
+        let float =
+            format!("network_id = \"n\"\nmint_authority = \"{a}\"\n[allocations]\n\"{a}\" = 1.5\n");
+        assert!(matches!(
+            Genesis::from_toml(&float),
+            Err(LedgerError::InvalidGenesis(_))
+        ));
+        let unknown = "network_id = \"n\"\nmint_authority = \"12D3KooWnope\"\n";
+        assert!(matches!(
+            Genesis::from_toml(unknown),
+            Err(LedgerError::InvalidGenesis(_))
+        ));
+    }
+}

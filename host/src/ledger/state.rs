@@ -246,3 +246,196 @@ fn check_link(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::crypto::Keypair;
+    use crate::protocol::{Mint, Signed, Transfer, Validity};
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    struct Fixture {
+        authority: Keypair,
+        alice: Keypair,
+        bob: Keypair,
+        ledger: Ledger,
+    }
+
+    fn fixture() -> Fixture {
+        let (authority, alice, bob) = (
+            Keypair::from_seed([1; 32]),
+            Keypair::from_seed([2; 32]),
+            Keypair::from_seed([3; 32]),
+        );
+        let genesis = Genesis {
+            network_id: "test".into(),
+            mint_authority: authority.public(),
+            allocations: BTreeMap::from([(alice.public(), 100)]),
+        };
+        Fixture {
+            ledger: Ledger::new(genesis).unwrap(),
+            authority,
+            alice,
+            bob,
+        }
+    }
+
+    impl Fixture {
+        fn pay(&self, from: &Keypair, to: &Keypair, amount: u64, link: ChainLink) -> Verified {
+            let body = Transfer {
+                genesis: self.ledger.genesis_id(),
+                link,
+                to: to.public(),
+                amount,
+                reference: None,
+            };
+            let signed = Signed::sign(from, body, Validity::starting(NOW, 60_000)).unwrap();
+            Event::Transfer(signed).verify().unwrap()
+        }
+
+        fn next(&self, key: &Keypair) -> ChainLink {
+            self.ledger.next_link(&key.public())
+        }
+    }
+
+    #[test]
+    fn transfers_move_tokens_and_refusals_change_nothing() {
+        let mut f = fixture();
+        let pay = f.pay(&f.alice, &f.bob, 60, f.next(&f.alice));
+        f.ledger.apply(&pay).unwrap();
+        assert_eq!(f.ledger.balance(&f.alice.public()), 40);
+        assert_eq!(f.ledger.balance(&f.bob.public()), 60);
+        let before = f.ledger.clone().accounts;
+
+        let refusals = [
+            (
+                f.pay(&f.alice, &f.bob, 41, f.next(&f.alice)),
+                "insufficient",
+            ),
+            (f.pay(&f.alice, &f.bob, 0, f.next(&f.alice)), "zero"),
+            (f.pay(&f.alice, &f.alice, 1, f.next(&f.alice)), "self"),
+            (
+                f.pay(
+                    &f.alice,
+                    &f.bob,
+                    1,
+                    ChainLink {
+                        seq: 5,
+                        prev: f.next(&f.alice).prev,
+                    },
+                ),
+                "order",
+            ),
+            (
+                f.pay(
+                    &f.alice,
+                    &f.bob,
+                    1,
+                    ChainLink {
+                        seq: 1,
+                        prev: Some(Digest([0; 32])),
+                    },
+                ),
+                "chain",
+            ),
+        ];
+        for (entry, what) in refusals {
+            let err = f.ledger.apply(&entry).unwrap_err();
+            let expected = match what {
+                "insufficient" => matches!(
+                    err,
+                    LedgerError::InsufficientBalance {
+                        balance: 40,
+                        amount: 41
+                    }
+                ),
+                "zero" => err == LedgerError::ZeroAmount,
+                "self" => err == LedgerError::SelfTransfer,
+                "order" => matches!(
+                    err,
+                    LedgerError::OutOfOrder {
+                        expected: 1,
+                        found: 5
+                    }
+                ),
+                _ => err == LedgerError::BrokenChain { seq: 1 },
+            };
+            assert!(expected, "{what}: {err:?}");
+            assert_eq!(f.ledger.accounts, before, "{what} changed the state");
+        }
+        assert_eq!(f.ledger.apply(&pay), Err(LedgerError::Duplicate { seq: 0 }));
+    }
+
+    #[test]
+    fn only_the_authority_mints_on_this_network() {
+        let mut f = fixture();
+        let mint = |key: &Keypair, genesis: Digest, link| {
+            let body = Mint {
+                genesis,
+                link,
+                to: f.bob.public(),
+                amount: 5,
+            };
+            let signed = Signed::sign(key, body, Validity::starting(NOW, 60_000)).unwrap();
+            Event::Mint(signed).verify().unwrap()
+        };
+        let by_alice = mint(&f.alice, f.ledger.genesis_id(), ChainLink::FIRST);
+        assert!(matches!(
+            f.ledger.apply(&by_alice),
+            Err(LedgerError::NotMintAuthority(_))
+        ));
+        let elsewhere = mint(&f.authority, Digest([9; 32]), ChainLink::FIRST);
+        assert!(matches!(
+            f.ledger.apply(&elsewhere),
+            Err(LedgerError::WrongNetwork { .. })
+        ));
+        let good = mint(&f.authority, f.ledger.genesis_id(), ChainLink::FIRST);
+        f.ledger.apply(&good).unwrap();
+        assert_eq!(
+            (f.ledger.balance(&f.bob.public()), f.ledger.supply()),
+            (5, 105)
+        );
+    }
+
+    #[test]
+    fn equivocation_is_proven_attributed_and_stops_the_account() {
+        let mut f = fixture();
+        let first = f.pay(&f.alice, &f.bob, 60, ChainLink::FIRST);
+        f.ledger.apply(&first).unwrap();
+        let second = f.pay(&f.alice, &f.authority, 60, ChainLink::FIRST);
+        let existing = match f.ledger.apply(&second) {
+            Err(LedgerError::Equivocation {
+                seq: 0, existing, ..
+            }) => existing,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(existing, first.event().hash());
+
+        let proof = EquivocationProof::new(first.event().clone(), second.event().clone()).unwrap();
+        let decoded = EquivocationProof::decode(&proof.encode()).unwrap();
+        assert_eq!((decoded.account(), decoded.seq()), (f.alice.public(), 0));
+        assert!(f.ledger.flag(&decoded).unwrap());
+        let later = f.pay(&f.alice, &f.bob, 1, f.next(&f.alice));
+        assert!(matches!(
+            f.ledger.apply(&later),
+            Err(LedgerError::AccountFlagged(_))
+        ));
+
+        // A proof cannot be made from one event, two accounts, or altered bytes.
+        let same = EquivocationProof::new(first.event().clone(), first.event().clone());
+        assert!(matches!(same, Err(LedgerError::InvalidProof(_))));
+        let other = f.pay(&f.bob, &f.alice, 1, ChainLink::FIRST);
+        let mixed = EquivocationProof::new(first.event().clone(), other.event().clone());
+        assert!(matches!(mixed, Err(LedgerError::InvalidProof(_))));
+        let mut bytes = proof.encode();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(matches!(
+            EquivocationProof::decode(&bytes),
+            Err(LedgerError::InvalidProof(_))
+        ));
+    }
+}

@@ -626,3 +626,65 @@ fn record_proof(
     write().map_err(|e| SubmitError::Store(e.into()))?;
     Ok(newly)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn genesis(network_id: &str, key: &Keypair) -> Genesis {
+        Genesis {
+            network_id: network_id.into(),
+            mint_authority: key.public(),
+            allocations: BTreeMap::from([(key.public(), 1_000)]),
+        }
+    }
+
+    #[test]
+    fn state_survives_reopening_and_the_genesis_is_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let key = Arc::new(Keypair::from_seed([1; 32]));
+        let payee = Keypair::from_seed([2; 32]).public();
+        assert!(matches!(
+            LedgerStore::open(&path, None),
+            Err(StoreError::NoGenesis)
+        ));
+        let store = LedgerStore::open(&path, Some(genesis("a", &key))).unwrap();
+        let pending: Vec<_> = (0..100)
+            .map(|_| {
+                let draft = Draft::Transfer {
+                    to: payee,
+                    amount: 3,
+                    reference: None,
+                };
+                store
+                    .author(key.clone(), draft, Validity::starting(now_ms(), 60_000))
+                    .unwrap()
+            })
+            .collect();
+        for (seq, p) in pending.into_iter().enumerate() {
+            assert_eq!(p.wait().unwrap().event.entry().link.seq, seq as u64);
+        }
+        drop(store);
+
+        let store = LedgerStore::open(&path, None).unwrap();
+        let reader = store.reader().unwrap();
+        assert_eq!(reader.balance(&payee).unwrap(), 300);
+        assert_eq!(reader.balance(&key.public()).unwrap(), 700);
+        let draft = Draft::Transfer {
+            to: payee,
+            amount: 1,
+            reference: None,
+        };
+        let next = store
+            .author(key.clone(), draft, Validity::starting(now_ms(), 60_000))
+            .unwrap();
+        assert_eq!(next.wait().unwrap().event.entry().link.seq, 100);
+        drop(store);
+
+        let other = LedgerStore::open(&path, Some(genesis("b", &key)));
+        assert!(matches!(other, Err(StoreError::GenesisMismatch { .. })));
+    }
+}

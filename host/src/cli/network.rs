@@ -59,13 +59,13 @@ pub fn run(command: NetworkCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
         mint_authority,
         allocations,
     };
-    genesis.total_supply()?;
+    let toml = genesis.to_toml()?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    std::io::Write::write_all(&mut file, genesis.to_toml().as_bytes())
+    std::io::Write::write_all(&mut file, toml.as_bytes())
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("genesis {} written to {}", genesis.id(), args.out.display());
     Ok(ExitCode::SUCCESS)

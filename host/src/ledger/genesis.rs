@@ -59,8 +59,9 @@ impl Genesis {
         Ok(genesis)
     }
 
-    /// The TOML document for this genesis.
-    pub fn to_toml(&self) -> String {
+    /// The TOML document for this genesis (refused if the supply exceeds [`MAX_SUPPLY`]).
+    pub fn to_toml(&self) -> Result<String, LedgerError> {
+        self.total_supply()?;
         let file = GenesisFile {
             network_id: self.network_id.clone(),
             mint_authority: self.mint_authority.peer_id().to_string(),
@@ -70,7 +71,7 @@ impl Genesis {
                 .map(|(k, v)| (k.peer_id().to_string(), *v))
                 .collect(),
         };
-        toml::to_string(&file).unwrap_or_else(|e| format!("# cannot render genesis: {e}\n"))
+        toml::to_string(&file).map_err(|e| LedgerError::InvalidGenesis(e.to_string()))
     }
 
     /// Sum of the initial balances, refused beyond [`MAX_SUPPLY`].
@@ -114,7 +115,7 @@ mod tests {
             mint_authority: a,
             allocations: BTreeMap::from([(a, 10), (b, 20)]),
         };
-        let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
+        let parsed = Genesis::from_toml(&genesis.to_toml().unwrap()).unwrap();
         assert_eq!(parsed, genesis);
         assert_eq!(parsed.id(), genesis.id());
         assert_eq!(genesis.total_supply().unwrap(), 30);

@@ -40,6 +40,18 @@ pub enum StoreError {
         /// The genesis id given.
         given: Digest,
     },
+    /// The genesis given for a new database does not check.
+    #[error("invalid genesis")]
+    InvalidGenesis(#[source] LedgerError),
+    /// An operating-system operation around the database failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A new database needs a genesis.
     #[error("no ledger in this data directory yet: give a genesis file (--genesis or CUE_GENESIS)")]
     NoGenesis,

@@ -122,8 +122,9 @@ impl LedgerStore {
     /// database must already have one; with one, it must be the same.
     pub fn open(path: &Path, genesis: Option<Genesis>) -> Result<LedgerStore, StoreError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                what: format!("cannot create {}", parent.display()),
+                source,
             })?;
         }
         let mut conn = Connection::open(path)?;
@@ -143,7 +144,10 @@ impl LedgerStore {
         let writer = std::thread::Builder::new()
             .name("cue-ledger-writer".into())
             .spawn(move || writer.run(commands))
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|source| StoreError::Io {
+                what: "cannot start the writer thread".into(),
+                source,
+            })?;
         Ok(LedgerStore {
             path: path.to_path_buf(),
             genesis,
@@ -235,7 +239,10 @@ fn init_genesis(conn: &mut Connection, given: Option<Genesis>) -> Result<Genesis
             let tx = conn.transaction()?;
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('genesis', ?1)",
-                [genesis.to_toml().as_bytes()],
+                [genesis
+                    .to_toml()
+                    .map_err(StoreError::InvalidGenesis)?
+                    .as_bytes()],
             )?;
             for (key, amount) in &genesis.allocations {
                 tx.execute(

@@ -362,7 +362,8 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let received = now_ms();
-        for command in batch {
+        let mut commands = batch.into_iter();
+        while let Some(command) = commands.next() {
             let answer = match command {
                 Command::Submit {
                     event,
@@ -406,11 +407,26 @@ impl Writer {
             let failed = answer.database_failure();
             answers.push(answer);
             if let Some(e) = failed {
+                // The rest of the batch is not processed; its commands get the same failure.
+                answers.extend(commands.map(|command| command.unprocessed(&e)));
                 return Err(StoreError::BatchFailed(e));
             }
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+impl Command {
+    /// The answer for a command of a failed batch that was never processed.
+    fn unprocessed(self, failure: &str) -> Answer {
+        let failed = || SubmitError::Store(StoreError::BatchFailed(failure.into()));
+        match self {
+            Command::Submit { reply, .. } | Command::Author { reply, .. } => {
+                Answer::Event(reply, Box::new(Err(failed())))
+            }
+            Command::Proof { reply, .. } => Answer::Proof(reply, Err(failed())),
+        }
     }
 }
 

@@ -135,6 +135,11 @@ impl PublicKey {
         &self.0
     }
 
+    /// The 32 bytes as 64 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
     /// Verifies `signature` over `message` with RFC 8032 strict rules (canonical `s`, no
     /// small-order `R`), so a signature cannot be altered into a second valid one.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {

@@ -16,7 +16,7 @@ pub struct IdArgs {
 /// Prints the peer id and the hex public key, creating the key (mode 0600) on first use.
 pub fn run(args: IdArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let (keypair, created) = Keypair::load_or_create(&ctx.key_path())?;
-    let public_key = hex::encode(keypair.public().as_bytes());
+    let public_key = keypair.public().to_hex();
     if args.json {
         let json = serde_json::json!({ "peer_id": keypair.peer_id().to_string(), "public_key": public_key });
         println!("{json}");

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use cue_host::crypto::Digest;
+use cue_host::store::LogReader;
 use serde_json::Value;
 
 /// The `cue` binary next to this test binary (`target/<profile>/cue`). Cargo only gives
@@ -144,6 +146,25 @@ fn mint_transfer_balance_history_through_the_cli() {
 
     let err = b.fails(&["wallet", "mint", &pb, "5"]);
     assert!(err.contains("is not the mint authority"), "{err}");
+
+    // A payment for a contract is found through the contract id.
+    let contract = "ab".repeat(32);
+    let paid: Value = serde_json::from_str(&a.ok(&[
+        "wallet",
+        "transfer",
+        &pb,
+        "7",
+        "--reference",
+        &format!("contract:{contract}"),
+        "--json",
+    ]))
+    .unwrap();
+    let reader = LogReader::open(&a.data_dir.join("ledger.sqlite3")).unwrap();
+    let payments = reader
+        .events_linking_to(&Digest::from_hex(&contract).unwrap())
+        .unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].to_string(), paid["hash"].as_str().unwrap());
 }
 
 #[test]

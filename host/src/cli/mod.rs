@@ -33,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Print this agent's peer id and public key (creating the key on first use).
     Id(id::IdArgs),
-    /// Create and inspect networks.
+    /// Create a network (its genesis file).
     #[command(subcommand)]
     Network(network::NetworkCommand),
     /// Balances, history, transfers and mints on the local ledger.

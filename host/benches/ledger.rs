@@ -18,13 +18,8 @@ const IN_FLIGHT: usize = 2048;
 const NOW: u64 = 1_800_000_000_000;
 
 fn main() {
-    let transfers: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(50_000);
-    let payers: Vec<Keypair> = (0..PAYERS)
-        .map(|i| Keypair::from_seed([i as u8 + 1; 32]))
-        .collect();
+    let transfers: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(50_000);
+    let payers: Vec<Keypair> = (0..PAYERS).map(|i| Keypair::from_seed([i as u8 + 1; 32])).collect();
     let payee = Keypair::from_seed([0xee; 32]).public();
     let genesis = Genesis {
         network_id: "bench".into(),
@@ -32,10 +27,7 @@ fn main() {
         allocations: payers.iter().map(|k| (k.public(), 1_000_000_000)).collect(),
     };
     let encoded = sign_transfers(&payers, payee, &genesis, transfers);
-    println!(
-        "{transfers} signed transfers, {} bytes each",
-        encoded[0].len()
-    );
+    println!("{transfers} signed transfers, {} bytes each", encoded[0].len());
 
     let raw = raw_verification(&payers, &encoded);
     report("raw ed25519 verify (same messages)", transfers, raw);
@@ -53,11 +45,7 @@ fn main() {
     let mut pending = VecDeque::with_capacity(IN_FLIGHT);
     for bytes in &encoded {
         let event = Event::decode(bytes).and_then(Event::verify).expect("valid");
-        pending.push_back(
-            store
-                .submit(event, Admission::Fresh { now_ms: NOW })
-                .expect("queue"),
-        );
+        pending.push_back(store.submit(event, Admission::Fresh { now_ms: NOW }).expect("queue"));
         if pending.len() == IN_FLIGHT {
             pending.pop_front().map(|p| p.wait().expect("accepted"));
         }
@@ -67,10 +55,7 @@ fn main() {
     }
     let full = started.elapsed();
     report("decode + verify + apply + durable store", transfers, full);
-    println!(
-        "full pipeline costs {:.2}x raw verification",
-        full.as_secs_f64() / raw.as_secs_f64()
-    );
+    println!("full pipeline costs {:.2}x raw verification", full.as_secs_f64() / raw.as_secs_f64());
     let reader = store.reader().expect("reader");
     assert_eq!(reader.balance(&payee).expect("balance"), transfers as u64);
 }
@@ -85,30 +70,16 @@ fn report(what: &str, n: usize, took: Duration) {
 }
 
 /// Transfers of 1 token from the payers in turn, each chained to its payer's previous entry.
-fn sign_transfers(
-    payers: &[Keypair],
-    payee: PublicKey,
-    genesis: &Genesis,
-    n: usize,
-) -> Vec<Vec<u8>> {
+fn sign_transfers(payers: &[Keypair], payee: PublicKey, genesis: &Genesis, n: usize) -> Vec<Vec<u8>> {
     let genesis_id = genesis.id();
     let mut links = vec![ChainLink::FIRST; payers.len()];
     (0..n)
         .map(|i| {
             let p = i % payers.len();
-            let body = Transfer {
-                genesis: genesis_id,
-                link: links[p],
-                to: payee,
-                amount: 1,
-                reference: None,
-            };
-            let signed =
-                Signed::sign(&payers[p], body, Validity::starting(NOW, 3_600_000)).expect("sign");
-            links[p] = ChainLink {
-                seq: links[p].seq + 1,
-                prev: Some(signed.hash()),
-            };
+            let body =
+                Transfer { genesis: genesis_id, link: links[p], to: payee, amount: 1, reference: None };
+            let signed = Signed::sign(&payers[p], body, Validity::starting(NOW, 3_600_000)).expect("sign");
+            links[p] = ChainLink { seq: links[p].seq + 1, prev: Some(signed.hash()) };
             signed.bytes().to_vec()
         })
         .collect()

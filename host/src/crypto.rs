@@ -1,4 +1,4 @@
-//! Keys, signatures, hashes and peer ids: the only importer of ed25519-dalek, sha2, bs58 and getrandom.
+//! Keys, signatures, hashes and peer ids: the only importer of ed25519-dalek and bs58.
 //!
 //! An agent in Cue is one ed25519 key. The same key is the node's libp2p identity, so its
 //! [`PeerId`] is computed exactly as `libp2p::identity` computes it (see [`PeerId`]), and an
@@ -145,8 +145,7 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| CryptoError::InvalidPublicKey)?;
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &signature)
-            .map_err(|_| CryptoError::BadSignature)
+        key.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)
     }
 
     /// The libp2p peer id of this key.
@@ -205,17 +204,12 @@ impl FromStr for PeerId {
 
     /// Parses a base58btc peer id, or 64 hex characters of a raw public key.
     fn from_str(input: &str) -> Result<PeerId, CryptoError> {
-        let invalid = |reason| CryptoError::InvalidPeerId {
-            input: input.chars().take(80).collect(),
-            reason,
-        };
+        let invalid = |reason| CryptoError::InvalidPeerId { input: input.chars().take(80).collect(), reason };
         let key: [u8; 32] = if input.len() == 64 && input.bytes().all(|b| b.is_ascii_hexdigit()) {
             let raw = hex::decode(input).map_err(|_| invalid("not hex"))?;
             raw.try_into().map_err(|_| invalid("not 32 bytes"))?
         } else {
-            let raw = bs58::decode(input)
-                .into_vec()
-                .map_err(|_| invalid("not base58btc"))?;
+            let raw = bs58::decode(input).into_vec().map_err(|_| invalid("not base58btc"))?;
             let rest = raw
                 .strip_prefix(&PEER_ID_MULTIHASH_PREFIX[..])
                 .and_then(|r| r.strip_prefix(&PUBLIC_KEY_PROTOBUF_PREFIX[..]))
@@ -259,10 +253,7 @@ impl Keypair {
     /// Loads the key file at `path`, or creates it (mode 0600, parent directories included)
     /// when it does not exist. Returns the key and whether it was created now.
     pub fn load_or_create(path: &Path) -> Result<(Keypair, bool), CryptoError> {
-        let io = |source| CryptoError::KeyFileIo {
-            path: path.display().to_string(),
-            source,
-        };
+        let io = |source| CryptoError::KeyFileIo { path: path.display().to_string(), source };
         match fs::read(path) {
             Ok(bytes) => Ok((Keypair::from_key_file(path, &bytes)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -282,10 +273,7 @@ impl Keypair {
     }
 
     fn from_key_file(path: &Path, bytes: &[u8]) -> Result<Keypair, CryptoError> {
-        let corrupt = |reason| CryptoError::CorruptKeyFile {
-            path: path.display().to_string(),
-            reason,
-        };
+        let corrupt = |reason| CryptoError::CorruptKeyFile { path: path.display().to_string(), reason };
         let pair: &[u8; 64] = bytes
             .strip_prefix(&KEY_FILE_PREFIX[..])
             .ok_or_else(|| corrupt("not a libp2p ed25519 private key"))?
@@ -306,19 +294,12 @@ impl fmt::Debug for Keypair {
 #[cfg(unix)]
 fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 #[cfg(not(unix))]
 fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 #[cfg(test)]
@@ -341,10 +322,7 @@ mod tests {
             "1ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"
         );
         let id = key.peer_id();
-        assert_eq!(
-            id.to_string(),
-            "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq"
-        );
+        assert_eq!(id.to_string(), "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq");
         assert_eq!(id.to_string().parse::<PeerId>().unwrap(), id);
         let hex_key = hex::encode(key.public().as_bytes());
         assert_eq!(hex_key.parse::<PeerId>().unwrap(), id);

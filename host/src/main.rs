@@ -1,16 +1,23 @@
-//! `cue`: parse the command line, run it, print any error chain once.
+//! `cue`: parse the command line, run it, and turn the outcome into an exit code. This is
+//! the one place that prints error chains.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = cue_host::cli::Cli::parse();
     match cue_host::cli::run(cli) {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
         }
     }
 }

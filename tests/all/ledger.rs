@@ -8,24 +8,6 @@ use cue_host::crypto::Digest;
 use cue_host::store::LogReader;
 use serde_json::Value;
 
-/// The `cue` binary next to this test binary (`target/<profile>/cue`). Cargo only gives
-/// `CARGO_BIN_EXE_*` to tests of the binary's own package, so we find it by path;
-/// `cargo xtask test` builds it first.
-pub(crate) fn cue_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps");
-    let bin = profile_dir.join(format!("cue{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} not found: build it with `cargo build -p cue-host` (cargo xtask test does)",
-        bin.display()
-    );
-    bin
-}
-
 /// One agent: its own data dir, sharing a network's genesis file.
 pub(crate) struct Agent {
     pub(crate) data_dir: PathBuf,
@@ -34,18 +16,12 @@ pub(crate) struct Agent {
 
 impl Agent {
     pub(crate) fn new(root: &Path, name: &str) -> Agent {
-        Agent {
-            data_dir: root.join(name),
-            genesis: root.join("genesis.toml"),
-        }
+        Agent { data_dir: root.join(name), genesis: root.join("genesis.toml") }
     }
 
     pub(crate) fn command(&self) -> Command {
-        let mut command = Command::new(cue_bin());
-        command
-            .env("CUE_DATA_DIR", &self.data_dir)
-            .env("CUE_GENESIS", &self.genesis)
-            .env_remove("RUST_LOG");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cue"));
+        command.env("CUE_DATA_DIR", &self.data_dir).env("CUE_GENESIS", &self.genesis).env_remove("RUST_LOG");
         command
     }
 
@@ -56,11 +32,7 @@ impl Agent {
     /// Runs and expects success, returning stdout.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "cue {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "cue {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
@@ -77,15 +49,13 @@ impl Agent {
     }
 
     pub(crate) fn balance(&self, peer: &str) -> u64 {
-        let json: Value =
-            serde_json::from_str(&self.ok(&["wallet", "balance", peer, "--json"])).unwrap();
+        let json: Value = serde_json::from_str(&self.ok(&["wallet", "balance", peer, "--json"])).unwrap();
         assert_eq!(json["peer_id"], peer);
         json["balance"].as_u64().unwrap()
     }
 
     pub(crate) fn history_len(&self, peer: &str) -> usize {
-        let json: Value =
-            serde_json::from_str(&self.ok(&["wallet", "history", peer, "--json"])).unwrap();
+        let json: Value = serde_json::from_str(&self.ok(&["wallet", "history", peer, "--json"])).unwrap();
         json.as_array().unwrap().len()
     }
 }
@@ -96,14 +66,7 @@ fn network(root: &Path) -> (Agent, Agent, String, String) {
     let b = Agent::new(root, "b");
     let (pa, pb) = (a.peer_id(), b.peer_id());
     let genesis = a.genesis.to_str().unwrap().to_owned();
-    a.ok(&[
-        "network",
-        "init",
-        "--out",
-        &genesis,
-        "--alloc",
-        &format!("{pa}=1000"),
-    ]);
+    a.ok(&["network", "init", "--out", &genesis, "--alloc", &format!("{pa}=1000")]);
     (a, b, pa, pb)
 }
 
@@ -117,10 +80,7 @@ fn id_is_a_libp2p_peer_id_in_a_private_key_file() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(a.data_dir.join("identity.key"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(a.data_dir.join("identity.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -135,8 +95,7 @@ fn mint_transfer_balance_history_through_the_cli() {
         format!(r#"{{"peer_id":"{pa}","balance":1000}}"#)
     );
     a.ok(&["wallet", "mint", &pb, "50"]);
-    let transfer: Value =
-        serde_json::from_str(&a.ok(&["wallet", "transfer", &pb, "100", "--json"])).unwrap();
+    let transfer: Value = serde_json::from_str(&a.ok(&["wallet", "transfer", &pb, "100", "--json"])).unwrap();
     assert_eq!(transfer["amount"], 100);
     assert_eq!(transfer["seq"], 1, "the mint was entry 0 of a's chain");
     assert_eq!(a.balance(&pa), 900);
@@ -160,9 +119,7 @@ fn mint_transfer_balance_history_through_the_cli() {
     ]))
     .unwrap();
     let reader = LogReader::open(&a.data_dir.join("ledger.sqlite3")).unwrap();
-    let payments = reader
-        .events_linking_to(&Digest::from_hex(&contract).unwrap())
-        .unwrap();
+    let payments = reader.events_linking_to(&Digest::from_hex(&contract).unwrap()).unwrap();
     assert_eq!(payments.len(), 1);
     assert_eq!(payments[0].to_string(), paid["hash"].as_str().unwrap());
 }
@@ -171,19 +128,12 @@ fn mint_transfer_balance_history_through_the_cli() {
 fn overspend_forgery_and_replay_are_refused_and_change_nothing() {
     let root = tempfile::tempdir().unwrap();
     let (a, b, pa, pb) = network(root.path());
-    let transfer: Value =
-        serde_json::from_str(&a.ok(&["wallet", "transfer", &pb, "100", "--json"])).unwrap();
+    let transfer: Value = serde_json::from_str(&a.ok(&["wallet", "transfer", &pb, "100", "--json"])).unwrap();
     let hash = transfer["hash"].as_str().unwrap();
 
     let err = a.fails(&["wallet", "transfer", &pb, "901"]);
-    assert!(
-        err.contains("insufficient balance: 900 available, 901 requested"),
-        "{err}"
-    );
-    assert_eq!(
-        (a.balance(&pa), a.balance(&pb), a.history_len(&pa)),
-        (900, 100, 1)
-    );
+    assert!(err.contains("insufficient balance: 900 available, 901 requested"), "{err}");
+    assert_eq!((a.balance(&pa), a.balance(&pb), a.history_len(&pa)), (900, 100, 1));
 
     // The signed event travels as a file to b's own ledger, which verifies and applies it.
     let file = root.path().join("transfer.cbor");
@@ -214,10 +164,7 @@ fn overspend_forgery_and_replay_are_refused_and_change_nothing() {
     let err = b.fails(&["wallet", "import", forged.to_str().unwrap()]);
     assert!(err.contains("bad signature"), "{err}");
 
-    assert_eq!(
-        (b.balance(&pa), b.balance(&pb), b.history_len(&pb)),
-        (900, 100, 1)
-    );
+    assert_eq!((b.balance(&pa), b.balance(&pb), b.history_len(&pb)), (900, 100, 1));
 }
 
 #[test]
@@ -226,14 +173,7 @@ fn a_ledger_refuses_another_networks_genesis() {
     let (a, _b, pa, _pb) = network(root.path());
     a.ok(&["wallet", "balance"]);
     let other = root.path().join("other.toml");
-    a.ok(&[
-        "network",
-        "init",
-        "--out",
-        other.to_str().unwrap(),
-        "--alloc",
-        &format!("{pa}=5"),
-    ]);
+    a.ok(&["network", "init", "--out", other.to_str().unwrap(), "--alloc", &format!("{pa}=5")]);
     let err = a.fails(&["--genesis", other.to_str().unwrap(), "wallet", "balance"]);
     assert!(err.contains("belongs to network"), "{err}");
 }

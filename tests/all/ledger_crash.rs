@@ -25,10 +25,8 @@ fn replay_and_materialised(agent: &Agent) -> (BTreeMap<String, u64>, BTreeMap<St
             Ok(())
         })
         .unwrap();
-    let replayed = ledger
-        .accounts()
-        .map(|(key, account)| (key.peer_id().to_string(), account.balance))
-        .collect();
+    let replayed =
+        ledger.accounts().map(|(key, account)| (key.peer_id().to_string(), account.balance)).collect();
     let stored = reader
         .balances()
         .unwrap()
@@ -45,20 +43,11 @@ fn sigkill_mid_stream_loses_no_acknowledged_transfer() {
     let b = Agent::new(root.path(), "b");
     let (pa, pb) = (a.peer_id(), b.peer_id());
     let genesis = a.genesis.to_str().unwrap().to_owned();
-    a.ok(&[
-        "network",
-        "init",
-        "--out",
-        &genesis,
-        "--alloc",
-        &format!("{pa}=1000000"),
-    ]);
+    a.ok(&["network", "init", "--out", &genesis, "--alloc", &format!("{pa}=1000000")]);
 
     let mut child = a
         .command()
-        .args([
-            "wallet", "transfer", &pb, "1", "--count", "1000000", "--json",
-        ])
+        .args(["wallet", "transfer", &pb, "1", "--count", "1000000", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -80,10 +69,7 @@ fn sigkill_mid_stream_loses_no_acknowledged_transfer() {
     // Restart: the next process recovers the WAL and carries on the chain.
     let balance_b = a.balance(&pb);
     let (replayed, stored) = replay_and_materialised(&a);
-    assert_eq!(
-        replayed, stored,
-        "materialised balances equal a replay of the log"
-    );
+    assert_eq!(replayed, stored, "materialised balances equal a replay of the log");
     assert_eq!(stored[&pb], balance_b);
     assert_eq!(stored[&pa] + stored[&pb], 1_000_000);
 
@@ -92,10 +78,7 @@ fn sigkill_mid_stream_loses_no_acknowledged_transfer() {
     for line in &acknowledged {
         let ack: Value = serde_json::from_str(line).unwrap();
         let hash = Digest::from_hex(ack["hash"].as_str().unwrap()).unwrap();
-        assert!(
-            reader.event_bytes(&hash).unwrap().is_some(),
-            "acknowledged {hash} is stored"
-        );
+        assert!(reader.event_bytes(&hash).unwrap().is_some(), "acknowledged {hash} is stored");
         seqs.insert(ack["seq"].as_u64().unwrap());
     }
     assert!(balance_b >= acknowledged.len() as u64);

@@ -40,10 +40,7 @@ fn regression_corpus_decodes_and_verifies_without_panicking() {
             "forged-signature" => assert_eq!(verdict, Err(EventError::BadSignature)),
             "non-canonical-amount" => assert_eq!(verdict, Err(EventError::NonCanonical)),
             "major-version-2" => {
-                assert!(matches!(
-                    verdict,
-                    Err(EventError::UnknownMajorVersion { .. })
-                ))
+                assert!(matches!(verdict, Err(EventError::UnknownMajorVersion { .. })))
             }
             "unknown-kind" => assert!(matches!(verdict, Err(EventError::UnknownKind(_)))),
             "compute-request-kind" => {

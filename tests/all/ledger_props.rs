@@ -25,12 +25,7 @@ enum Op {
     /// The `nth` accepted event again.
     Replay { nth: usize },
     /// A second, different entry at an already used position of `from`'s chain.
-    Equivocate {
-        from: usize,
-        to: usize,
-        amount: u64,
-        back: usize,
-    },
+    Equivocate { from: usize, to: usize, amount: u64, back: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -57,17 +52,14 @@ struct World {
 
 impl World {
     fn new(seed: u8) -> World {
-        let keys: Vec<_> = (0..ACCOUNTS)
-            .map(|i| Keypair::from_seed([seed ^ i as u8; 32]))
-            .collect();
+        let keys: Vec<_> = (0..ACCOUNTS).map(|i| Keypair::from_seed([seed ^ i as u8; 32])).collect();
         let genesis = Genesis {
             network_id: "prop".into(),
             mint_authority: keys[0].public(),
             allocations: keys.iter().map(|k| (k.public(), 500)).collect(),
         };
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            LedgerStore::open(&dir.path().join("l.sqlite3"), Some(genesis.clone())).unwrap();
+        let store = LedgerStore::open(&dir.path().join("l.sqlite3"), Some(genesis.clone())).unwrap();
         World {
             model: Ledger::new(genesis).unwrap(),
             keys,
@@ -83,30 +75,17 @@ impl World {
     }
 
     fn transfer_at(&self, from: usize, to: usize, amount: u64, link: ChainLink) -> Event {
-        let body = Transfer {
-            genesis: self.model.genesis_id(),
-            link,
-            to: self.key(to),
-            amount,
-            reference: None,
-        };
-        Event::Transfer(
-            Signed::sign(&self.keys[from], body, Validity::starting(NOW, 60_000)).unwrap(),
-        )
+        let body =
+            Transfer { genesis: self.model.genesis_id(), link, to: self.key(to), amount, reference: None };
+        Event::Transfer(Signed::sign(&self.keys[from], body, Validity::starting(NOW, 60_000)).unwrap())
     }
 
     fn submit(&mut self, event: Event) -> Result<(), SubmitError> {
         let verified = event.verify()?;
-        let result = self
-            .store
-            .submit(verified.clone(), Admission::Fresh { now_ms: NOW })
-            .unwrap()
-            .wait();
+        let result = self.store.submit(verified.clone(), Admission::Fresh { now_ms: NOW }).unwrap().wait();
         match &result {
             Ok(accepted) => {
-                self.model
-                    .apply(&verified)
-                    .expect("the model accepts what the store accepted");
+                self.model.apply(&verified).expect("the model accepts what the store accepted");
                 if let Event::Mint(m) = &accepted.event {
                     self.minted += m.body().amount;
                 }
@@ -130,12 +109,8 @@ impl World {
         match op {
             Op::Transfer { from, to, amount } => {
                 let before = self.model.balance(&self.key(from));
-                let flagged = self
-                    .model
-                    .account(&self.key(from))
-                    .is_some_and(|a| a.flagged);
-                let event =
-                    self.transfer_at(from, to, amount, self.model.next_link(&self.key(from)));
+                let flagged = self.model.account(&self.key(from)).is_some_and(|a| a.flagged);
+                let event = self.transfer_at(from, to, amount, self.model.next_link(&self.key(from)));
                 let result = self.submit(event);
                 let should_pass = !flagged && from != to && amount <= before;
                 assert_eq!(result.is_ok(), should_pass, "{result:?}");
@@ -147,17 +122,15 @@ impl World {
                     to: self.key(to),
                     amount,
                 };
-                let event = Event::Mint(
-                    Signed::sign(&self.keys[by], body, Validity::starting(NOW, 60_000)).unwrap(),
-                );
+                let event =
+                    Event::Mint(Signed::sign(&self.keys[by], body, Validity::starting(NOW, 60_000)).unwrap());
                 let flagged = self.model.account(&self.key(by)).is_some_and(|a| a.flagged);
                 let result = self.submit(event);
                 assert_eq!(result.is_ok(), by == 0 && !flagged, "{result:?}");
             }
             Op::Overspend { from, to } => {
                 let amount = self.model.balance(&self.key(from)) + 1;
-                let event =
-                    self.transfer_at(from, to, amount, self.model.next_link(&self.key(from)));
+                let event = self.transfer_at(from, to, amount, self.model.next_link(&self.key(from)));
                 assert!(self.submit(event).is_err());
             }
             Op::Forge { from, at, xor } => {
@@ -179,46 +152,25 @@ impl World {
                     other => panic!("a replay was not refused as one: {other:?}"),
                 }
             }
-            Op::Equivocate {
-                from,
-                to,
-                amount,
-                back,
-            } => {
-                let chain = self
-                    .model
-                    .account(&self.key(from))
-                    .map(|a| a.chain.clone())
-                    .unwrap_or_default();
+            Op::Equivocate { from, to, amount, back } => {
+                let chain = self.model.account(&self.key(from)).map(|a| a.chain.clone()).unwrap_or_default();
                 if chain.is_empty() || from == to {
                     return;
                 }
                 let seq = back % chain.len();
-                let link = ChainLink {
-                    seq: seq as u64,
-                    prev: seq.checked_sub(1).map(|p| chain[p]),
-                };
-                let flagged = self
-                    .model
-                    .account(&self.key(from))
-                    .is_some_and(|a| a.flagged);
+                let link = ChainLink { seq: seq as u64, prev: seq.checked_sub(1).map(|p| chain[p]) };
+                let flagged = self.model.account(&self.key(from)).is_some_and(|a| a.flagged);
                 let event = self.transfer_at(from, to, amount, link);
                 let result = self.submit(event);
                 if flagged {
                     assert!(
-                        matches!(
-                            result,
-                            Err(SubmitError::Ledger(LedgerError::AccountFlagged(_)))
-                        ),
+                        matches!(result, Err(SubmitError::Ledger(LedgerError::AccountFlagged(_)))),
                         "{result:?}"
                     );
                     return;
                 }
                 assert!(
-                    matches!(
-                        result,
-                        Err(SubmitError::Ledger(LedgerError::Equivocation { .. }))
-                    ),
+                    matches!(result, Err(SubmitError::Ledger(LedgerError::Equivocation { .. }))),
                     "{result:?}"
                 );
                 let proof = self.latest_proof();
@@ -237,26 +189,11 @@ impl World {
     }
 
     fn check_invariants(&self) {
-        let stored: BTreeMap<_, _> = self
-            .store
-            .reader()
-            .unwrap()
-            .balances()
-            .unwrap()
-            .into_iter()
-            .collect();
-        let modelled: BTreeMap<_, _> = self
-            .model
-            .accounts()
-            .map(|(k, a)| (*k, a.balance))
-            .collect();
+        let stored: BTreeMap<_, _> = self.store.reader().unwrap().balances().unwrap().into_iter().collect();
+        let modelled: BTreeMap<_, _> = self.model.accounts().map(|(k, a)| (*k, a.balance)).collect();
         assert_eq!(stored, modelled, "store and model agree");
         let total: u64 = stored.values().sum();
-        assert_eq!(
-            total,
-            500 * ACCOUNTS as u64 + self.minted,
-            "tokens are conserved"
-        );
+        assert_eq!(total, 500 * ACCOUNTS as u64 + self.minted, "tokens are conserved");
     }
 }
 

@@ -1,7 +1,13 @@
-//! The one integration-test binary: each module tests one area against the real processes,
-//! files and signatures.
+//! Cue's integration tests: one binary, one module per area. Every test gets its own temp
+//! dir and talks to real parts: the real wasmtime sandbox, the real `cue` binary.
+//!
+//! The example guests must be built first (`cargo xtask guests`; `cargo xtask test` does it).
 
+mod support;
+
+mod cli_run;
 mod ledger;
 mod ledger_crash;
 mod ledger_fuzz_corpus;
 mod ledger_props;
+mod sandbox;

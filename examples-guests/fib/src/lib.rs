@@ -1,6 +1,6 @@
 //! `fib`: the n-th Fibonacci number (WIT-first, wit-bindgen).
 
-wit_bindgen::generate!({ world: "cue:examples/fib", path: ["../../wit", "../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/fib", path: ["../../wit", "../wit"], generate_all });
 
 struct Fib;
 

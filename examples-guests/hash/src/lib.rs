@@ -1,6 +1,6 @@
 //! `hash`: SHA-256 digests (WIT-first, wit-bindgen).
 
-wit_bindgen::generate!({ world: "cue:examples/hash", path: ["../../wit", "../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/hash", path: ["../../wit", "../wit"], generate_all });
 
 struct Hash;
 

@@ -3,7 +3,6 @@
 //! The example guests call these, and the host's benchmarks compile the very same code
 //! natively, so "metered wasm vs native" compares like with like.
 
-
 /// The n-th Fibonacci number, iteratively; wraps past `fib(93)`.
 pub fn fib(n: u32) -> u64 {
     let (mut a, mut b) = (0u64, 1u64);

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-wit_bindgen::generate!({ world: "cue:examples/wordcount", path: ["../../wit", "../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/wordcount", path: ["../../wit", "../wit"], generate_all });
 
 use cue::job::host::{Level, log};
 

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::Context;
+use super::LedgerContext;
 use crate::crypto::Keypair;
 
 /// Options of `cue id`.
@@ -14,7 +14,7 @@ pub struct IdArgs {
 }
 
 /// Prints the peer id and the hex public key, creating the key (mode 0600) on first use.
-pub fn run(args: IdArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+pub fn run(args: IdArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let (keypair, created) = Keypair::load_or_create(&ctx.key_path())?;
     let public_key = keypair.public().to_hex();
     if args.json {

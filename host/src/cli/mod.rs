@@ -1,36 +1,43 @@
-//! The `cue` command line: global options and one module per subcommand.
+//! The `cue` command line: argument types and one file per subcommand. Commands are thin:
+//! they parse options, call one library function and print.
 
-pub mod id;
-pub mod network;
-pub mod wallet;
+mod context;
+mod id;
+mod inspect;
+mod network;
+mod run;
+mod wallet;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 
-use crate::crypto::Keypair;
-use crate::ledger::Genesis;
-use crate::store::LedgerStore;
+use crate::datadir::DataDir;
+use context::LedgerContext;
 
 /// Cue: a peer-to-peer market for verifiable WebAssembly compute.
-#[derive(Debug, clap::Parser)]
-#[command(name = "cue", version)]
+#[derive(Debug, Parser)]
+#[command(name = "cue", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Where this agent keeps its key and its ledger [default: the platform data dir + /cue].
+    /// Where this node keeps its keys, stores and caches [default: the platform data dir]
     #[arg(long, global = true, env = "CUE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The network's genesis file (needed the first time a ledger is used).
+
+    /// The network's genesis file (needed the first time a data dir's ledger is used)
     #[arg(long, global = true, env = "CUE_GENESIS", value_name = "FILE")]
     pub genesis: Option<PathBuf>,
-    /// What to do.
+
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
-/// The subcommands.
-#[derive(Debug, clap::Subcommand)]
-pub enum Command {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a component locally: verify, meter and limit it, call one export, print the result.
+    Run(run::RunArgs),
+    /// Show a component's sha256, size, WIT world and the policy's verdict on its imports.
+    Inspect(inspect::InspectArgs),
     /// Print this agent's peer id and public key (creating the key on first use).
     Id(id::IdArgs),
     /// Create a network (its genesis file).
@@ -41,74 +48,16 @@ pub enum Command {
     Wallet(wallet::WalletCommand),
 }
 
-/// What every command gets from the global options.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// The genesis file, if given.
-    pub genesis: Option<PathBuf>,
-}
-
-impl Context {
-    /// The context for the parsed global options.
-    pub fn new(data_dir: Option<PathBuf>, genesis: Option<PathBuf>) -> anyhow::Result<Context> {
-        let data_dir = match data_dir {
-            Some(dir) => dir,
-            None => dirs::data_dir()
-                .context("no platform data directory; pass --data-dir or set CUE_DATA_DIR")?
-                .join("cue"),
-        };
-        Ok(Context { data_dir, genesis })
-    }
-
-    /// The agent's key file.
-    pub fn key_path(&self) -> PathBuf {
-        self.data_dir.join("identity.key")
-    }
-
-    /// The event log and ledger database.
-    pub fn ledger_path(&self) -> PathBuf {
-        self.data_dir.join("ledger.sqlite3")
-    }
-
-    /// Loads (or creates) the agent's key.
-    pub fn keypair(&self) -> anyhow::Result<Keypair> {
-        Ok(Keypair::load_or_create(&self.key_path())?.0)
-    }
-
-    /// The genesis given with `--genesis`, if any.
-    pub fn genesis(&self) -> anyhow::Result<Option<Genesis>> {
-        self.genesis.as_deref().map(read_genesis).transpose()
-    }
-
-    /// Opens the local ledger (creating it from the genesis on first use).
-    pub fn open_ledger(&self) -> anyhow::Result<LedgerStore> {
-        let path = self.ledger_path();
-        LedgerStore::open(&path, self.genesis()?)
-            .with_context(|| format!("cannot open the ledger at {}", path.display()))
-    }
-}
-
-fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read genesis file {}", path.display()))?;
-    Genesis::from_toml(&text).with_context(|| format!("genesis file {}", path.display()))
-}
-
-/// Runs a parsed command line.
+/// Runs the parsed command line; `Ok` carries the exit code (a failed job is not an error
+/// of the command).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = Context::new(cli.data_dir, cli.genesis)?;
+    let data_dir = DataDir::resolve(cli.data_dir);
+    let ledger = LedgerContext::new(data_dir.clone(), cli.genesis);
     match cli.command {
-        Command::Id(args) => id::run(args, &ctx),
-        Command::Network(command) => network::run(command, &ctx),
-        Command::Wallet(command) => wallet::run(command, &ctx),
+        Command::Run(args) => run::run(args, &data_dir),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Id(args) => id::run(args, &ledger),
+        Command::Network(command) => network::run(command, &ledger),
+        Command::Wallet(command) => wallet::run(command, &ledger),
     }
-}
-
-/// Milliseconds since the Unix epoch, by this machine's clock.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 
-use super::Context;
+use super::LedgerContext;
 use crate::crypto::PeerId;
 use crate::ledger::Genesis;
 
@@ -35,7 +35,7 @@ pub struct InitArgs {
 }
 
 /// Writes the genesis file and prints its id.
-pub fn run(command: NetworkCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
+pub fn run(command: NetworkCommand, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let NetworkCommand::Init(args) = command;
     let mint_authority = match &args.mint_authority {
         Some(key) => key.parse::<PeerId>()?.public_key(),
@@ -54,11 +54,7 @@ pub fn run(command: NetworkCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
             bail!("--alloc: {} is allocated twice", peer.peer_id());
         }
     }
-    let genesis = Genesis {
-        network_id: args.network_id,
-        mint_authority,
-        allocations,
-    };
+    let genesis = Genesis { network_id: args.network_id, mint_authority, allocations };
     let toml = genesis.to_toml()?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 
-use super::{Context, now_ms};
+use super::LedgerContext;
+use super::context::now_ms;
 use crate::crypto::{Digest, PeerId};
 use crate::protocol::{Event, PaymentReference, Validity};
 use crate::store::{Accepted, Admission, Draft, HistoryEntry};
@@ -110,7 +111,7 @@ pub struct ImportArgs {
 }
 
 /// Runs a wallet subcommand against the local ledger.
-pub fn run(command: WalletCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
+pub fn run(command: WalletCommand, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     match command {
         WalletCommand::Balance(args) => balance(args, ctx),
         WalletCommand::History(args) => history(args, ctx),
@@ -121,24 +122,21 @@ pub fn run(command: WalletCommand, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn account(peer: Option<&str>, ctx: &Context) -> anyhow::Result<PeerId> {
+fn account(peer: Option<&str>, ctx: &LedgerContext) -> anyhow::Result<PeerId> {
     match peer {
         Some(peer) => Ok(peer.parse()?),
         None => Ok(ctx.keypair()?.peer_id()),
     }
 }
 
-fn balance(args: BalanceArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+fn balance(args: BalanceArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let peer = account(args.peer.as_deref(), ctx)?;
     let store = ctx.open_ledger()?;
     let reader = store.reader()?;
     let balance = reader.balance(&peer.public_key())?;
     let flagged = reader.is_flagged(&peer.public_key())?;
     if args.json {
-        let json = BalanceJson {
-            peer_id: peer.to_string(),
-            balance,
-        };
+        let json = BalanceJson { peer_id: peer.to_string(), balance };
         println!("{}", serde_json::to_string(&json)?);
     } else {
         println!("{balance}");
@@ -156,7 +154,7 @@ struct BalanceJson {
     balance: u64,
 }
 
-fn history(args: HistoryArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+fn history(args: HistoryArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let peer = account(args.peer.as_deref(), ctx)?;
     let store = ctx.open_ledger()?;
     let entries = store.reader()?.history(&peer.public_key(), args.limit)?;
@@ -225,9 +223,8 @@ fn print_accepted(accepted: &Accepted, json: bool) {
 }
 
 fn parse_reference(text: &str) -> anyhow::Result<PaymentReference> {
-    let (kind, hash) = text
-        .split_once(':')
-        .context("--reference: expected contract:<hash> or receipt:<hash>")?;
+    let (kind, hash) =
+        text.split_once(':').context("--reference: expected contract:<hash> or receipt:<hash>")?;
     let hash = Digest::from_hex(hash).context("--reference: the hash must be 64 hex characters")?;
     match kind {
         "contract" => Ok(PaymentReference::Contract(hash)),
@@ -239,16 +236,12 @@ fn parse_reference(text: &str) -> anyhow::Result<PaymentReference> {
 /// Most transfers of one `--count` run in flight at once (bounds memory; keeps group commit fed).
 const MAX_IN_FLIGHT: usize = 256;
 
-fn transfer(args: TransferArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+fn transfer(args: TransferArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let to = args.peer.parse::<PeerId>()?.public_key();
     let reference = args.reference.as_deref().map(parse_reference).transpose()?;
     let signer = Arc::new(ctx.keypair()?);
     let store = ctx.open_ledger()?;
-    let draft = Draft::Transfer {
-        to,
-        amount: args.amount,
-        reference,
-    };
+    let draft = Draft::Transfer { to, amount: args.amount, reference };
     let mut in_flight = VecDeque::new();
     for _ in 0..args.count {
         let validity = Validity::starting(now_ms(), args.lifetime_secs.saturating_mul(1000));
@@ -265,56 +258,37 @@ fn transfer(args: TransferArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn mint(args: MintArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+fn mint(args: MintArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let to = args.peer.parse::<PeerId>()?.public_key();
     let signer = Arc::new(ctx.keypair()?);
     let store = ctx.open_ledger()?;
     let validity = Validity::starting(now_ms(), 3_600_000);
     let accepted = store
-        .author(
-            signer,
-            Draft::Mint {
-                to,
-                amount: args.amount,
-            },
-            validity,
-        )?
+        .author(signer, Draft::Mint { to, amount: args.amount }, validity)?
         .wait()
         .context("mint refused")?;
     print_accepted(&accepted, args.json);
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(args: ExportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+fn export(args: ExportArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let hash = Digest::from_hex(&args.hash).context("the hash must be 64 hex characters")?;
     let store = ctx.open_ledger()?;
-    let bytes = store
-        .reader()?
-        .event_bytes(&hash)?
-        .with_context(|| format!("no event {hash} in the local log"))?;
-    std::fs::write(&args.out, &bytes)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let bytes =
+        store.reader()?.event_bytes(&hash)?.with_context(|| format!("no event {hash} in the local log"))?;
+    std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("{} bytes written to {}", bytes.len(), args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(args: ImportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+fn import(args: ImportArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let refused = || format!("event in {} refused", args.file.display());
-    let event = Event::decode(&bytes)
-        .and_then(Event::verify)
-        .with_context(refused)?;
+    let event = Event::decode(&bytes).and_then(Event::verify).with_context(refused)?;
     let store = ctx.open_ledger()?;
-    let admission = if args.historical {
-        Admission::Historical
-    } else {
-        Admission::Fresh { now_ms: now_ms() }
-    };
-    let accepted = store
-        .submit(event, admission)?
-        .wait()
-        .with_context(refused)?;
+    let admission =
+        if args.historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
+    let accepted = store.submit(event, admission)?.wait().with_context(refused)?;
     print_accepted(&accepted, args.json);
     Ok(ExitCode::SUCCESS)
 }

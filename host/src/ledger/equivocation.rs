@@ -37,9 +37,9 @@ impl EquivocationProof {
             return Err(invalid("the entries belong to different networks"));
         }
         let check = |e: &Event| {
-            e.clone().verify().map_err(|err| {
-                LedgerError::InvalidProof(format!("an entry does not verify: {err}"))
-            })
+            e.clone()
+                .verify()
+                .map_err(|err| LedgerError::InvalidProof(format!("an entry does not verify: {err}")))
         };
         check(&first)?;
         check(&second)?;
@@ -69,10 +69,7 @@ impl EquivocationProof {
     /// Canonical CBOR `["cue-equivocation/1", first event bytes, second event bytes]`.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.array(3)
-            .text(PROOF_TAG)
-            .bytes(self.first.bytes())
-            .bytes(self.second.bytes());
+        w.array(3).text(PROOF_TAG).bytes(self.first.bytes()).bytes(self.second.bytes());
         w.into_bytes()
     }
 
@@ -82,9 +79,7 @@ impl EquivocationProof {
         let parse = |e: EventError| LedgerError::InvalidProof(e.to_string());
         r.array(3).map_err(parse)?;
         if r.text().map_err(parse)? != PROOF_TAG {
-            return Err(LedgerError::InvalidProof(
-                "not an equivocation proof".into(),
-            ));
+            return Err(LedgerError::InvalidProof("not an equivocation proof".into()));
         }
         let a = Event::decode(r.bytes().map_err(parse)?).map_err(parse)?;
         let b = Event::decode(r.bytes().map_err(parse)?).map_err(parse)?;

@@ -50,11 +50,8 @@ impl Genesis {
         for (peer_id, amount) in &file.allocations {
             allocations.insert(peer(peer_id)?, *amount);
         }
-        let genesis = Genesis {
-            network_id: file.network_id,
-            mint_authority: peer(&file.mint_authority)?,
-            allocations,
-        };
+        let genesis =
+            Genesis { network_id: file.network_id, mint_authority: peer(&file.mint_authority)?, allocations };
         genesis.total_supply()?;
         Ok(genesis)
     }
@@ -65,11 +62,7 @@ impl Genesis {
         let file = GenesisFile {
             network_id: self.network_id.clone(),
             mint_authority: self.mint_authority.peer_id().to_string(),
-            allocations: self
-                .allocations
-                .iter()
-                .map(|(k, v)| (k.peer_id().to_string(), *v))
-                .collect(),
+            allocations: self.allocations.iter().map(|(k, v)| (k.peer_id().to_string(), *v)).collect(),
         };
         toml::to_string(&file).map_err(|e| LedgerError::InvalidGenesis(e.to_string()))
     }
@@ -119,10 +112,7 @@ mod tests {
         assert_eq!(parsed, genesis);
         assert_eq!(parsed.id(), genesis.id());
         assert_eq!(genesis.total_supply().unwrap(), 30);
-        let renamed = Genesis {
-            network_id: "other".into(),
-            ..genesis.clone()
-        };
+        let renamed = Genesis { network_id: "other".into(), ..genesis.clone() };
         assert_ne!(renamed.id(), genesis.id());
     }
 
@@ -135,16 +125,9 @@ mod tests {
             max = MAX_SUPPLY
         );
         assert_eq!(Genesis::from_toml(&over), Err(LedgerError::SupplyOverflow));
-        let float =
-            format!("network_id = \"n\"\nmint_authority = \"{a}\"\n[allocations]\n\"{a}\" = 1.5\n");
-        assert!(matches!(
-            Genesis::from_toml(&float),
-            Err(LedgerError::InvalidGenesis(_))
-        ));
+        let float = format!("network_id = \"n\"\nmint_authority = \"{a}\"\n[allocations]\n\"{a}\" = 1.5\n");
+        assert!(matches!(Genesis::from_toml(&float), Err(LedgerError::InvalidGenesis(_))));
         let unknown = "network_id = \"n\"\nmint_authority = \"12D3KooWnope\"\n";
-        assert!(matches!(
-            Genesis::from_toml(unknown),
-            Err(LedgerError::InvalidGenesis(_))
-        ));
+        assert!(matches!(Genesis::from_toml(unknown), Err(LedgerError::InvalidGenesis(_))));
     }
 }

@@ -20,10 +20,7 @@ pub struct Account {
 impl Account {
     /// Where the account's next entry must go.
     pub fn next_link(&self) -> ChainLink {
-        ChainLink {
-            seq: self.chain.len() as u64,
-            prev: self.chain.last().copied(),
-        }
+        ChainLink { seq: self.chain.len() as u64, prev: self.chain.last().copied() }
     }
 }
 
@@ -54,37 +51,21 @@ impl Ledger {
             .allocations
             .iter()
             .map(|(key, amount)| {
-                let account = Account {
-                    balance: *amount,
-                    ..Account::default()
-                };
+                let account = Account { balance: *amount, ..Account::default() };
                 (*key, account)
             })
             .collect();
-        Ok(Ledger {
-            genesis_id: genesis.id(),
-            genesis,
-            accounts,
-            supply,
-        })
+        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply })
     }
 
     /// A state restored from storage (balances, chains and flags persisted earlier).
-    pub fn restore(
-        genesis: Genesis,
-        accounts: HashMap<PublicKey, Account>,
-    ) -> Result<Ledger, LedgerError> {
+    pub fn restore(genesis: Genesis, accounts: HashMap<PublicKey, Account>) -> Result<Ledger, LedgerError> {
         let supply = accounts
             .values()
             .try_fold(0u64, |sum, a| sum.checked_add(a.balance))
             .filter(|s| *s <= MAX_SUPPLY)
             .ok_or(LedgerError::SupplyOverflow)?;
-        Ok(Ledger {
-            genesis_id: genesis.id(),
-            genesis,
-            accounts,
-            supply,
-        })
+        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply })
     }
 
     /// The genesis.
@@ -119,9 +100,7 @@ impl Ledger {
 
     /// Where `account`'s next entry goes.
     pub fn next_link(&self, account: &PublicKey) -> ChainLink {
-        self.accounts
-            .get(account)
-            .map_or(ChainLink::FIRST, Account::next_link)
+        self.accounts.get(account).map_or(ChainLink::FIRST, Account::next_link)
     }
 
     /// Checks `entry` against the rules and, if it passes, applies it.
@@ -139,10 +118,7 @@ impl Ledger {
         let signer = event.signer();
         let hash = event.hash();
         if entry.genesis != self.genesis_id {
-            return Err(LedgerError::WrongNetwork {
-                expected: self.genesis_id,
-                found: entry.genesis,
-            });
+            return Err(LedgerError::WrongNetwork { expected: self.genesis_id, found: entry.genesis });
         }
         let new_account = Account::default();
         let payer = self.accounts.get(&signer).unwrap_or(&new_account);
@@ -192,9 +168,8 @@ impl Ledger {
             return Err(LedgerError::SelfTransfer);
         }
         let balance = self.balance(&signer);
-        let remaining = balance
-            .checked_sub(amount)
-            .ok_or(LedgerError::InsufficientBalance { balance, amount })?;
+        let remaining =
+            balance.checked_sub(amount).ok_or(LedgerError::InsufficientBalance { balance, amount })?;
         self.accounts.entry(signer).or_default().balance = remaining;
         // The payee's balance plus `amount` is at most the supply: no overflow.
         let payee = self.accounts.entry(to).or_default();
@@ -206,10 +181,7 @@ impl Ledger {
     /// entries are refused. Returns whether it was newly flagged.
     pub fn flag(&mut self, proof: &EquivocationProof) -> Result<bool, LedgerError> {
         if proof.genesis() != self.genesis_id {
-            return Err(LedgerError::WrongNetwork {
-                expected: self.genesis_id,
-                found: proof.genesis(),
-            });
+            return Err(LedgerError::WrongNetwork { expected: self.genesis_id, found: proof.genesis() });
         }
         let account = self.accounts.entry(proof.account()).or_default();
         Ok(!std::mem::replace(&mut account.flagged, true))
@@ -228,18 +200,11 @@ fn check_link(
         return Err(if existing == hash {
             LedgerError::Duplicate { seq: link.seq }
         } else {
-            LedgerError::Equivocation {
-                account: signer.peer_id(),
-                seq: link.seq,
-                existing,
-            }
+            LedgerError::Equivocation { account: signer.peer_id(), seq: link.seq, existing }
         });
     }
     if link.seq > next.seq {
-        return Err(LedgerError::OutOfOrder {
-            expected: next.seq,
-            found: link.seq,
-        });
+        return Err(LedgerError::OutOfOrder { expected: next.seq, found: link.seq });
     }
     if link.prev != next.prev {
         return Err(LedgerError::BrokenChain { seq: link.seq });
@@ -265,22 +230,14 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let (authority, alice, bob) = (
-            Keypair::from_seed([1; 32]),
-            Keypair::from_seed([2; 32]),
-            Keypair::from_seed([3; 32]),
-        );
+        let (authority, alice, bob) =
+            (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]), Keypair::from_seed([3; 32]));
         let genesis = Genesis {
             network_id: "test".into(),
             mint_authority: authority.public(),
             allocations: BTreeMap::from([(alice.public(), 100)]),
         };
-        Fixture {
-            ledger: Ledger::new(genesis).unwrap(),
-            authority,
-            alice,
-            bob,
-        }
+        Fixture { ledger: Ledger::new(genesis).unwrap(), authority, alice, bob }
     }
 
     impl Fixture {
@@ -311,56 +268,19 @@ mod tests {
         let before = f.ledger.clone().accounts;
 
         let refusals = [
-            (
-                f.pay(&f.alice, &f.bob, 41, f.next(&f.alice)),
-                "insufficient",
-            ),
+            (f.pay(&f.alice, &f.bob, 41, f.next(&f.alice)), "insufficient"),
             (f.pay(&f.alice, &f.bob, 0, f.next(&f.alice)), "zero"),
             (f.pay(&f.alice, &f.alice, 1, f.next(&f.alice)), "self"),
-            (
-                f.pay(
-                    &f.alice,
-                    &f.bob,
-                    1,
-                    ChainLink {
-                        seq: 5,
-                        prev: f.next(&f.alice).prev,
-                    },
-                ),
-                "order",
-            ),
-            (
-                f.pay(
-                    &f.alice,
-                    &f.bob,
-                    1,
-                    ChainLink {
-                        seq: 1,
-                        prev: Some(Digest([0; 32])),
-                    },
-                ),
-                "chain",
-            ),
+            (f.pay(&f.alice, &f.bob, 1, ChainLink { seq: 5, prev: f.next(&f.alice).prev }), "order"),
+            (f.pay(&f.alice, &f.bob, 1, ChainLink { seq: 1, prev: Some(Digest([0; 32])) }), "chain"),
         ];
         for (entry, what) in refusals {
             let err = f.ledger.apply(&entry).unwrap_err();
             let expected = match what {
-                "insufficient" => matches!(
-                    err,
-                    LedgerError::InsufficientBalance {
-                        balance: 40,
-                        amount: 41
-                    }
-                ),
+                "insufficient" => matches!(err, LedgerError::InsufficientBalance { balance: 40, amount: 41 }),
                 "zero" => err == LedgerError::ZeroAmount,
                 "self" => err == LedgerError::SelfTransfer,
-                "order" => matches!(
-                    err,
-                    LedgerError::OutOfOrder {
-                        expected: 1,
-                        found: 5
-                    }
-                ),
+                "order" => matches!(err, LedgerError::OutOfOrder { expected: 1, found: 5 }),
                 _ => err == LedgerError::BrokenChain { seq: 1 },
             };
             assert!(expected, "{what}: {err:?}");
@@ -373,31 +293,17 @@ mod tests {
     fn only_the_authority_mints_on_this_network() {
         let mut f = fixture();
         let mint = |key: &Keypair, genesis: Digest, link| {
-            let body = Mint {
-                genesis,
-                link,
-                to: f.bob.public(),
-                amount: 5,
-            };
+            let body = Mint { genesis, link, to: f.bob.public(), amount: 5 };
             let signed = Signed::sign(key, body, Validity::starting(NOW, 60_000)).unwrap();
             Event::Mint(signed).verify().unwrap()
         };
         let by_alice = mint(&f.alice, f.ledger.genesis_id(), ChainLink::FIRST);
-        assert!(matches!(
-            f.ledger.apply(&by_alice),
-            Err(LedgerError::NotMintAuthority(_))
-        ));
+        assert!(matches!(f.ledger.apply(&by_alice), Err(LedgerError::NotMintAuthority(_))));
         let elsewhere = mint(&f.authority, Digest([9; 32]), ChainLink::FIRST);
-        assert!(matches!(
-            f.ledger.apply(&elsewhere),
-            Err(LedgerError::WrongNetwork { .. })
-        ));
+        assert!(matches!(f.ledger.apply(&elsewhere), Err(LedgerError::WrongNetwork { .. })));
         let good = mint(&f.authority, f.ledger.genesis_id(), ChainLink::FIRST);
         f.ledger.apply(&good).unwrap();
-        assert_eq!(
-            (f.ledger.balance(&f.bob.public()), f.ledger.supply()),
-            (5, 105)
-        );
+        assert_eq!((f.ledger.balance(&f.bob.public()), f.ledger.supply()), (5, 105));
     }
 
     #[test]
@@ -407,9 +313,7 @@ mod tests {
         f.ledger.apply(&first).unwrap();
         let second = f.pay(&f.alice, &f.authority, 60, ChainLink::FIRST);
         let existing = match f.ledger.apply(&second) {
-            Err(LedgerError::Equivocation {
-                seq: 0, existing, ..
-            }) => existing,
+            Err(LedgerError::Equivocation { seq: 0, existing, .. }) => existing,
             other => panic!("{other:?}"),
         };
         assert_eq!(existing, first.event().hash());
@@ -419,10 +323,7 @@ mod tests {
         assert_eq!((decoded.account(), decoded.seq()), (f.alice.public(), 0));
         assert!(f.ledger.flag(&decoded).unwrap());
         let later = f.pay(&f.alice, &f.bob, 1, f.next(&f.alice));
-        assert!(matches!(
-            f.ledger.apply(&later),
-            Err(LedgerError::AccountFlagged(_))
-        ));
+        assert!(matches!(f.ledger.apply(&later), Err(LedgerError::AccountFlagged(_))));
 
         // A proof cannot be made from one event, two accounts, or altered bytes.
         let same = EquivocationProof::new(first.event().clone(), first.event().clone());
@@ -433,9 +334,6 @@ mod tests {
         let mut bytes = proof.encode();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(matches!(
-            EquivocationProof::decode(&bytes),
-            Err(LedgerError::InvalidProof(_))
-        ));
+        assert!(matches!(EquivocationProof::decode(&bytes), Err(LedgerError::InvalidProof(_))));
     }
 }

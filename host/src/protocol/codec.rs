@@ -93,18 +93,14 @@ fn malformed(error: minicbor::decode::Error) -> EventError {
 impl<'b> Reader<'b> {
     /// A reader over `bytes`.
     pub(crate) fn new(bytes: &'b [u8]) -> Reader<'b> {
-        Reader {
-            decoder: Decoder::new(bytes),
-        }
+        Reader { decoder: Decoder::new(bytes) }
     }
 
     /// The head of a definite-length array that must have exactly `len` items.
     pub(crate) fn array(&mut self, len: u64) -> Result<(), EventError> {
         match self.decoder.array().map_err(malformed)? {
             Some(found) if found == len => Ok(()),
-            found => Err(EventError::Malformed(format!(
-                "expected an array of {len} items, found {found:?}"
-            ))),
+            found => Err(EventError::Malformed(format!("expected an array of {len} items, found {found:?}"))),
         }
     }
 
@@ -112,9 +108,7 @@ impl<'b> Reader<'b> {
     pub(crate) fn uint(&mut self) -> Result<u64, EventError> {
         let found = self.decoder.datatype().map_err(malformed)?;
         if !matches!(found, Type::U8 | Type::U16 | Type::U32 | Type::U64) {
-            return Err(EventError::Malformed(format!(
-                "expected an unsigned integer, found {found}"
-            )));
+            return Err(EventError::Malformed(format!("expected an unsigned integer, found {found}")));
         }
         self.decoder.u64().map_err(malformed)
     }
@@ -122,9 +116,9 @@ impl<'b> Reader<'b> {
     /// A byte string of exactly `N` bytes.
     pub(crate) fn byte_array<const N: usize>(&mut self) -> Result<[u8; N], EventError> {
         let bytes = self.decoder.bytes().map_err(malformed)?;
-        bytes.try_into().map_err(|_| {
-            EventError::Malformed(format!("expected {N} bytes, found {}", bytes.len()))
-        })
+        bytes
+            .try_into()
+            .map_err(|_| EventError::Malformed(format!("expected {N} bytes, found {}", bytes.len())))
     }
 
     /// A byte string of any length.
@@ -155,9 +149,7 @@ impl<'b> Reader<'b> {
         if self.decoder.position() == self.decoder.input().len() {
             Ok(())
         } else {
-            Err(EventError::Malformed(
-                "trailing bytes after the event".into(),
-            ))
+            Err(EventError::Malformed("trailing bytes after the event".into()))
         }
     }
 }
@@ -169,16 +161,8 @@ mod tests {
     #[test]
     fn heads_are_shortest_form() {
         let mut w = Writer::default();
-        w.uint(23)
-            .uint(24)
-            .uint(255)
-            .uint(256)
-            .uint(65536)
-            .uint(1 << 32);
-        assert_eq!(
-            hex::encode(w.into_bytes()),
-            "17181818ff1901001a000100001b0000000100000000"
-        );
+        w.uint(23).uint(24).uint(255).uint(256).uint(65536).uint(1 << 32);
+        assert_eq!(hex::encode(w.into_bytes()), "17181818ff1901001a000100001b0000000100000000");
     }
 
     #[test]

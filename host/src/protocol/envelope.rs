@@ -72,8 +72,7 @@ impl Header {
         }
         let tag = r.text()?;
         let kind = EventKind::from_tag(tag).ok_or_else(|| EventError::UnknownKind(tag.into()))?;
-        let signer =
-            PublicKey::from_bytes(r.byte_array()?).map_err(|_| EventError::InvalidSigner)?;
+        let signer = PublicKey::from_bytes(r.byte_array()?).map_err(|_| EventError::InvalidSigner)?;
         Ok(Header {
             version,
             kind,
@@ -111,10 +110,7 @@ pub struct Validity {
 impl Validity {
     /// Valid from `now_ms` for `lifetime_ms` (capped at [`MAX_LIFETIME_MS`]).
     pub fn starting(now_ms: u64, lifetime_ms: u64) -> Validity {
-        Validity {
-            timestamp_ms: now_ms,
-            expires_ms: now_ms.saturating_add(lifetime_ms.min(MAX_LIFETIME_MS)),
-        }
+        Validity { timestamp_ms: now_ms, expires_ms: now_ms.saturating_add(lifetime_ms.min(MAX_LIFETIME_MS)) }
     }
 }
 
@@ -139,19 +135,13 @@ pub struct Signed<T> {
 impl<T: EventBody> Signed<T> {
     /// Signs `body` with `keypair`, with a fresh random nonce.
     pub fn sign(keypair: &Keypair, body: T, validity: Validity) -> Result<Signed<T>, EventError> {
-        let nonce =
-            crate::crypto::random_bytes().map_err(|e| EventError::Signing(e.to_string()))?;
+        let nonce = crate::crypto::random_bytes().map_err(|e| EventError::Signing(e.to_string()))?;
         Ok(Signed::sign_with_nonce(keypair, body, validity, nonce))
     }
 
     /// Signs `body` with a caller-chosen nonce. The nonce must never repeat for this key
     /// (replay protection relies on it); this exists for reproducible test vectors.
-    pub fn sign_with_nonce(
-        keypair: &Keypair,
-        body: T,
-        validity: Validity,
-        nonce: [u8; 16],
-    ) -> Signed<T> {
+    pub fn sign_with_nonce(keypair: &Keypair, body: T, validity: Validity, nonce: [u8; 16]) -> Signed<T> {
         let header = Header {
             version: PROTOCOL_VERSION,
             kind: T::KIND,
@@ -179,10 +169,7 @@ impl<T: EventBody> Signed<T> {
         let mut r = open(bytes)?;
         let header = Header::read(&mut r)?;
         if header.kind != T::KIND {
-            return Err(EventError::WrongDomain {
-                expected: T::KIND,
-                found: header.kind,
-            });
+            return Err(EventError::WrongDomain { expected: T::KIND, found: header.kind });
         }
         Signed::read_rest(bytes, r, header)
     }
@@ -253,25 +240,17 @@ impl<T: EventBody> Signed<T> {
 
 /// Checks the timestamps of a header against the receiver's clock.
 fn check_times(header: &Header, now_ms: u64) -> Result<(), EventError> {
-    if header.expires_ms < header.timestamp_ms
-        || header.expires_ms - header.timestamp_ms > MAX_LIFETIME_MS
-    {
+    if header.expires_ms < header.timestamp_ms || header.expires_ms - header.timestamp_ms > MAX_LIFETIME_MS {
         return Err(EventError::BadLifetime {
             timestamp_ms: header.timestamp_ms,
             expires_ms: header.expires_ms,
         });
     }
     if header.timestamp_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
-        return Err(EventError::FromTheFuture {
-            timestamp_ms: header.timestamp_ms,
-            now_ms,
-        });
+        return Err(EventError::FromTheFuture { timestamp_ms: header.timestamp_ms, now_ms });
     }
     if header.expires_ms <= now_ms {
-        return Err(EventError::Expired {
-            expires_ms: header.expires_ms,
-            now_ms,
-        });
+        return Err(EventError::Expired { expires_ms: header.expires_ms, now_ms });
     }
     Ok(())
 }
@@ -279,10 +258,7 @@ fn check_times(header: &Header, now_ms: u64) -> Result<(), EventError> {
 /// Starts reading an event: size limit and the outer array.
 pub(crate) fn open(bytes: &[u8]) -> Result<Reader<'_>, EventError> {
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(EventError::TooLarge {
-            size: bytes.len(),
-            limit: MAX_EVENT_BYTES,
-        });
+        return Err(EventError::TooLarge { size: bytes.len(), limit: MAX_EVENT_BYTES });
     }
     let mut r = Reader::new(bytes);
     r.array(3)?;
@@ -310,8 +286,7 @@ fn assemble(header: &[u8], body: &[u8], signature: &Signature) -> Vec<u8> {
 
 fn signing_message(kind: EventKind, header: &[u8], body: &[u8]) -> Vec<u8> {
     let tag = kind.tag().as_bytes();
-    let mut message =
-        Vec::with_capacity(SIGNING_CONTEXT.len() + tag.len() + 2 + header.len() + body.len());
+    let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + tag.len() + 2 + header.len() + body.len());
     message.extend_from_slice(SIGNING_CONTEXT);
     message.push(0);
     message.extend_from_slice(tag);
@@ -350,10 +325,7 @@ mod tests {
         let event = Signed::sign_with_nonce(&key, body(), validity, [9; 16]);
         let decoded = Signed::<Transfer>::decode(event.bytes()).unwrap();
         decoded.verify_signature().unwrap();
-        assert_eq!(
-            hex::encode(event.bytes()),
-            include_str!("test-vector.hex").trim()
-        );
+        assert_eq!(hex::encode(event.bytes()), include_str!("test-vector.hex").trim());
     }
 
     #[test]
@@ -371,10 +343,7 @@ mod tests {
 
         assert!(matches!(
             Signed::<Mint>::decode(event.bytes()),
-            Err(EventError::WrongDomain {
-                expected: EventKind::TokenMint,
-                found: EventKind::TokenTransfer
-            })
+            Err(EventError::WrongDomain { expected: EventKind::TokenMint, found: EventKind::TokenTransfer })
         ));
 
         let v2 = [&event.bytes()[..3], b"2.1.0", &event.bytes()[8..]].concat();
@@ -386,40 +355,23 @@ mod tests {
         let minor = Signed::<Transfer>::decode(&minor).unwrap();
         assert_eq!(minor.verify_signature(), Err(EventError::BadSignature));
 
-        assert!(matches!(
-            event.verify_fresh(NOW + 60_000, &mut nonces),
-            Err(EventError::Expired { .. })
-        ));
+        assert!(matches!(event.verify_fresh(NOW + 60_000, &mut nonces), Err(EventError::Expired { .. })));
         assert!(matches!(
             event.verify_fresh(NOW - MAX_CLOCK_SKEW_MS - 1, &mut nonces),
             Err(EventError::FromTheFuture { .. })
         ));
-        let too_long = transfer(
-            &key,
-            Validity {
-                timestamp_ms: NOW,
-                expires_ms: NOW + MAX_LIFETIME_MS + 1,
-            },
-        );
-        assert!(matches!(
-            too_long.verify_fresh(NOW, &mut nonces),
-            Err(EventError::BadLifetime { .. })
-        ));
+        let too_long = transfer(&key, Validity { timestamp_ms: NOW, expires_ms: NOW + MAX_LIFETIME_MS + 1 });
+        assert!(matches!(too_long.verify_fresh(NOW, &mut nonces), Err(EventError::BadLifetime { .. })));
 
         nonces.record(event.header());
-        assert_eq!(
-            event.verify_fresh(NOW, &mut nonces),
-            Err(EventError::Replay)
-        );
+        assert_eq!(event.verify_fresh(NOW, &mut nonces), Err(EventError::Replay));
     }
 
     #[test]
     fn the_nonce_window_is_bounded_and_forgets_expired_nonces() {
         let key = Keypair::from_seed([7; 32]);
         let mut nonces = SeenNonces::new(2);
-        let events: Vec<_> = (0..3)
-            .map(|_| transfer(&key, Validity::starting(NOW, 1_000)))
-            .collect();
+        let events: Vec<_> = (0..3).map(|_| transfer(&key, Validity::starting(NOW, 1_000))).collect();
         for e in &events[..2] {
             e.verify_fresh(NOW, &mut nonces).unwrap();
             nonces.record(e.header());
@@ -440,14 +392,8 @@ mod tests {
         let bytes = event.bytes();
         let at = bytes.len() - 68; // the amount, 0x18 0x64
         let long_form = [&bytes[..at - 1], &[0x19, 0x00, 0x64], &bytes[at + 1..]].concat();
-        assert_eq!(
-            Signed::<Transfer>::decode(&long_form),
-            Err(EventError::NonCanonical)
-        );
+        assert_eq!(Signed::<Transfer>::decode(&long_form), Err(EventError::NonCanonical));
         let huge = vec![0u8; MAX_EVENT_BYTES + 1];
-        assert!(matches!(
-            Signed::<Transfer>::decode(&huge),
-            Err(EventError::TooLarge { .. })
-        ));
+        assert!(matches!(Signed::<Transfer>::decode(&huge), Err(EventError::TooLarge { .. })));
     }
 }

@@ -88,21 +88,11 @@ impl Event {
         match self {
             Event::Mint(e) => {
                 let b = e.body();
-                LedgerEntry {
-                    genesis: b.genesis,
-                    link: b.link,
-                    to: b.to,
-                    amount: b.amount,
-                }
+                LedgerEntry { genesis: b.genesis, link: b.link, to: b.to, amount: b.amount }
             }
             Event::Transfer(e) => {
                 let b = e.body();
-                LedgerEntry {
-                    genesis: b.genesis,
-                    link: b.link,
-                    to: b.to,
-                    amount: b.amount,
-                }
+                LedgerEntry { genesis: b.genesis, link: b.link, to: b.to, amount: b.amount }
             }
         }
     }

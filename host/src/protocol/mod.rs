@@ -11,8 +11,8 @@ mod nonce;
 mod token;
 
 pub use envelope::{
-    EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION,
-    Signed, Validity,
+    EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION, Signed,
+    Validity,
 };
 pub use event::{Event, LedgerEntry, Verified};
 pub use kind::EventKind;

@@ -27,11 +27,7 @@ pub struct SeenNonces {
 impl SeenNonces {
     /// An empty window holding at most `capacity` live nonces.
     pub fn new(capacity: usize) -> SeenNonces {
-        SeenNonces {
-            capacity,
-            live: HashMap::new(),
-            by_expiry: BTreeSet::new(),
-        }
+        SeenNonces { capacity, live: HashMap::new(), by_expiry: BTreeSet::new() }
     }
 
     /// Number of live nonces remembered.
@@ -65,9 +61,7 @@ impl SeenNonces {
         if self.live.len() >= self.capacity {
             self.prune(now_ms);
             if self.live.len() >= self.capacity {
-                return Err(EventError::ReplayWindowFull {
-                    capacity: self.capacity,
-                });
+                return Err(EventError::ReplayWindowFull { capacity: self.capacity });
             }
         }
         Ok(())
@@ -77,8 +71,7 @@ impl SeenNonces {
     pub fn record(&mut self, header: &Header) {
         let key = (header.signer, header.nonce);
         if self.live.insert(key, header.expires_ms).is_none() {
-            self.by_expiry
-                .insert((header.expires_ms, header.signer, header.nonce));
+            self.by_expiry.insert((header.expires_ms, header.signer, header.nonce));
         }
     }
 }

@@ -76,9 +76,7 @@ impl PaymentReference {
         match code {
             0 => Ok(PaymentReference::Contract(target)),
             1 => Ok(PaymentReference::Receipt(target)),
-            other => Err(EventError::Malformed(format!(
-                "unknown payment reference type {other}"
-            ))),
+            other => Err(EventError::Malformed(format!("unknown payment reference type {other}"))),
         }
     }
 }
@@ -159,6 +157,5 @@ impl EventBody for Transfer {
 }
 
 fn read_account(r: &mut Reader<'_>) -> Result<PublicKey, EventError> {
-    PublicKey::from_bytes(r.byte_array()?)
-        .map_err(|_| EventError::Malformed("invalid account key".into()))
+    PublicKey::from_bytes(r.byte_array()?).map_err(|_| EventError::Malformed("invalid account key".into()))
 }

@@ -83,35 +83,26 @@ pub enum SubmitError {
 
 fn stored_genesis(conn: &rusqlite::Connection) -> Result<Option<Genesis>, StoreError> {
     use rusqlite::OptionalExtension as _;
-    let text: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |row| {
-            row.get(0)
-        })
-        .optional()?;
+    let text: Option<Vec<u8>> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |row| row.get(0)).optional()?;
     text.map(|bytes| {
-        let text = String::from_utf8(bytes)
-            .map_err(|_| StoreError::Corrupt("genesis is not UTF-8".into()))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| StoreError::Corrupt("genesis is not UTF-8".into()))?;
         Genesis::from_toml(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
     })
     .transpose()
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn key_from_blob(blob: Vec<u8>) -> Result<crate::crypto::PublicKey, StoreError> {
-    let bytes: [u8; 32] = blob
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("account key is not 32 bytes".into()))?;
-    crate::crypto::PublicKey::from_bytes(bytes)
-        .map_err(|_| StoreError::Corrupt("invalid account key".into()))
+    let bytes: [u8; 32] =
+        blob.try_into().map_err(|_| StoreError::Corrupt("account key is not 32 bytes".into()))?;
+    crate::crypto::PublicKey::from_bytes(bytes).map_err(|_| StoreError::Corrupt("invalid account key".into()))
 }
 
 fn digest_from_blob(blob: Vec<u8>) -> Result<Digest, StoreError> {
-    blob.try_into()
-        .map(Digest)
-        .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+    blob.try_into().map(Digest).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
 }

@@ -54,23 +54,15 @@ impl LogReader {
     pub fn balance(&self, account: &PublicKey) -> Result<u64, StoreError> {
         let balance: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT balance FROM accounts WHERE key = ?1",
-                [account.as_bytes()],
-                |row| row.get(0),
-            )
+            .query_row("SELECT balance FROM accounts WHERE key = ?1", [account.as_bytes()], |row| row.get(0))
             .optional()?;
         Ok(balance.unwrap_or(0) as u64)
     }
 
     /// Every account's committed balance.
     pub fn balances(&self) -> Result<Vec<(PublicKey, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key, balance FROM accounts ORDER BY key")?;
-        let rows = stmt.query_map([], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
-        })?;
+        let mut stmt = self.conn.prepare("SELECT key, balance FROM accounts ORDER BY key")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)))?;
         rows.map(|row| {
             let (key, balance) = row?;
             Ok((key_from_blob(key)?, balance as u64))
@@ -82,21 +74,13 @@ impl LogReader {
     pub fn is_flagged(&self, account: &PublicKey) -> Result<bool, StoreError> {
         let flagged: Option<bool> = self
             .conn
-            .query_row(
-                "SELECT flagged FROM accounts WHERE key = ?1",
-                [account.as_bytes()],
-                |row| row.get(0),
-            )
+            .query_row("SELECT flagged FROM accounts WHERE key = ?1", [account.as_bytes()], |row| row.get(0))
             .optional()?;
         Ok(flagged.unwrap_or(false))
     }
 
     /// The latest `limit` ledger entries `account` signed or was credited by, newest first.
-    pub fn history(
-        &self,
-        account: &PublicKey,
-        limit: u32,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
+    pub fn history(&self, account: &PublicKey, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, hash, kind, signer, seq, counterparty, amount, timestamp_ms FROM events
              WHERE id IN (SELECT id FROM events WHERE signer = ?1 AND seq IS NOT NULL
@@ -135,11 +119,7 @@ impl LogReader {
     pub fn event_bytes(&self, hash: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT bytes FROM events WHERE hash = ?1",
-                [&hash.0],
-                |row| row.get(0),
-            )
+            .query_row("SELECT bytes FROM events WHERE hash = ?1", [&hash.0], |row| row.get(0))
             .optional()?)
     }
 
@@ -151,11 +131,7 @@ impl LogReader {
         let mut stmt = self.conn.prepare("SELECT bytes FROM events ORDER BY id")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            visit(
-                row.get_ref(0)?
-                    .as_blob()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            )?;
+            visit(row.get_ref(0)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?)?;
         }
         Ok(())
     }
@@ -173,9 +149,8 @@ impl LogReader {
 
     /// Every stored equivocation proof (encoded), for gossip.
     pub fn equivocation_proofs(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT proof FROM equivocations ORDER BY detected_ms, account, seq")?;
+        let mut stmt =
+            self.conn.prepare("SELECT proof FROM equivocations ORDER BY detected_ms, account, seq")?;
         let rows = stmt.query_map([], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -64,10 +64,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: u32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let known = MIGRATIONS.len() as u32;
     if version > known {
-        return Err(StoreError::SchemaTooNew {
-            found: version,
-            known,
-        });
+        return Err(StoreError::SchemaTooNew { found: version, known });
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;

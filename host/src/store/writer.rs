@@ -9,14 +9,11 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 
-use super::{
-    StoreError, SubmitError, digest_from_blob, key_from_blob, now_ms, schema, stored_genesis,
-};
+use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, now_ms, schema, stored_genesis};
 use crate::crypto::{Digest, Keypair, PublicKey};
 use crate::ledger::{Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError};
 use crate::protocol::{
-    DEFAULT_NONCE_CAPACITY, Event, Mint, PaymentReference, SeenNonces, Signed, Transfer, Validity,
-    Verified,
+    DEFAULT_NONCE_CAPACITY, Event, Mint, PaymentReference, SeenNonces, Signed, Transfer, Validity, Verified,
 };
 
 /// Commands waiting for the writer; when full, [`LedgerStore`] calls block until there is room
@@ -78,9 +75,7 @@ pub struct Pending<T> {
 impl<T> Pending<T> {
     /// Blocks until the batch holding the command is committed (or refused).
     pub fn wait(self) -> Result<T, SubmitError> {
-        self.reply
-            .recv()
-            .unwrap_or(Err(SubmitError::Store(StoreError::Closed)))
+        self.reply.recv().unwrap_or(Err(SubmitError::Store(StoreError::Closed)))
     }
 }
 
@@ -135,25 +130,12 @@ impl LedgerStore {
         let genesis = init_genesis(&mut conn, genesis)?;
         let state = load_state(&conn, &genesis)?;
         let (queue, commands) = sync_channel(QUEUE_CAPACITY);
-        let writer = Writer {
-            conn,
-            genesis: genesis.clone(),
-            ledger: state.0,
-            nonces: state.1,
-        };
+        let writer = Writer { conn, genesis: genesis.clone(), ledger: state.0, nonces: state.1 };
         let writer = std::thread::Builder::new()
             .name("cue-ledger-writer".into())
             .spawn(move || writer.run(commands))
-            .map_err(|source| StoreError::Io {
-                what: "cannot start the writer thread".into(),
-                source,
-            })?;
-        Ok(LedgerStore {
-            path: path.to_path_buf(),
-            genesis,
-            queue: Some(queue),
-            writer: Some(writer),
-        })
+            .map_err(|source| StoreError::Io { what: "cannot start the writer thread".into(), source })?;
+        Ok(LedgerStore { path: path.to_path_buf(), genesis, queue: Some(queue), writer: Some(writer) })
     }
 
     /// The network's genesis.
@@ -167,16 +149,8 @@ impl LedgerStore {
     }
 
     /// Queues a verified event for admission, ledger rules and storage.
-    pub fn submit(
-        &self,
-        event: Verified,
-        admission: Admission,
-    ) -> Result<Pending<Accepted>, StoreError> {
-        self.send(|reply| Command::Submit {
-            event: Box::new(event),
-            admission,
-            reply,
-        })
+    pub fn submit(&self, event: Verified, admission: Admission) -> Result<Pending<Accepted>, StoreError> {
+        self.send(|reply| Command::Submit { event: Box::new(event), admission, reply })
     }
 
     /// Queues an entry to be completed with the signer's next chain position, signed with
@@ -187,21 +161,13 @@ impl LedgerStore {
         draft: Draft,
         validity: Validity,
     ) -> Result<Pending<Accepted>, StoreError> {
-        self.send(|reply| Command::Author {
-            signer,
-            draft,
-            validity,
-            reply,
-        })
+        self.send(|reply| Command::Author { signer, draft, validity, reply })
     }
 
     /// Records an equivocation proof received from elsewhere: flags the account, keeps the
     /// proof. Answers whether the account was newly flagged.
     pub fn record_proof(&self, proof: EquivocationProof) -> Result<Pending<bool>, StoreError> {
-        self.send(|reply| Command::Proof {
-            proof: Box::new(proof),
-            reply,
-        })
+        self.send(|reply| Command::Proof { proof: Box::new(proof), reply })
     }
 
     fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, StoreError> {
@@ -228,10 +194,7 @@ impl Drop for LedgerStore {
 fn init_genesis(conn: &mut Connection, given: Option<Genesis>) -> Result<Genesis, StoreError> {
     match (stored_genesis(conn)?, given) {
         (Some(stored), Some(given)) if stored.id() != given.id() => {
-            Err(StoreError::GenesisMismatch {
-                stored: stored.id(),
-                given: given.id(),
-            })
+            Err(StoreError::GenesisMismatch { stored: stored.id(), given: given.id() })
         }
         (Some(stored), _) => Ok(stored),
         (None, None) => Err(StoreError::NoGenesis),
@@ -239,10 +202,7 @@ fn init_genesis(conn: &mut Connection, given: Option<Genesis>) -> Result<Genesis
             let tx = conn.transaction()?;
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('genesis', ?1)",
-                [genesis
-                    .to_toml()
-                    .map_err(StoreError::InvalidGenesis)?
-                    .as_bytes()],
+                [genesis.to_toml().map_err(StoreError::InvalidGenesis)?.as_bytes()],
             )?;
             for (key, amount) in &genesis.allocations {
                 tx.execute(
@@ -267,32 +227,24 @@ fn load_state(conn: &Connection, genesis: &Genesis) -> Result<(Ledger, SeenNonce
         account.balance = row.get::<_, i64>(1)? as u64;
         account.flagged = row.get(2)?;
     }
-    let mut stmt = conn.prepare(
-        "SELECT signer, seq, hash FROM events WHERE seq IS NOT NULL ORDER BY signer, seq",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT signer, seq, hash FROM events WHERE seq IS NOT NULL ORDER BY signer, seq")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let chain = &mut accounts
-            .entry(key_from_blob(row.get(0)?)?)
-            .or_default()
-            .chain;
+        let chain = &mut accounts.entry(key_from_blob(row.get(0)?)?).or_default().chain;
         if row.get::<_, i64>(1)? != chain.len() as i64 {
             return Err(StoreError::Corrupt("a ledger chain has a gap".into()));
         }
         chain.push(digest_from_blob(row.get(2)?)?);
     }
-    let ledger = Ledger::restore(genesis.clone(), accounts)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let ledger =
+        Ledger::restore(genesis.clone(), accounts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut nonces = SeenNonces::new(DEFAULT_NONCE_CAPACITY);
     let mut stmt = conn.prepare("SELECT bytes FROM events WHERE expires_ms > ?1")?;
     let mut rows = stmt.query([now_ms() as i64])?;
     while let Some(row) = rows.next()? {
-        let event = Event::decode(
-            row.get_ref(0)?
-                .as_blob()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        )
-        .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
+        let event = Event::decode(row.get_ref(0)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
         nonces.record(event.header());
     }
     Ok((ledger, nonces))
@@ -338,10 +290,7 @@ impl Writer {
     /// fails the writer stops (and later commands get [`StoreError::Closed`]).
     fn commit_batch(&mut self, batch: Vec<Command>) -> Result<(), StoreError> {
         let mut answers = Vec::with_capacity(batch.len());
-        let failure = self
-            .process(batch, &mut answers)
-            .err()
-            .map(|e| e.to_string());
+        let failure = self.process(batch, &mut answers).err().map(|e| e.to_string());
         let reloaded = match failure {
             None => Ok(()),
             Some(_) => load_state(&self.conn, &self.genesis).map(|(ledger, nonces)| {
@@ -355,47 +304,20 @@ impl Writer {
         reloaded
     }
 
-    fn process(
-        &mut self,
-        batch: Vec<Command>,
-        answers: &mut Vec<Answer>,
-    ) -> Result<(), StoreError> {
+    fn process(&mut self, batch: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let received = now_ms();
         let mut commands = batch.into_iter();
         while let Some(command) = commands.next() {
             let answer = match command {
-                Command::Submit {
-                    event,
-                    admission,
-                    reply,
-                } => {
-                    let result = admit(
-                        &tx,
-                        &mut self.ledger,
-                        &mut self.nonces,
-                        *event,
-                        admission,
-                        received,
-                    );
+                Command::Submit { event, admission, reply } => {
+                    let result = admit(&tx, &mut self.ledger, &mut self.nonces, *event, admission, received);
                     Answer::Event(reply, Box::new(result))
                 }
-                Command::Author {
-                    signer,
-                    draft,
-                    validity,
-                    reply,
-                } => {
+                Command::Author { signer, draft, validity, reply } => {
                     let result = author(&self.ledger, &signer, draft, validity).and_then(|event| {
                         let admission = Admission::Historical;
-                        admit(
-                            &tx,
-                            &mut self.ledger,
-                            &mut self.nonces,
-                            event,
-                            admission,
-                            received,
-                        )
+                        admit(&tx, &mut self.ledger, &mut self.nonces, event, admission, received)
                     });
                     Answer::Event(reply, Box::new(result))
                 }
@@ -453,10 +375,7 @@ impl Answer {
     }
 }
 
-fn unless_failed<T>(
-    result: Result<T, SubmitError>,
-    failure: Option<&str>,
-) -> Result<T, SubmitError> {
+fn unless_failed<T>(result: Result<T, SubmitError>, failure: Option<&str>) -> Result<T, SubmitError> {
     match (result, failure) {
         (Ok(_), Some(message)) => Err(SubmitError::Store(StoreError::BatchFailed(message.into()))),
         (result, _) => result,
@@ -473,29 +392,12 @@ fn author(
     let genesis = ledger.genesis_id();
     let link = ledger.next_link(&signer.public());
     let event = match draft {
-        Draft::Mint { to, amount } => Event::Mint(Signed::sign(
+        Draft::Mint { to, amount } => {
+            Event::Mint(Signed::sign(signer, Mint { genesis, link, to, amount }, validity)?)
+        }
+        Draft::Transfer { to, amount, reference } => Event::Transfer(Signed::sign(
             signer,
-            Mint {
-                genesis,
-                link,
-                to,
-                amount,
-            },
-            validity,
-        )?),
-        Draft::Transfer {
-            to,
-            amount,
-            reference,
-        } => Event::Transfer(Signed::sign(
-            signer,
-            Transfer {
-                genesis,
-                link,
-                to,
-                amount,
-                reference,
-            },
+            Transfer { genesis, link, to, amount, reference },
             validity,
         )?),
     };
@@ -523,12 +425,8 @@ fn admit(
         Err(e) => return Err(e.into()),
     };
     nonces.record(event.header());
-    let log_position =
-        insert_event(tx, event, &applied, received_ms).map_err(SubmitError::Store)?;
-    Ok(Accepted {
-        event: verified.event().clone(),
-        log_position,
-    })
+    let log_position = insert_event(tx, event, &applied, received_ms).map_err(SubmitError::Store)?;
+    Ok(Accepted { event: verified.event().clone(), log_position })
 }
 
 fn insert_event(
@@ -566,9 +464,8 @@ fn insert_event(
             _ => {}
         }
     }
-    let mut link = tx.prepare_cached(
-        "INSERT INTO event_links (target, relation, event_id) VALUES (?1, ?2, ?3)",
-    )?;
+    let mut link =
+        tx.prepare_cached("INSERT INTO event_links (target, relation, event_id) VALUES (?1, ?2, ?3)")?;
     for (relation, target) in links {
         link.execute(params![&target.0, relation, id])?;
     }
@@ -598,16 +495,10 @@ fn convict(
     };
     let mut keep = || -> Result<(), SubmitError> {
         let bytes: Vec<u8> = tx
-            .query_row(
-                "SELECT bytes FROM events WHERE hash = ?1",
-                [&existing.0],
-                |row| row.get(0),
-            )
+            .query_row("SELECT bytes FROM events WHERE hash = ?1", [&existing.0], |row| row.get(0))
             .optional()
             .map_err(StoreError::from)?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("chain entry {existing} is not in the log"))
-            })?;
+            .ok_or_else(|| StoreError::Corrupt(format!("chain entry {existing} is not in the log")))?;
         let first = Event::decode(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let proof = EquivocationProof::new(first, event.clone())?;
         record_proof(tx, ledger, &proof, received_ms)?;
@@ -632,12 +523,7 @@ fn record_proof(
         tx.execute(
             "INSERT OR IGNORE INTO equivocations (account, seq, proof, detected_ms)
              VALUES (?1, ?2, ?3, ?4)",
-            params![
-                account.as_bytes(),
-                proof.seq() as i64,
-                proof.encode(),
-                received_ms as i64
-            ],
+            params![account.as_bytes(), proof.seq() as i64, proof.encode(), received_ms as i64],
         )?;
         tx.execute(
             "INSERT INTO accounts (key, balance, flagged) VALUES (?1, ?2, 1)
@@ -670,21 +556,12 @@ mod tests {
         let path = dir.path().join("l.sqlite3");
         let key = Arc::new(Keypair::from_seed([1; 32]));
         let payee = Keypair::from_seed([2; 32]).public();
-        assert!(matches!(
-            LedgerStore::open(&path, None),
-            Err(StoreError::NoGenesis)
-        ));
+        assert!(matches!(LedgerStore::open(&path, None), Err(StoreError::NoGenesis)));
         let store = LedgerStore::open(&path, Some(genesis("a", &key))).unwrap();
         let pending: Vec<_> = (0..100)
             .map(|_| {
-                let draft = Draft::Transfer {
-                    to: payee,
-                    amount: 3,
-                    reference: None,
-                };
-                store
-                    .author(key.clone(), draft, Validity::starting(now_ms(), 60_000))
-                    .unwrap()
+                let draft = Draft::Transfer { to: payee, amount: 3, reference: None };
+                store.author(key.clone(), draft, Validity::starting(now_ms(), 60_000)).unwrap()
             })
             .collect();
         for (seq, p) in pending.into_iter().enumerate() {
@@ -696,14 +573,8 @@ mod tests {
         let reader = store.reader().unwrap();
         assert_eq!(reader.balance(&payee).unwrap(), 300);
         assert_eq!(reader.balance(&key.public()).unwrap(), 700);
-        let draft = Draft::Transfer {
-            to: payee,
-            amount: 1,
-            reference: None,
-        };
-        let next = store
-            .author(key.clone(), draft, Validity::starting(now_ms(), 60_000))
-            .unwrap();
+        let draft = Draft::Transfer { to: payee, amount: 1, reference: None };
+        let next = store.author(key.clone(), draft, Validity::starting(now_ms(), 60_000)).unwrap();
         assert_eq!(next.wait().unwrap().event.entry().link.seq, 100);
         drop(store);
 

@@ -1,6 +1,6 @@
 //! Hostile guest `forbidden-import`: imports a capability no host grants; refused before it runs.
 
-wit_bindgen::generate!({ world: "cue:examples/forbidden", path: ["../../../wit", "../../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/forbidden", path: ["../../../wit", "../../wit"], generate_all });
 
 struct Attack;
 

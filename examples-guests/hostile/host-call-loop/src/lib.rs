@@ -1,6 +1,6 @@
 //! Hostile guest `host-call-loop`: calls the host in a tight loop; every call costs fuel, so it ends out of fuel.
 
-wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"], generate_all });
 
 struct Attack;
 

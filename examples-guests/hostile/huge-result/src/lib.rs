@@ -1,6 +1,6 @@
 //! Hostile guest `huge-result`: returns a 48 MiB string; ends as too large.
 
-wit_bindgen::generate!({ world: "cue:examples/huge-result", path: ["../../../wit", "../../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/huge-result", path: ["../../../wit", "../../wit"], generate_all });
 
 struct Attack;
 

@@ -1,6 +1,6 @@
 //! Hostile guest `infinite-loop`: spins forever; ends out of fuel (or at the deadline).
 
-wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"], generate_all });
 
 struct Attack;
 

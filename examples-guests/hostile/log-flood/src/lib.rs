@@ -1,6 +1,6 @@
 //! Hostile guest `log-flood`: logs without end; ends when its log is too large.
 
-wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"], generate_all });
 
 struct Attack;
 

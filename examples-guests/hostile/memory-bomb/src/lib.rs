@@ -1,6 +1,6 @@
 //! Hostile guest `memory-bomb`: allocates without end; ends at the memory limit.
 
-wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"], generate_all });
 
 struct Attack;
 

@@ -1,6 +1,6 @@
 //! Hostile guest `panic`: panics; ends in a trap carrying the panic message.
 
-wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"] });
+wit_bindgen::generate!({ world: "cue:examples/attack", path: ["../../../wit", "../../wit"], generate_all });
 
 struct Attack;
 

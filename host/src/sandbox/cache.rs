@@ -1,0 +1,123 @@
+//! The on-disk cache of compiled components.
+//!
+//! Entries are keyed by the component's sha256 and the engine's precompile compatibility
+//! hash. Deserialising compiled code is trusting it completely, so every entry carries an
+//! HMAC-SHA256 tag under a key that only this host knows (a 0600 file beside the cache):
+//! an artifact this host did not write — planted, corrupted or truncated — fails the tag
+//! check and is recompiled from the component instead of loaded.
+
+use std::fs;
+use std::hash::Hasher;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::error::SandboxError;
+
+type Tag = Hmac<Sha256>;
+const TAG_LEN: usize = 32;
+
+/// Compiled components on disk, authenticated with a host-local key.
+pub(crate) struct CodeCache {
+    dir: PathBuf,
+    key: [u8; 32],
+    /// Hex of the engine's precompile compatibility hash: part of every entry's name.
+    compat: String,
+}
+
+impl CodeCache {
+    /// Opens (creating if needed) the cache in `dir` for `engine`.
+    pub(crate) fn open(dir: &Path, engine: &Engine) -> Result<Self, SandboxError> {
+        let io = |source| SandboxError::Cache { path: dir.to_path_buf(), source };
+        fs::create_dir_all(dir).map_err(io)?;
+        let key = load_or_create_key(&dir.join("cache.key")).map_err(io)?;
+        let mut hasher = Sha256Hasher::default();
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+        let compat = hex::encode(&hasher.0.finalize()[..12]);
+        Ok(CodeCache { dir: dir.to_path_buf(), key, compat })
+    }
+
+    fn entry(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}-{}.cwasm", self.compat))
+    }
+
+    fn tag(&self, sha256: &str, artifact: &[u8]) -> Tag {
+        let mut mac = Tag::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(sha256.as_bytes());
+        mac.update(self.compat.as_bytes());
+        mac.update(artifact);
+        mac
+    }
+
+    /// The compiled component for `sha256`, if this host cached it and it is intact.
+    pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
+        let bytes = fs::read(self.entry(sha256)).ok()?;
+        if bytes.len() < TAG_LEN {
+            return None;
+        }
+        let (tag, artifact) = bytes.split_at(TAG_LEN);
+        if self.tag(sha256, artifact).verify_slice(tag).is_err() {
+            tracing::warn!(sha256, "cached code failed its integrity check; recompiling");
+            return None;
+        }
+        // SAFETY: the artifact carries a valid HMAC under this host's secret key, so this
+        // host serialised it from a component it compiled with a compatible engine.
+        unsafe { Component::deserialize(engine, artifact) }.ok()
+    }
+
+    /// Stores `component` for `sha256`; failures only cost a recompile later, so they are
+    /// logged, not returned.
+    pub(crate) fn store(&self, sha256: &str, component: &Component) {
+        let result = component.serialize().map_err(std::io::Error::other).and_then(|artifact| {
+            let tag = self.tag(sha256, &artifact).finalize().into_bytes();
+            let path = self.entry(sha256);
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(&tag)?;
+            file.write_all(&artifact)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        });
+        if let Err(err) = result {
+            tracing::warn!(sha256, %err, "could not cache compiled code");
+        }
+    }
+}
+
+fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
+    if let Ok(bytes) = fs::read(path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(&key)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    Ok(key)
+}
+
+/// Feeds `Hash` output into SHA-256, to turn wasmtime's compatibility hash into stable bytes.
+#[derive(Default)]
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        u64::from_le_bytes(self.0.clone().finalize()[..8].try_into().expect("8 bytes"))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}

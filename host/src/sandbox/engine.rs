@@ -1,0 +1,251 @@
+//! The sandbox engine: wasmtime configured for deterministic, metered, bounded execution,
+//! the linker with the job capabilities, the epoch ticker and the compiled-code cache.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use super::cache::CodeCache;
+use super::caps::{self, JobState};
+use super::error::{FailureKind, JobError, SandboxError};
+use super::invoke::LoadedComponent;
+use super::verify::{self, VerifiedComponent};
+
+/// The wasmtime release this host embeds (checked against Cargo.lock by a test).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Host-wide settings of the sandbox (per-call bounds are [`super::Limits`]).
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Where compiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// How many jobs may run at once: sizes the pooling allocator.
+    pub max_concurrent_jobs: u32,
+    /// The largest linear memory any job may have; per-call limits are clamped to it.
+    pub max_memory_bytes: u64,
+    /// The wasm stack size. It decides where deep recursion overflows, so it is part of
+    /// the engine fingerprint.
+    pub max_wasm_stack: usize,
+    /// Granularity of wall-clock deadlines.
+    pub epoch_tick: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            cache_dir: None,
+            max_concurrent_jobs: 32,
+            max_memory_bytes: 4 << 30,
+            max_wasm_stack: 1 << 20,
+            epoch_tick: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Identifies everything that decides a job's result and fuel: the wasmtime version and
+/// every engine setting that changes semantics or metering. Two hosts with the same
+/// fingerprint must produce the same output and the same fuel for the same job.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct EngineFingerprint {
+    /// Short hex digest of `settings`, for display and comparison.
+    pub id: String,
+    /// The settings, by name.
+    pub settings: BTreeMap<String, String>,
+}
+
+impl EngineFingerprint {
+    fn new(config: &SandboxConfig) -> Self {
+        let settings: BTreeMap<String, String> = [
+            ("wasmtime", WASMTIME_VERSION.to_string()),
+            ("cue-job-wit", "0.1".to_string()),
+            ("consume-fuel", "true".to_string()),
+            ("host-call-fuel", caps::HOST_CALL_FUEL.to_string()),
+            ("nan-canonicalization", "true".to_string()),
+            ("relaxed-simd-deterministic", "true".to_string()),
+            ("threads", "false".to_string()),
+            ("memory64", "false".to_string()),
+            ("max-wasm-stack", config.max_wasm_stack.to_string()),
+            ("clocks", "stepping-1us".to_string()),
+            ("random", "chacha12-seeded-from-job".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut hasher = Sha256::new();
+        for (k, v) in &settings {
+            hasher.update(format!("{k}={v}\n"));
+        }
+        let id = hex::encode(&hasher.finalize()[..8]);
+        EngineFingerprint { id, settings }
+    }
+}
+
+/// How a component's compiled code was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodeSource {
+    /// Compiled now from the component.
+    Compiled,
+    /// Loaded from this host's compiled-code cache.
+    Cache,
+}
+
+/// A wasmtime engine ready to run untrusted components. Cheap to share behind an `Arc`;
+/// loading and invoking take `&self` and run concurrently.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<JobState>,
+    cache: Option<CodeCache>,
+    fingerprint: EngineFingerprint,
+    config: SandboxConfig,
+    /// Advances the engine's epoch; stopped and joined when the sandbox is dropped.
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    /// Configures the engine, the linker and the cache.
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let engine = Engine::new(&engine_config(&config)).map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        caps::add_host_to_linker(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let cache = config.cache_dir.as_deref().map(|dir| CodeCache::open(dir, &engine)).transpose()?;
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        Ok(Sandbox {
+            fingerprint: EngineFingerprint::new(&config),
+            engine,
+            linker,
+            cache,
+            config,
+            _ticker: ticker,
+        })
+    }
+
+    /// What decides results and fuel on this host.
+    pub fn fingerprint(&self) -> &EngineFingerprint {
+        &self.fingerprint
+    }
+
+    /// The host-wide settings.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// Verifies `bytes` (a valid component whose every import the policy grants), compiles
+    /// it or loads it from the cache, and pre-links it: the result can be invoked many times.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, JobError> {
+        let started = Instant::now();
+        let verified = verify::verify(bytes)?;
+        let (component, source) = self.compile(bytes, &verified)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            JobError::new(FailureKind::InvalidComponent, format!("cannot link the component: {e:#}"))
+        })?;
+        LoadedComponent::new(self, verified, component, pre, source, started.elapsed())
+    }
+
+    fn compile(
+        &self,
+        bytes: &[u8],
+        verified: &VerifiedComponent,
+    ) -> Result<(Component, CodeSource), JobError> {
+        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &verified.sha256)) {
+            return Ok((component, CodeSource::Cache));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| JobError::new(FailureKind::InvalidComponent, format!("{e:#}")))?;
+        if let Some(cache) = &self.cache {
+            cache.store(&verified.sha256, &component);
+        }
+        Ok((component, CodeSource::Compiled))
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn engine_config(config: &SandboxConfig) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    let jobs = config.max_concurrent_jobs.max(1);
+    let limits = super::Limits::default();
+    pool.total_component_instances(jobs)
+        .total_core_instances(jobs * limits.instances as u32)
+        .total_memories(jobs * limits.memories as u32)
+        .total_tables(jobs * limits.tables as u32)
+        .max_core_instances_per_component(limits.instances as u32)
+        .max_memories_per_component(limits.memories as u32)
+        .max_tables_per_component(limits.tables as u32)
+        .max_memory_size(config.max_memory_bytes as usize)
+        .table_elements(limits.table_elements as usize + 1);
+    let mut wasm = Config::new();
+    wasm.consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true)
+        .shared_memory(false)
+        .wasm_memory64(false)
+        .wasm_component_model(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .cranelift_opt_level(OptLevel::Speed)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}
+
+/// A thread that advances the engine's epoch every tick, so deadlines are checked without
+/// a timer per job. Dropping it stops and joins the thread.
+struct EpochTicker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("cue-epoch".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn the epoch thread");
+        EpochTicker { stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_wasmtime_version_matches_the_lockfile() {
+        let lock = include_str!("../../../Cargo.lock");
+        let entry = format!("name = \"wasmtime\"\nversion = \"{WASMTIME_VERSION}\"");
+        assert!(lock.contains(&entry), "update WASMTIME_VERSION to the version in Cargo.lock");
+    }
+
+    #[test]
+    fn the_fingerprint_depends_on_the_stack_size() {
+        let a = EngineFingerprint::new(&SandboxConfig::default());
+        let b =
+            EngineFingerprint::new(&SandboxConfig { max_wasm_stack: 2 << 20, ..SandboxConfig::default() });
+        assert_ne!(a.id, b.id);
+        assert_eq!(a, EngineFingerprint::new(&SandboxConfig::default()));
+    }
+}

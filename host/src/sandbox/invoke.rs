@@ -1,0 +1,396 @@
+//! Typed invocation: find the export, type-check the call, run it on a fresh instance under
+//! the job's limits, and turn whatever happened into an [`Outcome`].
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
+use wasmtime::{Store, Trap};
+
+use super::caps::{EventSink, JobLog, JobSeeds, JobState, LogLine, build_wasi};
+use super::engine::{CodeSource, Sandbox};
+use super::error::{FailureKind, JobError, Stop};
+use super::json;
+use super::limits::{JobLimiter, Limits};
+use super::verify::VerifiedComponent;
+
+/// One exported function of a component.
+#[derive(Clone)]
+pub struct Export {
+    /// `fib`, or `interface#function` for a function inside an exported interface.
+    pub name: String,
+    index: ComponentExportIndex,
+    ty: ComponentFunc,
+}
+
+impl Export {
+    /// Parameter names, in order.
+    pub fn param_names(&self) -> Vec<String> {
+        self.ty.params().map(|(name, _)| name.to_string()).collect()
+    }
+
+    fn param_types(&self) -> Vec<Type> {
+        self.ty.params().map(|(_, ty)| ty).collect()
+    }
+
+    fn result_type(&self) -> Option<Type> {
+        self.ty.results().next()
+    }
+}
+
+/// A verified, compiled and pre-linked component. Every invocation gets a fresh store and
+/// instance, so no state leaks from one call to the next.
+pub struct LoadedComponent {
+    verified: VerifiedComponent,
+    pre: InstancePre<JobState>,
+    exports: Vec<Export>,
+    engine: wasmtime::Engine,
+    epoch_tick: Duration,
+    max_memory_bytes: u64,
+    source: CodeSource,
+    load_time: Duration,
+}
+
+/// A type-checked call of one export.
+#[derive(Clone)]
+pub struct Call {
+    export: Export,
+    args: Vec<Val>,
+    /// The call in WAVE, canonical form (re-printed from the typed values).
+    wave: String,
+}
+
+impl Call {
+    /// The export being called.
+    pub fn export_name(&self) -> &str {
+        &self.export.name
+    }
+
+    /// The call in canonical WAVE, e.g. `fib(30)`.
+    pub fn wave(&self) -> &str {
+        &self.wave
+    }
+
+    /// SHA-256 of the canonical call: with the component hash, it identifies a job's input.
+    pub fn input_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.wave.as_bytes()))
+    }
+}
+
+/// Per-invocation options besides the limits.
+#[derive(Clone, Default)]
+pub struct Invocation {
+    /// Seed for the job's clocks-independent randomness; `None` derives it from the
+    /// component hash and the call, so re-running the same job reproduces it.
+    pub seed: Option<[u8; 32]>,
+    /// Receives log lines and progress while the job runs.
+    pub events: Option<EventSink>,
+}
+
+/// A successful job's result.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct JobOutput {
+    /// The result in WAVE (`()` for a function without a result).
+    pub wave: String,
+    /// The result as JSON, mapped by its WIT type (`null` for no result).
+    pub json: serde_json::Value,
+}
+
+/// Everything about one finished invocation.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The result, or exactly one typed failure.
+    pub result: Result<JobOutput, JobError>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Wall time of instantiation and call.
+    pub wall: Duration,
+    /// The most linear memory the job held at once.
+    pub peak_memory_bytes: u64,
+    /// The job's log.
+    pub log: Vec<LogLine>,
+}
+
+impl LoadedComponent {
+    pub(crate) fn new(
+        sandbox: &Sandbox,
+        verified: VerifiedComponent,
+        component: Component,
+        pre: InstancePre<JobState>,
+        source: CodeSource,
+        load_time: Duration,
+    ) -> Result<Self, JobError> {
+        let exports = list_exports(sandbox.engine(), &component);
+        Ok(LoadedComponent {
+            verified,
+            pre,
+            exports,
+            engine: sandbox.engine().clone(),
+            epoch_tick: sandbox.config().epoch_tick,
+            max_memory_bytes: sandbox.config().max_memory_bytes,
+            source,
+            load_time,
+        })
+    }
+
+    /// The verified component (sha256, size, import verdicts).
+    pub fn verified(&self) -> &VerifiedComponent {
+        &self.verified
+    }
+
+    /// The exported functions.
+    pub fn exports(&self) -> &[Export] {
+        &self.exports
+    }
+
+    /// Whether the code was compiled now or loaded from the cache, and how long loading took.
+    pub fn load_stats(&self) -> (CodeSource, Duration) {
+        (self.source, self.load_time)
+    }
+
+    fn find_export(&self, name: &str) -> Result<&Export, JobError> {
+        let bad = |message: String| JobError::new(FailureKind::BadArguments, message);
+        if let Some(export) = self.exports.iter().find(|e| e.name == name) {
+            return Ok(export);
+        }
+        let by_function: Vec<&Export> =
+            self.exports.iter().filter(|e| e.name.rsplit_once('#').is_some_and(|(_, f)| f == name)).collect();
+        match by_function.as_slice() {
+            [one] => Ok(one),
+            [] => Err(bad(format!(
+                "the component exports no function `{name}`; it exports: {}",
+                self.export_list()
+            ))),
+            many => Err(bad(format!(
+                "`{name}` is ambiguous; say which: {}",
+                many.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    fn export_list(&self) -> String {
+        let names: Vec<&str> = self.exports.iter().map(|e| e.name.as_str()).collect();
+        if names.is_empty() { "nothing".into() } else { names.join(", ") }
+    }
+
+    /// Parses and type-checks a call written in WAVE, such as `fib(30)` or
+    /// `count-words("a b a")`.
+    pub fn parse_call(&self, wave: &str) -> Result<Call, JobError> {
+        let bad = |message: String| JobError::new(FailureKind::BadArguments, message);
+        let call = UntypedFuncCall::parse(wave.trim())
+            .map_err(|e| bad(format!("cannot parse the call `{wave}`: {e}")))?;
+        let export = self.find_export(call.name())?;
+        let types = export.param_types();
+        let args = call
+            .to_wasm_params::<Val>(types.iter())
+            .map_err(|e| bad(format!("{}: {e} (expected {})", export.name, signature(export))))?;
+        Ok(make_call(export.clone(), args))
+    }
+
+    /// Builds a call from JSON arguments: an array in parameter order, or an object by
+    /// parameter name. Values map by the WIT types (see docs/sandbox.md).
+    pub fn json_call(&self, function: &str, args: &serde_json::Value) -> Result<Call, JobError> {
+        let export = self.find_export(function)?;
+        let params: Vec<(String, Type)> = export.ty.params().map(|(n, t)| (n.to_string(), t)).collect();
+        let values: Vec<&serde_json::Value> = match args {
+            serde_json::Value::Array(items) if items.len() == params.len() => items.iter().collect(),
+            serde_json::Value::Object(map) => {
+                params.iter().map(|(name, _)| map.get(name).unwrap_or(&serde_json::Value::Null)).collect()
+            }
+            _ => {
+                return Err(JobError::new(
+                    FailureKind::BadArguments,
+                    format!("{} takes {} argument(s): {}", export.name, params.len(), signature(export)),
+                ));
+            }
+        };
+        let args = params
+            .iter()
+            .zip(values)
+            .map(|((name, ty), value)| {
+                json::from_json(ty, value).map_err(|e| {
+                    JobError::new(
+                        FailureKind::BadArguments,
+                        format!("argument `{name}` of {}: {e}", export.name),
+                    )
+                })
+            })
+            .collect::<Result<Vec<Val>, JobError>>()?;
+        Ok(make_call(export.clone(), args))
+    }
+
+    /// Runs `call` on a fresh instance under `limits`.
+    pub fn invoke(&self, call: &Call, limits: &Limits, options: &Invocation) -> Outcome {
+        let started = Instant::now();
+        let mut limits = limits.clone();
+        limits.memory_bytes = limits.memory_bytes.min(self.max_memory_bytes);
+        let log = Arc::new(Mutex::new(JobLog::new(limits.log_bytes)));
+        let seed = options.seed.unwrap_or_else(|| self.default_seed(call));
+        let seeds = JobSeeds::derive(&seed);
+        let state = JobState {
+            wasi: build_wasi(&seeds, &log, &options.events),
+            table: Default::default(),
+            limiter: JobLimiter::new(&limits),
+            log: log.clone(),
+            rng: StdRng::from_seed(seeds.host),
+            events: options.events.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let run = store.set_fuel(limits.fuel).map_err(RunError::Wasm).and_then(|()| {
+            let ticks = limits.timeout.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1)) as u64;
+            store.set_epoch_deadline(ticks.saturating_add(1));
+            store.epoch_deadline_trap();
+            self.run(&mut store, call, &limits)
+        });
+        let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
+        let peak_memory_bytes = store.data().limiter.peak_memory;
+        drop(store);
+        let mut log = log.lock().expect("job log lock");
+        let flushed = log.finish();
+        if let Some(events) = &options.events {
+            flushed.into_iter().for_each(|line| events(super::caps::JobEvent::Log(line)));
+        }
+        let result = run.map_err(|err| classify(err, &log, &limits));
+        Outcome { result, fuel_used, wall: started.elapsed(), peak_memory_bytes, log: log.take_lines() }
+    }
+
+    fn run(&self, store: &mut Store<JobState>, call: &Call, limits: &Limits) -> Result<JobOutput, RunError> {
+        let instance = self.pre.instantiate(&mut *store).map_err(RunError::Wasm)?;
+        let func = instance
+            .get_func(&mut *store, call.export.index)
+            .ok_or_else(|| RunError::Job(JobError::new(FailureKind::InvalidComponent, "export vanished")))?;
+        let mut results = vec![Val::Bool(false); call.export.ty.results().len()];
+        func.call(&mut *store, &call.args, &mut results).map_err(RunError::Wasm)?;
+        let value = results.into_iter().next();
+        if let Some(value) = &value
+            && json::exceeds(value, limits.result_bytes)
+        {
+            return Err(RunError::Job(JobError::new(
+                FailureKind::TooLarge,
+                format!("the result is larger than the limit of {} bytes", limits.result_bytes),
+            )));
+        }
+        let wave = match &value {
+            Some(value) => wasmtime::component::wasm_wave::to_string(value).map_err(|e| {
+                RunError::Job(JobError::new(FailureKind::Trap, format!("unprintable result: {e}")))
+            })?,
+            None => "()".to_string(),
+        };
+        if wave.len() > limits.result_bytes {
+            return Err(RunError::Job(JobError::new(
+                FailureKind::TooLarge,
+                format!("the result is {} bytes of WAVE; the limit is {}", wave.len(), limits.result_bytes),
+            )));
+        }
+        let json = match (&value, call.export.result_type()) {
+            (Some(value), Some(ty)) => json::to_json(&ty, value),
+            _ => serde_json::Value::Null,
+        };
+        Ok(JobOutput { wave, json })
+    }
+
+    fn default_seed(&self, call: &Call) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(self.verified.sha256.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(call.wave.as_bytes())
+            .finalize()
+            .into()
+    }
+}
+
+/// Why a run stopped before producing a value.
+enum RunError {
+    /// Already classified.
+    Job(JobError),
+    /// A wasmtime error or trap, to classify.
+    Wasm(wasmtime::Error),
+}
+
+fn classify(err: RunError, log: &JobLog, limits: &Limits) -> JobError {
+    let err = match err {
+        RunError::Job(job) => return job,
+        RunError::Wasm(err) => err,
+    };
+    if let Some(Stop(job)) = err.downcast_ref::<Stop>() {
+        return job.clone();
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => {
+            JobError::new(FailureKind::OutOfFuel, format!("the job used all of its {} fuel", limits.fuel))
+        }
+        Some(Trap::Interrupt) => JobError::new(
+            FailureKind::Timeout,
+            format!("the job ran past its deadline of {:?}", limits.timeout),
+        ),
+        Some(Trap::StackOverflow) => JobError::new(
+            FailureKind::StackOverflow,
+            "the job exhausted its wasm stack (unbounded recursion?)",
+        ),
+        Some(trap) => {
+            let message = match log.panic_message() {
+                Some(panic) => format!("the guest panicked: {panic}"),
+                None => format!("the guest trapped: {trap}"),
+            };
+            JobError::new(FailureKind::Trap, message)
+        }
+        None => {
+            if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                return JobError::new(FailureKind::Trap, format!("the guest exited with status {}", exit.0));
+            }
+            JobError::new(FailureKind::Trap, format!("{err:#}"))
+        }
+    }
+}
+
+fn make_call(export: Export, args: Vec<Val>) -> Call {
+    let rendered: Vec<String> = args
+        .iter()
+        .map(|arg| wasmtime::component::wasm_wave::to_string(arg).unwrap_or_else(|_| "?".into()))
+        .collect();
+    let wave = format!("{}({})", export.name, rendered.join(", "));
+    Call { export, args, wave }
+}
+
+fn signature(export: &Export) -> String {
+    let params: Vec<String> =
+        export.ty.params().map(|(name, ty)| format!("{name}: {}", json::type_name(&ty))).collect();
+    let result = export.result_type().map(|ty| format!(" -> {}", json::type_name(&ty))).unwrap_or_default();
+    format!("{}({}){result}", export.name, params.join(", "))
+}
+
+fn list_exports(engine: &wasmtime::Engine, component: &Component) -> Vec<Export> {
+    let mut exports = Vec::new();
+    for (name, item) in component.component_type().exports(engine) {
+        match item.ty {
+            ComponentItem::ComponentFunc(ty) => {
+                if let Some((_, index)) = component.get_export(None, name) {
+                    exports.push(Export { name: name.to_string(), index, ty });
+                }
+            }
+            ComponentItem::ComponentInstance(instance) => {
+                let Some((_, parent)) = component.get_export(None, name) else { continue };
+                for (func_name, func_item) in instance.exports(engine) {
+                    if let ComponentItem::ComponentFunc(ty) = func_item.ty
+                        && let Some((_, index)) = component.get_export(Some(&parent), func_name)
+                    {
+                        exports.push(Export { name: format!("{name}#{func_name}"), index, ty });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    exports
+}
+
+/// The signature of an export, e.g. `fib(n: u32) -> u64`.
+pub fn export_signature(export: &Export) -> String {
+    signature(export)
+}

@@ -1,0 +1,202 @@
+//! The sandbox library against real components: concurrency, isolation, determinism, the
+//! cache, components from other toolchains, live events.
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use cue_host::sandbox::{CodeSource, FailureKind, Invocation, JobEvent, Limits, Sandbox, SandboxConfig};
+
+use crate::support::{guest_bytes, sandbox};
+
+fn run_ok(sandbox: &Sandbox, bytes: &[u8], call: &str) -> (String, u64) {
+    let loaded = sandbox.load(bytes).expect("load");
+    let call = loaded.parse_call(call).expect("call");
+    let outcome = loaded.invoke(&call, &Limits::default(), &Invocation::default());
+    (outcome.result.expect("result").wave, outcome.fuel_used)
+}
+
+/// Hostile jobs running alongside good ones do not disturb them.
+#[test]
+fn good_jobs_keep_running_while_hostile_jobs_fail() {
+    let sandbox = Arc::new(sandbox());
+    let hostile = [
+        ("hostile-infinite-loop", FailureKind::OutOfFuel),
+        ("hostile-memory-bomb", FailureKind::MemoryLimit),
+        ("hostile-recursion", FailureKind::StackOverflow),
+        ("hostile-log-flood", FailureKind::TooLarge),
+        ("hostile-panic", FailureKind::Trap),
+        ("hostile-table-growth", FailureKind::TableLimit),
+    ];
+    let attackers: Vec<_> = hostile
+        .into_iter()
+        .map(|(name, kind)| {
+            let sandbox = sandbox.clone();
+            thread::spawn(move || {
+                let loaded = sandbox.load(&guest_bytes(name)).expect("load");
+                let call = loaded.parse_call("run()").unwrap();
+                let limits = Limits { fuel: 2_000_000_000, ..Limits::default() };
+                for _ in 0..3 {
+                    let outcome = loaded.invoke(&call, &limits, &Invocation::default());
+                    assert_eq!(outcome.result.unwrap_err().kind, kind, "{name}");
+                }
+            })
+        })
+        .collect();
+    let fib = sandbox.load(&guest_bytes("fib")).unwrap();
+    let call = fib.parse_call("fib(50)").unwrap();
+    let mut good = 0;
+    while attackers.iter().any(|a| !a.is_finished()) || good < 100 {
+        let outcome = fib.invoke(&call, &Limits::default(), &Invocation::default());
+        assert_eq!(outcome.result.unwrap().wave, "12586269025");
+        good += 1;
+    }
+    for attacker in attackers {
+        attacker.join().expect("attacker thread");
+    }
+    assert!(good >= 100);
+}
+
+/// A job written by hand in WAT, assembled with the `wat` crate (no Rust guest toolchain,
+/// no wit-bindgen, no SDK), runs.
+#[test]
+fn a_component_from_another_toolchain_runs() {
+    let sandbox = sandbox();
+    assert_eq!(run_ok(&sandbox, &guest_bytes("wat-triple"), "triple(14)").0, "42");
+    let adder = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "add") (param i32 i32) (result i32)
+                (i32.add (local.get 0) (local.get 1))))
+            (core instance $i (instantiate $m))
+            (func (export "add") (param "a" s32) (param "b" s32) (result s32)
+                (canon lift (core func $i "add"))))"#,
+    )
+    .unwrap();
+    assert_eq!(run_ok(&sandbox, &adder, "add(-5, 47)").0, "42");
+}
+
+/// Every call gets a fresh instance: a global incremented by each call is 1 every time.
+#[test]
+fn no_state_leaks_between_calls() {
+    let counter = wat::parse_str(
+        r#"(component
+            (core module $m
+                (global $calls (mut i32) (i32.const 0))
+                (func (export "bump") (result i32)
+                    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+                    (global.get $calls)))
+            (core instance $i (instantiate $m))
+            (func (export "bump") (result u32) (canon lift (core func $i "bump"))))"#,
+    )
+    .unwrap();
+    let sandbox = sandbox();
+    let loaded = sandbox.load(&counter).unwrap();
+    let call = loaded.parse_call("bump()").unwrap();
+    for _ in 0..5 {
+        let outcome = loaded.invoke(&call, &Limits::default(), &Invocation::default());
+        assert_eq!(outcome.result.unwrap().wave, "1");
+    }
+}
+
+/// Same job, same engine fingerprint: same result and same fuel, also across engines.
+#[test]
+fn execution_is_deterministic() {
+    let (a, b) = (sandbox(), sandbox());
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let bytes = guest_bytes("nbody");
+    let first = run_ok(&a, &bytes, "energy-after(20000)");
+    assert_eq!(first, run_ok(&b, &bytes, "energy-after(20000)"));
+    assert_eq!(first, run_ok(&a, &bytes, "energy-after(20000)"));
+    let native = cue_kernels::nbody_energy_after(20000, 0, |_| ());
+    assert_eq!(first.0, format!("{native:?}"), "wasm and native agree bit for bit");
+}
+
+/// `cue:job/host.random-u64` is seeded from the job: same job, same numbers; another seed,
+/// other numbers.
+#[test]
+fn randomness_is_seeded_from_the_job() {
+    let roll = wat::parse_str(
+        r#"(component
+            (import "cue:job/host@0.1.0" (instance $host
+                (export "random-u64" (func (result u64)))))
+            (core func $random (canon lower (func $host "random-u64")))
+            (core module $m
+                (import "host" "random" (func $random (result i64)))
+                (func (export "roll") (result i64) (call $random)))
+            (core instance $host_core (export "random" (func $random)))
+            (core instance $i (instantiate $m (with "host" (instance $host_core))))
+            (func (export "roll") (result u64) (canon lift (core func $i "roll"))))"#,
+    )
+    .unwrap();
+    let sandbox = sandbox();
+    let loaded = sandbox.load(&roll).unwrap();
+    let call = loaded.parse_call("roll()").unwrap();
+    let roll_with = |seed: Option<[u8; 32]>| {
+        let options = Invocation { seed, ..Invocation::default() };
+        loaded.invoke(&call, &Limits::default(), &options).result.unwrap().wave
+    };
+    assert_eq!(roll_with(None), roll_with(None));
+    assert_eq!(roll_with(Some([7; 32])), roll_with(Some([7; 32])));
+    assert_ne!(roll_with(Some([7; 32])), roll_with(Some([8; 32])));
+}
+
+/// Live progress events reach the listener while the job runs.
+#[test]
+fn progress_events_are_reported() {
+    let sandbox = sandbox();
+    let loaded = sandbox.load(&guest_bytes("nbody")).unwrap();
+    let call = loaded.parse_call("energy-after(1000)").unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let options = Invocation {
+        events: Some(Arc::new(move |event| sink.lock().unwrap().push(event))),
+        ..Invocation::default()
+    };
+    let outcome = loaded.invoke(&call, &Limits::default(), &options);
+    assert!(outcome.result.is_ok());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 100, "one event per 1% of the steps");
+    assert_eq!(seen.last(), Some(&JobEvent::Progress { done: 1000, total: 1000 }));
+}
+
+/// Compiled code is cached on disk, and an entry this host did not write is never loaded.
+#[test]
+fn the_code_cache_is_used_and_tampering_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig { cache_dir: Some(dir.path().to_path_buf()), ..SandboxConfig::default() };
+    let bytes = guest_bytes("fib");
+    let first = Sandbox::new(config.clone()).unwrap().load(&bytes).unwrap();
+    assert_eq!(first.load_stats().0, CodeSource::Compiled);
+    let second = Sandbox::new(config.clone()).unwrap();
+    assert_eq!(second.load(&bytes).unwrap().load_stats().0, CodeSource::Cache);
+    assert_eq!(run_ok(&second, &bytes, "fib(10)").0, "55");
+
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut artifact = std::fs::read(&path).unwrap();
+            let middle = artifact.len() / 2;
+            artifact[middle] ^= 0xff;
+            std::fs::write(&path, artifact).unwrap();
+        }
+    }
+    let third = Sandbox::new(config).unwrap();
+    let loaded = third.load(&bytes).unwrap();
+    assert_eq!(loaded.load_stats().0, CodeSource::Compiled, "a tampered entry must be recompiled");
+    assert_eq!(run_ok(&third, &bytes, "fib(10)").0, "55");
+}
+
+/// Limits apply per call: the same component succeeds or fails by its limits alone.
+#[test]
+fn fuel_is_a_budget_and_is_reported() {
+    let sandbox = sandbox();
+    let loaded = sandbox.load(&guest_bytes("hash")).unwrap();
+    let call = loaded.parse_call("sha256-pattern(65536)").unwrap();
+    let full = loaded.invoke(&call, &Limits::default(), &Invocation::default());
+    assert!(full.result.is_ok());
+    let tight = Limits { fuel: full.fuel_used / 2, ..Limits::default() };
+    let starved = loaded.invoke(&call, &tight, &Invocation::default());
+    assert_eq!(starved.result.unwrap_err().kind, FailureKind::OutOfFuel);
+    assert_eq!(starved.fuel_used, tight.fuel, "a starved job used its whole budget, no more");
+    let exact = Limits { fuel: full.fuel_used, ..Limits::default() };
+    assert!(loaded.invoke(&call, &exact, &Invocation::default()).result.is_ok());
+}

@@ -541,6 +541,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::protocol::ChainLink;
 
     fn genesis(network_id: &str, key: &Keypair) -> Genesis {
         Genesis {
@@ -580,5 +581,40 @@ mod tests {
 
         let other = LedgerStore::open(&path, Some(genesis("b", &key)));
         assert!(matches!(other, Err(StoreError::GenesisMismatch { .. })));
+    }
+
+    #[test]
+    fn an_equivocation_is_kept_as_a_proof_that_other_stores_accept() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Keypair::from_seed([1; 32]);
+        let payee = Keypair::from_seed([2; 32]).public();
+        let a = LedgerStore::open(&dir.path().join("a.sqlite3"), Some(genesis("n", &key))).unwrap();
+        let b = LedgerStore::open(&dir.path().join("b.sqlite3"), Some(genesis("n", &key))).unwrap();
+        let fork = |amount| {
+            let body = Transfer {
+                genesis: a.genesis().id(),
+                link: ChainLink::FIRST,
+                to: payee,
+                amount,
+                reference: None,
+            };
+            let event =
+                Event::Transfer(Signed::sign(&key, body, Validity::starting(now_ms(), 60_000)).unwrap());
+            event.verify().unwrap()
+        };
+        let fresh = Admission::Fresh { now_ms: now_ms() };
+        a.submit(fork(10), fresh).unwrap().wait().unwrap();
+        let refused = a.submit(fork(20), fresh).unwrap().wait();
+        assert!(matches!(refused, Err(SubmitError::Ledger(LedgerError::Equivocation { seq: 0, .. }))));
+        let proofs = a.reader().unwrap().equivocation_proofs().unwrap();
+        assert_eq!(proofs.len(), 1);
+        assert!(a.reader().unwrap().is_flagged(&key.public()).unwrap());
+
+        // Gossip: another node checks the proof on its own and flags the account too.
+        let proof = EquivocationProof::decode(&proofs[0]).unwrap();
+        assert!(b.record_proof(proof).unwrap().wait().unwrap());
+        assert!(b.reader().unwrap().is_flagged(&key.public()).unwrap());
+        let late = b.submit(fork(5), fresh).unwrap().wait();
+        assert!(matches!(late, Err(SubmitError::Ledger(LedgerError::AccountFlagged(_)))));
     }
 }

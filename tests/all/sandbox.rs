@@ -185,6 +185,28 @@ fn the_code_cache_is_used_and_tampering_is_detected() {
     assert_eq!(run_ok(&third, &bytes, "fib(10)").0, "55");
 }
 
+/// The cache stays within its bound, dropping the least recently used entries.
+#[test]
+fn the_code_cache_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        cache_max_bytes: 1,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(config).unwrap();
+    sandbox.load(&guest_bytes("fib")).unwrap();
+    sandbox.load(&guest_bytes("nbody")).unwrap();
+    let cached: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert!(cached.is_empty(), "a 1-byte cache keeps no artifact: {cached:?}");
+    let small =
+        Sandbox::new(SandboxConfig { max_component_bytes: 1024, ..SandboxConfig::default() }).unwrap();
+    assert_eq!(small.load(&guest_bytes("fib")).err().unwrap().kind, FailureKind::TooLarge);
+}
+
 /// Limits apply per call: the same component succeeds or fails by its limits alone.
 #[test]
 fn fuel_is_a_budget_and_is_reported() {

@@ -4,6 +4,7 @@
 //!   release, and place the components at `target/guests/<name>.wasm`.
 //! - `test`: guests, `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, every test.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
+//! - `bench`: guests, then the benchmarks (figures go to docs/PERFORMANCE.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +17,9 @@ fn main() -> Result<()> {
         "guests" => guests().map(|_| ()),
         "test" => test(),
         "demo" => demo(),
+        "bench" => bench(),
         _ => {
-            eprintln!("usage: cargo xtask <guests|test|demo>");
+            eprintln!("usage: cargo xtask <guests|test|demo|bench>");
             bail!("unknown task `{task}`")
         }
     }
@@ -106,6 +108,11 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+fn bench() -> Result<()> {
+    guests()?;
+    run(cargo().current_dir(root()).args(["bench", "-p", "cue-host", "--bench", "sandbox"]))
+}
+
 fn demo() -> Result<()> {
     let guests = guests()?;
     run(cargo().current_dir(root()).args(["build", "--quiet", "-p", "cue-host"]))?;
@@ -118,6 +125,9 @@ fn demo() -> Result<()> {
         ("hash", "sha256-pattern(1048576)"),
         ("wordcount", r#"count-words("the cat and the hat and the bat")"#),
         ("nbody", "energy-after(100000)"),
+        ("roundtrip", r#"parse("1, 2.5, 4")"#),
+        ("roundtrip", "area(square({x: 3, y: 4}))"),
+        ("wit-first", "summarize([1.0, 2.5, -3.0])"),
         ("wat-triple", "triple(14)"),
         ("hostile-infinite-loop", "run()"),
         ("hostile-recursion", "run()"),

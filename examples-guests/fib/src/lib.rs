@@ -1,13 +1,10 @@
-//! `fib`: the n-th Fibonacci number (WIT-first, wit-bindgen).
+//! `fib`: the n-th Fibonacci number, written with the Cue SDK.
 
-wit_bindgen::generate!({ world: "cue:examples/fib", path: ["../../wit", "../wit"], generate_all });
-
-struct Fib;
-
-impl Guest for Fib {
-    fn fib(n: u32) -> u64 {
+/// The n-th Fibonacci number.
+#[cue_sdk::jobs]
+mod jobs {
+    /// fib(0) = 0, fib(1) = 1; wraps on overflow past fib(93).
+    pub fn fib(n: u32) -> u64 {
         cue_kernels::fib(n)
     }
 }
-
-export!(Fib);

@@ -1,16 +1,14 @@
-//! `nbody`: the Jovian n-body simulation, f64-heavy and deterministic (WIT-first, wit-bindgen).
+//! `nbody`: the Jovian n-body simulation, f64-heavy and deterministic, written with the Cue SDK.
 
-wit_bindgen::generate!({ world: "cue:examples/nbody", path: ["../../wit", "../wit"], generate_all });
-
-use cue::job::host::progress;
-
-struct NBody;
-
-impl Guest for NBody {
-    fn energy_after(steps: u32) -> f64 {
+/// The n-body simulation of the Jovian planets (the benchmarks-game program): f64-heavy and
+/// bit-for-bit deterministic.
+#[cue_sdk::jobs]
+mod jobs {
+    /// Energy of the system after `steps` steps of 0.01, reporting progress.
+    pub fn energy_after(steps: u32) -> f64 {
         let every = (steps / 100).max(1);
-        cue_kernels::nbody_energy_after(steps, every, |done| progress(u64::from(done), u64::from(steps)))
+        cue_kernels::nbody_energy_after(steps, every, |done| {
+            cue_sdk::progress(u64::from(done), u64::from(steps))
+        })
     }
 }
-
-export!(NBody);

@@ -1,10 +1,12 @@
 //! The `cue` command line: argument types and one file per subcommand. Commands are thin:
 //! they parse options, call one library function and print.
 
+mod build;
 mod context;
 mod id;
 mod inspect;
 mod network;
+mod new;
 mod run;
 mod wallet;
 
@@ -38,6 +40,11 @@ enum Command {
     Run(run::RunArgs),
     /// Show a component's sha256, size, WIT world and the policy's verdict on its imports.
     Inspect(inspect::InspectArgs),
+    /// Create a job crate that uses the guest SDK: an example job and a test.
+    New(new::NewArgs),
+    /// Build a job crate into a component (release, wasm32-wasip2); print its path, size,
+    /// sha256 and WIT.
+    Build(build::BuildArgs),
     /// Print this agent's peer id and public key (creating the key on first use).
     Id(id::IdArgs),
     /// Create a network (its genesis file).
@@ -56,6 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args, &data_dir),
         Command::Inspect(args) => inspect::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
         Command::Id(args) => id::run(args, &ledger),
         Command::Network(command) => network::run(command, &ledger),
         Command::Wallet(command) => wallet::run(command, &ledger),

@@ -21,9 +21,11 @@ use super::error::SandboxError;
 type Tag = Hmac<Sha256>;
 const TAG_LEN: usize = 32;
 
-/// Compiled components on disk, authenticated with a host-local key.
+/// Compiled components on disk, authenticated with a host-local key, bounded in size: when
+/// the entries pass `max_bytes`, the least recently used are deleted.
 pub(crate) struct CodeCache {
     dir: PathBuf,
+    max_bytes: u64,
     key: [u8; 32],
     /// Hex of the engine's precompile compatibility hash: part of every entry's name.
     compat: String,
@@ -31,14 +33,14 @@ pub(crate) struct CodeCache {
 
 impl CodeCache {
     /// Opens (creating if needed) the cache in `dir` for `engine`.
-    pub(crate) fn open(dir: &Path, engine: &Engine) -> Result<Self, SandboxError> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64, engine: &Engine) -> Result<Self, SandboxError> {
         let io = |source| SandboxError::Cache { path: dir.to_path_buf(), source };
         fs::create_dir_all(dir).map_err(io)?;
         let key = load_or_create_key(&dir.join("cache.key")).map_err(io)?;
         let mut hasher = Sha256Hasher::default();
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let compat = hex::encode(&hasher.0.finalize()[..12]);
-        Ok(CodeCache { dir: dir.to_path_buf(), key, compat })
+        Ok(CodeCache { dir: dir.to_path_buf(), max_bytes, key, compat })
     }
 
     fn entry(&self, sha256: &str) -> PathBuf {
@@ -55,7 +57,8 @@ impl CodeCache {
 
     /// The compiled component for `sha256`, if this host cached it and it is intact.
     pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
-        let bytes = fs::read(self.entry(sha256)).ok()?;
+        let path = self.entry(sha256);
+        let bytes = fs::read(&path).ok()?;
         if bytes.len() < TAG_LEN {
             return None;
         }
@@ -64,9 +67,35 @@ impl CodeCache {
             tracing::warn!(sha256, "cached code failed its integrity check; recompiling");
             return None;
         }
+        // Mark the entry as recently used, for eviction.
+        if let Ok(file) = fs::File::options().append(true).open(&path) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
         // SAFETY: the artifact carries a valid HMAC under this host's secret key, so this
         // host serialised it from a component it compiled with a compatible engine.
         unsafe { Component::deserialize(engine, artifact) }.ok()
+    }
+
+    /// Deletes the least recently used entries until the cache holds at most `max_bytes`.
+    fn evict(&self) -> std::io::Result<()> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.path().extension().is_some_and(|e| e == "cwasm") {
+                let meta = entry.metadata()?;
+                entries.push((meta.modified()?, meta.len(), entry.path()));
+            }
+        }
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            fs::remove_file(&path)?;
+            total -= len;
+        }
+        Ok(())
     }
 
     /// Stores `component` for `sha256`; failures only cost a recompile later, so they are
@@ -80,7 +109,8 @@ impl CodeCache {
             file.write_all(&tag)?;
             file.write_all(&artifact)?;
             file.sync_all()?;
-            fs::rename(&tmp, &path)
+            fs::rename(&tmp, &path)?;
+            self.evict()
         });
         if let Err(err) = result {
             tracing::warn!(sha256, %err, "could not cache compiled code");

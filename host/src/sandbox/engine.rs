@@ -25,6 +25,11 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 pub struct SandboxConfig {
     /// Where compiled components are cached; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// The most the compiled-code cache may hold on disk; least recently used entries go first.
+    pub cache_max_bytes: u64,
+    /// The largest component this host accepts; bigger ones are refused (`too-large`) before
+    /// anything is parsed or compiled.
+    pub max_component_bytes: usize,
     /// How many jobs may run at once: sizes the pooling allocator.
     pub max_concurrent_jobs: u32,
     /// The largest linear memory any job may have; per-call limits are clamped to it.
@@ -40,6 +45,8 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             cache_dir: None,
+            cache_max_bytes: 1 << 30,
+            max_component_bytes: 64 << 20,
             max_concurrent_jobs: 32,
             max_memory_bytes: 4 << 30,
             max_wasm_stack: 1 << 20,
@@ -116,7 +123,11 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         caps::add_host_to_linker(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let cache = config.cache_dir.as_deref().map(|dir| CodeCache::open(dir, &engine)).transpose()?;
+        let cache = config
+            .cache_dir
+            .as_deref()
+            .map(|dir| CodeCache::open(dir, config.cache_max_bytes, &engine))
+            .transpose()?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
         Ok(Sandbox {
             fingerprint: EngineFingerprint::new(&config),
@@ -142,12 +153,22 @@ impl Sandbox {
     /// it or loads it from the cache, and pre-links it: the result can be invoked many times.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, JobError> {
         let started = Instant::now();
+        if bytes.len() > self.config.max_component_bytes {
+            return Err(JobError::new(
+                FailureKind::TooLarge,
+                format!(
+                    "the component is {} bytes; this host accepts at most {}",
+                    bytes.len(),
+                    self.config.max_component_bytes
+                ),
+            ));
+        }
         let verified = verify::verify(bytes)?;
         let (component, source) = self.compile(bytes, &verified)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             JobError::new(FailureKind::InvalidComponent, format!("cannot link the component: {e:#}"))
         })?;
-        LoadedComponent::new(self, verified, component, pre, source, started.elapsed())
+        Ok(LoadedComponent::new(self, verified, component, pre, source, started.elapsed()))
     }
 
     fn compile(

@@ -4,15 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng as _;
-use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::wasm_wave::parser::ParserError;
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
 use wasmtime::{Store, Trap};
 
-use super::caps::{EventSink, JobLog, JobSeeds, JobState, LogLine, build_wasi};
+use super::caps::{EventSink, JobLog, JobState, LogLine};
 use super::engine::{CodeSource, Sandbox};
 use super::error::{FailureKind, JobError, Stop};
 use super::json;
@@ -29,9 +28,9 @@ pub struct Export {
 }
 
 impl Export {
-    /// Parameter names, in order.
-    pub fn param_names(&self) -> Vec<String> {
-        self.ty.params().map(|(name, _)| name.to_string()).collect()
+    /// The signature, e.g. `fib(n: u32) -> u64`.
+    pub fn signature(&self) -> String {
+        signature(self)
     }
 
     fn param_types(&self) -> Vec<Type> {
@@ -63,6 +62,9 @@ pub struct Call {
     args: Vec<Val>,
     /// The call in WAVE, canonical form (re-printed from the typed values).
     wave: String,
+    /// The job seed used unless the invocation gives one:
+    /// `sha256(component sha256 ‖ "\n" ‖ canonical call)`.
+    default_seed: [u8; 32],
 }
 
 impl Call {
@@ -124,9 +126,9 @@ impl LoadedComponent {
         pre: InstancePre<JobState>,
         source: CodeSource,
         load_time: Duration,
-    ) -> Result<Self, JobError> {
+    ) -> Self {
         let exports = list_exports(sandbox.engine(), &component);
-        Ok(LoadedComponent {
+        LoadedComponent {
             verified,
             pre,
             exports,
@@ -135,7 +137,7 @@ impl LoadedComponent {
             max_memory_bytes: sandbox.config().max_memory_bytes,
             source,
             load_time,
-        })
+        }
     }
 
     /// The verified component (sha256, size, import verdicts).
@@ -182,14 +184,21 @@ impl LoadedComponent {
     /// `count-words("a b a")`.
     pub fn parse_call(&self, wave: &str) -> Result<Call, JobError> {
         let bad = |message: String| JobError::new(FailureKind::BadArguments, message);
-        let call = UntypedFuncCall::parse(wave.trim())
-            .map_err(|e| bad(format!("cannot parse the call `{wave}`: {e}")))?;
+        let source = wave.trim();
+        let call = UntypedFuncCall::parse(source).map_err(|e| {
+            bad(format!("cannot parse the call `{source}`: {}", describe_wave_error(source, &e)))
+        })?;
         let export = self.find_export(call.name())?;
         let types = export.param_types();
-        let args = call
-            .to_wasm_params::<Val>(types.iter())
-            .map_err(|e| bad(format!("{}: {e} (expected {})", export.name, signature(export))))?;
-        Ok(make_call(export.clone(), args))
+        let args = call.to_wasm_params::<Val>(types.iter()).map_err(|e| {
+            bad(format!(
+                "{}: {}; expected {}",
+                export.name,
+                describe_wave_error(source, &e),
+                signature(export)
+            ))
+        })?;
+        Ok(make_call(&self.verified.sha256, export.clone(), args))
     }
 
     /// Builds a call from JSON arguments: an array in parameter order, or an object by
@@ -221,7 +230,7 @@ impl LoadedComponent {
                 })
             })
             .collect::<Result<Vec<Val>, JobError>>()?;
-        Ok(make_call(export.clone(), args))
+        Ok(make_call(&self.verified.sha256, export.clone(), args))
     }
 
     /// Runs `call` on a fresh instance under `limits`.
@@ -230,16 +239,8 @@ impl LoadedComponent {
         let mut limits = limits.clone();
         limits.memory_bytes = limits.memory_bytes.min(self.max_memory_bytes);
         let log = Arc::new(Mutex::new(JobLog::new(limits.log_bytes)));
-        let seed = options.seed.unwrap_or_else(|| self.default_seed(call));
-        let seeds = JobSeeds::derive(&seed);
-        let state = JobState {
-            wasi: build_wasi(&seeds, &log, &options.events),
-            table: Default::default(),
-            limiter: JobLimiter::new(&limits),
-            log: log.clone(),
-            rng: StdRng::from_seed(seeds.host),
-            events: options.events.clone(),
-        };
+        let seed = options.seed.unwrap_or(call.default_seed);
+        let state = JobState::new(seed, JobLimiter::new(&limits), log.clone(), options.events.clone());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         let run = store.set_fuel(limits.fuel).map_err(RunError::Wasm).and_then(|()| {
@@ -294,15 +295,6 @@ impl LoadedComponent {
         };
         Ok(JobOutput { wave, json })
     }
-
-    fn default_seed(&self, call: &Call) -> [u8; 32] {
-        Sha256::new()
-            .chain_update(self.verified.sha256.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(call.wave.as_bytes())
-            .finalize()
-            .into()
-    }
 }
 
 /// Why a run stopped before producing a value.
@@ -349,13 +341,32 @@ fn classify(err: RunError, log: &JobLog, limits: &Limits) -> JobError {
     }
 }
 
-fn make_call(export: Export, args: Vec<Val>) -> Call {
+fn make_call(component_sha256: &str, export: Export, args: Vec<Val>) -> Call {
     let rendered: Vec<String> = args
         .iter()
         .map(|arg| wasmtime::component::wasm_wave::to_string(arg).unwrap_or_else(|_| "?".into()))
         .collect();
     let wave = format!("{}({})", export.name, rendered.join(", "));
-    Call { export, args, wave }
+    let default_seed = Sha256::new()
+        .chain_update(component_sha256)
+        .chain_update(b"\n")
+        .chain_update(&wave)
+        .finalize()
+        .into();
+    Call { export, args, wave, default_seed }
+}
+
+/// A WAVE error with the offending text quoted instead of a byte range.
+fn describe_wave_error(source: &str, err: &ParserError) -> String {
+    let what = match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    let span = err.span();
+    match source.get(span.clone()).filter(|s| !s.is_empty()) {
+        Some(snippet) => format!("{what} at `{snippet}`"),
+        None => format!("{what} at column {}", span.start + 1),
+    }
 }
 
 fn signature(export: &Export) -> String {
@@ -388,9 +399,4 @@ fn list_exports(engine: &wasmtime::Engine, component: &Component) -> Vec<Export>
         }
     }
     exports
-}
-
-/// The signature of an export, e.g. `fib(n: u32) -> u64`.
-pub fn export_signature(export: &Export) -> String {
-    signature(export)
 }

@@ -11,7 +11,7 @@
 //! 0.2 (see [`caps`]); any other import is refused before anything is compiled.
 
 mod cache;
-pub mod caps;
+mod caps;
 mod engine;
 mod error;
 mod invoke;
@@ -21,10 +21,10 @@ mod policy;
 mod verify;
 mod wit;
 
-pub use caps::{EventSink, JobEvent, LogLevel, LogLine, LogSource};
+pub use caps::{EventSink, HOST_CALL_FUEL, JobEvent, LogLevel, LogLine, LogSource};
 pub use engine::{CodeSource, EngineFingerprint, Sandbox, SandboxConfig, WASMTIME_VERSION};
 pub use error::{FailureKind, JobError, SandboxError};
-pub use invoke::{Call, Export, Invocation, JobOutput, LoadedComponent, Outcome, export_signature};
+pub use invoke::{Call, Export, Invocation, JobOutput, LoadedComponent, Outcome};
 pub use limits::{Limits, human_bytes, parse_bytes, parse_duration};
 pub use policy::{ImportKind, ImportVerdict, judge_import};
 pub use verify::{VerifiedComponent, component_imports, sha256_hex, verify};

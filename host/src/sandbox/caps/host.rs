@@ -83,7 +83,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     })?;
     host.func_wrap("random-u64", |mut store: StoreContextMut<'_, JobState>, (): ()| {
         charge(&mut store, HOST_CALL_FUEL)?;
-        Ok((store.data_mut().rng.next_u64(),))
+        Ok((store.data_mut().rng().next_u64(),))
     })?;
     Ok(())
 }

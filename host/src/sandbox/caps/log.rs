@@ -73,11 +73,6 @@ impl JobLog {
         JobLog { limit, ..JobLog::default() }
     }
 
-    /// The complete lines so far.
-    pub fn lines(&self) -> &[LogLine] {
-        &self.lines
-    }
-
     fn reserve(&mut self, n: usize) -> Result<(), JobError> {
         if self.bytes.saturating_add(n) > self.limit {
             return Err(JobError::new(

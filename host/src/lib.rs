@@ -17,6 +17,10 @@
 
 pub mod authoring;
 pub mod cli;
+pub mod crypto;
 pub mod datadir;
+pub mod ledger;
 pub mod local;
+pub mod protocol;
 pub mod sandbox;
+pub mod store;

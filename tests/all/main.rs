@@ -7,5 +7,9 @@ mod support;
 
 mod authoring;
 mod cli_run;
+mod ledger;
+mod ledger_crash;
+mod ledger_fuzz_corpus;
+mod ledger_props;
 mod sandbox;
 mod sdk;

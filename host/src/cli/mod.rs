@@ -2,9 +2,13 @@
 //! they parse options, call one library function and print.
 
 mod build;
+mod context;
+mod id;
 mod inspect;
+mod network;
 mod new;
 mod run;
+mod wallet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::datadir::DataDir;
+use context::LedgerContext;
 
 /// Cue: a peer-to-peer market for verifiable WebAssembly compute.
 #[derive(Debug, Parser)]
@@ -20,6 +25,10 @@ pub struct Cli {
     /// Where this node keeps its keys, stores and caches [default: the platform data dir]
     #[arg(long, global = true, env = "CUE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// The network's genesis file (needed the first time a data dir's ledger is used)
+    #[arg(long, global = true, env = "CUE_GENESIS", value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -36,16 +45,28 @@ enum Command {
     /// Build a job crate into a component (release, wasm32-wasip2); print its path, size,
     /// sha256 and WIT.
     Build(build::BuildArgs),
+    /// Print this agent's peer id and public key (creating the key on first use).
+    Id(id::IdArgs),
+    /// Create a network (its genesis file).
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Balances, history, transfers and mints on the local ledger.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
 }
 
 /// Runs the parsed command line; `Ok` carries the exit code (a failed job is not an error
 /// of the command).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = DataDir::resolve(cli.data_dir);
+    let ledger = LedgerContext::new(data_dir.clone(), cli.genesis);
     match cli.command {
         Command::Run(args) => run::run(args, &data_dir),
         Command::Inspect(args) => inspect::run(args),
         Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args),
+        Command::Id(args) => id::run(args, &ledger),
+        Command::Network(command) => network::run(command, &ledger),
+        Command::Wallet(command) => wallet::run(command, &ledger),
     }
 }

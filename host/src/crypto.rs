@@ -1,0 +1,356 @@
+//! Keys, signatures, hashes and peer ids: the only importer of ed25519-dalek and bs58.
+//!
+//! An agent in Cue is one ed25519 key. The same key is the node's libp2p identity, so its
+//! [`PeerId`] is computed exactly as `libp2p::identity` computes it (see [`PeerId`]), and an
+//! account on the ledger is named by that peer id.
+//!
+//! The key lives in the data directory as a file of 68 bytes — the libp2p protobuf encoding of an
+//! ed25519 private key (`08 01 12 40` followed by the 32-byte secret and the 32-byte public key),
+//! so `libp2p::identity::Keypair::from_protobuf_encoding` reads the very same file. It is created
+//! with mode 0600 on first use.
+
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+
+/// Length of an ed25519 public key.
+pub const PUBLIC_KEY_LEN: usize = 32;
+/// Length of an ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// The protobuf prefix of a libp2p `PrivateKey { Type: Ed25519, Data: <64 bytes> }`.
+const KEY_FILE_PREFIX: [u8; 4] = [0x08, 0x01, 0x12, 0x40];
+/// The protobuf prefix of a libp2p `PublicKey { Type: Ed25519, Data: <32 bytes> }`.
+const PUBLIC_KEY_PROTOBUF_PREFIX: [u8; 4] = [0x08, 0x01, 0x12, 0x20];
+/// Multihash prefix of a peer id: code 0x00 (identity), length 36 (the protobuf public key).
+const PEER_ID_MULTIHASH_PREFIX: [u8; 2] = [0x00, 0x24];
+
+/// What can go wrong with keys, signatures and peer ids.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The signature does not verify for this key and message.
+    #[error("bad signature")]
+    BadSignature,
+    /// 32 bytes that are not a valid (or are a weak, small-order) ed25519 public key.
+    #[error("invalid ed25519 public key")]
+    InvalidPublicKey,
+    /// A peer id or public key string that does not parse.
+    #[error("invalid peer id or public key {input:?}: {reason}")]
+    InvalidPeerId {
+        /// The text that was given.
+        input: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A key file that exists but is not a libp2p ed25519 private key.
+    #[error("key file {path} is corrupt: {reason}")]
+    CorruptKeyFile {
+        /// The file.
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// Reading or writing the key file failed.
+    #[error("key file {path}")]
+    KeyFileIo {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operating system's random number generator failed.
+    #[error("operating system randomness unavailable: {0}")]
+    Randomness(String),
+}
+
+/// Fills an array with bytes from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| CryptoError::Randomness(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// A SHA-256 digest: event hashes, chain links, genesis ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    /// Parses 64 hex characters.
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        let bytes = hex::decode(text).ok()?;
+        Some(Digest(bytes.try_into().ok()?))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// An ed25519 signature (64 bytes, `R || s`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; SIGNATURE_LEN]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", hex::encode(self.0))
+    }
+}
+
+/// An ed25519 public key: an agent, an account, a libp2p peer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicKey([u8; PUBLIC_KEY_LEN]);
+
+impl PublicKey {
+    /// Accepts 32 bytes that decode to a valid ed25519 point that is not of small order.
+    pub fn from_bytes(bytes: [u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, CryptoError> {
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
+        if key.is_weak() {
+            return Err(CryptoError::InvalidPublicKey);
+        }
+        Ok(PublicKey(bytes))
+    }
+
+    /// The 32 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
+        &self.0
+    }
+
+    /// The 32 bytes as 64 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Verifies `signature` over `message` with RFC 8032 strict rules (canonical `s`, no
+    /// small-order `R`), so a signature cannot be altered into a second valid one.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| CryptoError::InvalidPublicKey)?;
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        key.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)
+    }
+
+    /// The libp2p peer id of this key.
+    pub fn peer_id(&self) -> PeerId {
+        PeerId(*self)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.peer_id())
+    }
+}
+
+/// The libp2p peer id of an ed25519 key, which is also the name of a ledger account.
+///
+/// Encoding (libp2p peer-id spec): the public key is protobuf-encoded as
+/// `PublicKey { Type = 1 (Ed25519), Data = <32 bytes> }`, i.e. `08 01 12 20 || key` (36 bytes);
+/// since that is at most 42 bytes it is wrapped in an *identity* multihash, `00 24 || protobuf`
+/// (38 bytes), and the text form is base58btc (Bitcoin alphabet) of those bytes — always
+/// starting `12D3KooW`. Because the multihash is the identity, the public key can be recovered
+/// from the peer id, so a peer id is enough to verify an account's signatures.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(PublicKey);
+
+impl PeerId {
+    /// The public key this peer id names.
+    pub fn public_key(&self) -> PublicKey {
+        self.0
+    }
+
+    /// The 38-byte binary peer id (identity multihash of the protobuf public key).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(38);
+        bytes.extend_from_slice(&PEER_ID_MULTIHASH_PREFIX);
+        bytes.extend_from_slice(&PUBLIC_KEY_PROTOBUF_PREFIX);
+        bytes.extend_from_slice(self.0.as_bytes());
+        bytes
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&bs58::encode(self.to_bytes()).into_string())
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({self})")
+    }
+}
+
+impl FromStr for PeerId {
+    type Err = CryptoError;
+
+    /// Parses a base58btc peer id, or 64 hex characters of a raw public key.
+    fn from_str(input: &str) -> Result<PeerId, CryptoError> {
+        let invalid = |reason| CryptoError::InvalidPeerId { input: input.chars().take(80).collect(), reason };
+        let key: [u8; 32] = if input.len() == 64 && input.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let raw = hex::decode(input).map_err(|_| invalid("not hex"))?;
+            raw.try_into().map_err(|_| invalid("not 32 bytes"))?
+        } else {
+            let raw = bs58::decode(input).into_vec().map_err(|_| invalid("not base58btc"))?;
+            let rest = raw
+                .strip_prefix(&PEER_ID_MULTIHASH_PREFIX[..])
+                .and_then(|r| r.strip_prefix(&PUBLIC_KEY_PROTOBUF_PREFIX[..]))
+                .ok_or_else(|| invalid("not an ed25519 peer id (expected 12D3KooW...)"))?;
+            rest.try_into().map_err(|_| invalid("wrong length"))?
+        };
+        let key = PublicKey::from_bytes(key).map_err(|_| invalid("not a valid ed25519 key"))?;
+        Ok(key.peer_id())
+    }
+}
+
+/// An ed25519 signing key: the agent's identity.
+pub struct Keypair(SigningKey);
+
+impl Keypair {
+    /// A fresh key from the operating system's CSPRNG.
+    pub fn generate() -> Result<Keypair, CryptoError> {
+        Ok(Keypair::from_seed(random_bytes()?))
+    }
+
+    /// The key for a 32-byte secret seed (deterministic; tests and benchmarks use it).
+    pub fn from_seed(seed: [u8; 32]) -> Keypair {
+        Keypair(SigningKey::from_bytes(&seed))
+    }
+
+    /// The public half.
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// The libp2p peer id of this key.
+    pub fn peer_id(&self) -> PeerId {
+        self.public().peer_id()
+    }
+
+    /// Signs `message` (ed25519 is deterministic: the same message gives the same signature).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.0.sign(message).to_bytes())
+    }
+
+    /// Loads the key file at `path`, or creates it (mode 0600, parent directories included)
+    /// when it does not exist. Returns the key and whether it was created now.
+    pub fn load_or_create(path: &Path) -> Result<(Keypair, bool), CryptoError> {
+        let io = |source| CryptoError::KeyFileIo { path: path.display().to_string(), source };
+        match fs::read(path) {
+            Ok(bytes) => Ok((Keypair::from_key_file(path, &bytes)?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let keypair = Keypair::generate()?;
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(io)?;
+                }
+                let mut file = create_private_file(path).map_err(io)?;
+                let mut contents = KEY_FILE_PREFIX.to_vec();
+                contents.extend_from_slice(&keypair.0.to_keypair_bytes());
+                file.write_all(&contents).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                Ok((keypair, true))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn from_key_file(path: &Path, bytes: &[u8]) -> Result<Keypair, CryptoError> {
+        let corrupt = |reason| CryptoError::CorruptKeyFile { path: path.display().to_string(), reason };
+        let pair: &[u8; 64] = bytes
+            .strip_prefix(&KEY_FILE_PREFIX[..])
+            .ok_or_else(|| corrupt("not a libp2p ed25519 private key"))?
+            .try_into()
+            .map_err(|_| corrupt("wrong length"))?;
+        let key = SigningKey::from_keypair_bytes(pair)
+            .map_err(|_| corrupt("public half does not match the secret"))?;
+        Ok(Keypair(key))
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({})", self.peer_id())
+    }
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ed25519 test vector of the libp2p peer-id spec (`specs/peer-ids/peer-ids.md`): the
+    /// private-key protobuf is exactly our key-file format, and the peer id is the one every
+    /// libp2p implementation derives from it.
+    #[test]
+    fn key_file_and_peer_id_match_libp2p_spec_vector() {
+        let file = hex::decode(
+            "080112407e0830617c4a7de83925dfb2694556b12936c477a0e1feb2e148ec9da60fee7d\
+             1ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e",
+        )
+        .unwrap();
+        let key = Keypair::from_key_file(Path::new("vector"), &file).unwrap();
+        assert_eq!(
+            hex::encode(key.public().as_bytes()),
+            "1ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"
+        );
+        let id = key.peer_id();
+        assert_eq!(id.to_string(), "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq");
+        assert_eq!(id.to_string().parse::<PeerId>().unwrap(), id);
+        let hex_key = hex::encode(key.public().as_bytes());
+        assert_eq!(hex_key.parse::<PeerId>().unwrap(), id);
+        assert!("12D3KooWnotapeer".parse::<PeerId>().is_err());
+    }
+
+    #[test]
+    fn key_file_is_private_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/identity.key");
+        let (a, created) = Keypair::load_or_create(&path).unwrap();
+        assert!(created);
+        let (b, created) = Keypair::load_or_create(&path).unwrap();
+        assert!(!created);
+        assert_eq!(a.public(), b.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn strict_verification_refuses_tampering() {
+        let key = Keypair::from_seed([7; 32]);
+        let sig = key.sign(b"hello");
+        key.public().verify(b"hello", &sig).unwrap();
+        assert!(key.public().verify(b"hellp", &sig).is_err());
+    }
+}

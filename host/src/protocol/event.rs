@@ -1,0 +1,112 @@
+//! `Event`: any signed event this build understands, decoded by its kind.
+
+use super::envelope::{open, read_header};
+use super::token::{ChainLink, Mint, Transfer};
+use super::{EventError, EventKind, Header, SeenNonces, Signed};
+use crate::crypto::{Digest, PublicKey};
+
+/// A signed event of any kind this build has a body for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A `TOKEN_MINT`.
+    Mint(Signed<Mint>),
+    /// A `TOKEN_TRANSFER`.
+    Transfer(Signed<Transfer>),
+}
+
+/// An event whose signature has been checked. Only [`Event::verify`] makes one, so a function
+/// taking `&Verified` cannot be handed a forgery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified(Event);
+
+impl Verified {
+    /// The verified event.
+    pub fn event(&self) -> &Event {
+        &self.0
+    }
+}
+
+impl Event {
+    /// Decodes any event, dispatching on the header's kind. Refuses oversized, malformed and
+    /// non-canonical input, unknown major versions, unknown kinds and kinds without a body yet.
+    pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
+        let mut r = open(bytes)?;
+        let header = read_header(&mut r)?;
+        match header.kind {
+            EventKind::TokenMint => Signed::read_rest(bytes, r, header).map(Event::Mint),
+            EventKind::TokenTransfer => Signed::read_rest(bytes, r, header).map(Event::Transfer),
+            other => Err(EventError::UnsupportedKind(other)),
+        }
+    }
+
+    /// Checks the signature, giving an event other layers can trust.
+    pub fn verify(self) -> Result<Verified, EventError> {
+        match &self {
+            Event::Mint(e) => e.verify_signature()?,
+            Event::Transfer(e) => e.verify_signature()?,
+        }
+        Ok(Verified(self))
+    }
+
+    /// Checks the event may be accepted as new at `now_ms` (see [`Signed::verify_fresh`]).
+    pub fn verify_fresh(&self, now_ms: u64, nonces: &mut SeenNonces) -> Result<(), EventError> {
+        match self {
+            Event::Mint(e) => e.verify_fresh(now_ms, nonces),
+            Event::Transfer(e) => e.verify_fresh(now_ms, nonces),
+        }
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        match self {
+            Event::Mint(e) => e.header(),
+            Event::Transfer(e) => e.header(),
+        }
+    }
+
+    /// The signer.
+    pub fn signer(&self) -> PublicKey {
+        self.header().signer
+    }
+
+    /// The canonical bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Event::Mint(e) => e.bytes(),
+            Event::Transfer(e) => e.bytes(),
+        }
+    }
+
+    /// SHA-256 of the canonical bytes.
+    pub fn hash(&self) -> Digest {
+        Digest::of(self.bytes())
+    }
+
+    /// The ledger view of a token event: chain position, network, payee and amount.
+    pub fn entry(&self) -> LedgerEntry {
+        match self {
+            Event::Mint(e) => {
+                let b = e.body();
+                LedgerEntry { genesis: b.genesis, link: b.link, to: b.to, amount: b.amount }
+            }
+            Event::Transfer(e) => {
+                let b = e.body();
+                LedgerEntry { genesis: b.genesis, link: b.link, to: b.to, amount: b.amount }
+            }
+        }
+    }
+}
+
+/// What the ledger rules look at in a token event, whatever its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// The network the entry is for.
+    pub genesis: Digest,
+    /// Its place in the signer's chain.
+    pub link: ChainLink,
+    /// The credited account.
+    pub to: PublicKey,
+    /// The amount moved or created.
+    pub amount: u64,
+}

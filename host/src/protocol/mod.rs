@@ -1,0 +1,104 @@
+//! The protocol: event kinds, the `Signed<T>` envelope and its canonical encoding, replay
+//! protection, and the event bodies. Pure: no I/O, no clock (callers pass the time in).
+//!
+//! See `docs/ledger.md` for the byte-level specification.
+
+pub(crate) mod codec;
+mod envelope;
+mod event;
+mod kind;
+mod nonce;
+mod token;
+
+pub use envelope::{
+    EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION, Signed,
+    Validity,
+};
+pub use event::{Event, LedgerEntry, Verified};
+pub use kind::EventKind;
+pub use nonce::{DEFAULT_NONCE_CAPACITY, SeenNonces};
+pub use token::{ChainLink, Mint, PaymentReference, Transfer};
+
+/// Why an event was refused. Each verification failure has its own variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// Not the canonical CBOR shape of an event.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    /// Decodes, but is not the one canonical encoding of what it contains.
+    #[error("event is not canonically encoded")]
+    NonCanonical,
+    /// Bigger than [`MAX_EVENT_BYTES`].
+    #[error("event of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Bytes given.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A kind tag no version of this protocol defines.
+    #[error("unknown event kind {0:?}")]
+    UnknownKind(String),
+    /// A kind whose body this build does not have yet.
+    #[error("event kind {0} is not supported by this build")]
+    UnsupportedKind(EventKind),
+    /// A protocol major version this build does not speak.
+    #[error("unknown protocol major version {found} (this build speaks {supported}.x)")]
+    UnknownMajorVersion {
+        /// The version in the header.
+        found: semver::Version,
+        /// The major version understood.
+        supported: u64,
+    },
+    /// An event of another kind than the one expected here.
+    #[error("wrong domain: expected a {expected} event, found {found}")]
+    WrongDomain {
+        /// The kind expected.
+        expected: EventKind,
+        /// The kind in the header.
+        found: EventKind,
+    },
+    /// The signer field is not a valid ed25519 public key.
+    #[error("the signer is not a valid ed25519 public key")]
+    InvalidSigner,
+    /// The signature does not verify (forged or altered).
+    #[error("bad signature: the event was not signed by its signer, or was altered")]
+    BadSignature,
+    /// Expired before it reached us.
+    #[error("expired at {expires_ms} ms (now {now_ms} ms)")]
+    Expired {
+        /// The header's expiry.
+        expires_ms: u64,
+        /// The receiver's clock.
+        now_ms: u64,
+    },
+    /// Timestamped further ahead than the allowed clock skew.
+    #[error("timestamp {timestamp_ms} ms is in the future (now {now_ms} ms)")]
+    FromTheFuture {
+        /// The header's timestamp.
+        timestamp_ms: u64,
+        /// The receiver's clock.
+        now_ms: u64,
+    },
+    /// Expiry before the timestamp, or a lifetime beyond [`MAX_LIFETIME_MS`].
+    #[error("bad lifetime: timestamp {timestamp_ms} ms, expiry {expires_ms} ms")]
+    BadLifetime {
+        /// The header's timestamp.
+        timestamp_ms: u64,
+        /// The header's expiry.
+        expires_ms: u64,
+    },
+    /// This signer's nonce was already seen: a replay.
+    #[error("replay: this event (signer and nonce) was already accepted")]
+    Replay,
+    /// The seen-nonce window is full of live nonces; retry later.
+    #[error("replay window full ({capacity} live nonces); retry later")]
+    ReplayWindowFull {
+        /// The window's capacity.
+        capacity: usize,
+    },
+    /// The operating system could not supply a nonce.
+    #[error("cannot sign: {0}")]
+    Signing(String),
+}

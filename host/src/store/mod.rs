@@ -1,0 +1,108 @@
+//! Durable storage in SQLite — the only importer of rusqlite: the schema and its migrations, the
+//! event log (every accepted signed event, whole and indexed) and the materialised ledger.
+//!
+//! One writer thread owns the only write connection and the in-memory [`Ledger`]; callers send
+//! it commands over a bounded queue and get a [`Pending`] answer back once the batch holding
+//! their command is committed (group commit). Readers use their own connections
+//! ([`LogReader`]); WAL mode lets them read while the writer writes.
+
+mod reader;
+mod schema;
+mod writer;
+
+pub use reader::{HistoryEntry, LogReader};
+pub use writer::{Accepted, Admission, Draft, LedgerStore, MAX_BATCH, Pending, QUEUE_CAPACITY};
+
+use crate::crypto::Digest;
+use crate::ledger::{Genesis, LedgerError};
+use crate::protocol::EventError;
+
+/// What can go wrong in the store itself.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed (I/O, corruption, locking).
+    #[error("database error")]
+    Database(#[from] rusqlite::Error),
+    /// The database was made by a newer build.
+    #[error("database schema version {found} is newer than this build knows ({known})")]
+    SchemaTooNew {
+        /// The database's version.
+        found: u32,
+        /// The newest this build knows.
+        known: u32,
+    },
+    /// The database belongs to another network.
+    #[error("this data directory belongs to network {stored}, not to the given genesis {given}")]
+    GenesisMismatch {
+        /// The genesis id stored.
+        stored: Digest,
+        /// The genesis id given.
+        given: Digest,
+    },
+    /// The genesis given for a new database does not check.
+    #[error("invalid genesis")]
+    InvalidGenesis(#[source] LedgerError),
+    /// An operating-system operation around the database failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A new database needs a genesis.
+    #[error("no ledger in this data directory yet: give a genesis file (--genesis or CUE_GENESIS)")]
+    NoGenesis,
+    /// Stored data that does not check.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    /// A database error in a batch: nothing of the batch was stored.
+    #[error("batch not stored: {0}")]
+    BatchFailed(String),
+    /// The writer thread has stopped (after a fatal error or at shutdown).
+    #[error("the ledger writer has stopped")]
+    Closed,
+}
+
+/// Why a submitted event was not stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The envelope was refused (expired, replayed, ...).
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The ledger rules refused it.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The store failed; nothing from the batch was stored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn stored_genesis(conn: &rusqlite::Connection) -> Result<Option<Genesis>, StoreError> {
+    use rusqlite::OptionalExtension as _;
+    let text: Option<Vec<u8>> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |row| row.get(0)).optional()?;
+    text.map(|bytes| {
+        let text =
+            String::from_utf8(bytes).map_err(|_| StoreError::Corrupt("genesis is not UTF-8".into()))?;
+        Genesis::from_toml(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+    })
+    .transpose()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn key_from_blob(blob: Vec<u8>) -> Result<crate::crypto::PublicKey, StoreError> {
+    let bytes: [u8; 32] =
+        blob.try_into().map_err(|_| StoreError::Corrupt("account key is not 32 bytes".into()))?;
+    crate::crypto::PublicKey::from_bytes(bytes).map_err(|_| StoreError::Corrupt("invalid account key".into()))
+}
+
+fn digest_from_blob(blob: Vec<u8>) -> Result<Digest, StoreError> {
+    blob.try_into().map(Digest).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+}

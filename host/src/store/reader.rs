@@ -1,0 +1,157 @@
+//! Read-only queries on their own connection: balances, history, stored events, proofs.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+
+use super::{StoreError, digest_from_blob, key_from_blob, schema, stored_genesis};
+use crate::crypto::{Digest, PublicKey};
+use crate::ledger::Genesis;
+
+/// One ledger entry as a wallet shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Position in this node's log (acceptance order).
+    pub log_position: i64,
+    /// The event's hash.
+    pub hash: Digest,
+    /// Domain tag of the event.
+    pub kind: String,
+    /// The signer (payer or mint authority).
+    pub signer: PublicKey,
+    /// Position in the signer's chain.
+    pub seq: u64,
+    /// The credited account.
+    pub to: PublicKey,
+    /// Tokens moved.
+    pub amount: u64,
+    /// Signing time, ms since the epoch.
+    pub timestamp_ms: u64,
+}
+
+/// A read connection to a store. Cheap to open; one per thread.
+pub struct LogReader {
+    conn: Connection,
+}
+
+impl LogReader {
+    /// Opens the database at `path` read-only (it must exist).
+    pub fn open(path: &Path) -> Result<LogReader, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        schema::configure(&conn)?;
+        Ok(LogReader { conn })
+    }
+
+    /// The genesis this database belongs to.
+    pub fn genesis(&self) -> Result<Genesis, StoreError> {
+        stored_genesis(&self.conn)?.ok_or(StoreError::NoGenesis)
+    }
+
+    /// The committed balance of `account` (0 if it never held tokens).
+    pub fn balance(&self, account: &PublicKey) -> Result<u64, StoreError> {
+        let balance: Option<i64> = self
+            .conn
+            .query_row("SELECT balance FROM accounts WHERE key = ?1", [account.as_bytes()], |row| row.get(0))
+            .optional()?;
+        Ok(balance.unwrap_or(0) as u64)
+    }
+
+    /// Every account's committed balance.
+    pub fn balances(&self) -> Result<Vec<(PublicKey, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT key, balance FROM accounts ORDER BY key")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)))?;
+        rows.map(|row| {
+            let (key, balance) = row?;
+            Ok((key_from_blob(key)?, balance as u64))
+        })
+        .collect()
+    }
+
+    /// Whether `account` is flagged for equivocation.
+    pub fn is_flagged(&self, account: &PublicKey) -> Result<bool, StoreError> {
+        let flagged: Option<bool> = self
+            .conn
+            .query_row("SELECT flagged FROM accounts WHERE key = ?1", [account.as_bytes()], |row| row.get(0))
+            .optional()?;
+        Ok(flagged.unwrap_or(false))
+    }
+
+    /// The latest `limit` ledger entries `account` signed or was credited by, newest first.
+    pub fn history(&self, account: &PublicKey, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, hash, kind, signer, seq, counterparty, amount, timestamp_ms FROM events
+             WHERE id IN (SELECT id FROM events WHERE signer = ?1 AND seq IS NOT NULL
+                          UNION SELECT id FROM events WHERE counterparty = ?1)
+             ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![account.as_bytes(), limit], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, Vec<u8>>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, i64>(7)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, hash, kind, signer, seq, to, amount, timestamp) = row?;
+            Ok(HistoryEntry {
+                log_position: id,
+                hash: digest_from_blob(hash)?,
+                kind,
+                signer: key_from_blob(signer)?,
+                seq: seq as u64,
+                to: key_from_blob(to)?,
+                amount: amount as u64,
+                timestamp_ms: timestamp as u64,
+            })
+        })
+        .collect()
+    }
+
+    /// The stored bytes of the event with this hash.
+    pub fn event_bytes(&self, hash: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT bytes FROM events WHERE hash = ?1", [&hash.0], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Calls `visit` with every stored event's bytes, in log order (for replay and export).
+    pub fn for_each_event(
+        &self,
+        mut visit: impl FnMut(&[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("SELECT bytes FROM events ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            visit(row.get_ref(0)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?)?;
+        }
+        Ok(())
+    }
+
+    /// Hashes of the events that link to `target` (as chain predecessor, contract or receipt),
+    /// in log order: how a contract's payments are found.
+    pub fn events_linking_to(&self, target: &Digest) -> Result<Vec<Digest>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.hash FROM event_links l JOIN events e ON e.id = l.event_id
+             WHERE l.target = ?1 ORDER BY e.id",
+        )?;
+        let rows = stmt.query_map([&target.0], |row| row.get::<_, Vec<u8>>(0))?;
+        rows.map(|row| digest_from_blob(row?)).collect()
+    }
+
+    /// Every stored equivocation proof (encoded), for gossip.
+    pub fn equivocation_proofs(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt =
+            self.conn.prepare("SELECT proof FROM equivocations ORDER BY detected_ms, account, seq")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

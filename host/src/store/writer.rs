@@ -1,0 +1,620 @@
+//! The single writer: a thread that owns the write connection and the ledger state, fed by a
+//! bounded queue, committing commands in groups.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+
+use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, now_ms, schema, stored_genesis};
+use crate::crypto::{Digest, Keypair, PublicKey};
+use crate::ledger::{Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError};
+use crate::protocol::{
+    DEFAULT_NONCE_CAPACITY, Event, Mint, PaymentReference, SeenNonces, Signed, Transfer, Validity, Verified,
+};
+
+/// Commands waiting for the writer; when full, [`LedgerStore`] calls block until there is room
+/// (back-pressure on whoever produces events faster than the disk takes them).
+pub const QUEUE_CAPACITY: usize = 4096;
+/// Most commands committed in one transaction (one fsync).
+pub const MAX_BATCH: usize = 1024;
+
+/// How an event is being admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// A new event arriving now (from a peer, a file, the API): it must be unexpired, not from
+    /// the future, and its nonce unseen.
+    Fresh {
+        /// The receiver's clock, ms since the epoch.
+        now_ms: u64,
+    },
+    /// An old entry of a chain being caught up on (sync, restore from backup): only the
+    /// signature and the ledger rules apply; replays are still caught by the chain.
+    Historical,
+}
+
+/// A ledger entry for the writer to complete (chain position) and sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Draft {
+    /// Mint `amount` to `to` (the signer must be the mint authority).
+    Mint {
+        /// The credited account.
+        to: PublicKey,
+        /// Tokens created.
+        amount: u64,
+    },
+    /// Pay `amount` to `to`.
+    Transfer {
+        /// The payee.
+        to: PublicKey,
+        /// Tokens paid.
+        amount: u64,
+        /// What it pays for.
+        reference: Option<PaymentReference>,
+    },
+}
+
+/// An event that is now durably in the log and applied to the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The event.
+    pub event: Event,
+    /// Its position in this node's log.
+    pub log_position: i64,
+}
+
+/// The answer to a command, available once its batch is committed.
+#[must_use = "the command's outcome is only known by waiting for it"]
+pub struct Pending<T> {
+    reply: Receiver<Result<T, SubmitError>>,
+}
+
+impl<T> Pending<T> {
+    /// Blocks until the batch holding the command is committed (or refused).
+    pub fn wait(self) -> Result<T, SubmitError> {
+        self.reply.recv().unwrap_or(Err(SubmitError::Store(StoreError::Closed)))
+    }
+}
+
+type Reply<T> = SyncSender<Result<T, SubmitError>>;
+
+enum Command {
+    Submit {
+        /// Boxed, like the proof: events are large, and the queue holds thousands of commands.
+        event: Box<Verified>,
+        admission: Admission,
+        reply: Reply<Accepted>,
+    },
+    Author {
+        signer: Arc<Keypair>,
+        draft: Draft,
+        validity: Validity,
+        reply: Reply<Accepted>,
+    },
+    Proof {
+        proof: Box<EquivocationProof>,
+        reply: Reply<bool>,
+    },
+}
+
+/// The event log and ledger of one node.
+///
+/// Shutdown: dropping the `LedgerStore` closes the queue; the writer commits what it already
+/// received, answers it, and exits; `drop` waits for it. Every [`Pending`] answered `Ok` before
+/// that is durable (WAL, `synchronous = FULL`).
+pub struct LedgerStore {
+    path: PathBuf,
+    genesis: Genesis,
+    queue: Option<SyncSender<Command>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl LedgerStore {
+    /// Opens (creating if needed) the database at `path` for `genesis`. Without a genesis the
+    /// database must already have one; with one, it must be the same.
+    pub fn open(path: &Path, genesis: Option<Genesis>) -> Result<LedgerStore, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                what: format!("cannot create {}", parent.display()),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        schema::migrate(&mut conn)?;
+        let genesis = init_genesis(&mut conn, genesis)?;
+        let state = load_state(&conn, &genesis)?;
+        let (queue, commands) = sync_channel(QUEUE_CAPACITY);
+        let writer = Writer { conn, genesis: genesis.clone(), ledger: state.0, nonces: state.1 };
+        let writer = std::thread::Builder::new()
+            .name("cue-ledger-writer".into())
+            .spawn(move || writer.run(commands))
+            .map_err(|source| StoreError::Io { what: "cannot start the writer thread".into(), source })?;
+        Ok(LedgerStore { path: path.to_path_buf(), genesis, queue: Some(queue), writer: Some(writer) })
+    }
+
+    /// The network's genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// A new read connection.
+    pub fn reader(&self) -> Result<super::LogReader, StoreError> {
+        super::LogReader::open(&self.path)
+    }
+
+    /// Queues a verified event for admission, ledger rules and storage.
+    pub fn submit(&self, event: Verified, admission: Admission) -> Result<Pending<Accepted>, StoreError> {
+        self.send(|reply| Command::Submit { event: Box::new(event), admission, reply })
+    }
+
+    /// Queues an entry to be completed with the signer's next chain position, signed with
+    /// `signer`, applied and stored.
+    pub fn author(
+        &self,
+        signer: Arc<Keypair>,
+        draft: Draft,
+        validity: Validity,
+    ) -> Result<Pending<Accepted>, StoreError> {
+        self.send(|reply| Command::Author { signer, draft, validity, reply })
+    }
+
+    /// Records an equivocation proof received from elsewhere: flags the account, keeps the
+    /// proof. Answers whether the account was newly flagged.
+    pub fn record_proof(&self, proof: EquivocationProof) -> Result<Pending<bool>, StoreError> {
+        self.send(|reply| Command::Proof { proof: Box::new(proof), reply })
+    }
+
+    fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, StoreError> {
+        let (reply, answer) = sync_channel(1);
+        self.queue
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(command(reply))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(Pending { reply: answer })
+    }
+}
+
+impl Drop for LedgerStore {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(writer) = self.writer.take() {
+            // A panicked writer has already failed every pending command; nothing to add.
+            let _ = writer.join();
+        }
+    }
+}
+
+fn init_genesis(conn: &mut Connection, given: Option<Genesis>) -> Result<Genesis, StoreError> {
+    match (stored_genesis(conn)?, given) {
+        (Some(stored), Some(given)) if stored.id() != given.id() => {
+            Err(StoreError::GenesisMismatch { stored: stored.id(), given: given.id() })
+        }
+        (Some(stored), _) => Ok(stored),
+        (None, None) => Err(StoreError::NoGenesis),
+        (None, Some(genesis)) => {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('genesis', ?1)",
+                [genesis.to_toml().map_err(StoreError::InvalidGenesis)?.as_bytes()],
+            )?;
+            for (key, amount) in &genesis.allocations {
+                tx.execute(
+                    "INSERT INTO accounts (key, balance) VALUES (?1, ?2)",
+                    params![key.as_bytes(), *amount as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(genesis)
+        }
+    }
+}
+
+/// Rebuilds the in-memory ledger (balances and flags from `accounts`, chains from `events`) and
+/// the live nonces from the database.
+fn load_state(conn: &Connection, genesis: &Genesis) -> Result<(Ledger, SeenNonces), StoreError> {
+    let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT key, balance, flagged FROM accounts")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let account = accounts.entry(key_from_blob(row.get(0)?)?).or_default();
+        account.balance = row.get::<_, i64>(1)? as u64;
+        account.flagged = row.get(2)?;
+    }
+    let mut stmt =
+        conn.prepare("SELECT signer, seq, hash FROM events WHERE seq IS NOT NULL ORDER BY signer, seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let chain = &mut accounts.entry(key_from_blob(row.get(0)?)?).or_default().chain;
+        if row.get::<_, i64>(1)? != chain.len() as i64 {
+            return Err(StoreError::Corrupt("a ledger chain has a gap".into()));
+        }
+        chain.push(digest_from_blob(row.get(2)?)?);
+    }
+    let ledger =
+        Ledger::restore(genesis.clone(), accounts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut nonces = SeenNonces::new(DEFAULT_NONCE_CAPACITY);
+    let mut stmt = conn.prepare("SELECT bytes FROM events WHERE expires_ms > ?1")?;
+    let mut rows = stmt.query([now_ms() as i64])?;
+    while let Some(row) = rows.next()? {
+        let event = Event::decode(row.get_ref(0)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
+        nonces.record(event.header());
+    }
+    Ok((ledger, nonces))
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    genesis: Genesis,
+    /// The ledger as of the last commit plus the current batch.
+    ledger: Ledger,
+    /// Live nonces as of the last commit plus the current batch.
+    nonces: SeenNonces,
+}
+
+/// A command processed inside the batch's transaction, waiting for the commit to answer.
+enum Answer {
+    /// The outcome is boxed: an accepted event is large, and a batch holds many answers.
+    Event(Reply<Accepted>, Box<Result<Accepted, SubmitError>>),
+    Proof(Reply<bool>, Result<bool, SubmitError>),
+}
+
+impl Writer {
+    fn run(mut self, commands: Receiver<Command>) {
+        while let Ok(first) = commands.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if let Err(e) = self.commit_batch(batch) {
+                tracing::error!(error = %e, "ledger writer stopped: cannot reload its state");
+                return;
+            }
+        }
+    }
+
+    /// Processes a batch in one transaction and answers every command after the commit. On a
+    /// database error nothing of the batch is kept, the in-memory state is reloaded from the
+    /// database and every command that had passed is answered with the error; if even reloading
+    /// fails the writer stops (and later commands get [`StoreError::Closed`]).
+    fn commit_batch(&mut self, batch: Vec<Command>) -> Result<(), StoreError> {
+        let mut answers = Vec::with_capacity(batch.len());
+        let failure = self.process(batch, &mut answers).err().map(|e| e.to_string());
+        let reloaded = match failure {
+            None => Ok(()),
+            Some(_) => load_state(&self.conn, &self.genesis).map(|(ledger, nonces)| {
+                self.ledger = ledger;
+                self.nonces = nonces;
+            }),
+        };
+        for answer in answers {
+            answer.send(failure.as_deref());
+        }
+        reloaded
+    }
+
+    fn process(&mut self, batch: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let received = now_ms();
+        let mut commands = batch.into_iter();
+        while let Some(command) = commands.next() {
+            let answer = match command {
+                Command::Submit { event, admission, reply } => {
+                    let result = admit(&tx, &mut self.ledger, &mut self.nonces, *event, admission, received);
+                    Answer::Event(reply, Box::new(result))
+                }
+                Command::Author { signer, draft, validity, reply } => {
+                    let result = author(&self.ledger, &signer, draft, validity).and_then(|event| {
+                        let admission = Admission::Historical;
+                        admit(&tx, &mut self.ledger, &mut self.nonces, event, admission, received)
+                    });
+                    Answer::Event(reply, Box::new(result))
+                }
+                Command::Proof { proof, reply } => {
+                    let result = record_proof(&tx, &mut self.ledger, &proof, received);
+                    Answer::Proof(reply, result)
+                }
+            };
+            let failed = answer.database_failure();
+            answers.push(answer);
+            if let Some(e) = failed {
+                // The rest of the batch is not processed; its commands get the same failure.
+                answers.extend(commands.map(|command| command.unprocessed(&e)));
+                return Err(StoreError::BatchFailed(e));
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Command {
+    /// The answer for a command of a failed batch that was never processed.
+    fn unprocessed(self, failure: &str) -> Answer {
+        let failed = || SubmitError::Store(StoreError::BatchFailed(failure.into()));
+        match self {
+            Command::Submit { reply, .. } | Command::Author { reply, .. } => {
+                Answer::Event(reply, Box::new(Err(failed())))
+            }
+            Command::Proof { reply, .. } => Answer::Proof(reply, Err(failed())),
+        }
+    }
+}
+
+impl Answer {
+    /// The message of a database error inside a command: it fails the whole batch.
+    fn database_failure(&self) -> Option<String> {
+        let error = match self {
+            Answer::Event(_, result) => result.as_ref().as_ref().err(),
+            Answer::Proof(_, result) => result.as_ref().err(),
+        };
+        match error {
+            Some(SubmitError::Store(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Answers the command; a batch `failure` turns a success into that failure.
+    fn send(self, failure: Option<&str>) {
+        // A caller that stopped waiting has dropped its receiver; nobody is left to tell.
+        match self {
+            Answer::Event(reply, result) => drop(reply.send(unless_failed(*result, failure))),
+            Answer::Proof(reply, result) => drop(reply.send(unless_failed(result, failure))),
+        }
+    }
+}
+
+fn unless_failed<T>(result: Result<T, SubmitError>, failure: Option<&str>) -> Result<T, SubmitError> {
+    match (result, failure) {
+        (Ok(_), Some(message)) => Err(SubmitError::Store(StoreError::BatchFailed(message.into()))),
+        (result, _) => result,
+    }
+}
+
+/// Completes and signs a draft at the signer's next chain position.
+fn author(
+    ledger: &Ledger,
+    signer: &Keypair,
+    draft: Draft,
+    validity: Validity,
+) -> Result<Verified, SubmitError> {
+    let genesis = ledger.genesis_id();
+    let link = ledger.next_link(&signer.public());
+    let event = match draft {
+        Draft::Mint { to, amount } => {
+            Event::Mint(Signed::sign(signer, Mint { genesis, link, to, amount }, validity)?)
+        }
+        Draft::Transfer { to, amount, reference } => Event::Transfer(Signed::sign(
+            signer,
+            Transfer { genesis, link, to, amount, reference },
+            validity,
+        )?),
+    };
+    Ok(event.verify()?)
+}
+
+/// Admission checks, ledger rules, then the rows: event, links, balances.
+fn admit(
+    tx: &Transaction<'_>,
+    ledger: &mut Ledger,
+    nonces: &mut SeenNonces,
+    verified: Verified,
+    admission: Admission,
+    received_ms: u64,
+) -> Result<Accepted, SubmitError> {
+    let event = verified.event();
+    if let Admission::Fresh { now_ms } = admission {
+        event.verify_fresh(now_ms, nonces)?;
+    }
+    let applied = match ledger.apply(&verified) {
+        Ok(applied) => applied,
+        Err(LedgerError::Equivocation { existing, .. }) => {
+            return Err(convict(tx, ledger, event, existing, received_ms));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    nonces.record(event.header());
+    let log_position = insert_event(tx, event, &applied, received_ms).map_err(SubmitError::Store)?;
+    Ok(Accepted { event: verified.event().clone(), log_position })
+}
+
+fn insert_event(
+    tx: &Transaction<'_>,
+    event: &Event,
+    applied: &Applied,
+    received_ms: u64,
+) -> Result<i64, StoreError> {
+    let header = event.header();
+    let entry = event.entry();
+    tx.prepare_cached(
+        "INSERT INTO events (hash, kind, signer, seq, counterparty, amount, timestamp_ms,
+                             expires_ms, nonce, received_ms, bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        &applied.hash.0,
+        header.kind.tag(),
+        header.signer.as_bytes(),
+        entry.link.seq as i64,
+        entry.to.as_bytes(),
+        entry.amount as i64,
+        header.timestamp_ms as i64,
+        header.expires_ms as i64,
+        &header.nonce,
+        received_ms as i64,
+        event.bytes(),
+    ])?;
+    let id = tx.last_insert_rowid();
+    let mut links: Vec<(&str, Digest)> = entry.link.prev.map(|p| ("prev", p)).into_iter().collect();
+    if let Event::Transfer(t) = event {
+        match t.body().reference {
+            Some(PaymentReference::Contract(d)) => links.push(("contract", d)),
+            Some(PaymentReference::Receipt(d)) => links.push(("receipt", d)),
+            _ => {}
+        }
+    }
+    let mut link =
+        tx.prepare_cached("INSERT INTO event_links (target, relation, event_id) VALUES (?1, ?2, ?3)")?;
+    for (relation, target) in links {
+        link.execute(params![&target.0, relation, id])?;
+    }
+    let mut account = tx.prepare_cached(
+        "INSERT INTO accounts (key, balance) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET balance = excluded.balance",
+    )?;
+    for (key, balance) in &applied.balances {
+        account.execute(params![key.as_bytes(), *balance as i64])?;
+    }
+    Ok(id)
+}
+
+/// Builds the proof from the stored entry and the new one, keeps it and flags the account.
+/// Returns the error to answer with: the equivocation, or what stopped the proof being kept.
+fn convict(
+    tx: &Transaction<'_>,
+    ledger: &mut Ledger,
+    event: &Event,
+    existing: Digest,
+    received_ms: u64,
+) -> SubmitError {
+    let equivocation = LedgerError::Equivocation {
+        account: event.signer().peer_id(),
+        seq: event.entry().link.seq,
+        existing,
+    };
+    let mut keep = || -> Result<(), SubmitError> {
+        let bytes: Vec<u8> = tx
+            .query_row("SELECT bytes FROM events WHERE hash = ?1", [&existing.0], |row| row.get(0))
+            .optional()
+            .map_err(StoreError::from)?
+            .ok_or_else(|| StoreError::Corrupt(format!("chain entry {existing} is not in the log")))?;
+        let first = Event::decode(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let proof = EquivocationProof::new(first, event.clone())?;
+        record_proof(tx, ledger, &proof, received_ms)?;
+        Ok(())
+    };
+    match keep() {
+        Ok(()) => equivocation.into(),
+        Err(e) => e,
+    }
+}
+
+/// Keeps a proof and flags the account it convicts, in the database and in memory.
+fn record_proof(
+    tx: &Transaction<'_>,
+    ledger: &mut Ledger,
+    proof: &EquivocationProof,
+    received_ms: u64,
+) -> Result<bool, SubmitError> {
+    let newly = ledger.flag(proof)?;
+    let account = proof.account();
+    let write = || -> Result<(), rusqlite::Error> {
+        tx.execute(
+            "INSERT OR IGNORE INTO equivocations (account, seq, proof, detected_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![account.as_bytes(), proof.seq() as i64, proof.encode(), received_ms as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO accounts (key, balance, flagged) VALUES (?1, ?2, 1)
+             ON CONFLICT (key) DO UPDATE SET flagged = 1",
+            params![account.as_bytes(), ledger.balance(&account) as i64],
+        )?;
+        Ok(())
+    };
+    write().map_err(|e| SubmitError::Store(e.into()))?;
+    Ok(newly)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::protocol::ChainLink;
+
+    fn genesis(network_id: &str, key: &Keypair) -> Genesis {
+        Genesis {
+            network_id: network_id.into(),
+            mint_authority: key.public(),
+            allocations: BTreeMap::from([(key.public(), 1_000)]),
+        }
+    }
+
+    #[test]
+    fn state_survives_reopening_and_the_genesis_is_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let key = Arc::new(Keypair::from_seed([1; 32]));
+        let payee = Keypair::from_seed([2; 32]).public();
+        assert!(matches!(LedgerStore::open(&path, None), Err(StoreError::NoGenesis)));
+        let store = LedgerStore::open(&path, Some(genesis("a", &key))).unwrap();
+        let pending: Vec<_> = (0..100)
+            .map(|_| {
+                let draft = Draft::Transfer { to: payee, amount: 3, reference: None };
+                store.author(key.clone(), draft, Validity::starting(now_ms(), 60_000)).unwrap()
+            })
+            .collect();
+        for (seq, p) in pending.into_iter().enumerate() {
+            assert_eq!(p.wait().unwrap().event.entry().link.seq, seq as u64);
+        }
+        drop(store);
+
+        let store = LedgerStore::open(&path, None).unwrap();
+        let reader = store.reader().unwrap();
+        assert_eq!(reader.balance(&payee).unwrap(), 300);
+        assert_eq!(reader.balance(&key.public()).unwrap(), 700);
+        let draft = Draft::Transfer { to: payee, amount: 1, reference: None };
+        let next = store.author(key.clone(), draft, Validity::starting(now_ms(), 60_000)).unwrap();
+        assert_eq!(next.wait().unwrap().event.entry().link.seq, 100);
+        drop(store);
+
+        let other = LedgerStore::open(&path, Some(genesis("b", &key)));
+        assert!(matches!(other, Err(StoreError::GenesisMismatch { .. })));
+    }
+
+    #[test]
+    fn an_equivocation_is_kept_as_a_proof_that_other_stores_accept() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Keypair::from_seed([1; 32]);
+        let payee = Keypair::from_seed([2; 32]).public();
+        let a = LedgerStore::open(&dir.path().join("a.sqlite3"), Some(genesis("n", &key))).unwrap();
+        let b = LedgerStore::open(&dir.path().join("b.sqlite3"), Some(genesis("n", &key))).unwrap();
+        let fork = |amount| {
+            let body = Transfer {
+                genesis: a.genesis().id(),
+                link: ChainLink::FIRST,
+                to: payee,
+                amount,
+                reference: None,
+            };
+            let event =
+                Event::Transfer(Signed::sign(&key, body, Validity::starting(now_ms(), 60_000)).unwrap());
+            event.verify().unwrap()
+        };
+        let fresh = Admission::Fresh { now_ms: now_ms() };
+        a.submit(fork(10), fresh).unwrap().wait().unwrap();
+        let refused = a.submit(fork(20), fresh).unwrap().wait();
+        assert!(matches!(refused, Err(SubmitError::Ledger(LedgerError::Equivocation { seq: 0, .. }))));
+        let proofs = a.reader().unwrap().equivocation_proofs().unwrap();
+        assert_eq!(proofs.len(), 1);
+        assert!(a.reader().unwrap().is_flagged(&key.public()).unwrap());
+
+        // Gossip: another node checks the proof on its own and flags the account too.
+        let proof = EquivocationProof::decode(&proofs[0]).unwrap();
+        assert!(b.record_proof(proof).unwrap().wait().unwrap());
+        assert!(b.reader().unwrap().is_flagged(&key.public()).unwrap());
+        let late = b.submit(fork(5), fresh).unwrap().wait();
+        assert!(matches!(late, Err(SubmitError::Ledger(LedgerError::AccountFlagged(_)))));
+    }
+}

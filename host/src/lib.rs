@@ -9,11 +9,16 @@
 //! |---|---|---|
 //! | edge | [`cli`] | argument parsing, printing; one file per subcommand |
 //! | core | [`sandbox`] | wasmtime: verification, limits, metering, typed invocation |
+//! | core | [`store`] | SQLite: the event log and the ledger, one writer, group commit |
+//! | rules | [`ledger`] | pure ledger rules: balances, chains, equivocation proofs |
+//! | rules | [`protocol`] | signed event envelope, canonical encoding, event kinds |
+//! | base | [`crypto`] | keys, signatures, peer ids |
 //! | app | [`local`] | running a component on this machine (`cue run`) |
 //! | app | [`authoring`] | scaffolding and building job crates (`cue new`, `cue build`) |
 //! | util | [`datadir`] | where a node keeps its files |
 //!
-//! The sandbox is the only importer of wasmtime; nothing above it sees a wasmtime type.
+//! The sandbox is the only importer of wasmtime, the store of rusqlite, crypto of
+//! ed25519-dalek; nothing above them sees their types.
 
 pub mod authoring;
 pub mod cli;

@@ -12,20 +12,24 @@
 //! | core | [`store`] | SQLite: the event log and the ledger, one writer, group commit |
 //! | rules | [`ledger`] | pure ledger rules: balances, chains, equivocation proofs |
 //! | rules | [`protocol`] | signed event envelope, canonical encoding, event kinds |
+//! | rules | [`market`] | pure market rules: the signed resource manifest |
 //! | base | [`crypto`] | keys, signatures, peer ids |
 //! | app | [`local`] | running a component on this machine (`cue run`) |
+//! | app | [`benchmark`] | measuring this machine and signing its manifest (`cue benchmark`) |
 //! | app | [`authoring`] | scaffolding and building job crates (`cue new`, `cue build`) |
 //! | util | [`datadir`] | where a node keeps its files |
 //!
 //! The sandbox is the only importer of wasmtime, the store of rusqlite, crypto of
-//! ed25519-dalek; nothing above them sees their types.
+//! ed25519-dalek, benchmark of wat; nothing above them sees their types.
 
 pub mod authoring;
+pub mod benchmark;
 pub mod cli;
 pub mod crypto;
 pub mod datadir;
 pub mod ledger;
 pub mod local;
+pub mod market;
 pub mod protocol;
 pub mod sandbox;
 pub mod store;

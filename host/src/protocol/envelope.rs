@@ -213,8 +213,16 @@ impl<T: EventBody> Signed<T> {
     /// Checks the event may be accepted as new at `now_ms`: timestamps sane, not expired, nonce
     /// not seen in `nonces`. Does not check the signature and does not record the nonce.
     pub fn verify_fresh(&self, now_ms: u64, nonces: &mut SeenNonces) -> Result<(), EventError> {
-        check_times(&self.header, now_ms)?;
+        self.verify_live(now_ms)?;
         nonces.check(&self.header, now_ms)
+    }
+
+    /// Checks only the times at `now_ms`: sane lifetime, not from the future, not expired.
+    ///
+    /// For statements that may be served and read many times while they live, such as a
+    /// resource manifest, where seeing the same event twice is not a replay.
+    pub fn verify_live(&self, now_ms: u64) -> Result<(), EventError> {
+        check_times(&self.header, now_ms)
     }
 
     /// The header.

@@ -10,6 +10,8 @@ use std::fmt;
 /// the compute and reputation kinds reserve their tags here and get bodies with the contract and
 /// reputation issues. Until then an event of such a kind is refused as
 /// [`EventError::UnsupportedKind`](super::EventError::UnsupportedKind).
+/// [`ResourceManifest`](EventKind::ResourceManifest) has a body but is not a ledger event:
+/// [`Event`](super::Event) refuses it, and it is read with `Signed::<ResourceManifest>::decode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -27,11 +29,14 @@ pub enum EventKind {
     TokenTransfer,
     /// A peer's verdict on a completed or defaulted contract (reputation).
     OutcomeAttestation,
+    /// A provider's measured capacity and prices (the market); body in
+    /// [`market::ResourceManifest`](crate::market::ResourceManifest).
+    ResourceManifest,
 }
 
 impl EventKind {
     /// All kinds, in tag order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::ComputeRequest,
         EventKind::ComputeAccept,
         EventKind::ComputeReject,
@@ -39,6 +44,7 @@ impl EventKind {
         EventKind::TokenMint,
         EventKind::TokenTransfer,
         EventKind::OutcomeAttestation,
+        EventKind::ResourceManifest,
     ];
 
     /// The domain-separation tag (ASCII, written in the header and signed).
@@ -51,6 +57,7 @@ impl EventKind {
             EventKind::TokenMint => "cue/token-mint",
             EventKind::TokenTransfer => "cue/token-transfer",
             EventKind::OutcomeAttestation => "cue/outcome-attestation",
+            EventKind::ResourceManifest => "cue/resource-manifest",
         }
     }
 

@@ -27,4 +27,9 @@ impl DataDir {
     pub fn code_cache(&self) -> PathBuf {
         self.root.join("cache").join("code")
     }
+
+    /// The latest signed resource manifest, as written by `cue benchmark`.
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("manifest.cbor")
+    }
 }

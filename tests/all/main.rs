@@ -6,6 +6,7 @@
 mod support;
 
 mod authoring;
+mod benchmark;
 mod cli_run;
 mod ledger;
 mod ledger_crash;

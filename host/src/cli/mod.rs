@@ -1,6 +1,7 @@
 //! The `cue` command line: argument types and one file per subcommand. Commands are thin:
 //! they parse options, call one library function and print.
 
+mod benchmark;
 mod build;
 mod context;
 mod id;
@@ -47,6 +48,9 @@ enum Command {
     Build(build::BuildArgs),
     /// Print this agent's peer id and public key (creating the key on first use).
     Id(id::IdArgs),
+    /// Measure this machine (fuel per second, cores, memory), sign its resource manifest with
+    /// the agent's key and store it as `<data-dir>/manifest.cbor`.
+    Benchmark(benchmark::BenchmarkArgs),
     /// Create a network (its genesis file).
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args),
         Command::Id(args) => id::run(args, &ledger),
+        Command::Benchmark(args) => benchmark::run(args, &ledger, &data_dir),
         Command::Network(command) => network::run(command, &ledger),
         Command::Wallet(command) => wallet::run(command, &ledger),
     }

@@ -17,14 +17,14 @@ const REFERENCE_WAT: &str = include_str!("reference.wat");
 /// How much to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// Rounds of the reference workload per run (a few dozen fuel each).
+    /// Rounds of the reference workload per run (34 fuel each).
     pub rounds: u32,
     /// Runs, each on a fresh instance; the median is reported. At least 1.
     pub runs: u32,
 }
 
 impl Default for Plan {
-    /// Some 500 million fuel per run (tens of milliseconds on a current core, long enough
+    /// 680 million fuel per run (tens of milliseconds on a current core, long enough
     /// that instantiation and timer noise are small), five runs.
     fn default() -> Plan {
         Plan { rounds: 20_000_000, runs: 5 }

@@ -9,7 +9,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::wasm_wave::parser::ParserError;
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::caps::{EventSink, JobLog, JobState, LogLine};
 use super::engine::{CodeSource, Sandbox};
@@ -244,9 +244,20 @@ impl LoadedComponent {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         let run = store.set_fuel(limits.fuel).map_err(RunError::Wasm).and_then(|()| {
-            let ticks = limits.timeout.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1)) as u64;
-            store.set_epoch_deadline(ticks.saturating_add(1));
-            store.epoch_deadline_trap();
+            // Epoch ticks only say when to look at the clock: the deadline itself is the wall
+            // clock, so a burst of catch-up ticks on a loaded machine never stops a job early.
+            let tick = self.epoch_tick.as_nanos().max(1);
+            let ticks_for = move |left: Duration| (left.as_nanos().div_ceil(tick) as u64).max(1);
+            let deadline = started.checked_add(limits.timeout);
+            store.set_epoch_deadline(ticks_for(limits.timeout));
+            store.epoch_deadline_callback(move |_| {
+                let now = Instant::now();
+                Ok(match deadline {
+                    Some(deadline) if now < deadline => UpdateDeadline::Continue(ticks_for(deadline - now)),
+                    Some(_) => UpdateDeadline::Interrupt,
+                    None => UpdateDeadline::Continue(u64::MAX / 2),
+                })
+            });
             self.run(&mut store, call, &limits)
         });
         let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);

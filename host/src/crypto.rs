@@ -250,6 +250,14 @@ impl Keypair {
         Signature(self.0.sign(message).to_bytes())
     }
 
+    /// The key in libp2p's protobuf encoding (what the key file holds): hand it to libp2p as
+    /// the node's identity. It contains the secret; never log or send it.
+    pub fn to_protobuf_encoding(&self) -> Vec<u8> {
+        let mut encoded = KEY_FILE_PREFIX.to_vec();
+        encoded.extend_from_slice(&self.0.to_keypair_bytes());
+        encoded
+    }
+
     /// Loads the key file at `path`, or creates it (mode 0600, parent directories included)
     /// when it does not exist. Returns the key and whether it was created now.
     pub fn load_or_create(path: &Path) -> Result<(Keypair, bool), CryptoError> {
@@ -262,9 +270,7 @@ impl Keypair {
                     fs::create_dir_all(parent).map_err(io)?;
                 }
                 let mut file = create_private_file(path).map_err(io)?;
-                let mut contents = KEY_FILE_PREFIX.to_vec();
-                contents.extend_from_slice(&keypair.0.to_keypair_bytes());
-                file.write_all(&contents).map_err(io)?;
+                file.write_all(&keypair.to_protobuf_encoding()).map_err(io)?;
                 file.sync_all().map_err(io)?;
                 Ok((keypair, true))
             }

@@ -30,6 +30,7 @@ pub mod datadir;
 pub mod ledger;
 pub mod local;
 pub mod market;
+pub mod net;
 pub mod protocol;
 pub mod sandbox;
 pub mod store;

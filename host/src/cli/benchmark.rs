@@ -7,12 +7,13 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::LedgerContext;
+use super::policy::PolicyArgs;
 use super::context::now_ms;
 use crate::benchmark::{Measurement, Plan, measure_and_sign};
 use crate::datadir::DataDir;
-use crate::market::{ProviderPolicy, ResourceManifest};
+use crate::market::ResourceManifest;
 use crate::protocol::Signed;
-use crate::sandbox::{Sandbox, SandboxConfig, human_bytes, parse_bytes, parse_duration};
+use crate::sandbox::{Sandbox, SandboxConfig, human_bytes, parse_duration};
 
 /// Options of `cue benchmark`.
 #[derive(Debug, Args)]
@@ -20,21 +21,8 @@ pub struct BenchmarkArgs {
     /// Print one JSON object: the manifest's fields, its expiry, hash and signed bytes (hex)
     #[arg(long)]
     json: bool,
-    /// Price of one million fuel, in the smallest unit of CUE
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    price_per_mfuel: u64,
-    /// Fixed price of any job, in the smallest unit of CUE
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    base_fee: u64,
-    /// Jobs run at once [default: the number of cores]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    max_jobs: Option<u32>,
-    /// Largest memory one job may have, e.g. 512MiB
-    #[arg(long, value_parser = parse_bytes, default_value = "512MiB")]
-    max_memory: u64,
-    /// Longest one job may run, e.g. 30s
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    max_time: Duration,
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// How long peers may believe the manifest, e.g. 1h (at most 24h)
     #[arg(long, value_parser = parse_duration, default_value = "1h")]
     valid_for: Duration,
@@ -44,15 +32,7 @@ pub struct BenchmarkArgs {
 pub fn run(args: BenchmarkArgs, ledger: &LedgerContext, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let keypair = ledger.keypair()?;
     let sandbox = Sandbox::new(SandboxConfig { max_concurrent_jobs: 1, ..SandboxConfig::default() })?;
-    let cores =
-        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
-    let policy = ProviderPolicy {
-        price_per_mfuel: args.price_per_mfuel,
-        base_fee: args.base_fee,
-        max_concurrent_jobs: args.max_jobs.unwrap_or(cores),
-        max_memory_bytes: args.max_memory,
-        max_execution_ms: u64::try_from(args.max_time.as_millis()).unwrap_or(u64::MAX),
-    };
+    let policy = args.policy.policy();
     let (measurement, signed) =
         measure_and_sign(&sandbox, Plan::default(), &keypair, policy, now_ms(), args.valid_for)?;
     let path = data_dir.manifest();

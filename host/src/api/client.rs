@@ -1,0 +1,148 @@
+//! The API client the `cue` commands use (blocking, ureq): finds the node through the data
+//! dir, authenticates with its token, maps errors.
+
+use std::io::BufRead as _;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Endpoint;
+use crate::datadir::DataDir;
+
+/// Why a command could not talk to its node, or what the node refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No node runs for this data dir.
+    #[error("no node is running for data dir {data_dir} (start one with `cue node`)")]
+    NoNode {
+        /// The data dir.
+        data_dir: String,
+    },
+    /// The node did not answer.
+    #[error("the node at {addr} does not answer ({reason}); is `cue node` still running?")]
+    Unreachable {
+        /// Where it should be.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node refused the request.
+    #[error("{message}")]
+    Refused {
+        /// The error kind (`invalid`, `not-found`, `network`, `unauthorized`, `internal`).
+        kind: String,
+        /// What the node said.
+        message: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from the node: {0}")]
+    Protocol(String),
+}
+
+/// A connection to the node of a data dir.
+pub struct ApiClient {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl ApiClient {
+    /// Finds the running node of `data_dir` (its `api.json` and `api.token`). Requests may
+    /// take up to `timeout` (discovery and transfers take a while).
+    pub fn discover(data_dir: &DataDir, timeout: Duration) -> Result<ApiClient, ApiError> {
+        let no_node = || ApiError::NoNode { data_dir: data_dir.root().display().to_string() };
+        let endpoint = std::fs::read(data_dir.api_endpoint()).map_err(|_| no_node())?;
+        let endpoint: Endpoint = serde_json::from_slice(&endpoint).map_err(|_| no_node())?;
+        let token = std::fs::read_to_string(data_dir.api_token_path()).map_err(|_| no_node())?;
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(ApiClient { base: format!("http://{}", endpoint.addr), token: token.trim().to_owned(), agent })
+    }
+
+    /// `GET path`, answering the JSON body.
+    pub fn get(&self, path: &str) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.agent.get(&url).header("Authorization", &self.bearer()).call();
+        self.json(&url, response)
+    }
+
+    /// `POST path` with raw bytes, answering the JSON body.
+    pub fn post_bytes(&self, path: &str, bytes: &[u8]) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .agent
+            .post(&url)
+            .header("Authorization", &self.bearer())
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes);
+        self.json(&url, response)
+    }
+
+    /// `POST path` with a JSON body and an NDJSON answer: calls `on_line` for every line but
+    /// the last, and answers the last (`{"done": ..}`), or the error it carries.
+    pub fn post_stream(&self, path: &str, body: &Value, mut on_line: impl FnMut(&Value)) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.agent.post(&url).header("Authorization", &self.bearer()).send_json(body);
+        let mut response = response.map_err(|e| self.unreachable(e))?;
+        if !response.status().is_success() {
+            let value: Value = response.body_mut().read_json().map_err(|e| ApiError::Protocol(e.to_string()))?;
+            return Err(refusal(&value));
+        }
+        let reader = std::io::BufReader::new(response.body_mut().as_reader());
+        for line in reader.lines() {
+            let line = line.map_err(|e| ApiError::Protocol(e.to_string()))?;
+            let value: Value = serde_json::from_str(&line).map_err(|e| ApiError::Protocol(e.to_string()))?;
+            if let Some(done) = value.get("done") {
+                return Ok(done.clone());
+            }
+            if value.get("error").is_some() {
+                return Err(refusal(&value));
+            }
+            on_line(&value);
+        }
+        Err(ApiError::Protocol("the answer ended without a result".into()))
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> ApiError {
+        ApiError::Unreachable { addr: self.base.clone(), reason: e.to_string() }
+    }
+
+    fn json(&self, _url: &str, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, ApiError> {
+        let mut response = response.map_err(|e| self.unreachable(e))?;
+        let ok = response.status().is_success();
+        let value: Value = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_json()
+            .map_err(|e| ApiError::Protocol(e.to_string()))?;
+        if ok { Ok(value) } else { Err(refusal(&value)) }
+    }
+}
+
+fn refusal(value: &Value) -> ApiError {
+    let error = &value["error"];
+    ApiError::Refused {
+        kind: error["kind"].as_str().unwrap_or("unknown").to_owned(),
+        message: error["message"].as_str().unwrap_or("the node refused the request").to_owned(),
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub(crate) fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

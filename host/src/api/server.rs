@@ -1,0 +1,191 @@
+//! The API server (axum): routes, bearer-token check, error mapping.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Endpoint, MAX_BODY_BYTES};
+use crate::datadir::DataDir;
+use crate::node::{NodeError, NodeHandle};
+
+/// Progress lines buffered per fetch; when full, progress lines are skipped (never the result).
+const PROGRESS_BUFFER: usize = 64;
+
+#[derive(Clone)]
+struct AppState {
+    node: NodeHandle,
+    token: Arc<String>,
+}
+
+/// A running API server. [`ApiServer::stop`] stops it and removes `api.json`.
+pub struct ApiServer {
+    addr: SocketAddr,
+    endpoint_file: std::path::PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking requests, lets the ones in flight finish, removes `api.json`.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.task).await;
+        let _ = std::fs::remove_file(&self.endpoint_file);
+    }
+}
+
+/// Serves the API for `node` on `addr` (loopback only; port 0 picks a free port), writing the
+/// token (if new) and `api.json` into the data dir.
+pub async fn serve(node: NodeHandle, addr: SocketAddr, data_dir: &DataDir) -> anyhow::Result<ApiServer> {
+    anyhow::ensure!(addr.ip().is_loopback(), "the API listens on loopback addresses only, not {addr}");
+    let token = data_dir.api_token()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let state = AppState { node: node.clone(), token: Arc::new(token) };
+    let app = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/providers", get(providers))
+        .route("/v1/publish", post(publish))
+        .route("/v1/fetch", post(fetch))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!("API server failed: {e}");
+        }
+    });
+    let endpoint = Endpoint { addr, peer_id: node.peer_id().to_string(), pid: std::process::id() };
+    let endpoint_file = data_dir.api_endpoint();
+    std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&endpoint)?)?;
+    tracing::info!(%addr, "local API listening");
+    Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task })
+}
+
+async fn authorize(State(state): State<AppState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
+        next.run(request).await
+    } else {
+        error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token (see <data-dir>/api.token)")
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({"error": {"kind": kind, "message": message.to_string()}}))).into_response()
+}
+
+fn node_error(e: NodeError) -> Response {
+    let (status, kind) = error_kind(&e);
+    error(status, kind, e)
+}
+
+fn error_kind(e: &NodeError) -> (StatusCode, &'static str) {
+    match e {
+        NodeError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+        NodeError::Net(_) | NodeError::Transfer(_) => (StatusCode::BAD_GATEWAY, "network"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    let node = &state.node;
+    let connected = node.connected_peers().await.unwrap_or_default();
+    let manifest = node.manifest().map(|m| serde_json::to_value(m.body()).unwrap_or_default());
+    axum::Json(json!({
+        "peer_id": node.peer_id().to_string(),
+        "listen_addrs": node.listen_addrs().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "connected_peers": connected.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "providing": manifest.is_some(),
+        "manifest": manifest,
+    }))
+    .into_response()
+}
+
+async fn providers(State(state): State<AppState>) -> Response {
+    match state.node.providers().await {
+        Ok(views) => axum::Json(views).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PublishQuery {
+    name: String,
+    version: String,
+}
+
+async fn publish(State(state): State<AppState>, Query(query): Query<PublishQuery>, body: Bytes) -> Response {
+    match state.node.publish(body.to_vec(), &query.name, &query.version).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct FetchBody {
+    reference: String,
+}
+
+async fn fetch(State(state): State<AppState>, axum::Json(body): axum::Json<FetchBody>) -> Response {
+    let (lines, receiver) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
+    let node = state.node.clone();
+    tokio::spawn(async move {
+        let progress_lines = lines.clone();
+        let progress = move |received: u64, total: u64| {
+            let line = json!({"progress": {"received": received, "total": total}});
+            let _ = progress_lines.try_send(ndjson(&line));
+        };
+        let last = match node.fetch(&body.reference, progress).await {
+            Ok(report) => json!({"done": report}),
+            Err(e) => {
+                let (_, kind) = error_kind(&e);
+                json!({"error": {"kind": kind, "message": e.to_string()}})
+            }
+        };
+        let _ = lines.send(ndjson(&last)).await;
+    });
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line), receiver))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))
+}
+
+fn ndjson(value: &serde_json::Value) -> Bytes {
+    let mut line = value.to_string().into_bytes();
+    line.push(b'\n');
+    Bytes::from(line)
+}

@@ -1,0 +1,119 @@
+//! `/cue-blob/1.0.0`: moving a content-addressed blob between two peers over one stream.
+//!
+//! ```text
+//! requester → server:  sha256 (32 bytes)
+//! server → requester:  status (1 byte: 0 found, 1 not found, 2 busy)
+//!                      if found: size (u64, big-endian), then exactly `size` bytes; then EOF
+//! ```
+//!
+//! The requester refuses a size above its limit before reading any of it, hashes as it reads,
+//! and keeps the blob only if the hash and the size match (the store's `BlobWriter`). Every
+//! read and write has a deadline, so a stalled peer cannot hold a transfer open.
+
+use std::time::Duration;
+
+use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::crypto::Digest;
+use crate::net::Stream;
+use crate::store::{BlobError, BlobStore};
+
+/// The stream protocol for blobs.
+pub const BLOB_PROTOCOL: &str = "/cue-blob/1.0.0";
+/// Bytes per read or write.
+const CHUNK: usize = 64 * 1024;
+/// Longest wait for any one read or write.
+const IO_DEADLINE: Duration = Duration::from_secs(15);
+
+const FOUND: u8 = 0;
+const NOT_FOUND: u8 = 1;
+const BUSY: u8 = 2;
+
+/// Why a blob did not arrive.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The peer does not have it.
+    #[error("the peer does not have blob {0}")]
+    NotFound(Digest),
+    /// The peer is serving too many transfers.
+    #[error("the peer is busy")]
+    Busy,
+    /// The peer answered something that is not this protocol.
+    #[error("the peer broke the blob protocol: {0}")]
+    Protocol(String),
+    /// The bytes did not check (size, hash) or could not be stored.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The stream failed or stalled.
+    #[error("transfer failed: {0}")]
+    Io(String),
+}
+
+async fn timed<T>(what: &str, io: impl Future<Output = std::io::Result<T>>) -> Result<T, TransferError> {
+    match tokio::time::timeout(IO_DEADLINE, io).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(TransferError::Io(format!("{what}: {e}"))),
+        Err(_) => Err(TransferError::Io(format!("{what}: no progress for {IO_DEADLINE:?}"))),
+    }
+}
+
+/// Asks the peer at the other end of `stream` for `sha256` and stores it in `blobs`, calling
+/// `progress(received, total)` as bytes arrive.
+pub async fn fetch(
+    mut stream: Stream,
+    sha256: Digest,
+    blobs: &BlobStore,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, TransferError> {
+    timed("send request", stream.write_all(&sha256.0)).await?;
+    timed("flush request", stream.flush()).await?;
+    let mut status = [0u8; 1];
+    timed("read status", stream.read_exact(&mut status)).await?;
+    match status[0] {
+        FOUND => {}
+        NOT_FOUND => return Err(TransferError::NotFound(sha256)),
+        BUSY => return Err(TransferError::Busy),
+        other => return Err(TransferError::Protocol(format!("unknown status {other}"))),
+    }
+    let mut size = [0u8; 8];
+    timed("read size", stream.read_exact(&mut size)).await?;
+    let size = u64::from_be_bytes(size);
+    let mut writer = blobs.writer(sha256, size)?;
+    let mut buffer = vec![0u8; CHUNK];
+    let mut received = 0u64;
+    progress(0, size);
+    while received < size {
+        let want = usize::try_from(size - received).unwrap_or(CHUNK).min(CHUNK);
+        let n = timed("read blob", stream.read(&mut buffer[..want])).await?;
+        if n == 0 {
+            return Err(TransferError::Io(format!("the peer closed after {received} of {size} bytes")));
+        }
+        writer.write(&buffer[..n])?;
+        received += n as u64;
+        progress(received, size);
+    }
+    writer.finish()?;
+    let _ = stream.close().await;
+    Ok(size)
+}
+
+/// Answers one blob request on `stream` from `blobs` (`busy`: refuse politely instead).
+pub async fn serve(mut stream: Stream, blobs: &BlobStore, busy: bool) -> Result<(), TransferError> {
+    let mut wanted = [0u8; 32];
+    timed("read request", stream.read_exact(&mut wanted)).await?;
+    let wanted = Digest(wanted);
+    let blob = if busy { None } else { blobs.get(&wanted)? };
+    match blob {
+        Some(bytes) => {
+            timed("write status", stream.write_all(&[FOUND])).await?;
+            timed("write size", stream.write_all(&(bytes.len() as u64).to_be_bytes())).await?;
+            for chunk in bytes.chunks(CHUNK) {
+                timed("write blob", stream.write_all(chunk)).await?;
+            }
+        }
+        None => timed("write status", stream.write_all(&[if busy { BUSY } else { NOT_FOUND }])).await?,
+    }
+    timed("flush", stream.flush()).await?;
+    timed("close", stream.close()).await
+}

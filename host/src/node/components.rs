@@ -1,0 +1,232 @@
+//! Publishing and fetching components: sign a component manifest, keep the blob, announce
+//! both; resolve a reference (name and semver requirement, hash, or file) and fetch the blob
+//! by hash from a peer that has it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use semver::Version;
+use serde::Serialize;
+
+use super::{COMPONENTS_TOPIC, NodeError, Shared, blobs, now_ms};
+use crate::crypto::{Digest, PeerId};
+use crate::net::{DhtKey, RpcRequest, RpcResponse};
+use crate::protocol::{ComponentManifest, ComponentRef, Signed, check_name, open_component_manifest};
+use crate::store::{Added, Registry};
+
+/// Peers asked for a name's manifests, or for a blob, before giving up.
+const MAX_SOURCES: usize = 8;
+
+/// What `cue publish` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublishReport {
+    /// The component name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The publisher (this node).
+    pub publisher: String,
+    /// Whether this exact version was already published (re-publishing is idempotent).
+    pub already_published: bool,
+    /// Where the blob is kept.
+    pub path: PathBuf,
+}
+
+/// What `cue fetch` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct FetchReport {
+    /// The reference as given.
+    pub reference: String,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where the blob is kept (content-addressed store).
+    pub path: PathBuf,
+    /// Name, version and publisher when the reference resolved through a signed manifest.
+    pub name: Option<String>,
+    /// See `name`.
+    pub version: Option<String>,
+    /// See `name`.
+    pub publisher: Option<String>,
+    /// `local` when the blob was already here, `file` for a file, else the peer it came from.
+    pub source: String,
+}
+
+/// Verifies `bytes` with the sandbox, signs the manifest, stores the blob and announces both.
+pub(super) async fn publish(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    name: &str,
+    version: &str,
+) -> Result<PublishReport, NodeError> {
+    check_name(name).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    let version =
+        Version::parse(version).map_err(|e| NodeError::Invalid(format!("version {version:?}: {e}")))?;
+    let sandbox = shared.sandbox.clone();
+    let (bytes, world) = tokio::task::spawn_blocking(move || {
+        sandbox.load(&bytes)?;
+        let report = crate::sandbox::inspect(&bytes)?;
+        Ok::<_, crate::sandbox::JobError>((bytes, report.wit))
+    })
+    .await
+    .map_err(|e| NodeError::Setup(format!("verification task: {e}")))?
+    .map_err(|e| NodeError::Invalid(format!("the component was refused: {e}")))?;
+    let sha256 = Digest::of(&bytes);
+    let manifest = ComponentManifest {
+        name: name.to_owned(),
+        version,
+        sha256,
+        size: bytes.len() as u64,
+        world,
+        publisher: shared.keypair.public(),
+    }
+    .sign(&shared.keypair, now_ms())
+    .map_err(|e| NodeError::Invalid(e.to_string()))?;
+    let added = shared.registry.add(&manifest).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    shared.blobs.put_expected(&bytes, &sha256).map_err(|e| NodeError::Store(e.to_string()))?;
+    announce(shared, &manifest).await;
+    let body = manifest.body();
+    Ok(PublishReport {
+        name: body.name.clone(),
+        version: body.version.to_string(),
+        sha256: sha256.to_string(),
+        size: body.size,
+        publisher: body.publisher.peer_id().to_string(),
+        already_published: added == Added::Known,
+        path: shared.blobs.path(&sha256),
+    })
+}
+
+/// Announces a component this node holds: the blob and the name on the DHT, the manifest by
+/// gossip. Alone on the network these fail quietly; the announcer repeats them.
+async fn announce(shared: &Shared, manifest: &Signed<ComponentManifest>) {
+    let body = manifest.body();
+    for key in [DhtKey::Blob(body.sha256), DhtKey::Name(body.name.clone())] {
+        if let Err(e) = shared.client.provide(key.clone()).await {
+            tracing::debug!(%key, "announcement incomplete: {e}");
+        }
+    }
+    if let Err(e) = shared.client.publish(COMPONENTS_TOPIC, manifest.bytes().to_vec()).await {
+        tracing::debug!("component gossip not sent: {e}");
+    }
+}
+
+/// Resolves `reference` and makes sure the component's bytes are in the blob store.
+pub(super) async fn fetch(
+    shared: &Shared,
+    reference: &str,
+    mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<FetchReport, NodeError> {
+    let parsed: ComponentRef = reference.parse().map_err(|e: crate::protocol::RefError| NodeError::Invalid(e.to_string()))?;
+    let report = |sha256: Digest, size: u64, manifest: Option<&Signed<ComponentManifest>>, source: String| {
+        FetchReport {
+            reference: reference.to_owned(),
+            sha256: sha256.to_string(),
+            size,
+            path: shared.blobs.path(&sha256),
+            name: manifest.map(|m| m.body().name.clone()),
+            version: manifest.map(|m| m.body().version.to_string()),
+            publisher: manifest.map(|m| m.body().publisher.peer_id().to_string()),
+            source,
+        }
+    };
+    match parsed {
+        ComponentRef::File(path) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| NodeError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+            let sha256 = shared.blobs.put(&bytes).map_err(|e| NodeError::Store(e.to_string()))?;
+            Ok(report(sha256, bytes.len() as u64, None, "file".into()))
+        }
+        ComponentRef::Hash(sha256) => {
+            let (size, source) = ensure_blob(shared, sha256, &mut progress).await?;
+            Ok(report(sha256, size, None, source))
+        }
+        ComponentRef::Named { name, req } => {
+            learn_name(shared, &name).await;
+            let manifest = shared
+                .registry
+                .resolve(&name, &req)
+                .map_err(|e| NodeError::Store(e.to_string()))?
+                .ok_or_else(|| NodeError::NotFound(format!("no published version of {name} matches {req}")))?;
+            let (size, source) = ensure_blob(shared, manifest.body().sha256, &mut progress).await?;
+            Ok(report(manifest.body().sha256, size, Some(&manifest), source))
+        }
+    }
+}
+
+/// Asks peers that hold manifests for `name` for them, verifies each, and adds them to the
+/// registry. A name nobody here owns yet goes to the earliest claim (trust on first use).
+async fn learn_name(shared: &Shared, name: &str) {
+    let holders = shared.client.find_providers(DhtKey::Name(name.to_owned())).await.unwrap_or_default();
+    let me = shared.keypair.peer_id();
+    let mut claims = Vec::new();
+    for peer in holders.into_iter().filter(|peer| *peer != me).take(MAX_SOURCES) {
+        match shared.client.request(peer, RpcRequest::GetComponents { name: name.to_owned() }).await {
+            Ok(RpcResponse::Components(list)) => {
+                for bytes in list {
+                    match open_component_manifest(&bytes, now_ms()) {
+                        Ok(manifest) if manifest.body().name == name => claims.push(manifest),
+                        Ok(_) => tracing::warn!(%peer, "answered manifests for another name"),
+                        Err(e) => tracing::warn!(%peer, "refused a component manifest: {e}"),
+                    }
+                }
+            }
+            Ok(other) => tracing::debug!(%peer, "no manifests for {name}: {other:?}"),
+            Err(e) => tracing::debug!(%peer, "cannot ask for {name}: {e}"),
+        }
+    }
+    if shared.registry.owner(name).ok().flatten().is_none()
+        && let Some(owner) = Registry::choose_owner(name, &claims)
+    {
+        claims.sort_by_key(|claim| claim.body().publisher != owner);
+    }
+    for claim in claims {
+        if let Err(e) = shared.registry.add(&claim) {
+            tracing::info!(name, "refused a claim: {e}");
+        }
+    }
+}
+
+/// The blob's size and where it came from, fetching it from a peer if it is not here.
+async fn ensure_blob(
+    shared: &Shared,
+    sha256: Digest,
+    progress: &mut (impl FnMut(u64, u64) + Send),
+) -> Result<(u64, String), NodeError> {
+    if let Some(size) = shared.blobs.size(&sha256).map_err(|e| NodeError::Store(e.to_string()))? {
+        return Ok((size, "local".into()));
+    }
+    let me = shared.keypair.peer_id();
+    let holders: HashSet<PeerId> = shared.client.find_providers(DhtKey::Blob(sha256)).await.unwrap_or_default();
+    let mut last_error = None;
+    for peer in holders.into_iter().filter(|peer| *peer != me).take(MAX_SOURCES) {
+        let stream = match shared.client.open_stream(peer, super::BLOB_PROTOCOL).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                last_error = Some(e.to_string());
+                continue;
+            }
+        };
+        match blobs::fetch(stream, sha256, &shared.blobs, &mut *progress).await {
+            Ok(size) => {
+                if let Err(e) = shared.client.provide(DhtKey::Blob(sha256)).await {
+                    tracing::debug!(%sha256, "blob announcement incomplete: {e}");
+                }
+                return Ok((size, peer.to_string()));
+            }
+            Err(e) => {
+                tracing::warn!(%peer, %sha256, "blob transfer refused: {e}");
+                last_error = Some(format!("{peer}: {e}"));
+            }
+        }
+    }
+    Err(NodeError::NotFound(match last_error {
+        Some(e) => format!("no peer delivered blob {sha256} (last error: {e})"),
+        None => format!("no peer announces blob {sha256}"),
+    }))
+}

@@ -1,0 +1,115 @@
+//! Finding providers: sweep every service shard of the DHT, ask each provider for its signed
+//! manifest, check it, measure the round trip, and rank them.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use futures::StreamExt as _;
+use serde::Serialize;
+
+use super::{NodeError, Shared, now_ms};
+use crate::crypto::PeerId;
+use crate::market::{NEUTRAL_REPUTATION, ResourceManifest, open_manifest, score};
+use crate::net::{DhtKey, RpcRequest, RpcResponse};
+use crate::protocol::Signed;
+
+/// Manifests asked for at once during a sweep.
+const CONCURRENT_CHECKS: usize = 32;
+
+/// A provider as `cue providers` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProviderView {
+    /// The provider's peer id.
+    pub peer_id: String,
+    /// Its checked manifest: measured capacity, policy, engine, expiry.
+    pub manifest: serde_json::Value,
+    /// Round-trip time: ping's last measurement, else the manifest request's.
+    pub latency_ms: f64,
+    /// Reputation in `[0, 1]`; neutral (0.5) until contracts give this node experience.
+    pub reputation: f64,
+    /// The ranking score (see `market::score`).
+    pub score: f64,
+}
+
+/// Every provider the DHT knows, best first. Providers whose manifest is missing, forged,
+/// expired or someone else's are left out (and logged).
+pub(super) async fn providers(shared: &Shared) -> Result<Vec<ProviderView>, NodeError> {
+    let client = &shared.client;
+    let sweeps = DhtKey::all_service_shards().map(|key| client.find_providers(key));
+    let mut found: HashSet<PeerId> = HashSet::new();
+    let mut failures = Vec::new();
+    for result in futures::future::join_all(sweeps).await {
+        match result {
+            Ok(peers) => found.extend(peers),
+            Err(e) => failures.push(e),
+        }
+    }
+    if found.is_empty()
+        && let Some(e) = failures.pop()
+    {
+        tracing::debug!("provider sweep found nothing: {e}");
+    }
+    let mut views: Vec<ProviderView> = futures::stream::iter(found)
+        .map(|peer| check(shared, peer))
+        .buffer_unordered(CONCURRENT_CHECKS)
+        .filter_map(|view| async move { view })
+        .collect()
+        .await;
+    views.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.peer_id.cmp(&b.peer_id)));
+    Ok(views)
+}
+
+async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
+    if peer == shared.keypair.peer_id() {
+        let manifest = shared.manifest.read().ok().and_then(|m| m.clone())?;
+        return Some(view(&manifest, 0.0));
+    }
+    let started = Instant::now();
+    let response = shared.client.request(peer, RpcRequest::GetManifest).await;
+    let round_trip = started.elapsed();
+    let bytes = match response {
+        Ok(RpcResponse::Manifest(bytes)) => bytes,
+        Ok(other) => {
+            tracing::info!(%peer, "announced compute but answered {other:?}");
+            return None;
+        }
+        Err(e) => {
+            tracing::info!(%peer, "provider unreachable: {e}");
+            return None;
+        }
+    };
+    let manifest = match open_manifest(&bytes, now_ms()) {
+        Ok(manifest) if manifest.body().peer_id() == peer => manifest,
+        Ok(manifest) => {
+            tracing::warn!(%peer, other = %manifest.body().peer_id(), "refused a manifest for another provider");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(%peer, "refused a manifest: {e}");
+            return None;
+        }
+    };
+    let addresses: Vec<String> = Vec::new();
+    if let Err(e) = shared.registry.remember_peer(&manifest.body().provider, Some(&bytes), &addresses, now_ms()) {
+        tracing::debug!("cannot remember {peer}: {e}");
+    }
+    let latency = shared.client.rtt(peer).await.ok().flatten().unwrap_or(round_trip);
+    Some(view(&manifest, latency.as_secs_f64() * 1000.0))
+}
+
+fn view(manifest: &Signed<ResourceManifest>, latency_ms: f64) -> ProviderView {
+    let body = manifest.body();
+    let reputation = NEUTRAL_REPUTATION;
+    let mut json = serde_json::to_value(body).unwrap_or_default();
+    if let Some(object) = json.as_object_mut() {
+        object.insert("expires_ms".into(), manifest.header().expires_ms.into());
+        object.insert("hash".into(), manifest.hash().to_string().into());
+    }
+    ProviderView {
+        peer_id: body.peer_id().to_string(),
+        manifest: json,
+        latency_ms,
+        reputation,
+        score: score(body, latency_ms, reputation),
+    }
+}

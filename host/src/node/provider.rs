@@ -1,0 +1,107 @@
+//! The provider's manifest: measured on this machine at start (or reused while the stored one
+//! is fresh and still true), signed, announced on the DHT, and re-signed before it expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{NodeError, Shared, now_ms};
+use crate::benchmark::{Plan, measure_and_sign};
+use crate::market::{ProviderPolicy, ResourceManifest, open_manifest};
+use crate::net::DhtKey;
+use crate::protocol::Signed;
+
+/// What a provider sells and how it measures itself.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    /// Prices and per-job bounds.
+    pub policy: ProviderPolicy,
+    /// How much of the reference workload to run when measuring.
+    pub plan: Plan,
+    /// How long peers may believe a manifest; it is re-signed at half of this.
+    pub manifest_lifetime: Duration,
+}
+
+/// Installs a manifest (a stored one that is still fresh and true, else a new measurement; the
+/// announcer announces it) and spawns the task that re-signs it: returns that task.
+pub(super) async fn start(
+    shared: &Arc<Shared>,
+    settings: ProviderSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+    let manifest = match reusable(shared, &settings) {
+        Some(manifest) => manifest,
+        None => measure(shared, &settings).await?,
+    };
+    install(shared, manifest);
+    Ok(tokio::spawn(refresh(shared.clone(), settings, shutdown)))
+}
+
+/// The stored manifest, if it is ours, for this engine and policy, and lives for at least half
+/// its lifetime more.
+fn reusable(shared: &Shared, settings: &ProviderSettings) -> Option<Signed<ResourceManifest>> {
+    let bytes = std::fs::read(shared.data_dir.manifest()).ok()?;
+    let now = now_ms();
+    let manifest = open_manifest(&bytes, now).ok()?;
+    let body = manifest.body();
+    let half_life = u64::try_from(settings.manifest_lifetime.as_millis() / 2).unwrap_or(u64::MAX);
+    let fresh = manifest.header().expires_ms.saturating_sub(now) > half_life;
+    let same = body.provider == shared.keypair.public()
+        && body.engine == shared.sandbox.fingerprint().id
+        && body.policy == settings.policy;
+    (fresh && same).then_some(manifest)
+}
+
+async fn measure(shared: &Arc<Shared>, settings: &ProviderSettings) -> Result<Signed<ResourceManifest>, NodeError> {
+    let (sandbox, keypair) = (shared.sandbox.clone(), shared.keypair.clone());
+    let (policy, plan, lifetime) = (settings.policy, settings.plan, settings.manifest_lifetime);
+    tracing::info!("measuring this machine for the provider manifest");
+    let signed = tokio::task::spawn_blocking(move || {
+        measure_and_sign(&sandbox, plan, &keypair, policy, now_ms(), lifetime)
+    })
+    .await
+    .map_err(|e| NodeError::Setup(format!("benchmark task: {e}")))?
+    .map_err(|e| NodeError::Setup(format!("benchmark: {e}")))?;
+    let (measurement, manifest) = signed;
+    tracing::info!(fuel_per_second = measurement.fuel_per_second, "manifest signed");
+    Ok(manifest)
+}
+
+fn install(shared: &Shared, manifest: Signed<ResourceManifest>) {
+    let path = shared.data_dir.manifest();
+    if let Err(e) = std::fs::write(&path, manifest.bytes()) {
+        tracing::warn!("cannot save the manifest to {}: {e}", path.display());
+    }
+    *shared.manifest.write().expect("manifest lock") = Some(manifest);
+}
+
+/// Announces the manifest as a DHT record and this node under its service shard. Alone on
+/// the network this fails quietly; the announcer repeats it when peers arrive.
+pub(super) async fn announce(shared: &Shared) {
+    let Some(manifest) = shared.manifest.read().ok().and_then(|m| m.clone()) else { return };
+    let me = shared.keypair.peer_id();
+    if let Err(e) = shared.client.put_record(DhtKey::Manifest(me), manifest.bytes().to_vec()).await {
+        tracing::debug!("manifest record not stored remotely: {e}");
+    }
+    if let Err(e) = shared.client.provide(DhtKey::service_shard_of(&me)).await {
+        tracing::debug!("service announcement incomplete: {e}");
+    }
+}
+
+async fn refresh(shared: Arc<Shared>, settings: ProviderSettings, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let wait = settings.manifest_lifetime / 2;
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        match measure(&shared, &settings).await {
+            Ok(manifest) => {
+                install(&shared, manifest);
+                announce(&shared).await;
+            }
+            Err(e) => tracing::error!("cannot refresh the manifest: {e}"),
+        }
+    }
+}

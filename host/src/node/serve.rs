@@ -1,0 +1,173 @@
+//! What a node does for others: answers `/cue-rpc` requests, checks gossip, serves blobs,
+//! checks the DHT records peers ask it to store, and keeps its own announcements alive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use super::{BLOB_PROTOCOL, COMPONENTS_TOPIC, MAX_UPLOADS, NodeError, Shared, blobs, now_ms, provider};
+use crate::crypto::PeerId;
+use crate::market::open_manifest;
+use crate::net::rpc::MAX_COMPONENT_VERSIONS;
+use crate::net::{DhtKey, NetEvent, RecordValidator, RefusalReason, RpcRequest, RpcResponse};
+use crate::protocol::{check_name, open_component_manifest};
+use crate::store::Added;
+
+/// How often announcements are renewed besides the DHT's own republishing.
+const REANNOUNCE_EVERY: Duration = Duration::from_secs(300);
+/// Announcements triggered by new connections, at most this many (then only the timer).
+const EAGER_ANNOUNCEMENTS: u32 = 8;
+
+/// The DHT records this node stores for others: only live manifests signed by the provider
+/// the key names. Everything else is refused (and logged by the network layer).
+pub(super) struct Validator;
+
+impl RecordValidator for Validator {
+    fn accept_record(&self, key: &DhtKey, value: &[u8], _publisher: Option<&PeerId>) -> bool {
+        match key {
+            DhtKey::Manifest(peer) => match open_manifest(value, now_ms()) {
+                Ok(manifest) => manifest.body().peer_id() == *peer,
+                Err(e) => {
+                    tracing::info!(%peer, "refused a manifest record: {e}");
+                    false
+                }
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Handles network events until the network stops.
+pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>, kicks: Arc<Notify>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::Request { peer, request, reply } => {
+                let _ = reply.send(answer(&shared, &peer, request));
+            }
+            NetEvent::Gossip { topic, from, data } if topic == COMPONENTS_TOPIC => {
+                on_component_gossip(&shared, &from, &data)
+            }
+            NetEvent::Gossip { topic, from, .. } => {
+                tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
+            }
+            NetEvent::Connected { .. } => kicks.notify_one(),
+            _ => {}
+        }
+    }
+}
+
+fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
+    match request {
+        RpcRequest::GetManifest => match shared.manifest.read().ok().and_then(|m| m.clone()) {
+            Some(manifest) => RpcResponse::Manifest(manifest.bytes().to_vec()),
+            None => RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute"),
+        },
+        RpcRequest::GetComponents { name } => {
+            if let Err(e) = check_name(&name) {
+                tracing::info!(%peer, "refused a malformed component request: {e}");
+                return RpcResponse::refused(RefusalReason::BadRequest, e.to_string());
+            }
+            match shared.registry.versions(&name) {
+                Ok(versions) if versions.is_empty() => {
+                    RpcResponse::refused(RefusalReason::NotFound, format!("no component named {name}"))
+                }
+                Ok(versions) => RpcResponse::Components(
+                    versions
+                        .iter()
+                        .rev()
+                        .take(MAX_COMPONENT_VERSIONS)
+                        .map(|m| serde_bytes::ByteBuf::from(m.bytes().to_vec()))
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::error!("registry: {e}");
+                    RpcResponse::refused(RefusalReason::Busy, "the registry failed; try again later")
+                }
+            }
+        }
+        _ => RpcResponse::refused(RefusalReason::BadRequest, "unsupported request"),
+    }
+}
+
+/// A component manifest arrived by gossip: verify it and learn it (pinning a new name to its
+/// publisher); refuse it if the name belongs to someone else here.
+fn on_component_gossip(shared: &Shared, from: &PeerId, data: &[u8]) {
+    let manifest = match open_component_manifest(data, now_ms()) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            tracing::info!(%from, "refused a gossiped component manifest: {e}");
+            return;
+        }
+    };
+    let body = manifest.body();
+    match shared.registry.add(&manifest) {
+        Ok(Added::New) => tracing::info!(name = %body.name, version = %body.version, "learnt a component"),
+        Ok(_) => {}
+        Err(e) => tracing::info!(%from, name = %body.name, "refused a gossiped component manifest: {e}"),
+    }
+}
+
+/// Serves `/cue-blob/1.0.0` until shutdown, at most [`MAX_UPLOADS`] transfers at once.
+pub(super) fn serve_blobs(
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<impl Future<Output = ()>, NodeError> {
+    let mut incoming = shared.client.accept(BLOB_PROTOCOL)?;
+    let uploads = Arc::new(Semaphore::new(MAX_UPLOADS));
+    Ok(async move {
+        loop {
+            let (peer, stream) = tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                next = incoming.next() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+            };
+            let permit = uploads.clone().try_acquire_owned().ok();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let busy = permit.is_none();
+                if let Err(e) = blobs::serve(stream, &shared.blobs, busy).await {
+                    tracing::info!(%peer, "blob transfer failed: {e}");
+                }
+                drop(permit);
+            });
+        }
+    })
+}
+
+/// Keeps this node's announcements alive: at start, when new peers connect (the first few
+/// times), and every [`REANNOUNCE_EVERY`].
+pub(super) async fn announcer(shared: Arc<Shared>, kicks: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let mut eager = 0;
+    loop {
+        announce_all(&shared).await;
+        let timer = tokio::time::sleep(REANNOUNCE_EVERY);
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = timer => {}
+            () = kicks.notified(), if eager < EAGER_ANNOUNCEMENTS => {
+                eager += 1;
+                // Let the routing table fill before announcing again.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+}
+
+/// Announces the manifest (if providing), every held blob and every held name.
+async fn announce_all(shared: &Shared) {
+    provider::announce(shared).await;
+    let blobs = shared.blobs.list().unwrap_or_default();
+    for (digest, _) in blobs {
+        if let Err(e) = shared.client.provide(DhtKey::Blob(digest)).await {
+            tracing::debug!(%digest, "blob announcement incomplete: {e}");
+        }
+    }
+    for pinned in shared.registry.names().unwrap_or_default() {
+        if let Err(e) = shared.client.provide(DhtKey::Name(pinned.name.clone())).await {
+            tracing::debug!(name = %pinned.name, "name announcement incomplete: {e}");
+        }
+    }
+}

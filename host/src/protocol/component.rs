@@ -415,7 +415,8 @@ mod tests {
     #[test]
     fn invalid_fields_are_refused_when_signing_and_when_opening() {
         let key = Keypair::from_seed([3; 32]);
-        let cases: [(fn(&mut ComponentManifest), fn(&ComponentError) -> bool); 5] = [
+        type Case = (fn(&mut ComponentManifest), fn(&ComponentError) -> bool);
+        let cases: [Case; 5] = [
             (|m| m.name = "Fib".into(), |e| matches!(e, ComponentError::Name(_))),
             (
                 |m| m.version = "1.0.0+linux".parse().unwrap(),

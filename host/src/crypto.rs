@@ -106,6 +106,22 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// SHA-256 of data that arrives in pieces, such as a blob streamed from a peer.
+#[derive(Clone, Default)]
+pub struct IncrementalDigest(Sha256);
+
+impl IncrementalDigest {
+    /// Feeds the next piece.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The digest of everything fed so far.
+    pub fn finish(self) -> Digest {
+        Digest(self.0.finalize().into())
+    }
+}
+
 /// An ed25519 signature (64 bytes, `R || s`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; SIGNATURE_LEN]);
@@ -311,6 +327,15 @@ fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incremental_digest_equals_the_one_shot_digest() {
+        let mut digest = IncrementalDigest::default();
+        digest.update(b"hello ");
+        digest.update(b"world");
+        assert_eq!(digest.finish(), Digest::of(b"hello world"));
+        assert_ne!(IncrementalDigest::default().finish(), Digest::of(b"hello world"));
+    }
 
     /// The ed25519 test vector of the libp2p peer-id spec (`specs/peer-ids/peer-ids.md`): the
     /// private-key protobuf is exactly our key-file format, and the peer id is the one every

@@ -28,6 +28,17 @@ impl DataDir {
         self.root.join("cache").join("code")
     }
 
+    /// The content-addressed blob store of components (see `store::BlobStore`).
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// The registry database: component manifests, name owners, known peers (see
+    /// `store::Registry`).
+    pub fn registry(&self) -> PathBuf {
+        self.root.join("registry.sqlite3")
+    }
+
     /// The latest signed resource manifest, as written by `cue benchmark`.
     pub fn manifest(&self) -> PathBuf {
         self.root.join("manifest.cbor")

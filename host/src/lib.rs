@@ -9,9 +9,9 @@
 //! |---|---|---|
 //! | edge | [`cli`] | argument parsing, printing; one file per subcommand |
 //! | core | [`sandbox`] | wasmtime: verification, limits, metering, typed invocation |
-//! | core | [`store`] | SQLite: the event log and the ledger, one writer, group commit |
+//! | core | [`store`] | SQLite: event log and ledger (one writer), component registry; blob files |
 //! | rules | [`ledger`] | pure ledger rules: balances, chains, equivocation proofs |
-//! | rules | [`protocol`] | signed event envelope, canonical encoding, event kinds |
+//! | rules | [`protocol`] | signed envelope, canonical encoding, event kinds, component manifests |
 //! | rules | [`market`] | pure market rules: the signed resource manifest |
 //! | base | [`crypto`] | keys, signatures, peer ids |
 //! | app | [`local`] | running a component on this machine (`cue run`) |

@@ -225,6 +225,15 @@ impl<T: EventBody> Signed<T> {
         check_times(&self.header, now_ms)
     }
 
+    /// Checks the times at `now_ms` except expiry: a sane lifetime and a timestamp not from
+    /// the future.
+    ///
+    /// For permanent claims, such as a component manifest, which stay true after the envelope
+    /// expires: the expiry only bounds how long a nonce must be remembered.
+    pub fn verify_issued(&self, now_ms: u64) -> Result<(), EventError> {
+        check_issued(&self.header, now_ms)
+    }
+
     /// The header.
     pub fn header(&self) -> &Header {
         &self.header
@@ -248,6 +257,15 @@ impl<T: EventBody> Signed<T> {
 
 /// Checks the timestamps of a header against the receiver's clock.
 fn check_times(header: &Header, now_ms: u64) -> Result<(), EventError> {
+    check_issued(header, now_ms)?;
+    if header.expires_ms <= now_ms {
+        return Err(EventError::Expired { expires_ms: header.expires_ms, now_ms });
+    }
+    Ok(())
+}
+
+/// Checks a header's lifetime and that its timestamp is not ahead of the receiver's clock.
+fn check_issued(header: &Header, now_ms: u64) -> Result<(), EventError> {
     if header.expires_ms < header.timestamp_ms || header.expires_ms - header.timestamp_ms > MAX_LIFETIME_MS {
         return Err(EventError::BadLifetime {
             timestamp_ms: header.timestamp_ms,
@@ -256,9 +274,6 @@ fn check_times(header: &Header, now_ms: u64) -> Result<(), EventError> {
     }
     if header.timestamp_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
         return Err(EventError::FromTheFuture { timestamp_ms: header.timestamp_ms, now_ms });
-    }
-    if header.expires_ms <= now_ms {
-        return Err(EventError::Expired { expires_ms: header.expires_ms, now_ms });
     }
     Ok(())
 }

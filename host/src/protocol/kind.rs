@@ -10,8 +10,11 @@ use std::fmt;
 /// the compute and reputation kinds reserve their tags here and get bodies with the contract and
 /// reputation issues. Until then an event of such a kind is refused as
 /// [`EventError::UnsupportedKind`](super::EventError::UnsupportedKind).
-/// [`ResourceManifest`](EventKind::ResourceManifest) has a body but is not a ledger event:
-/// [`Event`](super::Event) refuses it, and it is read with `Signed::<ResourceManifest>::decode`.
+/// [`ResourceManifest`](EventKind::ResourceManifest) and
+/// [`ComponentManifest`](EventKind::ComponentManifest) have bodies but are not ledger events:
+/// [`Event`](super::Event) refuses them, and they are read with
+/// [`open_manifest`](crate::market::open_manifest) and
+/// [`open_component_manifest`](super::open_component_manifest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -32,11 +35,14 @@ pub enum EventKind {
     /// A provider's measured capacity and prices (the market); body in
     /// [`market::ResourceManifest`](crate::market::ResourceManifest).
     ResourceManifest,
+    /// A publisher's claim that a name and version are a component with a given hash (the
+    /// registry); body in [`ComponentManifest`](super::ComponentManifest).
+    ComponentManifest,
 }
 
 impl EventKind {
     /// All kinds, in tag order.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::ComputeRequest,
         EventKind::ComputeAccept,
         EventKind::ComputeReject,
@@ -45,6 +51,7 @@ impl EventKind {
         EventKind::TokenTransfer,
         EventKind::OutcomeAttestation,
         EventKind::ResourceManifest,
+        EventKind::ComponentManifest,
     ];
 
     /// The domain-separation tag (ASCII, written in the header and signed).
@@ -58,6 +65,7 @@ impl EventKind {
             EventKind::TokenTransfer => "cue/token-transfer",
             EventKind::OutcomeAttestation => "cue/outcome-attestation",
             EventKind::ResourceManifest => "cue/resource-manifest",
+            EventKind::ComponentManifest => "cue/component-manifest",
         }
     }
 
@@ -70,5 +78,22 @@ impl EventKind {
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.tag())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_tag_and_is_found_by_it() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_tag(kind.tag()), Some(kind));
+        }
+        let mut tags: Vec<_> = EventKind::ALL.iter().map(|k| k.tag()).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(tags.len(), EventKind::ALL.len(), "tags are distinct");
+        assert_eq!(EventKind::ComponentManifest.tag(), "cue/component-manifest");
     }
 }

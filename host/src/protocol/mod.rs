@@ -1,15 +1,21 @@
 //! The protocol: event kinds, the `Signed<T>` envelope and its canonical encoding, replay
 //! protection, and the event bodies. Pure: no I/O, no clock (callers pass the time in).
 //!
-//! See `docs/ledger.md` for the byte-level specification.
+//! See `docs/ledger.md` for the byte-level specification, and `docs/market.md` for the
+//! component manifest and component references.
 
 pub(crate) mod codec;
+mod component;
 mod envelope;
 mod event;
 mod kind;
 mod nonce;
 mod token;
 
+pub use component::{
+    ComponentError, ComponentManifest, ComponentRef, MAX_NAME_LEN, MAX_WORLD_BYTES, NameError, RefError,
+    check_name, open_component_manifest, verify_component_manifest,
+};
 pub use envelope::{
     EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION, Signed,
     Validity,

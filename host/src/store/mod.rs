@@ -1,16 +1,28 @@
-//! Durable storage in SQLite — the only importer of rusqlite: the schema and its migrations, the
-//! event log (every accepted signed event, whole and indexed) and the materialised ledger.
+//! Durable storage — the only importer of rusqlite: the schemas and their migrations, the
+//! event log (every accepted signed event, whole and indexed), the materialised ledger, the
+//! component registry and the blob store.
 //!
-//! One writer thread owns the only write connection and the in-memory [`Ledger`]; callers send
-//! it commands over a bounded queue and get a [`Pending`] answer back once the batch holding
-//! their command is committed (group commit). Readers use their own connections
+//! The ledger: one writer thread owns the only write connection and the in-memory [`Ledger`];
+//! callers send it commands over a bounded queue and get a [`Pending`] answer back once the
+//! batch holding their command is committed (group commit). Readers use their own connections
 //! ([`LogReader`]); WAL mode lets them read while the writer writes.
+//!
+//! The [`Registry`] is a second SQLite file, needing no genesis: component manifests, the owner
+//! of each name, and the peers seen. The [`BlobStore`] keeps component bytes in files named by
+//! their SHA-256.
 
+mod blobs;
 mod reader;
+mod registry;
 mod schema;
 mod writer;
 
+pub use blobs::{BlobError, BlobStore, BlobWriter};
 pub use reader::{HistoryEntry, LogReader};
+pub use registry::{
+    Added, KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS, MAX_VERSIONS_PER_NAME, PinnedName,
+    Registry, RegistryError,
+};
 pub use writer::{Accepted, Admission, Draft, LedgerStore, MAX_BATCH, Pending, QUEUE_CAPACITY};
 
 use crate::crypto::Digest;

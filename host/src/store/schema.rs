@@ -1,12 +1,13 @@
-//! The SQLite schema and its migrations, tracked in `PRAGMA user_version`.
+//! The SQLite schemas and their migrations, tracked in each file's `PRAGMA user_version`: the
+//! ledger database and the registry database.
 
 use rusqlite::Connection;
 
 use super::StoreError;
 
-/// Migration `i` takes the schema from version `i` to `i + 1`. Append only; never edit one that
-/// has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+/// The ledger database (tied to one genesis). Migration `i` takes the schema from version `i` to
+/// `i + 1`. Append only; never edit one that has shipped.
+pub(super) const LEDGER: &[&str] = &[r#"
 -- Facts about this database: the genesis it belongs to.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -59,14 +60,49 @@ CREATE TABLE equivocations (
 ) STRICT;
 "#];
 
-/// Brings the schema up to date, refusing a database written by a newer build.
-pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// The registry database (component manifests, pinned names, known peers), separate from the
+/// ledger's because it needs no genesis. Append only, like [`LEDGER`].
+pub(super) const REGISTRY: &[&str] = &[r#"
+-- Every component manifest this node accepted, whole.
+CREATE TABLE components (
+    hash        BLOB    PRIMARY KEY,        -- SHA-256 of bytes: the event's id
+    name        TEXT    NOT NULL REFERENCES names (name),
+    version     TEXT    NOT NULL,           -- semver, without build metadata
+    sha256      BLOB    NOT NULL,           -- the component's bytes
+    size        INTEGER NOT NULL,
+    publisher   BLOB    NOT NULL,           -- 32-byte ed25519 key, the signer
+    bytes       BLOB    NOT NULL,           -- canonical encoding, re-verifiable by anyone
+    received_ms INTEGER NOT NULL,
+    UNIQUE (name, version)
+) STRICT;
+CREATE INDEX components_by_sha256 ON components (sha256);
+CREATE INDEX components_by_publisher ON components (publisher);
+
+-- Who owns each name: the publisher of the first manifest accepted for it (trust on first use).
+CREATE TABLE names (
+    name          TEXT    PRIMARY KEY,
+    owner         BLOB    NOT NULL,
+    first_seen_ms INTEGER NOT NULL
+) STRICT;
+
+-- Providers seen on the network, so a restarted node can dial them again.
+CREATE TABLE peers (
+    key          BLOB    PRIMARY KEY,       -- 32-byte ed25519 key
+    manifest     BLOB,                      -- their latest signed resource manifest
+    addresses    TEXT    NOT NULL,          -- JSON array of multiaddr strings
+    last_seen_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX peers_by_last_seen ON peers (last_seen_ms);
+"#];
+
+/// Brings a database up to date with `migrations`, refusing one written by a newer build.
+pub(super) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), StoreError> {
     let version: u32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let known = MIGRATIONS.len() as u32;
+    let known = migrations.len() as u32;
     if version > known {
         return Err(StoreError::SchemaTooNew { found: version, known });
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (index, migration) in migrations.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", index as u32 + 1)?;

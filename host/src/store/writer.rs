@@ -126,7 +126,7 @@ impl LedgerStore {
         schema::configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        schema::migrate(&mut conn)?;
+        schema::migrate(&mut conn, schema::LEDGER)?;
         let genesis = init_genesis(&mut conn, genesis)?;
         let state = load_state(&conn, &genesis)?;
         let (queue, commands) = sync_channel(QUEUE_CAPACITY);

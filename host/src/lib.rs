@@ -22,6 +22,7 @@
 //! The sandbox is the only importer of wasmtime, the store of rusqlite, crypto of
 //! ed25519-dalek, benchmark of wat; nothing above them sees their types.
 
+pub mod api;
 pub mod authoring;
 pub mod benchmark;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod ledger;
 pub mod local;
 pub mod market;
 pub mod net;
+pub mod node;
 pub mod protocol;
 pub mod sandbox;
 pub mod store;

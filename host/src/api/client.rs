@@ -84,12 +84,18 @@ impl ApiClient {
 
     /// `POST path` with a JSON body and an NDJSON answer: calls `on_line` for every line but
     /// the last, and answers the last (`{"done": ..}`), or the error it carries.
-    pub fn post_stream(&self, path: &str, body: &Value, mut on_line: impl FnMut(&Value)) -> Result<Value, ApiError> {
+    pub fn post_stream(
+        &self,
+        path: &str,
+        body: &Value,
+        mut on_line: impl FnMut(&Value),
+    ) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.base);
         let response = self.agent.post(&url).header("Authorization", &self.bearer()).send_json(body);
         let mut response = response.map_err(|e| self.unreachable(e))?;
         if !response.status().is_success() {
-            let value: Value = response.body_mut().read_json().map_err(|e| ApiError::Protocol(e.to_string()))?;
+            let value: Value =
+                response.body_mut().read_json().map_err(|e| ApiError::Protocol(e.to_string()))?;
             return Err(refusal(&value));
         }
         let reader = std::io::BufReader::new(response.body_mut().as_reader());
@@ -115,7 +121,11 @@ impl ApiClient {
         ApiError::Unreachable { addr: self.base.clone(), reason: e.to_string() }
     }
 
-    fn json(&self, _url: &str, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, ApiError> {
+    fn json(
+        &self,
+        _url: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ApiError> {
         let mut response = response.map_err(|e| self.unreachable(e))?;
         let ok = response.status().is_success();
         let value: Value = response
@@ -137,7 +147,7 @@ fn refusal(value: &Value) -> ApiError {
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
-pub(crate) fn encode_query(value: &str) -> String {
+pub fn encode_query(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

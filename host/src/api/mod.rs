@@ -18,7 +18,7 @@
 mod client;
 mod server;
 
-pub use client::{ApiClient, ApiError};
+pub use client::{ApiClient, ApiError, encode_query};
 pub use server::{ApiServer, serve};
 
 use serde::{Deserialize, Serialize};

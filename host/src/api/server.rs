@@ -83,7 +83,12 @@ pub async fn serve(node: NodeHandle, addr: SocketAddr, data_dir: &DataDir) -> an
     Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task })
 }
 
-async fn authorize(State(state): State<AppState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -92,7 +97,11 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, request: R
     if constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
         next.run(request).await
     } else {
-        error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token (see <data-dir>/api.token)")
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token (see <data-dir>/api.token)",
+        )
     }
 }
 

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::LedgerContext;
-use super::policy::PolicyArgs;
 use super::context::now_ms;
+use super::policy::PolicyArgs;
 use crate::benchmark::{Measurement, Plan, measure_and_sign};
 use crate::datadir::DataDir;
 use crate::market::ResourceManifest;

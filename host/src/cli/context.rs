@@ -25,7 +25,7 @@ impl LedgerContext {
 
     /// The agent's key file (libp2p protobuf encoding, mode 0600).
     pub fn key_path(&self) -> PathBuf {
-        self.data_dir.root().join("identity.key")
+        self.data_dir.identity_key()
     }
 
     /// The event log and ledger database.

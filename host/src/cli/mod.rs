@@ -4,10 +4,15 @@
 mod benchmark;
 mod build;
 mod context;
+mod fetch;
 mod id;
 mod inspect;
 mod network;
 mod new;
+mod node;
+mod policy;
+mod providers;
+mod publish;
 mod run;
 mod wallet;
 
@@ -51,12 +56,36 @@ enum Command {
     /// Measure this machine (fuel per second, cores, memory), sign its resource manifest with
     /// the agent's key and store it as `<data-dir>/manifest.cbor`.
     Benchmark(benchmark::BenchmarkArgs),
+    /// Run a node of the network until Ctrl-C: discovery, publishing, (with --provide) selling
+    /// compute; other commands talk to it through its local API.
+    Node(node::NodeArgs),
+    /// Discover providers through the running node; show their measured manifests, latency,
+    /// reputation and score, best first.
+    Providers(providers::ProvidersArgs),
+    /// Publish a component through the running node: verify it, sign its manifest (name,
+    /// version, sha256, size, WIT world), keep it and announce it.
+    #[command(disable_version_flag = true)]
+    Publish(publish::PublishArgs),
+    /// Resolve a component reference (name@semver-req, sha256:hex, or a file) and fetch its
+    /// bytes from a peer that has them, through the running node.
+    Fetch(fetch::FetchArgs),
     /// Create a network (its genesis file).
     #[command(subcommand)]
     Network(network::NetworkCommand),
     /// Balances, history, transfers and mints on the local ledger.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+}
+
+impl Cli {
+    /// The log filter when `RUST_LOG` is not set: a node reports what it does (info), other
+    /// commands only warnings.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Node(_) => "warn,cue_host=info",
+            _ => "warn",
+        }
+    }
 }
 
 /// Runs the parsed command line; `Ok` carries the exit code (a failed job is not an error
@@ -71,6 +100,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(args),
         Command::Id(args) => id::run(args, &ledger),
         Command::Benchmark(args) => benchmark::run(args, &ledger, &data_dir),
+        Command::Node(args) => node::run(args, &data_dir),
+        Command::Providers(args) => providers::run(args, &data_dir),
+        Command::Publish(args) => publish::run(args, &data_dir),
+        Command::Fetch(args) => fetch::run(args, &data_dir),
         Command::Network(command) => network::run(command, &ledger),
         Command::Wallet(command) => wallet::run(command, &ledger),
     }

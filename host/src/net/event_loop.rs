@@ -178,7 +178,8 @@ impl EventLoop {
                 self.requests.insert(id, (peer, reply));
             }
             Command::Subscribe { topic, reply } => {
-                let result = self.swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(topic));
+                let result =
+                    self.swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(topic));
                 let _ = reply.send(result.map(drop).map_err(|e| NetError::Gossip(e.to_string())));
             }
             Command::Publish { topic, data, reply } => {
@@ -262,7 +263,9 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, connection_id, endpoint, num_established, ..
+            } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
                     let _ = reply.send(from_libp2p(&peer_id).ok_or_else(|| {
                         NetError::Setup(format!("peer {peer_id} does not have an ed25519 identity"))
@@ -326,7 +329,9 @@ impl EventLoop {
 
     fn on_kad_event(&mut self, event: kad::Event) {
         match event {
-            kad::Event::OutboundQueryProgressed { id, result, step, .. } => self.on_query(id, result, step.last),
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } => {
+                self.on_query(id, result, step.last)
+            }
             kad::Event::RoutingUpdated { peer, addresses, .. } => {
                 for addr in addresses.iter() {
                     self.learn_address(peer, addr.clone());
@@ -413,7 +418,9 @@ impl EventLoop {
     fn finish_find(&mut self, id: QueryId, error: Option<String>) {
         if let Some((found, reply)) = self.finds.remove(&id) {
             let answer = match error {
-                Some(reason) if found.is_empty() => Err(NetError::Dht { operation: "find providers", reason }),
+                Some(reason) if found.is_empty() => {
+                    Err(NetError::Dht { operation: "find providers", reason })
+                }
                 _ => Ok(found),
             };
             let _ = reply.send(answer);

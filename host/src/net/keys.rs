@@ -125,7 +125,9 @@ mod tests {
     fn providers_spread_over_every_shard() {
         let mut seen = std::collections::HashSet::new();
         for seed in 0..200u8 {
-            if let DhtKey::Service { shard } = DhtKey::service_shard_of(&Keypair::from_seed([seed; 32]).peer_id()) {
+            if let DhtKey::Service { shard } =
+                DhtKey::service_shard_of(&Keypair::from_seed([seed; 32]).peer_id())
+            {
                 seen.insert(shard);
             }
         }

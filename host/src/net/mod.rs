@@ -59,7 +59,11 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// Defaults for a node listening on `listen` and joining through `bootstrap`.
-    pub fn new(listen: Vec<Multiaddr>, bootstrap: Vec<Multiaddr>, validator: Arc<dyn RecordValidator>) -> Self {
+    pub fn new(
+        listen: Vec<Multiaddr>,
+        bootstrap: Vec<Multiaddr>,
+        validator: Arc<dyn RecordValidator>,
+    ) -> Self {
         NetConfig {
             listen,
             bootstrap,

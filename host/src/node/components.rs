@@ -122,7 +122,8 @@ pub(super) async fn fetch(
     reference: &str,
     mut progress: impl FnMut(u64, u64) + Send,
 ) -> Result<FetchReport, NodeError> {
-    let parsed: ComponentRef = reference.parse().map_err(|e: crate::protocol::RefError| NodeError::Invalid(e.to_string()))?;
+    let parsed: ComponentRef =
+        reference.parse().map_err(|e: crate::protocol::RefError| NodeError::Invalid(e.to_string()))?;
     let report = |sha256: Digest, size: u64, manifest: Option<&Signed<ComponentManifest>>, source: String| {
         FetchReport {
             reference: reference.to_owned(),
@@ -152,7 +153,9 @@ pub(super) async fn fetch(
                 .registry
                 .resolve(&name, &req)
                 .map_err(|e| NodeError::Store(e.to_string()))?
-                .ok_or_else(|| NodeError::NotFound(format!("no published version of {name} matches {req}")))?;
+                .ok_or_else(|| {
+                    NodeError::NotFound(format!("no published version of {name} matches {req}"))
+                })?;
             let (size, source) = ensure_blob(shared, manifest.body().sha256, &mut progress).await?;
             Ok(report(manifest.body().sha256, size, Some(&manifest), source))
         }
@@ -202,7 +205,8 @@ async fn ensure_blob(
         return Ok((size, "local".into()));
     }
     let me = shared.keypair.peer_id();
-    let holders: HashSet<PeerId> = shared.client.find_providers(DhtKey::Blob(sha256)).await.unwrap_or_default();
+    let holders: HashSet<PeerId> =
+        shared.client.find_providers(DhtKey::Blob(sha256)).await.unwrap_or_default();
     let mut last_error = None;
     for peer in holders.into_iter().filter(|peer| *peer != me).take(MAX_SOURCES) {
         let stream = match shared.client.open_stream(peer, super::BLOB_PROTOCOL).await {

@@ -90,7 +90,9 @@ async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
         }
     };
     let addresses: Vec<String> = Vec::new();
-    if let Err(e) = shared.registry.remember_peer(&manifest.body().provider, Some(&bytes), &addresses, now_ms()) {
+    if let Err(e) =
+        shared.registry.remember_peer(&manifest.body().provider, Some(&bytes), &addresses, now_ms())
+    {
         tracing::debug!("cannot remember {peer}: {e}");
     }
     let latency = shared.client.rtt(peer).await.ok().flatten().unwrap_or(round_trip);

@@ -111,10 +111,14 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let setup = |what: &str, e: &dyn std::fmt::Display| NodeError::Setup(format!("{what}: {e}"));
         let data_dir = config.data_dir.clone();
-        let (keypair, _) = Keypair::load_or_create(&data_dir.identity_key()).map_err(|e| setup("identity", &e))?;
+        let (keypair, _) =
+            Keypair::load_or_create(&data_dir.identity_key()).map_err(|e| setup("identity", &e))?;
         let keypair = Arc::new(keypair);
-        let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(data_dir.code_cache()), ..SandboxConfig::default() })
-            .map_err(|e| setup("sandbox", &e))?;
+        let sandbox = Sandbox::new(SandboxConfig {
+            cache_dir: Some(data_dir.code_cache()),
+            ..SandboxConfig::default()
+        })
+        .map_err(|e| setup("sandbox", &e))?;
         let registry = Registry::open(&data_dir.registry()).map_err(|e| setup("registry", &e))?;
         let blobs = BlobStore::open(&data_dir.blobs(), sandbox.config().max_component_bytes as u64)
             .map_err(|e| setup("blob store", &e))?;
@@ -214,7 +218,12 @@ impl NodeHandle {
     }
 
     /// Verifies, signs, stores and announces a component.
-    pub async fn publish(&self, bytes: Vec<u8>, name: &str, version: &str) -> Result<PublishReport, NodeError> {
+    pub async fn publish(
+        &self,
+        bytes: Vec<u8>,
+        name: &str,
+        version: &str,
+    ) -> Result<PublishReport, NodeError> {
         components::publish(&self.shared, bytes, name, version).await
     }
 

@@ -53,7 +53,10 @@ fn reusable(shared: &Shared, settings: &ProviderSettings) -> Option<Signed<Resou
     (fresh && same).then_some(manifest)
 }
 
-async fn measure(shared: &Arc<Shared>, settings: &ProviderSettings) -> Result<Signed<ResourceManifest>, NodeError> {
+async fn measure(
+    shared: &Arc<Shared>,
+    settings: &ProviderSettings,
+) -> Result<Signed<ResourceManifest>, NodeError> {
     let (sandbox, keypair) = (shared.sandbox.clone(), shared.keypair.clone());
     let (policy, plan, lifetime) = (settings.policy, settings.plan, settings.manifest_lifetime);
     tracing::info!("measuring this machine for the provider manifest");
@@ -89,11 +92,11 @@ pub(super) async fn announce(shared: &Shared) {
     }
 }
 
-async fn refresh(shared: Arc<Shared>, settings: ProviderSettings, mut shutdown: watch::Receiver<bool>) {
+async fn refresh(shared: Arc<Shared>, settings: ProviderSettings, shutdown: watch::Receiver<bool>) {
     loop {
         let wait = settings.manifest_lifetime / 2;
         tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = super::wait_for(shutdown.clone()) => return,
             () = tokio::time::sleep(wait) => {}
         }
         match measure(&shared, &settings).await {

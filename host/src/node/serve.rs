@@ -52,7 +52,6 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
             }
             NetEvent::Connected { .. } => kicks.notify_one(),
-            _ => {}
         }
     }
 }
@@ -86,7 +85,6 @@ fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
                 }
             }
         }
-        _ => RpcResponse::refused(RefusalReason::BadRequest, "unsupported request"),
     }
 }
 
@@ -111,14 +109,14 @@ fn on_component_gossip(shared: &Shared, from: &PeerId, data: &[u8]) {
 /// Serves `/cue-blob/1.0.0` until shutdown, at most [`MAX_UPLOADS`] transfers at once.
 pub(super) fn serve_blobs(
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, NodeError> {
     let mut incoming = shared.client.accept(BLOB_PROTOCOL)?;
     let uploads = Arc::new(Semaphore::new(MAX_UPLOADS));
     Ok(async move {
         loop {
             let (peer, stream) = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = super::wait_for(shutdown.clone()) => return,
                 next = incoming.next() => match next {
                     Some(next) => next,
                     None => return,
@@ -139,13 +137,13 @@ pub(super) fn serve_blobs(
 
 /// Keeps this node's announcements alive: at start, when new peers connect (the first few
 /// times), and every [`REANNOUNCE_EVERY`].
-pub(super) async fn announcer(shared: Arc<Shared>, kicks: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn announcer(shared: Arc<Shared>, kicks: Arc<Notify>, shutdown: watch::Receiver<bool>) {
     let mut eager = 0;
     loop {
         announce_all(&shared).await;
         let timer = tokio::time::sleep(REANNOUNCE_EVERY);
         tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = super::wait_for(shutdown.clone()) => return,
             () = timer => {}
             () = kicks.notified(), if eager < EAGER_ANNOUNCEMENTS => {
                 eager += 1;

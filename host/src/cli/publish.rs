@@ -1,0 +1,52 @@
+//! `cue publish`: verify, sign and announce a component through the running node.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::api::{ApiClient, encode_query};
+use crate::datadir::DataDir;
+
+/// Options of `cue publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The component file
+    component: PathBuf,
+    /// The name to publish under (lowercase letters, digits, `-`); owned by the first key that
+    /// publishes it
+    #[arg(long)]
+    name: String,
+    /// The version (semver, e.g. 1.2.0)
+    #[arg(long)]
+    version: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Sends the component to the node, which verifies it, signs its manifest and announces it.
+pub fn run(args: PublishArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("cannot read {}", args.component.display()))?;
+    let api = ApiClient::discover(data_dir, Duration::from_secs(300))?;
+    let path =
+        format!("/v1/publish?name={}&version={}", encode_query(&args.name), encode_query(&args.version));
+    let report = api.post_bytes(&path, &bytes)?;
+    if args.json {
+        println!("{report}");
+    } else {
+        let again = if report["already_published"] == true { " (already published)" } else { "" };
+        println!(
+            "published {}@{}{again}",
+            report["name"].as_str().unwrap_or("?"),
+            report["version"].as_str().unwrap_or("?")
+        );
+        println!("sha256:    {}", report["sha256"].as_str().unwrap_or("?"));
+        println!("size:      {} bytes", report["size"]);
+        println!("publisher: {}", report["publisher"].as_str().unwrap_or("?"));
+    }
+    Ok(ExitCode::SUCCESS)
+}

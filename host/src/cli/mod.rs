@@ -82,7 +82,7 @@ impl Cli {
     /// commands only warnings.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Node(_) => "warn,cue_host=info",
+            Command::Node(_) => "warn,cue_host=info,libp2p_kad=error",
             _ => "warn",
         }
     }

@@ -11,7 +11,7 @@ use crate::benchmark::Plan;
 use crate::datadir::DataDir;
 use crate::net::Multiaddr;
 use crate::node::{Node, NodeConfig, ProviderSettings};
-use crate::sandbox::parse_duration;
+use crate::sandbox::{SandboxConfig, parse_duration};
 
 /// Options of `cue node`.
 #[derive(Debug, Args)]

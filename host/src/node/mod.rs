@@ -58,6 +58,23 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Sell compute: measure, sign and announce a manifest.
     pub provide: Option<ProviderSettings>,
+    /// The sandbox's settings; its code cache defaults to the data dir's.
+    pub sandbox: SandboxConfig,
+}
+
+impl NodeConfig {
+    /// A node on `data_dir` listening on an ephemeral loopback TCP port, joining through
+    /// `bootstrap`, not providing, with the default sandbox.
+    pub fn loopback(data_dir: DataDir, bootstrap: Vec<Multiaddr>) -> NodeConfig {
+        let listen = "/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr");
+        NodeConfig {
+            data_dir,
+            listen: vec![listen],
+            bootstrap,
+            provide: None,
+            sandbox: SandboxConfig::default(),
+        }
+    }
 }
 
 /// Why a node could not start or an operation failed.

@@ -58,8 +58,13 @@ async fn serve(args: NodeArgs, data_dir: &DataDir) -> anyhow::Result<()> {
         plan: Plan { rounds: args.benchmark_rounds, ..Plan::default() },
         manifest_lifetime: args.valid_for,
     });
-    let config =
-        NodeConfig { data_dir: data_dir.clone(), listen: args.listen, bootstrap: args.bootstrap, provide };
+    let config = NodeConfig {
+        data_dir: data_dir.clone(),
+        listen: args.listen,
+        bootstrap: args.bootstrap,
+        provide,
+        sandbox: SandboxConfig::default(),
+    };
     let node = Node::start(config).await?;
     let api = crate::api::serve(node.handle(), args.api, data_dir).await?;
     println!("peer id: {}", node.peer_id());

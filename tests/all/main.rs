@@ -12,5 +12,6 @@ mod ledger;
 mod ledger_crash;
 mod ledger_fuzz_corpus;
 mod ledger_props;
+mod network;
 mod sandbox;
 mod sdk;

@@ -63,3 +63,182 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A sandbox small enough to run dozens of nodes in one test process.
+pub fn small_sandbox_config() -> SandboxConfig {
+    SandboxConfig { max_concurrent_jobs: 2, max_memory_bytes: 64 << 20, ..SandboxConfig::default() }
+}
+
+/// Provider settings with a quick (but real) benchmark.
+pub fn quick_provider() -> cue_host::node::ProviderSettings {
+    cue_host::node::ProviderSettings {
+        policy: cue_host::market::ProviderPolicy {
+            price_per_mfuel: 2,
+            base_fee: 10,
+            max_concurrent_jobs: 2,
+            max_memory_bytes: 64 << 20,
+            max_execution_ms: 10_000,
+        },
+        plan: cue_host::benchmark::Plan { rounds: 10_000, runs: 1 },
+        manifest_lifetime: std::time::Duration::from_secs(3600),
+    }
+}
+
+/// An in-process node on loopback with its own temp data dir (kept alive with the node).
+pub struct TestNode {
+    pub node: cue_host::node::Node,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    /// Starts a node in `dir` joining through `bootstrap`; a provider when `provide`.
+    pub async fn start_in(dir: tempfile::TempDir, bootstrap: &[cue_host::net::Multiaddr], provide: bool) -> TestNode {
+        let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+        let mut config = cue_host::node::NodeConfig::loopback(data_dir, bootstrap.to_vec());
+        config.sandbox = small_sandbox_config();
+        config.provide = provide.then(quick_provider);
+        let node = cue_host::node::Node::start(config).await.expect("node starts");
+        TestNode { node, dir }
+    }
+
+    pub async fn start(bootstrap: &[cue_host::net::Multiaddr], provide: bool) -> TestNode {
+        TestNode::start_in(tempfile::tempdir().expect("temp dir"), bootstrap, provide).await
+    }
+
+    pub fn handle(&self) -> cue_host::node::NodeHandle {
+        self.node.handle()
+    }
+
+    pub fn addrs(&self) -> Vec<cue_host::net::Multiaddr> {
+        self.node.listen_addrs()
+    }
+
+    /// Shuts the node down and gives back its data dir.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.node.shutdown().await;
+        self.dir
+    }
+}
+
+/// Polls `check` every 200 ms until it answers `Some`, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// A `cue node` process with its own data dir; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct NodeProcess {
+    pub cue: Cue,
+    pub child: std::process::Child,
+    pub peer_id: String,
+    pub listen: Vec<String>,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl NodeProcess {
+    /// Starts `cue node --listen /ip4/127.0.0.1/tcp/0 [extra]` and waits for `ready`.
+    pub fn start(extra: &[&str]) -> NodeProcess {
+        use std::io::{BufRead as _, Read as _};
+        let cue = Cue::new();
+        let mut child = cue
+            .command()
+            .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--benchmark-rounds", "10000"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn cue node");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().expect("stderr");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("logs").push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut peer_id, mut listen) = (String::new(), Vec::new());
+        loop {
+            let line = received
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("cue node did not get ready; logs:\n{}", logs.lock().unwrap()));
+            if let Some(id) = line.strip_prefix("peer id: ") {
+                peer_id = id.to_owned();
+            } else if let Some(addr) = line.strip_prefix("listening on ") {
+                listen.push(addr.to_owned());
+            } else if line == "ready" {
+                break;
+            }
+        }
+        NodeProcess { cue, child, peer_id, listen, logs }
+    }
+
+    /// Runs another `cue` command against this node's data dir.
+    pub fn cue(&self, args: &[&str]) -> Output {
+        self.cue.run(args)
+    }
+
+    /// Everything the node logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// The TCP port of the first listen address.
+    pub fn tcp_port(&self) -> u16 {
+        let addr = &self.listen[0];
+        let port = addr.split("/tcp/").nth(1).and_then(|rest| rest.split('/').next()).expect("a tcp address");
+        port.parse().expect("a port")
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s) for the process to exit; answers its status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(20) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if self.terminate().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

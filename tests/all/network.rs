@@ -1,0 +1,196 @@
+//! The peer-to-peer layer between real nodes on 127.0.0.1: discovery of many providers over
+//! the sharded DHT, publishing and fetching components, restarts, and `cue node` processes
+//! driven through the CLI.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::support::{NodeProcess, TestNode, eventually, guest, guest_bytes, stderr, stdout};
+
+/// More providers than libp2p-kad keeps per key (20): every one must be found.
+const PROVIDERS: usize = 26;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_providers_than_a_dht_key_holds_are_all_discovered() {
+    let bootstrap = TestNode::start(&[], true).await;
+    let boot = bootstrap.addrs();
+    let mut providers = vec![];
+    for _ in 1..PROVIDERS {
+        providers.push(TestNode::start(&boot, true).await);
+    }
+    let consumer = TestNode::start(&boot, false).await;
+    let mut expected: HashSet<String> = providers.iter().map(|p| p.node.peer_id().to_string()).collect();
+    expected.insert(bootstrap.node.peer_id().to_string());
+    let handle = consumer.handle();
+    let found = eventually("every provider to be listed", Duration::from_secs(90), || {
+        let handle = handle.clone();
+        let expected = expected.clone();
+        async move {
+            let views = handle.providers().await.ok()?;
+            let ids: HashSet<String> = views.iter().map(|v| v.peer_id.clone()).collect();
+            (ids == expected).then_some(views)
+        }
+    })
+    .await;
+    assert_eq!(found.len(), PROVIDERS);
+    for view in &found {
+        let manifest = &view.manifest;
+        assert!(manifest["fuel_per_second"].as_u64().unwrap() > 0, "{manifest}");
+        assert_eq!(manifest["policy"]["price_per_mfuel"], 2);
+        assert!(view.latency_ms >= 0.0 && view.latency_ms < 5_000.0);
+        assert_eq!(view.reputation, 0.5, "neutral until contracts exist");
+        assert!(view.score > 0.0);
+    }
+    assert!(found.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+    consumer.stop().await;
+    for provider in providers {
+        provider.stop().await;
+    }
+    bootstrap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_one_node_resolve_by_semver_and_fetch_on_another() {
+    let publisher = TestNode::start(&[], false).await;
+    let boot = publisher.addrs();
+    let relay = TestNode::start(&boot, false).await;
+    let consumer = TestNode::start(&relay.addrs(), false).await;
+    let p = publisher.handle();
+    let (fib, hash, wordcount) = (guest_bytes("fib"), guest_bytes("hash"), guest_bytes("wordcount"));
+    p.publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let v12 = p.publish(hash.clone(), "fib", "1.2.0").await.unwrap();
+    p.publish(wordcount.clone(), "fib", "2.0.0").await.unwrap();
+    p.publish(fib.clone(), "fib", "1.3.0-rc.1").await.unwrap();
+    let again = p.publish(hash.clone(), "fib", "1.2.0").await.unwrap();
+    assert!(again.already_published, "re-publishing the same version is idempotent");
+    let conflict = p.publish(fib.clone(), "fib", "1.2.0").await.unwrap_err();
+    assert!(conflict.to_string().contains("already the component"), "{conflict}");
+
+    let c = consumer.handle();
+    let fetched = eventually("fib@^1 to resolve", Duration::from_secs(30), || {
+        let c = c.clone();
+        async move { c.fetch("fib@^1", |_, _| {}).await.ok() }
+    })
+    .await;
+    assert_eq!(fetched.version.as_deref(), Some("1.2.0"), "highest ^1, pre-releases excluded");
+    assert_eq!(fetched.sha256, v12.sha256);
+    assert_eq!(fetched.publisher.as_deref(), Some(publisher.node.peer_id().to_string().as_str()));
+    assert_eq!(std::fs::read(&fetched.path).unwrap(), hash, "the bytes arrived whole");
+    assert_ne!(fetched.source, "local");
+
+    let exact = c.fetch("fib@=1.0.0", |_, _| {}).await.unwrap();
+    assert_eq!(std::fs::read(&exact.path).unwrap(), fib);
+    let two = c.fetch("fib@^2", |_, _| {}).await.unwrap();
+    assert_eq!(two.version.as_deref(), Some("2.0.0"));
+    let by_hash = relay.handle().fetch(&format!("sha256:{}", two.sha256), |_, _| {}).await.unwrap();
+    assert_eq!(std::fs::read(&by_hash.path).unwrap(), wordcount);
+    let again = c.fetch("fib@^1", |_, _| {}).await.unwrap();
+    assert_eq!(again.source, "local", "a fetched blob is kept");
+
+    let missing = c.fetch("fib@^9", |_, _| {}).await.unwrap_err();
+    assert!(missing.to_string().contains("no published version of fib matches ^9"), "{missing}");
+    let bad = c.fetch("Fib@^1", |_, _| {}).await.unwrap_err();
+    assert!(matches!(bad, cue_host::node::NodeError::Invalid(_)), "{bad}");
+
+    // Another key claims the name on its own node: the consumer, which already knows the
+    // name's owner, never takes that key's versions.
+    let squatter = TestNode::start(&boot, false).await;
+    squatter.handle().publish(wordcount.clone(), "fib", "3.0.0").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let refused = c.fetch("fib@^3", |_, _| {}).await.unwrap_err();
+    assert!(refused.to_string().contains("no published version of fib matches ^3"), "{refused}");
+    for node in [squatter, consumer, relay, publisher] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_keeps_its_identity_store_and_announcements() {
+    let first = TestNode::start(&[], true).await;
+    let peer_id = first.node.peer_id();
+    let published = first.handle().publish(guest_bytes("fib"), "fib", "1.0.0").await.unwrap();
+    let manifest_hash = first.handle().manifest().unwrap().hash();
+    let dir = first.stop().await;
+
+    let restarted = TestNode::start_in(dir, &[], true).await;
+    assert_eq!(restarted.node.peer_id(), peer_id, "same key");
+    assert_eq!(restarted.handle().manifest().unwrap().hash(), manifest_hash, "a fresh manifest is reused");
+    let local = restarted.handle().fetch("fib@1", |_, _| {}).await.unwrap();
+    assert_eq!((local.source.as_str(), local.sha256.as_str()), ("local", published.sha256.as_str()));
+
+    let consumer = TestNode::start(&restarted.addrs(), false).await;
+    let c = consumer.handle();
+    let fetched = eventually("the restarted node's component", Duration::from_secs(30), || {
+        let c = c.clone();
+        async move { c.fetch("fib@^1", |_, _| {}).await.ok() }
+    })
+    .await;
+    assert_eq!(fetched.sha256, published.sha256);
+    let providers = c.providers().await.unwrap();
+    assert_eq!(providers.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(), vec![peer_id.to_string()]);
+    consumer.stop().await;
+    restarted.stop().await;
+}
+
+#[test]
+fn five_provider_processes_and_a_consumer_work_through_the_cli() {
+    let first = NodeProcess::start(&["--provide"]);
+    let boot = first.listen[0].clone();
+    let mut providers = vec![first];
+    for _ in 1..5 {
+        providers.push(NodeProcess::start(&["--provide", "--bootstrap", &boot]));
+    }
+    let mut consumer = NodeProcess::start(&["--bootstrap", &boot]);
+    let expected: HashSet<String> = providers.iter().map(|p| p.peer_id.clone()).collect();
+
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let output = consumer.cue(&["providers", "--json"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let list: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        let ids: HashSet<String> =
+            list.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap().to_owned()).collect();
+        if ids == expected {
+            break list;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "providers listed: {ids:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for provider in listed.as_array().unwrap() {
+        for field in ["peer_id", "manifest", "latency_ms", "reputation", "score"] {
+            assert!(!provider[field].is_null(), "{field} missing in {provider}");
+        }
+        assert!(provider["manifest"]["fuel_per_second"].as_u64().unwrap() > 0);
+    }
+    let table = consumer.cue(&["providers"]);
+    assert!(stdout(&table).contains(&providers[2].peer_id), "{}", stdout(&table));
+
+    let fib = guest("fib");
+    let published = providers[1].cue(&["publish", fib.to_str().unwrap(), "--name", "fib", "--version", "1.4.2"]);
+    assert!(published.status.success(), "{}", stderr(&published));
+    assert!(stdout(&published).contains("published fib@1.4.2"), "{}", stdout(&published));
+
+    let started = std::time::Instant::now();
+    let fetched = loop {
+        let output = consumer.cue(&["fetch", "fib@^1", "--json"]);
+        if output.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON");
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "fetch failed: {}", stderr(&output));
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(fetched["version"], "1.4.2");
+    assert_eq!(fetched["publisher"], providers[1].peer_id.as_str());
+    let path = fetched["path"].as_str().unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), std::fs::read(&fib).unwrap());
+
+    let refused = consumer.cue(&["fetch", "fib@^7"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("no published version of fib matches ^7"), "{}", stderr(&refused));
+
+    let status = consumer.terminate().expect("the node stops on SIGTERM");
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(!consumer.cue.data_dir.path().join("api.json").exists(), "the API endpoint file is removed");
+    let no_node = consumer.cue(&["providers"]);
+    assert!(stderr(&no_node).contains("no node is running"), "{}", stderr(&no_node));
+}

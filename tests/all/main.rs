@@ -13,5 +13,6 @@ mod ledger_crash;
 mod ledger_fuzz_corpus;
 mod ledger_props;
 mod network;
+mod network_hostile;
 mod sandbox;
 mod sdk;

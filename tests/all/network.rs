@@ -166,7 +166,8 @@ fn five_provider_processes_and_a_consumer_work_through_the_cli() {
     assert!(stdout(&table).contains(&providers[2].peer_id), "{}", stdout(&table));
 
     let fib = guest("fib");
-    let published = providers[1].cue(&["publish", fib.to_str().unwrap(), "--name", "fib", "--version", "1.4.2"]);
+    let published =
+        providers[1].cue(&["publish", fib.to_str().unwrap(), "--name", "fib", "--version", "1.4.2"]);
     assert!(published.status.success(), "{}", stderr(&published));
     assert!(stdout(&published).contains("published fib@1.4.2"), "{}", stdout(&published));
 

@@ -92,7 +92,11 @@ pub struct TestNode {
 
 impl TestNode {
     /// Starts a node in `dir` joining through `bootstrap`; a provider when `provide`.
-    pub async fn start_in(dir: tempfile::TempDir, bootstrap: &[cue_host::net::Multiaddr], provide: bool) -> TestNode {
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        bootstrap: &[cue_host::net::Multiaddr],
+        provide: bool,
+    ) -> TestNode {
         let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
         let mut config = cue_host::node::NodeConfig::loopback(data_dir, bootstrap.to_vec());
         config.sandbox = small_sandbox_config();

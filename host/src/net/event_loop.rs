@@ -29,6 +29,12 @@ const ADDRESS_BOOK_PEERS: usize = 4096;
 /// Addresses kept per peer.
 const ADDRESSES_PER_PEER: usize = 8;
 
+/// An answer the event loop owes a client.
+type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
+/// The values a DHT record lookup found.
+type RecordValues = Vec<Vec<u8>>;
+
 type ReplyFuture = Pin<Box<dyn Future<Output = (ResponseChannel<RpcResponse>, RpcResponse)> + Send>>;
 
 /// The task that drives the network. Shutdown: it returns when its shutdown future resolves
@@ -40,14 +46,15 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     /// Dials by address, answered with the peer found there.
-    dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+    dials: HashMap<ConnectionId, Reply<PeerId>>,
     /// Callers waiting for a connection to a peer.
-    connects: HashMap<libp2p::PeerId, Vec<oneshot::Sender<Result<(), NetError>>>>,
-    provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
-    finds: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Result<HashSet<PeerId>, NetError>>)>,
-    puts: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
-    gets: HashMap<QueryId, (Vec<Vec<u8>>, oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>)>,
-    requests: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RpcResponse, NetError>>)>,
+    connects: HashMap<libp2p::PeerId, Vec<Reply<()>>>,
+    provides: HashMap<QueryId, Reply<()>>,
+    finds: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
+    puts: HashMap<QueryId, Reply<()>>,
+    gets: HashMap<QueryId, (RecordValues, Reply<RecordValues>)>,
+    /// RPC requests on their way, by id, with the peer asked.
+    requests: HashMap<OutboundRequestId, (PeerId, Reply<RpcResponse>)>,
     /// Inbound requests the node is answering (bounded by the behaviour's stream limit).
     replies: FuturesUnordered<ReplyFuture>,
     /// Addresses learnt from identify, the DHT and connections, for dialling by peer id.

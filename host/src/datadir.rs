@@ -44,6 +44,11 @@ impl DataDir {
         self.root.join("manifest.cbor")
     }
 
+    /// The event log and ledger database (see `store::LedgerStore`).
+    pub fn ledger(&self) -> PathBuf {
+        self.root.join("ledger.sqlite3")
+    }
+
     /// The agent's key file (libp2p protobuf encoding, mode 0600).
     pub fn identity_key(&self) -> PathBuf {
         self.root.join("identity.key")

@@ -82,6 +82,18 @@ impl ApiClient {
         self.json(&url, response)
     }
 
+    /// `POST path` with a JSON body, answering the JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.agent.post(&url).header("Authorization", &self.bearer()).send_json(body);
+        self.json(&url, response)
+    }
+
+    /// Whether the node answers at all (a stale `api.json` after a crash does not).
+    pub fn is_alive(&self) -> bool {
+        !matches!(self.get("/v1/status"), Err(ApiError::Unreachable { .. }))
+    }
+
     /// `POST path` with a JSON body and an NDJSON answer: calls `on_line` for every line but
     /// the last, and answers the last (`{"done": ..}`), or the error it carries.
     pub fn post_stream(

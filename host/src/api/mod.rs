@@ -12,6 +12,11 @@
 //! | GET | `/v1/providers` | | `[ProviderView]`, best first |
 //! | POST | `/v1/publish?name=N&version=V` | the component's bytes | `PublishReport` |
 //! | POST | `/v1/fetch` | `{"reference": "fib@^1"}` | NDJSON: `{"progress": ..}` lines, then `{"done": FetchReport}` or `{"error": ..}` |
+//! | GET | `/v1/wallet/balance?peer=P` | | `{"peer_id", "balance", "flagged"}` |
+//! | GET | `/v1/wallet/history?peer=P&limit=N` | | `[EntryView]`, newest first |
+//! | POST | `/v1/wallet/transfer` | `{"to", "amount", "reference"?}` | `EntryView` |
+//! | POST | `/v1/wallet/mint` | `{"to", "amount"}` | `EntryView` |
+//! | POST | `/v1/wallet/import?historical=B` | a signed event's bytes | `EntryView` |
 //!
 //! Errors are `{"error": {"kind": K, "message": M}}` with a matching status code.
 

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Endpoint, MAX_BODY_BYTES};
 use crate::datadir::DataDir;
+use crate::crypto::PeerId;
 use crate::node::{NodeError, NodeHandle};
 
 /// Progress lines buffered per fetch; when full, progress lines are skipped (never the result).
@@ -64,6 +65,11 @@ pub async fn serve(node: NodeHandle, addr: SocketAddr, data_dir: &DataDir) -> an
         .route("/v1/providers", get(providers))
         .route("/v1/publish", post(publish))
         .route("/v1/fetch", post(fetch))
+        .route("/v1/wallet/balance", get(wallet_balance))
+        .route("/v1/wallet/history", get(wallet_history))
+        .route("/v1/wallet/transfer", post(wallet_transfer))
+        .route("/v1/wallet/mint", post(wallet_mint))
+        .route("/v1/wallet/import", post(wallet_import))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
@@ -197,4 +203,78 @@ fn ndjson(value: &serde_json::Value) -> Bytes {
     let mut line = value.to_string().into_bytes();
     line.push(b'\n');
     Bytes::from(line)
+}
+
+fn reply<T: serde::Serialize>(result: Result<T, NodeError>) -> Response {
+    match result {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+fn account(node: &NodeHandle, peer: Option<&str>) -> Result<PeerId, NodeError> {
+    match peer {
+        Some(peer) => peer.parse().map_err(|e| NodeError::Invalid(format!("peer {peer:?}: {e}"))),
+        None => Ok(node.peer_id()),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountQuery {
+    peer: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn wallet_balance(State(state): State<AppState>, Query(query): Query<AccountQuery>) -> Response {
+    let node = &state.node;
+    reply(async {
+        let peer = account(node, query.peer.as_deref())?;
+        let (balance, flagged) = node.balance(peer).await?;
+        Ok(json!({"peer_id": peer.to_string(), "balance": balance, "flagged": flagged}))
+    }
+    .await)
+}
+
+async fn wallet_history(State(state): State<AppState>, Query(query): Query<AccountQuery>) -> Response {
+    let node = &state.node;
+    reply(async {
+        let peer = account(node, query.peer.as_deref())?;
+        node.history(peer, query.limit.unwrap_or(50).min(10_000)).await
+    }
+    .await)
+}
+
+#[derive(Deserialize)]
+struct PaymentBody {
+    to: String,
+    amount: u64,
+    reference: Option<String>,
+}
+
+async fn wallet_transfer(State(state): State<AppState>, axum::Json(body): axum::Json<PaymentBody>) -> Response {
+    let node = &state.node;
+    reply(async {
+        let to = account(node, Some(&body.to))?;
+        node.transfer(to, body.amount, body.reference.as_deref()).await
+    }
+    .await)
+}
+
+async fn wallet_mint(State(state): State<AppState>, axum::Json(body): axum::Json<PaymentBody>) -> Response {
+    let node = &state.node;
+    reply(async {
+        let to = account(node, Some(&body.to))?;
+        node.mint(to, body.amount).await
+    }
+    .await)
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    #[serde(default)]
+    historical: bool,
+}
+
+async fn wallet_import(State(state): State<AppState>, Query(query): Query<ImportQuery>, body: Bytes) -> Response {
+    reply(state.node.import(body.to_vec(), query.historical).await)
 }

@@ -23,6 +23,11 @@ impl LedgerContext {
         LedgerContext { data_dir, genesis }
     }
 
+    /// The data directory.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
     /// The agent's key file (libp2p protobuf encoding, mode 0600).
     pub fn key_path(&self) -> PathBuf {
         self.data_dir.identity_key()
@@ -30,7 +35,7 @@ impl LedgerContext {
 
     /// The event log and ledger database.
     pub fn ledger_path(&self) -> PathBuf {
-        self.data_dir.root().join("ledger.sqlite3")
+        self.data_dir.ledger()
     }
 
     /// Loads (or creates) the agent's key.
@@ -38,9 +43,14 @@ impl LedgerContext {
         Ok(Keypair::load_or_create(&self.key_path())?.0)
     }
 
+    /// The genesis the `--genesis` option names, if any.
+    pub fn genesis(&self) -> anyhow::Result<Option<Genesis>> {
+        self.genesis.as_deref().map(read_genesis).transpose()
+    }
+
     /// Opens the local ledger (creating it from the genesis on first use).
     pub fn open_ledger(&self) -> anyhow::Result<LedgerStore> {
-        let genesis = self.genesis.as_deref().map(read_genesis).transpose()?;
+        let genesis = self.genesis()?;
         let path = self.ledger_path();
         LedgerStore::open(&path, genesis)
             .with_context(|| format!("cannot open the ledger at {}", path.display()))

@@ -100,7 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(args),
         Command::Id(args) => id::run(args, &ledger),
         Command::Benchmark(args) => benchmark::run(args, &ledger, &data_dir),
-        Command::Node(args) => node::run(args, &data_dir),
+        Command::Node(args) => node::run(args, &ledger, &data_dir),
         Command::Providers(args) => providers::run(args, &data_dir),
         Command::Publish(args) => publish::run(args, &data_dir),
         Command::Fetch(args) => fetch::run(args, &data_dir),

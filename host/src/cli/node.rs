@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::LedgerContext;
 use super::policy::PolicyArgs;
 use crate::benchmark::Plan;
 use crate::datadir::DataDir;
@@ -46,13 +47,13 @@ fn default_listen() -> Vec<Multiaddr> {
 }
 
 /// Starts the node and its API, prints where they listen, and runs until asked to stop.
-pub fn run(args: NodeArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
+pub fn run(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve(args, data_dir))?;
+    runtime.block_on(serve(args, ledger, data_dir))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: NodeArgs, data_dir: &DataDir) -> anyhow::Result<()> {
+async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> anyhow::Result<()> {
     let provide = args.provide.then(|| ProviderSettings {
         policy: args.policy.policy(),
         plan: Plan { rounds: args.benchmark_rounds, ..Plan::default() },
@@ -64,6 +65,7 @@ async fn serve(args: NodeArgs, data_dir: &DataDir) -> anyhow::Result<()> {
         bootstrap: args.bootstrap,
         provide,
         sandbox: SandboxConfig::default(),
+        genesis: ledger.genesis()?,
     };
     let node = Node::start(config).await?;
     let api = crate::api::serve(node.handle(), args.api, data_dir).await?;

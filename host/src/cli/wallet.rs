@@ -5,13 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::{Context as _, bail};
+use serde_json::json;
 
 use super::LedgerContext;
+use crate::api::{ApiClient, encode_query};
 use super::context::now_ms;
 use crate::crypto::{Digest, PeerId};
 use crate::protocol::{Event, PaymentReference, Validity};
-use crate::store::{Accepted, Admission, Draft, HistoryEntry};
+use crate::store::{Accepted, Admission, Draft, HistoryEntry, LogReader};
 
 /// `cue wallet` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -110,8 +114,13 @@ pub struct ImportArgs {
     pub json: bool,
 }
 
-/// Runs a wallet subcommand against the local ledger.
+/// Runs a wallet subcommand: through the running node's API when a node runs on this data
+/// dir (so entries are gossiped and the node's ledger stays the only writer), else against the
+/// local ledger.
 pub fn run(command: WalletCommand, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
+    if let Some(api) = running_node(ctx) {
+        return through_node(command, &api, ctx);
+    }
     match command {
         WalletCommand::Balance(args) => balance(args, ctx),
         WalletCommand::History(args) => history(args, ctx),
@@ -119,6 +128,95 @@ pub fn run(command: WalletCommand, ctx: &LedgerContext) -> anyhow::Result<ExitCo
         WalletCommand::Mint(args) => mint(args, ctx),
         WalletCommand::Export(args) => export(args, ctx),
         WalletCommand::Import(args) => import(args, ctx),
+    }
+}
+
+/// The API of the node running on this data dir, if one answers.
+fn running_node(ctx: &LedgerContext) -> Option<ApiClient> {
+    let api = ApiClient::discover(ctx.data_dir(), Duration::from_secs(60)).ok()?;
+    if api.is_alive() {
+        Some(api)
+    } else {
+        eprintln!("warning: the node recorded in the data dir does not answer; using the local ledger");
+        None
+    }
+}
+
+fn through_node(command: WalletCommand, api: &ApiClient, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
+    let peer_query = |peer: &Option<String>| peer.as_deref().map(|p| format!("peer={}&", encode_query(p)));
+    match command {
+        WalletCommand::Balance(args) => {
+            let path = format!("/v1/wallet/balance?{}", peer_query(&args.peer).unwrap_or_default());
+            let answer = api.get(&path)?;
+            if args.json {
+                println!("{}", json!({"peer_id": answer["peer_id"], "balance": answer["balance"]}));
+            } else {
+                println!("{}", answer["balance"]);
+                if answer["flagged"] == true {
+                    eprintln!("warning: {} is flagged for equivocation", answer["peer_id"]);
+                }
+            }
+        }
+        WalletCommand::History(args) => {
+            let peer = peer_query(&args.peer).unwrap_or_default();
+            let answer = api.get(&format!("/v1/wallet/history?{peer}limit={}", args.limit))?;
+            print_entries(answer.as_array().map(Vec::as_slice).unwrap_or_default(), args.json);
+        }
+        WalletCommand::Transfer(args) => {
+            let body = json!({"to": args.peer, "amount": args.amount, "reference": args.reference});
+            for _ in 0..args.count {
+                print_entry(&api.post_json("/v1/wallet/transfer", &body).context("transfer refused")?, args.json);
+            }
+        }
+        WalletCommand::Mint(args) => {
+            let body = json!({"to": args.peer, "amount": args.amount});
+            print_entry(&api.post_json("/v1/wallet/mint", &body).context("mint refused")?, args.json);
+        }
+        WalletCommand::Import(args) => {
+            let bytes =
+                std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+            let path = format!("/v1/wallet/import?historical={}", args.historical);
+            let entry = api.post_bytes(&path, &bytes).with_context(|| format!("event in {} refused", args.file.display()))?;
+            print_entry(&entry, args.json);
+        }
+        // Reading the log is safe beside a running node (WAL readers do not block it).
+        WalletCommand::Export(args) => return export(args, ctx),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_entries(entries: &[serde_json::Value], json: bool) {
+    if json {
+        println!("{}", serde_json::Value::Array(entries.to_vec()));
+        return;
+    }
+    for e in entries {
+        println!(
+            "#{:<6} {:<18} {} seq {} -> {} {:>12}  {}",
+            e["log_position"],
+            e["kind"].as_str().unwrap_or("?"),
+            e["from"].as_str().unwrap_or("?"),
+            e["seq"],
+            e["to"].as_str().unwrap_or("?"),
+            e["amount"],
+            e["hash"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+fn print_entry(e: &serde_json::Value, json: bool) {
+    if json {
+        println!("{e}");
+    } else {
+        println!(
+            "{} {} seq {}: {} to {} ({})",
+            e["kind"].as_str().unwrap_or("?"),
+            e["from"].as_str().unwrap_or("?"),
+            e["seq"],
+            e["amount"],
+            e["to"].as_str().unwrap_or("?"),
+            e["hash"].as_str().unwrap_or("?")
+        );
     }
 }
 
@@ -273,9 +371,9 @@ fn mint(args: MintArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
 
 fn export(args: ExportArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let hash = Digest::from_hex(&args.hash).context("the hash must be 64 hex characters")?;
-    let store = ctx.open_ledger()?;
-    let bytes =
-        store.reader()?.event_bytes(&hash)?.with_context(|| format!("no event {hash} in the local log"))?;
+    let reader = LogReader::open(&ctx.ledger_path())?;
+    let bytes = reader
+        .event_bytes(&hash)?.with_context(|| format!("no event {hash} in the local log"))?;
     std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("{} bytes written to {}", bytes.len(), args.out.display());
     Ok(ExitCode::SUCCESS)

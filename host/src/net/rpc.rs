@@ -15,6 +15,8 @@ pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 /// Most component manifests one response carries (the newest versions first).
 pub const MAX_COMPONENT_VERSIONS: usize = 64;
+/// Most ledger entries one response carries.
+pub const MAX_CHAIN_ENTRIES: u32 = 256;
 
 /// A request on `/cue-rpc/1.0.0`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,15 @@ pub enum RpcRequest {
         /// The component name.
         name: String,
     },
+    /// "Send me this account's ledger entries from `from_seq` on" (catching up on a chain
+    /// after a gossiped entry arrived out of order).
+    GetChain {
+        /// The account (ed25519 public key).
+        #[serde(with = "serde_bytes")]
+        account: Vec<u8>,
+        /// The first sequence number wanted.
+        from_seq: u64,
+    },
 }
 
 /// An answer on `/cue-rpc/1.0.0`.
@@ -37,6 +48,9 @@ pub enum RpcResponse {
     Manifest(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Signed `ComponentManifest`s, canonical bytes each, newest version first.
     Components(Vec<serde_bytes::ByteBuf>),
+    /// Signed ledger entries, canonical bytes each, in chain order (at most
+    /// [`MAX_CHAIN_ENTRIES`]; ask again from the next sequence for more).
+    Chain(Vec<serde_bytes::ByteBuf>),
     /// The request was understood and refused.
     Refused {
         /// Why, for programs.

@@ -19,6 +19,7 @@
 mod blobs;
 mod components;
 mod discovery;
+mod ledger;
 mod provider;
 mod serve;
 
@@ -32,6 +33,7 @@ use tokio::task::JoinHandle;
 pub use blobs::{BLOB_PROTOCOL, TransferError};
 pub use components::{FetchReport, PublishReport};
 pub use discovery::ProviderView;
+pub use ledger::{EntryView, LEDGER_TOPIC};
 pub use provider::ProviderSettings;
 
 use crate::crypto::{Keypair, PeerId};
@@ -40,7 +42,8 @@ use crate::market::ResourceManifest;
 use crate::net::{self, Multiaddr, NetConfig};
 use crate::protocol::Signed;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{BlobStore, Registry};
+use crate::ledger::Genesis;
+use crate::store::{BlobStore, LedgerStore, Registry, StoreError};
 
 /// Blob transfers served at once; more requests are answered "busy".
 pub const MAX_UPLOADS: usize = 16;
@@ -60,6 +63,9 @@ pub struct NodeConfig {
     pub provide: Option<ProviderSettings>,
     /// The sandbox's settings; its code cache defaults to the data dir's.
     pub sandbox: SandboxConfig,
+    /// The network's genesis: needed the first time the data dir's ledger is opened. Without
+    /// one and without a ledger in the data dir, the node runs without a ledger.
+    pub genesis: Option<Genesis>,
 }
 
 impl NodeConfig {
@@ -73,6 +79,7 @@ impl NodeConfig {
             bootstrap,
             provide: None,
             sandbox: SandboxConfig::default(),
+            genesis: None,
         }
     }
 }
@@ -109,6 +116,8 @@ struct Shared {
     sandbox: Arc<Sandbox>,
     registry: Registry,
     blobs: BlobStore,
+    /// The event log and ledger, when the node has a genesis.
+    ledger: Option<Arc<LedgerStore>>,
     /// This node's current signed manifest, when it provides.
     manifest: RwLock<Option<Signed<ResourceManifest>>>,
     /// Addresses the node listens on, `/p2p/<id>` included.
@@ -139,6 +148,14 @@ impl Node {
         let registry = Registry::open(&data_dir.registry()).map_err(|e| setup("registry", &e))?;
         let blobs = BlobStore::open(&data_dir.blobs(), sandbox.config().max_component_bytes as u64)
             .map_err(|e| setup("blob store", &e))?;
+        let ledger = match LedgerStore::open(&data_dir.ledger(), config.genesis.clone()) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(StoreError::NoGenesis) => {
+                tracing::warn!("no genesis given and no ledger in the data dir: running without a ledger");
+                None
+            }
+            Err(e) => return Err(setup("ledger", &e)),
+        };
         let validator = Arc::new(serve::Validator);
         let net_config = NetConfig::new(config.listen.clone(), config.bootstrap.clone(), validator);
         let (client, events, event_loop) = net::new(&keypair, net_config)?;
@@ -151,11 +168,15 @@ impl Node {
             sandbox: Arc::new(sandbox),
             registry,
             blobs,
+            ledger,
             manifest: RwLock::new(None),
             listen_addrs: RwLock::new(Vec::new()),
         });
         shared.wait_for_listeners(config.listen.len()).await;
         shared.client.subscribe(COMPONENTS_TOPIC).await?;
+        if shared.ledger.is_some() {
+            shared.client.subscribe(LEDGER_TOPIC).await?;
+        }
         let kicks = Arc::new(tokio::sync::Notify::new());
         tasks.push(tokio::spawn(serve::dispatch(shared.clone(), events, kicks.clone())));
         tasks.push(tokio::spawn(serve::serve_blobs(shared.clone(), shutdown_rx.clone())?));
@@ -251,6 +272,37 @@ impl NodeHandle {
         progress: impl FnMut(u64, u64) + Send,
     ) -> Result<FetchReport, NodeError> {
         components::fetch(&self.shared, reference, progress).await
+    }
+}
+
+/// The wallet: balances, history, transfers and mints on this node's ledger, gossiped to the
+/// network.
+impl NodeHandle {
+    /// An account's balance and whether it is flagged for equivocation.
+    pub async fn balance(&self, account: PeerId) -> Result<(u64, bool), NodeError> {
+        ledger::balance(&self.shared, account.public_key()).await
+    }
+
+    /// An account's latest `limit` entries, newest first.
+    pub async fn history(&self, account: PeerId, limit: u32) -> Result<Vec<EntryView>, NodeError> {
+        ledger::history(&self.shared, account.public_key(), limit).await
+    }
+
+    /// Pays `amount` to `to` from this node's account (`reference`: `contract:<hash>` or
+    /// `receipt:<hash>`), and gossips the entry.
+    pub async fn transfer(&self, to: PeerId, amount: u64, reference: Option<&str>) -> Result<EntryView, NodeError> {
+        let reference = reference.map(ledger::parse_reference).transpose()?;
+        ledger::author(&self.shared, ledger::transfer_draft(to, amount, reference)).await
+    }
+
+    /// Mints `amount` to `to` (this node must be the mint authority), and gossips the entry.
+    pub async fn mint(&self, to: PeerId, amount: u64) -> Result<EntryView, NodeError> {
+        ledger::author(&self.shared, ledger::mint_draft(to, amount)).await
+    }
+
+    /// Verifies and applies a signed ledger entry, and gossips it.
+    pub async fn import(&self, bytes: Vec<u8>, historical: bool) -> Result<EntryView, NodeError> {
+        ledger::import(&self.shared, bytes, historical).await
     }
 }
 

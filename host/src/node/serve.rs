@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
-use super::{BLOB_PROTOCOL, COMPONENTS_TOPIC, MAX_UPLOADS, NodeError, Shared, blobs, now_ms, provider};
+use super::{
+    BLOB_PROTOCOL, COMPONENTS_TOPIC, LEDGER_TOPIC, MAX_UPLOADS, NodeError, Shared, blobs, ledger, now_ms, provider,
+};
 use crate::crypto::PeerId;
 use crate::market::open_manifest;
 use crate::net::rpc::MAX_COMPONENT_VERSIONS;
@@ -14,6 +16,9 @@ use crate::net::{DhtKey, NetEvent, RecordValidator, RefusalReason, RpcRequest, R
 use crate::protocol::{check_name, open_component_manifest};
 use crate::store::Added;
 
+/// Gossiped ledger entries being checked and applied at once; more are dropped (and logged):
+/// their senders' chains are caught up on with the next entry that arrives.
+const MAX_LEDGER_GOSSIP_IN_FLIGHT: usize = 64;
 /// How often announcements are renewed besides the DHT's own republishing.
 const REANNOUNCE_EVERY: Duration = Duration::from_secs(300);
 /// Announcements triggered by new connections, at most this many (then only the timer).
@@ -40,6 +45,7 @@ impl RecordValidator for Validator {
 
 /// Handles network events until the network stops.
 pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>, kicks: Arc<Notify>) {
+    let ledger_work = Arc::new(Semaphore::new(MAX_LEDGER_GOSSIP_IN_FLIGHT));
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Request { peer, request, reply } => {
@@ -48,6 +54,16 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
             NetEvent::Gossip { topic, from, data } if topic == COMPONENTS_TOPIC => {
                 on_component_gossip(&shared, &from, &data)
             }
+            NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => match ledger_work.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        ledger::on_gossip(shared, from, data).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => tracing::warn!(%from, "too many ledger entries being applied: one dropped"),
+            },
             NetEvent::Gossip { topic, from, .. } => {
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
             }
@@ -62,6 +78,7 @@ fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
             Some(manifest) => RpcResponse::Manifest(manifest.bytes().to_vec()),
             None => RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute"),
         },
+        RpcRequest::GetChain { account, from_seq } => ledger::chain(shared, &account, from_seq),
         RpcRequest::GetComponents { name } => {
             if let Err(e) = check_name(&name) {
                 tracing::info!(%peer, "refused a malformed component request: {e}");

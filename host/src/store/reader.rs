@@ -147,6 +147,17 @@ impl LogReader {
         rows.map(|row| digest_from_blob(row?)).collect()
     }
 
+    /// The bytes of `account`'s chain entries from sequence `from_seq` on, in chain order, at
+    /// most `limit` of them: what a peer that missed entries asks for to catch up.
+    pub fn chain_from(&self, account: &PublicKey, from_seq: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT bytes FROM events WHERE signer = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![account.as_bytes(), from, limit], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every stored equivocation proof (encoded), for gossip.
     pub fn equivocation_proofs(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt =

@@ -1,0 +1,263 @@
+//! The node's ledger: authoring entries (through the API), gossiping them on
+//! [`LEDGER_TOPIC`], checking and applying entries others gossip, and catching up on a chain
+//! when an entry arrives before the ones it follows.
+//!
+//! Every gossiped entry is decoded, its signature checked, and submitted as a fresh event:
+//! the store applies the ledger rules (chain order, balance, mint authority) and keeps it.
+//! When the rules say "out of order", the node asks the peer that forwarded it for the
+//! account's entries from the expected sequence on (`GetChain`), applies them as history
+//! (signature and rules still checked), and tries the gossiped entry again.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{NodeError, Shared, now_ms};
+use crate::crypto::{Digest, PeerId, PublicKey};
+use crate::ledger::LedgerError;
+use crate::net::rpc::MAX_CHAIN_ENTRIES;
+use crate::net::{RpcRequest, RpcResponse};
+use crate::protocol::{Event, PaymentReference, Validity, Verified};
+use crate::store::{Accepted, Admission, Draft, HistoryEntry, LedgerStore, StoreError, SubmitError};
+
+/// Gossip topic of signed ledger entries.
+pub const LEDGER_TOPIC: &str = "cue/ledger/1";
+/// How long an entry this node authors stays acceptable to others.
+const ENTRY_LIFETIME_MS: u64 = 3_600_000;
+/// Catch-up rounds for one gossiped entry (each brings up to `MAX_CHAIN_ENTRIES`).
+const MAX_CATCH_UP_ROUNDS: u32 = 16;
+
+/// A ledger entry as the API and `cue wallet --json` show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryView {
+    /// The event's hash.
+    pub hash: String,
+    /// `cue/token-mint` or `cue/token-transfer`.
+    pub kind: String,
+    /// The signer (payer or mint authority).
+    pub from: String,
+    /// Position in the signer's chain.
+    pub seq: u64,
+    /// The credited account.
+    pub to: String,
+    /// Tokens moved or created.
+    pub amount: u64,
+    /// Position in this node's log.
+    pub log_position: i64,
+    /// Signing time, ms since the epoch.
+    pub timestamp_ms: u64,
+}
+
+impl EntryView {
+    fn of(accepted: &Accepted) -> EntryView {
+        let event = &accepted.event;
+        let entry = event.entry();
+        EntryView {
+            hash: event.hash().to_string(),
+            kind: event.header().kind.tag().to_owned(),
+            from: event.signer().peer_id().to_string(),
+            seq: entry.link.seq,
+            to: entry.to.peer_id().to_string(),
+            amount: entry.amount,
+            log_position: accepted.log_position,
+            timestamp_ms: event.header().timestamp_ms,
+        }
+    }
+
+    /// The view of a history row.
+    pub fn of_history(e: &HistoryEntry) -> EntryView {
+        EntryView {
+            hash: e.hash.to_string(),
+            kind: e.kind.clone(),
+            from: e.signer.peer_id().to_string(),
+            seq: e.seq,
+            to: e.to.peer_id().to_string(),
+            amount: e.amount,
+            log_position: e.log_position,
+            timestamp_ms: e.timestamp_ms,
+        }
+    }
+}
+
+/// What the node's wallet operations need: the store, or a clear error.
+pub(super) fn store(shared: &Shared) -> Result<&Arc<LedgerStore>, NodeError> {
+    shared.ledger.as_ref().ok_or_else(|| {
+        NodeError::Invalid("this node has no ledger: start it with --genesis FILE (or CUE_GENESIS)".into())
+    })
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| NodeError::Store(format!("ledger task: {e}")))
+}
+
+fn refused(e: SubmitError) -> NodeError {
+    match e {
+        SubmitError::Event(_) | SubmitError::Ledger(_) => NodeError::Invalid(e.to_string()),
+        other => NodeError::Store(other.to_string()),
+    }
+}
+
+/// Signs a mint or transfer with the node's key, stores it, and gossips it.
+pub(super) async fn author(shared: &Shared, draft: Draft) -> Result<EntryView, NodeError> {
+    let store = store(shared)?.clone();
+    let keypair = shared.keypair.clone();
+    let validity = Validity::starting(now_ms(), ENTRY_LIFETIME_MS);
+    let accepted = blocking(move || store.author(keypair, draft, validity).map(|p| p.wait()))
+        .await?
+        .map_err(|e| NodeError::Store(e.to_string()))?
+        .map_err(refused)?;
+    if let Err(e) = shared.client.publish(LEDGER_TOPIC, accepted.event.bytes().to_vec()).await {
+        tracing::debug!("ledger gossip not sent: {e}");
+    }
+    Ok(EntryView::of(&accepted))
+}
+
+/// The draft of a transfer.
+pub(super) fn transfer_draft(to: PeerId, amount: u64, reference: Option<PaymentReference>) -> Draft {
+    Draft::Transfer { to: to.public_key(), amount, reference }
+}
+
+/// The draft of a mint.
+pub(super) fn mint_draft(to: PeerId, amount: u64) -> Draft {
+    Draft::Mint { to: to.public_key(), amount }
+}
+
+/// An account's balance and whether it is flagged for equivocation.
+pub(super) async fn balance(shared: &Shared, account: PublicKey) -> Result<(u64, bool), NodeError> {
+    let store = store(shared)?.clone();
+    blocking(move || {
+        let reader = store.reader()?;
+        Ok::<_, crate::store::StoreError>((reader.balance(&account)?, reader.is_flagged(&account)?))
+    })
+    .await?
+    .map_err(|e| NodeError::Store(e.to_string()))
+}
+
+/// An account's latest entries, newest first.
+pub(super) async fn history(shared: &Shared, account: PublicKey, limit: u32) -> Result<Vec<EntryView>, NodeError> {
+    let store = store(shared)?.clone();
+    let entries = blocking(move || store.reader()?.history(&account, limit))
+        .await?
+        .map_err(|e| NodeError::Store(e.to_string()))?;
+    Ok(entries.iter().map(EntryView::of_history).collect())
+}
+
+/// Verifies and applies a signed entry from outside (a file, the API), and gossips it.
+pub(super) async fn import(shared: &Shared, bytes: Vec<u8>, historical: bool) -> Result<EntryView, NodeError> {
+    let event = Event::decode(&bytes).and_then(Event::verify).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    let store = store(shared)?.clone();
+    let admission = if historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
+    let accepted = submit(store, event, admission).await.map_err(refused)?;
+    if let Err(e) = shared.client.publish(LEDGER_TOPIC, bytes).await {
+        tracing::debug!("ledger gossip not sent: {e}");
+    }
+    Ok(EntryView::of(&accepted))
+}
+
+/// Submits a verified event to the store and waits until it is durable or refused.
+async fn submit(store: Arc<LedgerStore>, event: Verified, admission: Admission) -> Result<Accepted, SubmitError> {
+    match blocking(move || store.submit(event, admission).map(|pending| pending.wait())).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(SubmitError::Store(e)),
+        Err(_) => Err(SubmitError::Store(StoreError::Closed)),
+    }
+}
+
+/// A gossiped entry: check it, apply it, catch up on its chain if it came early.
+pub(super) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) {
+    let Some(store) = shared.ledger.clone() else { return };
+    for _ in 0..=MAX_CATCH_UP_ROUNDS {
+        let event = match Event::decode(&bytes).and_then(Event::verify) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+                return;
+            }
+        };
+        let signer = event.event().signer();
+        match submit(store.clone(), event, Admission::Fresh { now_ms: now_ms() }).await {
+            Ok(accepted) => {
+                tracing::debug!(hash = %accepted.event.hash(), "applied a gossiped ledger entry");
+                return;
+            }
+            Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, .. })) => {
+                if !catch_up(&shared, from, signer, expected).await {
+                    return;
+                }
+            }
+            Err(SubmitError::Ledger(LedgerError::Duplicate { .. })) => return,
+            Err(e) => {
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Asks `peer` for `account`'s entries from `from_seq` on and applies them as history;
+/// answers whether anything was applied.
+async fn catch_up(shared: &Shared, peer: PeerId, account: PublicKey, from_seq: u64) -> bool {
+    let request = RpcRequest::GetChain { account: account.as_bytes().to_vec(), from_seq };
+    let entries = match shared.client.request(peer, request).await {
+        Ok(RpcResponse::Chain(entries)) => entries,
+        other => {
+            tracing::info!(%peer, "cannot catch up on {}: {other:?}", account.peer_id());
+            return false;
+        }
+    };
+    let Some(store) = shared.ledger.clone() else { return false };
+    let mut applied = 0usize;
+    for bytes in entries.into_iter().take(MAX_CHAIN_ENTRIES as usize) {
+        let event = match Event::decode(&bytes).and_then(Event::verify) {
+            Ok(event) if event.event().signer() == account => event,
+            Ok(_) => {
+                tracing::warn!(%peer, "answered entries of another account");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, "sent a bad ledger entry: {e}");
+                break;
+            }
+        };
+        match submit(store.clone(), event, Admission::Historical).await {
+            Ok(_) => applied += 1,
+            Err(SubmitError::Ledger(LedgerError::Duplicate { .. })) => {}
+            Err(e) => {
+                tracing::info!(%peer, "catch-up entry refused: {e}");
+                break;
+            }
+        }
+    }
+    applied > 0
+}
+
+/// Answers a `GetChain` request from the local log.
+pub(super) fn chain(shared: &Shared, account: &[u8], from_seq: u64) -> RpcResponse {
+    use crate::net::RefusalReason;
+    let Some(store) = shared.ledger.as_ref() else {
+        return RpcResponse::refused(RefusalReason::NotFound, "this node keeps no ledger");
+    };
+    let Ok(account) = <[u8; 32]>::try_from(account).map_err(drop).and_then(|k| PublicKey::from_bytes(k).map_err(drop))
+    else {
+        return RpcResponse::refused(RefusalReason::BadRequest, "not an ed25519 public key");
+    };
+    match store.reader().and_then(|r| r.chain_from(&account, from_seq, MAX_CHAIN_ENTRIES)) {
+        Ok(entries) => RpcResponse::Chain(entries.into_iter().map(serde_bytes::ByteBuf::from).collect()),
+        Err(e) => {
+            tracing::error!("ledger read: {e}");
+            RpcResponse::refused(RefusalReason::Busy, "the ledger could not be read")
+        }
+    }
+}
+
+/// The hash form of a payment reference.
+pub(super) fn parse_reference(text: &str) -> Result<PaymentReference, NodeError> {
+    let invalid = |m: &str| NodeError::Invalid(format!("reference {text:?}: {m}"));
+    let (kind, hash) = text.split_once(':').ok_or_else(|| invalid("expected contract:<hash> or receipt:<hash>"))?;
+    let hash = Digest::from_hex(hash).ok_or_else(|| invalid("the hash must be 64 hex characters"))?;
+    match kind {
+        "contract" => Ok(PaymentReference::Contract(hash)),
+        "receipt" => Ok(PaymentReference::Receipt(hash)),
+        _ => Err(invalid("the kind must be contract or receipt")),
+    }
+}

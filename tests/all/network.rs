@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::support::{NodeProcess, TestNode, eventually, guest, guest_bytes, stderr, stdout};
+use crate::support::{NodeProcess, TestNode, eventually, guest, guest_bytes, keyed_dir, stderr, stdout};
 
 /// More providers than libp2p-kad keeps per key (20): every one must be found.
 const PROVIDERS: usize = 26;
@@ -194,4 +194,60 @@ fn five_provider_processes_and_a_consumer_work_through_the_cli() {
     assert!(!consumer.cue.data_dir.path().join("api.json").exists(), "the API endpoint file is removed");
     let no_node = consumer.cue(&["providers"]);
     assert!(stderr(&no_node).contains("no node is running"), "{}", stderr(&no_node));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_entries_travel_by_gossip_and_a_late_joiner_catches_up() {
+    let (mint_dir, authority) = keyed_dir();
+    let (payee_dir, payee) = keyed_dir();
+    let (late_dir, late) = keyed_dir();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "gossip-test".into(),
+        mint_authority: authority.public_key(),
+        allocations: Default::default(),
+    };
+    let minter = TestNode::start_with_ledger(mint_dir, &[], &genesis).await;
+    let boot = minter.addrs();
+    let payee_node = TestNode::start_with_ledger(payee_dir, &boot, &genesis).await;
+    let m = minter.handle();
+    let p = payee_node.handle();
+    eventually("the nodes to connect", Duration::from_secs(20), || {
+        let m = m.clone();
+        async move { (!m.connected_peers().await.ok()?.is_empty()).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // the gossip mesh forms on heartbeats
+    m.mint(authority, 1_000).await.unwrap();
+    for _ in 0..3 {
+        m.transfer(payee, 100, None).await.unwrap();
+    }
+    let balance =
+        |h: cue_host::node::NodeHandle, who| async move { h.balance(who).await.ok().map(|(b, _)| b) };
+    eventually("the payee's node to apply every entry", Duration::from_secs(30), || {
+        let p = p.clone();
+        async move { (balance(p, payee).await? == 300).then_some(()) }
+    })
+    .await;
+    assert_eq!(balance(p.clone(), authority).await, Some(700));
+    let refused = p.transfer(authority, 1_000, None).await.unwrap_err();
+    assert!(refused.to_string().contains("insufficient balance"), "{refused}");
+
+    // A node that joins now missed the mint and the first transfers: the next entry it hears
+    // arrives out of order, and it catches up on the payer's chain from the peer that sent it.
+    let late_node = TestNode::start_with_ledger(late_dir, &boot, &genesis).await;
+    let l = late_node.handle();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    m.transfer(late, 50, None).await.unwrap();
+    eventually("the late joiner to catch up", Duration::from_secs(30), || {
+        let l = l.clone();
+        async move { (balance(l, late).await? == 50).then_some(()) }
+    })
+    .await;
+    assert_eq!(balance(l.clone(), authority).await, Some(650), "the whole chain was replayed");
+    assert_eq!(balance(l.clone(), payee).await, Some(300));
+    let history = l.history(authority, 10).await.unwrap();
+    assert_eq!(history.len(), 5, "mint and four transfers: {history:?}");
+    for node in [late_node, payee_node, minter] {
+        node.stop().await;
+    }
 }

@@ -105,6 +105,20 @@ impl TestNode {
         TestNode { node, dir }
     }
 
+    /// Starts a node with a ledger for `genesis` in a data dir whose key is `dir`'s.
+    pub async fn start_with_ledger(
+        dir: tempfile::TempDir,
+        bootstrap: &[cue_host::net::Multiaddr],
+        genesis: &cue_host::ledger::Genesis,
+    ) -> TestNode {
+        let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+        let mut config = cue_host::node::NodeConfig::loopback(data_dir, bootstrap.to_vec());
+        config.sandbox = small_sandbox_config();
+        config.genesis = Some(genesis.clone());
+        let node = cue_host::node::Node::start(config).await.expect("node starts");
+        TestNode { node, dir }
+    }
+
     pub async fn start(bootstrap: &[cue_host::net::Multiaddr], provide: bool) -> TestNode {
         TestNode::start_in(tempfile::tempdir().expect("temp dir"), bootstrap, provide).await
     }
@@ -245,4 +259,12 @@ impl Drop for NodeProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A temp data dir whose identity key exists already, and that key's peer id.
+pub fn keyed_dir() -> (tempfile::TempDir, cue_host::crypto::PeerId) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+    let (key, _) = cue_host::crypto::Keypair::load_or_create(&data_dir.identity_key()).expect("key");
+    (dir, key.peer_id())
 }

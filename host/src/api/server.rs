@@ -15,8 +15,8 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Endpoint, MAX_BODY_BYTES};
-use crate::datadir::DataDir;
 use crate::crypto::PeerId;
+use crate::datadir::DataDir;
 use crate::node::{NodeError, NodeHandle};
 
 /// Progress lines buffered per fetch; when full, progress lines are skipped (never the result).
@@ -227,21 +227,25 @@ struct AccountQuery {
 
 async fn wallet_balance(State(state): State<AppState>, Query(query): Query<AccountQuery>) -> Response {
     let node = &state.node;
-    reply(async {
-        let peer = account(node, query.peer.as_deref())?;
-        let (balance, flagged) = node.balance(peer).await?;
-        Ok(json!({"peer_id": peer.to_string(), "balance": balance, "flagged": flagged}))
-    }
-    .await)
+    reply(
+        async {
+            let peer = account(node, query.peer.as_deref())?;
+            let (balance, flagged) = node.balance(peer).await?;
+            Ok(json!({"peer_id": peer.to_string(), "balance": balance, "flagged": flagged}))
+        }
+        .await,
+    )
 }
 
 async fn wallet_history(State(state): State<AppState>, Query(query): Query<AccountQuery>) -> Response {
     let node = &state.node;
-    reply(async {
-        let peer = account(node, query.peer.as_deref())?;
-        node.history(peer, query.limit.unwrap_or(50).min(10_000)).await
-    }
-    .await)
+    reply(
+        async {
+            let peer = account(node, query.peer.as_deref())?;
+            node.history(peer, query.limit.unwrap_or(50).min(10_000)).await
+        }
+        .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -251,22 +255,29 @@ struct PaymentBody {
     reference: Option<String>,
 }
 
-async fn wallet_transfer(State(state): State<AppState>, axum::Json(body): axum::Json<PaymentBody>) -> Response {
+async fn wallet_transfer(
+    State(state): State<AppState>,
+    axum::Json(body): axum::Json<PaymentBody>,
+) -> Response {
     let node = &state.node;
-    reply(async {
-        let to = account(node, Some(&body.to))?;
-        node.transfer(to, body.amount, body.reference.as_deref()).await
-    }
-    .await)
+    reply(
+        async {
+            let to = account(node, Some(&body.to))?;
+            node.transfer(to, body.amount, body.reference.as_deref()).await
+        }
+        .await,
+    )
 }
 
 async fn wallet_mint(State(state): State<AppState>, axum::Json(body): axum::Json<PaymentBody>) -> Response {
     let node = &state.node;
-    reply(async {
-        let to = account(node, Some(&body.to))?;
-        node.mint(to, body.amount).await
-    }
-    .await)
+    reply(
+        async {
+            let to = account(node, Some(&body.to))?;
+            node.mint(to, body.amount).await
+        }
+        .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -275,6 +286,10 @@ struct ImportQuery {
     historical: bool,
 }
 
-async fn wallet_import(State(state): State<AppState>, Query(query): Query<ImportQuery>, body: Bytes) -> Response {
+async fn wallet_import(
+    State(state): State<AppState>,
+    Query(query): Query<ImportQuery>,
+    body: Bytes,
+) -> Response {
     reply(state.node.import(body.to_vec(), query.historical).await)
 }

@@ -11,8 +11,8 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use super::LedgerContext;
-use crate::api::{ApiClient, encode_query};
 use super::context::now_ms;
+use crate::api::{ApiClient, encode_query};
 use crate::crypto::{Digest, PeerId};
 use crate::protocol::{Event, PaymentReference, Validity};
 use crate::store::{Accepted, Admission, Draft, HistoryEntry, LogReader};
@@ -165,7 +165,10 @@ fn through_node(command: WalletCommand, api: &ApiClient, ctx: &LedgerContext) ->
         WalletCommand::Transfer(args) => {
             let body = json!({"to": args.peer, "amount": args.amount, "reference": args.reference});
             for _ in 0..args.count {
-                print_entry(&api.post_json("/v1/wallet/transfer", &body).context("transfer refused")?, args.json);
+                print_entry(
+                    &api.post_json("/v1/wallet/transfer", &body).context("transfer refused")?,
+                    args.json,
+                );
             }
         }
         WalletCommand::Mint(args) => {
@@ -176,7 +179,9 @@ fn through_node(command: WalletCommand, api: &ApiClient, ctx: &LedgerContext) ->
             let bytes =
                 std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
             let path = format!("/v1/wallet/import?historical={}", args.historical);
-            let entry = api.post_bytes(&path, &bytes).with_context(|| format!("event in {} refused", args.file.display()))?;
+            let entry = api
+                .post_bytes(&path, &bytes)
+                .with_context(|| format!("event in {} refused", args.file.display()))?;
             print_entry(&entry, args.json);
         }
         // Reading the log is safe beside a running node (WAL readers do not block it).
@@ -372,8 +377,7 @@ fn mint(args: MintArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
 fn export(args: ExportArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
     let hash = Digest::from_hex(&args.hash).context("the hash must be 64 hex characters")?;
     let reader = LogReader::open(&ctx.ledger_path())?;
-    let bytes = reader
-        .event_bytes(&hash)?.with_context(|| format!("no event {hash} in the local log"))?;
+    let bytes = reader.event_bytes(&hash)?.with_context(|| format!("no event {hash} in the local log"))?;
     std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("{} bytes written to {}", bytes.len(), args.out.display());
     Ok(ExitCode::SUCCESS)

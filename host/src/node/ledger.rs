@@ -134,7 +134,11 @@ pub(super) async fn balance(shared: &Shared, account: PublicKey) -> Result<(u64,
 }
 
 /// An account's latest entries, newest first.
-pub(super) async fn history(shared: &Shared, account: PublicKey, limit: u32) -> Result<Vec<EntryView>, NodeError> {
+pub(super) async fn history(
+    shared: &Shared,
+    account: PublicKey,
+    limit: u32,
+) -> Result<Vec<EntryView>, NodeError> {
     let store = store(shared)?.clone();
     let entries = blocking(move || store.reader()?.history(&account, limit))
         .await?
@@ -143,8 +147,13 @@ pub(super) async fn history(shared: &Shared, account: PublicKey, limit: u32) -> 
 }
 
 /// Verifies and applies a signed entry from outside (a file, the API), and gossips it.
-pub(super) async fn import(shared: &Shared, bytes: Vec<u8>, historical: bool) -> Result<EntryView, NodeError> {
-    let event = Event::decode(&bytes).and_then(Event::verify).map_err(|e| NodeError::Invalid(e.to_string()))?;
+pub(super) async fn import(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    historical: bool,
+) -> Result<EntryView, NodeError> {
+    let event =
+        Event::decode(&bytes).and_then(Event::verify).map_err(|e| NodeError::Invalid(e.to_string()))?;
     let store = store(shared)?.clone();
     let admission = if historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
     let accepted = submit(store, event, admission).await.map_err(refused)?;
@@ -155,7 +164,11 @@ pub(super) async fn import(shared: &Shared, bytes: Vec<u8>, historical: bool) ->
 }
 
 /// Submits a verified event to the store and waits until it is durable or refused.
-async fn submit(store: Arc<LedgerStore>, event: Verified, admission: Admission) -> Result<Accepted, SubmitError> {
+async fn submit(
+    store: Arc<LedgerStore>,
+    event: Verified,
+    admission: Admission,
+) -> Result<Accepted, SubmitError> {
     match blocking(move || store.submit(event, admission).map(|pending| pending.wait())).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(SubmitError::Store(e)),
@@ -237,7 +250,8 @@ pub(super) fn chain(shared: &Shared, account: &[u8], from_seq: u64) -> RpcRespon
     let Some(store) = shared.ledger.as_ref() else {
         return RpcResponse::refused(RefusalReason::NotFound, "this node keeps no ledger");
     };
-    let Ok(account) = <[u8; 32]>::try_from(account).map_err(drop).and_then(|k| PublicKey::from_bytes(k).map_err(drop))
+    let Ok(account) =
+        <[u8; 32]>::try_from(account).map_err(drop).and_then(|k| PublicKey::from_bytes(k).map_err(drop))
     else {
         return RpcResponse::refused(RefusalReason::BadRequest, "not an ed25519 public key");
     };
@@ -253,7 +267,8 @@ pub(super) fn chain(shared: &Shared, account: &[u8], from_seq: u64) -> RpcRespon
 /// The hash form of a payment reference.
 pub(super) fn parse_reference(text: &str) -> Result<PaymentReference, NodeError> {
     let invalid = |m: &str| NodeError::Invalid(format!("reference {text:?}: {m}"));
-    let (kind, hash) = text.split_once(':').ok_or_else(|| invalid("expected contract:<hash> or receipt:<hash>"))?;
+    let (kind, hash) =
+        text.split_once(':').ok_or_else(|| invalid("expected contract:<hash> or receipt:<hash>"))?;
     let hash = Digest::from_hex(hash).ok_or_else(|| invalid("the hash must be 64 hex characters"))?;
     match kind {
         "contract" => Ok(PaymentReference::Contract(hash)),

@@ -38,11 +38,11 @@ pub use provider::ProviderSettings;
 
 use crate::crypto::{Keypair, PeerId};
 use crate::datadir::DataDir;
+use crate::ledger::Genesis;
 use crate::market::ResourceManifest;
 use crate::net::{self, Multiaddr, NetConfig};
 use crate::protocol::Signed;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::ledger::Genesis;
 use crate::store::{BlobStore, LedgerStore, Registry, StoreError};
 
 /// Blob transfers served at once; more requests are answered "busy".
@@ -290,7 +290,12 @@ impl NodeHandle {
 
     /// Pays `amount` to `to` from this node's account (`reference`: `contract:<hash>` or
     /// `receipt:<hash>`), and gossips the entry.
-    pub async fn transfer(&self, to: PeerId, amount: u64, reference: Option<&str>) -> Result<EntryView, NodeError> {
+    pub async fn transfer(
+        &self,
+        to: PeerId,
+        amount: u64,
+        reference: Option<&str>,
+    ) -> Result<EntryView, NodeError> {
         let reference = reference.map(ledger::parse_reference).transpose()?;
         ledger::author(&self.shared, ledger::transfer_draft(to, amount, reference)).await
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use super::{
-    BLOB_PROTOCOL, COMPONENTS_TOPIC, LEDGER_TOPIC, MAX_UPLOADS, NodeError, Shared, blobs, ledger, now_ms, provider,
+    BLOB_PROTOCOL, COMPONENTS_TOPIC, LEDGER_TOPIC, MAX_UPLOADS, NodeError, Shared, blobs, ledger, now_ms,
+    provider,
 };
 use crate::crypto::PeerId;
 use crate::market::open_manifest;
@@ -54,16 +55,18 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
             NetEvent::Gossip { topic, from, data } if topic == COMPONENTS_TOPIC => {
                 on_component_gossip(&shared, &from, &data)
             }
-            NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => match ledger_work.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        ledger::on_gossip(shared, from, data).await;
-                        drop(permit);
-                    });
+            NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => {
+                match ledger_work.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            ledger::on_gossip(shared, from, data).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => tracing::warn!(%from, "too many ledger entries being applied: one dropped"),
                 }
-                Err(_) => tracing::warn!(%from, "too many ledger entries being applied: one dropped"),
-            },
+            }
             NetEvent::Gossip { topic, from, .. } => {
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
             }

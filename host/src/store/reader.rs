@@ -149,7 +149,12 @@ impl LogReader {
 
     /// The bytes of `account`'s chain entries from sequence `from_seq` on, in chain order, at
     /// most `limit` of them: what a peer that missed entries asks for to catch up.
-    pub fn chain_from(&self, account: &PublicKey, from_seq: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub fn chain_from(
+        &self,
+        account: &PublicKey,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT bytes FROM events WHERE signer = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
         )?;

@@ -251,3 +251,60 @@ async fn ledger_entries_travel_by_gossip_and_a_late_joiner_catches_up() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_talk_over_quic_and_manifests_are_dht_records() {
+    let data_dir =
+        |dir: &tempfile::TempDir| cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+    let (provider_dir, consumer_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut config = cue_host::node::NodeConfig::loopback(data_dir(&provider_dir), vec![]);
+    config.listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+    config.sandbox = crate::support::small_sandbox_config();
+    config.provide = Some(crate::support::quick_provider());
+    let provider = cue_host::node::Node::start(config).await.unwrap();
+    let quic = provider.listen_addrs();
+    assert!(quic[0].to_string().contains("/quic-v1/"), "{quic:?}");
+    let mut config = cue_host::node::NodeConfig::loopback(data_dir(&consumer_dir), quic);
+    config.listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+    config.sandbox = crate::support::small_sandbox_config();
+    let consumer = cue_host::node::Node::start(config).await.unwrap();
+    let handle = consumer.handle();
+    let views = eventually("the provider over QUIC", Duration::from_secs(30), || {
+        let handle = handle.clone();
+        async move { handle.providers().await.ok().filter(|v| v.len() == 1) }
+    })
+    .await;
+    assert_eq!(views[0].peer_id, provider.peer_id().to_string());
+
+    // The manifest is also a DHT record under /cue/manifest/<peer id>, checkable by anyone.
+    let key = cue_host::crypto::Keypair::generate().unwrap();
+    let listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+    let config =
+        cue_host::net::NetConfig::new(listen, provider.listen_addrs(), std::sync::Arc::new(NoRecords));
+    let (client, _events, event_loop) = cue_host::net::new(&key, config).unwrap();
+    tokio::spawn(event_loop.run(std::future::pending()));
+    let record_key = cue_host::net::DhtKey::Manifest(provider.peer_id());
+    let values = eventually("the manifest record", Duration::from_secs(30), || {
+        let (client, record_key) = (client.clone(), record_key.clone());
+        async move { client.get_records(record_key).await.ok().filter(|v| !v.is_empty()) }
+    })
+    .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let opened = cue_host::market::open_manifest(&values[0], now).unwrap();
+    assert_eq!(opened.body().peer_id(), provider.peer_id());
+    consumer.shutdown().await;
+    provider.shutdown().await;
+}
+
+struct NoRecords;
+
+impl cue_host::net::RecordValidator for NoRecords {
+    fn accept_record(
+        &self,
+        _: &cue_host::net::DhtKey,
+        _: &[u8],
+        _: Option<&cue_host::crypto::PeerId>,
+    ) -> bool {
+        false
+    }
+}

@@ -189,3 +189,50 @@ async fn announce_all(shared: &Shared) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Digest, Keypair};
+    use crate::market::{ProviderPolicy, ResourceManifest};
+    use crate::protocol::{Signed, Validity};
+
+    fn manifest(key: &Keypair, signed_at: u64) -> Vec<u8> {
+        let body = ResourceManifest {
+            provider: key.public(),
+            cores: 2,
+            memory_bytes: 1 << 30,
+            fuel_per_second: 1_000_000_000,
+            engine: "0123456789abcdef".into(),
+            wasmtime: "48.0.8".into(),
+            policy: ProviderPolicy {
+                price_per_mfuel: 1,
+                base_fee: 0,
+                max_concurrent_jobs: 1,
+                max_memory_bytes: 1 << 26,
+                max_execution_ms: 1_000,
+            },
+            measured_ms: signed_at,
+        };
+        Signed::sign(key, body, Validity::starting(signed_at, 3_600_000)).unwrap().bytes().to_vec()
+    }
+
+    #[test]
+    fn only_live_manifests_under_their_own_provider_key_are_stored() {
+        let (honest, other) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        let now = now_ms();
+        let key = DhtKey::Manifest(honest.peer_id());
+        assert!(Validator.accept_record(&key, &manifest(&honest, now), None));
+        assert!(!Validator.accept_record(&key, &manifest(&other, now), None), "someone else's manifest");
+        assert!(!Validator.accept_record(&key, &manifest(&honest, now - 7_200_000), None), "expired");
+        let mut forged = manifest(&honest, now);
+        *forged.last_mut().unwrap() ^= 1;
+        assert!(!Validator.accept_record(&key, &forged, None), "bad signature");
+        assert!(!Validator.accept_record(&key, b"garbage", None));
+        let elsewhere = DhtKey::Blob(Digest::of(b"x"));
+        assert!(
+            !Validator.accept_record(&elsewhere, &manifest(&honest, now), None),
+            "records only for manifests"
+        );
+    }
+}

@@ -151,5 +151,95 @@ fn demo() -> Result<()> {
         println!("(exit code {})", status.code().unwrap_or(-1));
     }
     std::fs::remove_dir_all(&data_dir).ok();
+    network_demo(&cue, &guests)
+}
+
+/// A `cue node` process of the network demo; stopped with SIGTERM when dropped.
+struct DemoNode {
+    name: &'static str,
+    data_dir: PathBuf,
+    child: std::process::Child,
+    listen: String,
+}
+
+impl DemoNode {
+    fn start(cue: &Path, name: &'static str, args: &[&str]) -> Result<DemoNode> {
+        use std::io::BufRead as _;
+        let data_dir = std::env::temp_dir().join(format!("cue-demo-{}-{name}", std::process::id()));
+        println!("\n$ cue --data-dir {name} node --listen /ip4/127.0.0.1/tcp/0 {}", args.join(" "));
+        let mut child = Command::new(cue)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("node stdout")?;
+        let mut node = DemoNode { name, data_dir, child, listen: String::new() };
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("  {line}");
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                node.listen = addr.to_owned();
+            }
+            if line == "ready" {
+                return Ok(node);
+            }
+        }
+        bail!("node {name} exited before it was ready")
+    }
+
+    fn cue(&self, cue: &Path, args: &[&str]) -> Result<std::process::Output> {
+        println!("\n$ cue --data-dir {} {}", self.name, args.join(" "));
+        Ok(Command::new(cue).arg("--data-dir").arg(&self.data_dir).args(args).output()?)
+    }
+}
+
+impl Drop for DemoNode {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Three providers and a consumer on loopback: discovery, publish, fetch, run what was fetched.
+fn network_demo(cue: &Path, guests: &Path) -> Result<()> {
+    println!("\n== the network: three providers and a consumer on 127.0.0.1 ==");
+    let first = DemoNode::start(cue, "provider-1", &["--provide", "--price-per-mfuel", "3"])?;
+    let boot = first.listen.clone();
+    let second = DemoNode::start(cue, "provider-2", &["--provide", "--bootstrap", &boot])?;
+    let third = DemoNode::start(cue, "provider-3", &["--provide", "--base-fee", "50", "--bootstrap", &boot])?;
+    let consumer = DemoNode::start(cue, "consumer", &["--bootstrap", &boot])?;
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let output = Command::new(cue)
+            .arg("--data-dir")
+            .arg(&consumer.data_dir)
+            .args(["providers", "--json"])
+            .output()?;
+        let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let count = list.as_array().map_or(0, Vec::len);
+        if count == 3 || started.elapsed() > std::time::Duration::from_secs(30) {
+            break count;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let output = consumer.cue(cue, &["providers"])?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    println!("({listed} of 3 providers listed after {:.1} s)", started.elapsed().as_secs_f64());
+    let fib = guests.join("fib.wasm");
+    let output =
+        second.cue(cue, &["publish", &fib.to_string_lossy(), "--name", "fib", "--version", "1.0.0"])?;
+    print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let output = consumer.cue(cue, &["fetch", "fib@^1", "--json"])?;
+    let fetched: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("fetch failed: {}", String::from_utf8_lossy(&output.stderr)))?;
+    println!("{}", serde_json::to_string_pretty(&fetched)?);
+    let path = fetched["path"].as_str().context("the fetch report names a path")?;
+    let output = consumer.cue(cue, &["run", path, "fib(30)"])?;
+    print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    drop((first, second, third, consumer));
     Ok(())
 }

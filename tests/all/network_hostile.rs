@@ -119,8 +119,12 @@ fn garbage_on_the_tcp_port_is_refused_and_the_node_keeps_serving() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let logs = node.logs();
-    let refused = logs.matches("refused an incoming connection").count();
-    assert!(refused >= 2, "garbage connections are logged as refused ({refused}):\n{logs}");
+    let logged = logs.matches("refused an incoming connection").count();
+    assert!(logged >= 2, "garbage connections are logged as refused ({logged}):\n{logs}");
+    let status = node.cue(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let counted = status["refused"]["connections"].as_u64().unwrap_or(0);
+    assert!(counted >= logged as u64, "and counted ({counted}): {status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,6 +154,8 @@ async fn malformed_and_oversized_rpc_messages_are_refused_and_the_node_keeps_ans
         RpcResponse::Refused { reason, .. } => assert_eq!(reason, net::RefusalReason::BadRequest),
         other => panic!("a malformed name is refused, not {other:?}"),
     }
+    let refused = provider.handle().refusals();
+    assert!(refused["requests"] >= 4, "every malformed request is counted: {refused:?}");
     let consumer = TestNode::start(&provider.addrs(), false).await;
     let views = consumer.handle().providers().await.unwrap();
     assert_eq!(views.len(), 1, "the provider still serves others");
@@ -212,6 +218,7 @@ async fn forged_expired_and_replayed_manifests_are_refused() {
     .await;
     let views = handle.providers().await.unwrap();
     assert_eq!(views.len(), 1);
+    assert!(handle.refusals()["manifests"] >= 5, "{:?}", handle.refusals());
     assert_eq!(views[0].manifest["hash"], genuine.hash().to_string(), "the honest manifest, unchanged");
     consumer.stop().await;
     honest.stop().await;
@@ -259,6 +266,7 @@ async fn a_blob_that_does_not_match_its_hash_is_refused_and_an_honest_holder_is_
     assert!(refused.contains("no peer delivered"), "{refused}");
     let blob_path = consumer.dir.path().join("blobs").join(&wanted.to_string()[..2]).join(wanted.to_string());
     assert!(!blob_path.exists(), "nothing of a refused blob is kept");
+    assert!(c.refusals()["blobs"] >= 1, "{:?}", c.refusals());
 
     publisher.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
     let fetched = eventually("the honest holder to deliver", Duration::from_secs(30), || {
@@ -305,5 +313,6 @@ async fn forged_gossip_is_refused_and_valid_gossip_is_learnt() {
     .await;
     let forged = handle.fetch("forged@1", |_, _| {}).await.unwrap_err().to_string();
     assert!(forged.contains("no published version of forged"), "{forged}");
+    assert!(handle.refusals()["component-manifests"] >= 1, "{:?}", handle.refusals());
     node.stop().await;
 }

@@ -143,6 +143,7 @@ async fn status(State(state): State<AppState>) -> Response {
         "connected_peers": connected.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "providing": manifest.is_some(),
         "manifest": manifest,
+        "refused": node.refusals(),
     }))
     .into_response()
 }

@@ -14,6 +14,7 @@ mod policy;
 mod providers;
 mod publish;
 mod run;
+mod status;
 mod wallet;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Command {
     /// Run a node of the network until Ctrl-C: discovery, publishing, (with --provide) selling
     /// compute; other commands talk to it through its local API.
     Node(node::NodeArgs),
+    /// Show the running node: peer id, addresses, peers, manifest, refused input by kind.
+    Status(status::StatusArgs),
     /// Discover providers through the running node; show their measured manifests, latency,
     /// reputation and score, best first.
     Providers(providers::ProvidersArgs),
@@ -101,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Id(args) => id::run(args, &ledger),
         Command::Benchmark(args) => benchmark::run(args, &ledger, &data_dir),
         Command::Node(args) => node::run(args, &ledger, &data_dir),
+        Command::Status(args) => status::run(args, &data_dir),
         Command::Providers(args) => providers::run(args, &data_dir),
         Command::Publish(args) => publish::run(args, &data_dir),
         Command::Fetch(args) => fetch::run(args, &data_dir),

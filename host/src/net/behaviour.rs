@@ -7,7 +7,8 @@ use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, connection_limits, gossipsub, identify, kad, ping, request_response};
 
-use super::rpc::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, RPC_PROTOCOL, RpcRequest, RpcResponse};
+use super::codec::RpcCodec;
+use super::rpc::RPC_PROTOCOL;
 use super::{NetConfig, NetError};
 
 /// Kademlia on our own protocol name, so Cue's DHT never mixes with the public IPFS one.
@@ -29,7 +30,7 @@ pub(super) struct Behaviour {
     /// The DHT: provider records (services, blobs, names) and manifest records.
     pub kad: kad::Behaviour<MemoryStore>,
     /// `/cue-rpc/1.0.0` control messages.
-    pub rpc: request_response::cbor::Behaviour<RpcRequest, RpcResponse>,
+    pub rpc: request_response::Behaviour<RpcCodec>,
     /// Raw streams for bulk data (blobs, job streams).
     pub stream: libp2p_stream::Behaviour,
     /// Gossip of signed events (ledger, components).
@@ -48,11 +49,8 @@ impl Behaviour {
             identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                 .with_agent_version(format!("cue/{}", env!("CARGO_PKG_VERSION"))),
         );
-        let rpc_codec = request_response::cbor::codec::Codec::default()
-            .set_request_size_maximum(MAX_REQUEST_BYTES)
-            .set_response_size_maximum(MAX_RESPONSE_BYTES);
         let rpc = request_response::Behaviour::with_codec(
-            rpc_codec,
+            RpcCodec::new(config.refusals.clone()),
             [(StreamProtocol::new(RPC_PROTOCOL), request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(config.request_timeout)

@@ -20,7 +20,7 @@ use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Client, Command};
 use super::{
     COMMAND_CHANNEL_CAPACITY, DhtKey, EVENT_CHANNEL_CAPACITY, Multiaddr, NetConfig, NetError, NetEvent,
-    RefusalReason, RpcRequest, RpcResponse, from_libp2p, to_libp2p,
+    Refusal, RefusalReason, RpcRequest, RpcResponse, from_libp2p, to_libp2p,
 };
 use crate::crypto::PeerId;
 
@@ -305,6 +305,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                self.config.refusals.count(Refusal::Connection);
                 tracing::info!(%send_back_addr, "refused an incoming connection: {error}");
             }
             _ => {}
@@ -327,6 +328,7 @@ impl EventLoop {
                 let Some(from) = from_libp2p(&propagation_source) else { return };
                 let event = NetEvent::Gossip { topic: message.topic.into_string(), from, data: message.data };
                 if self.events.try_send(event).is_err() {
+                    self.config.refusals.count(Refusal::Overload);
                     tracing::warn!("node is behind: dropped a gossip message");
                 }
             }
@@ -362,6 +364,7 @@ impl EventLoop {
                         tracing::debug!(%source, "record not stored: {e}");
                     }
                 } else {
+                    self.config.refusals.count(Refusal::Record);
                     tracing::info!(%source, "refused a DHT record outside Cue's rules");
                 }
             }
@@ -372,6 +375,7 @@ impl EventLoop {
                         tracing::debug!("provider record not stored: {e}");
                     }
                 } else {
+                    self.config.refusals.count(Refusal::Record);
                     tracing::info!(provider = %record.provider, "refused a provider record for a foreign key");
                 }
             }
@@ -458,6 +462,7 @@ impl EventLoop {
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                self.config.refusals.count(Refusal::Request);
                 tracing::info!(%peer, "inbound request failed: {error}");
             }
             _ => {}
@@ -477,6 +482,7 @@ impl EventLoop {
         };
         let (reply, answer) = oneshot::channel();
         if self.events.try_send(NetEvent::Request { peer: from, request, reply }).is_err() {
+            self.config.refusals.count(Refusal::Overload);
             let busy = RpcResponse::refused(RefusalReason::Busy, "the node is overloaded; try again later");
             let _ = self.swarm.behaviour_mut().rpc.send_response(channel, busy);
             return;

@@ -14,8 +14,10 @@
 
 mod behaviour;
 mod client;
+mod codec;
 mod event_loop;
 mod keys;
+mod refusals;
 pub mod rpc;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub use client::{Client, Incoming, Stream};
 pub use event_loop::EventLoop;
 pub use keys::{DhtKey, SERVICE_SHARDS};
 pub use libp2p::Multiaddr;
+pub use refusals::{Refusal, Refusals};
 pub use rpc::{RefusalReason, RpcRequest, RpcResponse};
 
 use crate::crypto::{Keypair, PeerId};
@@ -55,6 +58,8 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Decides which DHT records and provider records this node stores for others.
     pub validator: Arc<dyn RecordValidator>,
+    /// Where refused input is counted (shared with the node).
+    pub refusals: Arc<Refusals>,
 }
 
 impl NetConfig {
@@ -74,6 +79,7 @@ impl NetConfig {
             query_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(120),
             validator,
+            refusals: Arc::default(),
         }
     }
 }

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use semver::Version;
 use serde::Serialize;
 
-use super::{COMPONENTS_TOPIC, NodeError, Shared, blobs, now_ms};
+use super::{COMPONENTS_TOPIC, NodeError, Shared, TransferError, blobs, now_ms};
 use crate::crypto::{Digest, PeerId};
-use crate::net::{DhtKey, RpcRequest, RpcResponse};
+use crate::net::{DhtKey, Refusal, RpcRequest, RpcResponse};
 use crate::protocol::{ComponentManifest, ComponentRef, Signed, check_name, open_component_manifest};
 use crate::store::{Added, Registry};
 
@@ -174,8 +174,14 @@ async fn learn_name(shared: &Shared, name: &str) {
                 for bytes in list {
                     match open_component_manifest(&bytes, now_ms()) {
                         Ok(manifest) if manifest.body().name == name => claims.push(manifest),
-                        Ok(_) => tracing::warn!(%peer, "answered manifests for another name"),
-                        Err(e) => tracing::warn!(%peer, "refused a component manifest: {e}"),
+                        Ok(_) => {
+                            shared.refusals.count(Refusal::ComponentManifest);
+                            tracing::warn!(%peer, "answered manifests for another name")
+                        }
+                        Err(e) => {
+                            shared.refusals.count(Refusal::ComponentManifest);
+                            tracing::warn!(%peer, "refused a component manifest: {e}")
+                        }
                     }
                 }
             }
@@ -224,6 +230,9 @@ async fn ensure_blob(
                 return Ok((size, peer.to_string()));
             }
             Err(e) => {
+                if matches!(e, TransferError::Blob(_) | TransferError::Protocol(_)) {
+                    shared.refusals.count(Refusal::Blob);
+                }
                 tracing::warn!(%peer, %sha256, "blob transfer refused: {e}");
                 last_error = Some(format!("{peer}: {e}"));
             }

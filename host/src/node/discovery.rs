@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{NodeError, Shared, now_ms};
 use crate::crypto::PeerId;
 use crate::market::{NEUTRAL_REPUTATION, ResourceManifest, open_manifest, score};
-use crate::net::{DhtKey, RpcRequest, RpcResponse};
+use crate::net::{DhtKey, Refusal, RpcRequest, RpcResponse};
 use crate::protocol::Signed;
 
 /// Manifests asked for at once during a sweep.
@@ -81,10 +81,12 @@ async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
     let manifest = match open_manifest(&bytes, now_ms()) {
         Ok(manifest) if manifest.body().peer_id() == peer => manifest,
         Ok(manifest) => {
+            shared.refusals.count(Refusal::Manifest);
             tracing::warn!(%peer, other = %manifest.body().peer_id(), "refused a manifest for another provider");
             return None;
         }
         Err(e) => {
+            shared.refusals.count(Refusal::Manifest);
             tracing::warn!(%peer, "refused a manifest: {e}");
             return None;
         }

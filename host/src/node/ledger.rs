@@ -16,7 +16,7 @@ use super::{NodeError, Shared, now_ms};
 use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::ledger::LedgerError;
 use crate::net::rpc::MAX_CHAIN_ENTRIES;
-use crate::net::{RpcRequest, RpcResponse};
+use crate::net::{Refusal, RpcRequest, RpcResponse};
 use crate::protocol::{Event, PaymentReference, Validity, Verified};
 use crate::store::{Accepted, Admission, Draft, HistoryEntry, LedgerStore, StoreError, SubmitError};
 
@@ -183,6 +183,7 @@ pub(super) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>)
         let event = match Event::decode(&bytes).and_then(Event::verify) {
             Ok(event) => event,
             Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
                 tracing::info!(%from, "refused a gossiped ledger entry: {e}");
                 return;
             }
@@ -200,6 +201,7 @@ pub(super) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>)
             }
             Err(SubmitError::Ledger(LedgerError::Duplicate { .. })) => return,
             Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
                 tracing::info!(%from, "refused a gossiped ledger entry: {e}");
                 return;
             }

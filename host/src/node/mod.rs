@@ -40,7 +40,7 @@ use crate::crypto::{Keypair, PeerId};
 use crate::datadir::DataDir;
 use crate::ledger::Genesis;
 use crate::market::ResourceManifest;
-use crate::net::{self, Multiaddr, NetConfig};
+use crate::net::{self, Multiaddr, NetConfig, Refusals};
 use crate::protocol::Signed;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::{BlobStore, LedgerStore, Registry, StoreError};
@@ -122,6 +122,8 @@ struct Shared {
     manifest: RwLock<Option<Signed<ResourceManifest>>>,
     /// Addresses the node listens on, `/p2p/<id>` included.
     listen_addrs: RwLock<Vec<Multiaddr>>,
+    /// Refused input, counted (shared with the network task).
+    refusals: Arc<Refusals>,
 }
 
 /// A running node.
@@ -158,6 +160,7 @@ impl Node {
         };
         let validator = Arc::new(serve::Validator);
         let net_config = NetConfig::new(config.listen.clone(), config.bootstrap.clone(), validator);
+        let refusals = net_config.refusals.clone();
         let (client, events, event_loop) = net::new(&keypair, net_config)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(event_loop.run(wait_for(shutdown_rx.clone())))];
@@ -171,6 +174,7 @@ impl Node {
             ledger,
             manifest: RwLock::new(None),
             listen_addrs: RwLock::new(Vec::new()),
+            refusals,
         });
         shared.wait_for_listeners(config.listen.len()).await;
         shared.client.subscribe(COMPONENTS_TOPIC).await?;
@@ -242,6 +246,11 @@ impl NodeHandle {
     /// This node's signed manifest, when it provides.
     pub fn manifest(&self) -> Option<Signed<ResourceManifest>> {
         self.shared.manifest.read().ok().and_then(|m| m.clone())
+    }
+
+    /// How much refused input of each kind this node has seen since it started.
+    pub fn refusals(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.shared.refusals.snapshot()
     }
 
     /// Peers connected now.

@@ -13,7 +13,7 @@ use super::{
 use crate::crypto::PeerId;
 use crate::market::open_manifest;
 use crate::net::rpc::MAX_COMPONENT_VERSIONS;
-use crate::net::{DhtKey, NetEvent, RecordValidator, RefusalReason, RpcRequest, RpcResponse};
+use crate::net::{DhtKey, NetEvent, RecordValidator, Refusal, RefusalReason, RpcRequest, RpcResponse};
 use crate::protocol::{check_name, open_component_manifest};
 use crate::store::Added;
 
@@ -64,7 +64,10 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
                             drop(permit);
                         });
                     }
-                    Err(_) => tracing::warn!(%from, "too many ledger entries being applied: one dropped"),
+                    Err(_) => {
+                        shared.refusals.count(Refusal::Overload);
+                        tracing::warn!(%from, "too many ledger entries being applied: one dropped")
+                    }
                 }
             }
             NetEvent::Gossip { topic, from, .. } => {
@@ -84,6 +87,7 @@ fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
         RpcRequest::GetChain { account, from_seq } => ledger::chain(shared, &account, from_seq),
         RpcRequest::GetComponents { name } => {
             if let Err(e) = check_name(&name) {
+                shared.refusals.count(Refusal::Request);
                 tracing::info!(%peer, "refused a malformed component request: {e}");
                 return RpcResponse::refused(RefusalReason::BadRequest, e.to_string());
             }
@@ -114,6 +118,7 @@ fn on_component_gossip(shared: &Shared, from: &PeerId, data: &[u8]) {
     let manifest = match open_component_manifest(data, now_ms()) {
         Ok(manifest) => manifest,
         Err(e) => {
+            shared.refusals.count(Refusal::ComponentManifest);
             tracing::info!(%from, "refused a gossiped component manifest: {e}");
             return;
         }
@@ -122,7 +127,10 @@ fn on_component_gossip(shared: &Shared, from: &PeerId, data: &[u8]) {
     match shared.registry.add(&manifest) {
         Ok(Added::New) => tracing::info!(name = %body.name, version = %body.version, "learnt a component"),
         Ok(_) => {}
-        Err(e) => tracing::info!(%from, name = %body.name, "refused a gossiped component manifest: {e}"),
+        Err(e) => {
+            shared.refusals.count(Refusal::ComponentManifest);
+            tracing::info!(%from, name = %body.name, "refused a gossiped component manifest: {e}")
+        }
     }
 }
 
@@ -146,6 +154,9 @@ pub(super) fn serve_blobs(
             let shared = shared.clone();
             tokio::spawn(async move {
                 let busy = permit.is_none();
+                if busy {
+                    shared.refusals.count(Refusal::Overload);
+                }
                 if let Err(e) = blobs::serve(stream, &shared.blobs, busy).await {
                     tracing::info!(%peer, "blob transfer failed: {e}");
                 }

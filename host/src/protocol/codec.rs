@@ -104,6 +104,14 @@ impl<'b> Reader<'b> {
         }
     }
 
+    /// The head of a definite-length array of any length; answers the length.
+    pub(crate) fn array_len(&mut self) -> Result<u64, EventError> {
+        match self.decoder.array().map_err(malformed)? {
+            Some(len) => Ok(len),
+            None => Err(EventError::Malformed("indefinite-length arrays are not canonical".into())),
+        }
+    }
+
     /// An unsigned integer.
     pub(crate) fn uint(&mut self) -> Result<u64, EventError> {
         let found = self.decoder.datatype().map_err(malformed)?;

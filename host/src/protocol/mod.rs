@@ -6,6 +6,7 @@
 
 pub(crate) mod codec;
 mod component;
+mod compute;
 mod envelope;
 mod event;
 mod kind;
@@ -15,6 +16,10 @@ mod token;
 pub use component::{
     ComponentError, ComponentManifest, ComponentRef, MAX_NAME_LEN, MAX_WORLD_BYTES, NameError, RefError,
     check_name, open_component_manifest, verify_component_manifest,
+};
+pub use compute::{
+    ComputeAccept, ComputeReject, ComputeRequest, JobId, MAX_CALL_BYTES, MAX_EVIDENCE, MAX_MESSAGE_BYTES,
+    OutcomeAttestation, Receipt, RejectReason, RunOutcome, Verdict,
 };
 pub use envelope::{
     EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION, Signed,

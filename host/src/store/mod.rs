@@ -12,12 +12,14 @@
 //! their SHA-256.
 
 mod blobs;
+mod contracts;
 mod reader;
 mod registry;
 mod schema;
 mod writer;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use contracts::{ContractRow, ContractState, ProtocolEvent, Role};
 pub use reader::{HistoryEntry, LogReader};
 pub use registry::{
     Added, KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS, MAX_VERSIONS_PER_NAME, PinnedName,

@@ -4,9 +4,11 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
+use super::contracts::{CONTRACT_COLUMNS, ContractRow, ContractState, Role, contract_from_row};
 use super::{StoreError, digest_from_blob, key_from_blob, schema, stored_genesis};
 use crate::crypto::{Digest, PublicKey};
 use crate::ledger::Genesis;
+use crate::protocol::JobId;
 
 /// One ledger entry as a wallet shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,6 +163,66 @@ impl LogReader {
         let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![account.as_bytes(), from, limit], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One contract.
+    pub fn contract(&self, id: &Digest) -> Result<Option<ContractRow>, StoreError> {
+        super::contracts::contract(&self.conn, id)
+    }
+
+    /// The latest `limit` contracts, most recently changed first.
+    pub fn contracts(&self, limit: u32) -> Result<Vec<ContractRow>, StoreError> {
+        let sql =
+            format!("SELECT {CONTRACT_COLUMNS} FROM contracts ORDER BY updated_ms DESC, contract LIMIT ?1");
+        self.contract_rows(&sql, params![limit])
+    }
+
+    /// Contracts of this node's `role` in `state`, oldest change first (at most `limit`).
+    pub fn contracts_in(
+        &self,
+        role: Role,
+        state: ContractState,
+        limit: u32,
+    ) -> Result<Vec<ContractRow>, StoreError> {
+        let role = match role {
+            Role::Consumer => "consumer",
+            Role::Provider => "provider",
+        };
+        let sql = format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE role = ?1 AND state = ?2 ORDER BY updated_ms LIMIT ?3"
+        );
+        self.contract_rows(&sql, params![role, state.name(), limit])
+    }
+
+    /// Every contract of a job (one per provider tried or replica).
+    pub fn contracts_of_job(&self, job: &JobId) -> Result<Vec<ContractRow>, StoreError> {
+        let sql =
+            format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE job = ?1 ORDER BY created_ms, contract");
+        self.contract_rows(&sql, params![job.0.to_vec()])
+    }
+
+    fn contract_rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<ContractRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, |row| Ok(contract_from_row(row)))?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// Every protocol event of a job, in log order: (kind, hash, bytes).
+    pub fn job_events(&self, job: &JobId) -> Result<Vec<(String, Digest, Vec<u8>)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT kind, hash, bytes FROM events WHERE job = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([job.0.to_vec()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Vec<u8>>(2)?))
+        })?;
+        rows.map(|row| {
+            let (kind, hash, bytes) = row?;
+            Ok((kind, digest_from_blob(hash)?, bytes))
+        })
+        .collect()
     }
 
     /// Every stored equivocation proof (encoded), for gossip.

@@ -7,7 +7,8 @@ use super::StoreError;
 
 /// The ledger database (tied to one genesis). Migration `i` takes the schema from version `i` to
 /// `i + 1`. Append only; never edit one that has shipped.
-pub(super) const LEDGER: &[&str] = &[r#"
+pub(super) const LEDGER: &[&str] = &[
+    r#"
 -- Facts about this database: the genesis it belongs to.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -58,7 +59,34 @@ CREATE TABLE equivocations (
     detected_ms INTEGER NOT NULL,
     PRIMARY KEY (account, seq)
 ) STRICT;
-"#];
+"#,
+    r#"
+-- Compute contracts (issue 6): protocol events carry the job they belong to.
+ALTER TABLE events ADD COLUMN job BLOB;
+CREATE INDEX events_by_job ON events (job, id) WHERE job IS NOT NULL;
+
+-- Each contract this node is a party to, and where it stands.
+CREATE TABLE contracts (
+    contract   BLOB    PRIMARY KEY,   -- hash of the COMPUTE_ACCEPT
+    job        BLOB    NOT NULL,
+    role       TEXT    NOT NULL,      -- consumer | provider
+    peer       BLOB    NOT NULL,      -- the other party's key
+    state      TEXT    NOT NULL,      -- accepted | delivered | paid | failed | defaulted | invalid
+    request    BLOB    NOT NULL,      -- hash of the COMPUTE_REQUEST
+    receipt    BLOB,                  -- hash of the RECEIPT
+    payment    BLOB,                  -- hash of the TOKEN_TRANSFER
+    offer      INTEGER NOT NULL,
+    price      INTEGER,               -- what the receipt makes due
+    pay_by_ms  INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    detail     TEXT
+) STRICT;
+CREATE INDEX contracts_by_state ON contracts (state, updated_ms);
+CREATE INDEX contracts_by_job ON contracts (job);
+CREATE INDEX contracts_by_update ON contracts (updated_ms);
+"#,
+];
 
 /// The registry database (component manifests, pinned names, known peers), separate from the
 /// ledger's because it needs no genesis. Append only, like [`LEDGER`].

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 
+use super::contracts::{ContractRow, ProtocolEvent, upsert_contract};
 use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, now_ms, schema, stored_genesis};
 use crate::crypto::{Digest, Keypair, PublicKey};
 use crate::ledger::{Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError};
@@ -98,6 +99,14 @@ enum Command {
         proof: Box<EquivocationProof>,
         reply: Reply<bool>,
     },
+    Record {
+        event: Box<ProtocolEvent>,
+        reply: Reply<()>,
+    },
+    Contract {
+        row: Box<ContractRow>,
+        reply: Reply<()>,
+    },
 }
 
 /// The event log and ledger of one node.
@@ -170,6 +179,17 @@ impl LedgerStore {
         self.send(|reply| Command::Proof { proof: Box::new(proof), reply })
     }
 
+    /// Queues a protocol event (request, accept, reject, receipt, attestation) for the log;
+    /// storing the same event twice is a no-op.
+    pub fn record(&self, event: ProtocolEvent) -> Result<Pending<()>, StoreError> {
+        self.send(|reply| Command::Record { event: Box::new(event), reply })
+    }
+
+    /// Queues a contract's row (insert, or update of its state, receipt, payment and price).
+    pub fn save_contract(&self, row: ContractRow) -> Result<Pending<()>, StoreError> {
+        self.send(|reply| Command::Contract { row: Box::new(row), reply })
+    }
+
     fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, StoreError> {
         let (reply, answer) = sync_channel(1);
         self.queue
@@ -240,7 +260,9 @@ fn load_state(conn: &Connection, genesis: &Genesis) -> Result<(Ledger, SeenNonce
     let ledger =
         Ledger::restore(genesis.clone(), accounts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut nonces = SeenNonces::new(DEFAULT_NONCE_CAPACITY);
-    let mut stmt = conn.prepare("SELECT bytes FROM events WHERE expires_ms > ?1")?;
+    let mut stmt = conn.prepare(
+        "SELECT bytes FROM events WHERE expires_ms > ?1 AND kind IN ('cue/token-mint', 'cue/token-transfer')",
+    )?;
     let mut rows = stmt.query([now_ms() as i64])?;
     while let Some(row) = rows.next()? {
         let event = Event::decode(row.get_ref(0)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?)
@@ -265,6 +287,7 @@ enum Answer {
     /// The outcome is boxed: an accepted event is large, and a batch holds many answers.
     Event(Reply<Accepted>, Box<Result<Accepted, SubmitError>>),
     Proof(Reply<bool>, Result<bool, SubmitError>),
+    Unit(Reply<()>, Result<(), SubmitError>),
 }
 
 impl Writer {
@@ -325,6 +348,13 @@ impl Writer {
                     let result = record_proof(&tx, &mut self.ledger, &proof, received);
                     Answer::Proof(reply, result)
                 }
+                Command::Record { event, reply } => {
+                    let result = super::contracts::insert_event(&tx, &event, received);
+                    Answer::Unit(reply, result.map_err(SubmitError::Store))
+                }
+                Command::Contract { row, reply } => {
+                    Answer::Unit(reply, upsert_contract(&tx, &row).map_err(SubmitError::Store))
+                }
             };
             let failed = answer.database_failure();
             answers.push(answer);
@@ -348,6 +378,9 @@ impl Command {
                 Answer::Event(reply, Box::new(Err(failed())))
             }
             Command::Proof { reply, .. } => Answer::Proof(reply, Err(failed())),
+            Command::Record { reply, .. } | Command::Contract { reply, .. } => {
+                Answer::Unit(reply, Err(failed()))
+            }
         }
     }
 }
@@ -358,6 +391,7 @@ impl Answer {
         let error = match self {
             Answer::Event(_, result) => result.as_ref().as_ref().err(),
             Answer::Proof(_, result) => result.as_ref().err(),
+            Answer::Unit(_, result) => result.as_ref().err(),
         };
         match error {
             Some(SubmitError::Store(e)) => Some(e.to_string()),
@@ -371,6 +405,7 @@ impl Answer {
         match self {
             Answer::Event(reply, result) => drop(reply.send(unless_failed(*result, failure))),
             Answer::Proof(reply, result) => drop(reply.send(unless_failed(result, failure))),
+            Answer::Unit(reply, result) => drop(reply.send(unless_failed(result, failure))),
         }
     }
 }

@@ -1,0 +1,331 @@
+//! Compute contracts in the event log: the protocol events of each job (requests, accepts,
+//! rejects, receipts, attestations), stored whole and linked, and one row per contract saying
+//! where it stands.
+
+use rusqlite::{OptionalExtension as _, Row, Transaction, params};
+
+use super::{StoreError, digest_from_blob, key_from_blob};
+use crate::crypto::{Digest, PublicKey};
+use crate::protocol::{EventBody, JobId, Signed};
+
+/// A signed protocol event to keep in the log (not a ledger entry: no balances move).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolEvent {
+    /// The canonical bytes.
+    pub bytes: Vec<u8>,
+    /// Their hash.
+    pub hash: Digest,
+    /// The kind tag.
+    pub kind: &'static str,
+    /// The signer.
+    pub signer: PublicKey,
+    /// Signing time and expiry, ms since the epoch.
+    pub timestamp_ms: u64,
+    /// See `timestamp_ms`.
+    pub expires_ms: u64,
+    /// The envelope's nonce.
+    pub nonce: [u8; 16],
+    /// The job it belongs to.
+    pub job: Option<JobId>,
+    /// Hashes it refers to, with the relation (`request`, `contract`, `receipt`).
+    pub links: Vec<(Digest, &'static str)>,
+}
+
+impl ProtocolEvent {
+    /// The log entry for `signed`, belonging to `job`, linking to `links`.
+    pub fn of<T: EventBody>(
+        signed: &Signed<T>,
+        job: Option<JobId>,
+        links: Vec<(Digest, &'static str)>,
+    ) -> Self {
+        let header = signed.header();
+        ProtocolEvent {
+            bytes: signed.bytes().to_vec(),
+            hash: signed.hash(),
+            kind: header.kind.tag(),
+            signer: header.signer,
+            timestamp_ms: header.timestamp_ms,
+            expires_ms: header.expires_ms,
+            nonce: header.nonce,
+            job,
+            links,
+        }
+    }
+}
+
+/// Which side of a contract this node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// It asked and pays.
+    Consumer,
+    /// It runs and is paid.
+    Provider,
+}
+
+/// Where a contract stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContractState {
+    /// Accepted; the job has not delivered yet.
+    Accepted,
+    /// A receipt was delivered; payment is due.
+    Delivered,
+    /// Paid (and for the provider: the payment checked).
+    Paid,
+    /// The run never delivered (provider died, stalled, or was restarted mid-job).
+    Failed,
+    /// The consumer did not pay by the deadline.
+    Defaulted,
+    /// The receipt disagreed with the majority of replicas; not paid.
+    Invalid,
+}
+
+impl ContractState {
+    const ALL: [ContractState; 6] = [
+        ContractState::Accepted,
+        ContractState::Delivered,
+        ContractState::Paid,
+        ContractState::Failed,
+        ContractState::Defaulted,
+        ContractState::Invalid,
+    ];
+
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContractState::Accepted => "accepted",
+            ContractState::Delivered => "delivered",
+            ContractState::Paid => "paid",
+            ContractState::Failed => "failed",
+            ContractState::Defaulted => "defaulted",
+            ContractState::Invalid => "invalid",
+        }
+    }
+
+    fn parse(name: &str) -> Result<ContractState, StoreError> {
+        ContractState::ALL
+            .into_iter()
+            .find(|state| state.name() == name)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown contract state {name:?}")))
+    }
+}
+
+/// One contract, as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContractRow {
+    /// The contract id: hash of the `COMPUTE_ACCEPT`.
+    pub contract: Digest,
+    /// The job.
+    pub job: JobId,
+    /// This node's side.
+    pub role: Role,
+    /// The other party.
+    pub peer: PublicKey,
+    /// Where it stands.
+    pub state: ContractState,
+    /// Hash of the request.
+    pub request: Digest,
+    /// Hash of the receipt, once delivered.
+    pub receipt: Option<Digest>,
+    /// Hash of the payment, once paid.
+    pub payment: Option<Digest>,
+    /// The consumer's offer (the most it pays).
+    pub offer: u64,
+    /// What the receipt makes due.
+    pub price: Option<u64>,
+    /// Payment deadline, ms since the epoch.
+    pub pay_by_ms: u64,
+    /// When this node recorded the contract.
+    pub created_ms: u64,
+    /// When its state last changed.
+    pub updated_ms: u64,
+    /// A human note on the last change (failure message, why invalid, ...).
+    pub detail: Option<String>,
+}
+
+pub(super) fn insert_event(
+    tx: &Transaction<'_>,
+    event: &ProtocolEvent,
+    received_ms: u64,
+) -> Result<(), StoreError> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO events
+            (hash, kind, signer, timestamp_ms, expires_ms, nonce, received_ms, bytes, job)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            event.hash.0,
+            event.kind,
+            event.signer.as_bytes(),
+            event.timestamp_ms as i64,
+            event.expires_ms as i64,
+            event.nonce,
+            received_ms as i64,
+            event.bytes,
+            event.job.map(|job| job.0.to_vec()),
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(());
+    }
+    let id = tx.last_insert_rowid();
+    for (target, relation) in &event.links {
+        tx.execute(
+            "INSERT OR IGNORE INTO event_links (target, relation, event_id) VALUES (?1, ?2, ?3)",
+            params![target.0, relation, id],
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn upsert_contract(tx: &Transaction<'_>, row: &ContractRow) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO contracts (contract, job, role, peer, state, request, receipt, payment, offer, price,
+                                pay_by_ms, created_ms, updated_ms, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (contract) DO UPDATE SET state = ?5, receipt = ?7, payment = ?8, price = ?10,
+                                              updated_ms = ?13, detail = ?14",
+        params![
+            row.contract.0,
+            row.job.0.to_vec(),
+            match row.role {
+                Role::Consumer => "consumer",
+                Role::Provider => "provider",
+            },
+            row.peer.as_bytes(),
+            row.state.name(),
+            row.request.0,
+            row.receipt.map(|d| d.0),
+            row.payment.map(|d| d.0),
+            row.offer as i64,
+            row.price.map(|p| p as i64),
+            row.pay_by_ms as i64,
+            row.created_ms as i64,
+            row.updated_ms as i64,
+            row.detail,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) const CONTRACT_COLUMNS: &str =
+    "contract, job, role, peer, state, request, receipt, payment, offer, price,
+     pay_by_ms, created_ms, updated_ms, detail";
+
+pub(super) fn contract_from_row(row: &Row<'_>) -> Result<ContractRow, StoreError> {
+    let digest = |i| -> Result<Digest, StoreError> { digest_from_blob(row.get(i)?) };
+    let optional = |i| -> Result<Option<Digest>, StoreError> {
+        row.get::<_, Option<Vec<u8>>>(i)?.map(digest_from_blob).transpose()
+    };
+    let job: Vec<u8> = row.get(1)?;
+    Ok(ContractRow {
+        contract: digest(0)?,
+        job: JobId(job.try_into().map_err(|_| StoreError::Corrupt("a job id is not 16 bytes".into()))?),
+        role: match row.get_ref(2)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+            "consumer" => Role::Consumer,
+            _ => Role::Provider,
+        },
+        peer: key_from_blob(row.get(3)?)?,
+        state: ContractState::parse(
+            row.get_ref(4)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        )?,
+        request: digest(5)?,
+        receipt: optional(6)?,
+        payment: optional(7)?,
+        offer: row.get::<_, i64>(8)? as u64,
+        price: row.get::<_, Option<i64>>(9)?.map(|p| p as u64),
+        pay_by_ms: row.get::<_, i64>(10)? as u64,
+        created_ms: row.get::<_, i64>(11)? as u64,
+        updated_ms: row.get::<_, i64>(12)? as u64,
+        detail: row.get(13)?,
+    })
+}
+
+/// Reads one contract.
+pub(super) fn contract(conn: &rusqlite::Connection, id: &Digest) -> Result<Option<ContractRow>, StoreError> {
+    let sql = format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE contract = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let row = stmt.query_row([id.0], |row| Ok(contract_from_row(row))).optional()?;
+    row.transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+    use crate::ledger::Genesis;
+    use crate::protocol::{ComputeRequest, Validity};
+    use crate::store::LedgerStore;
+
+    #[test]
+    fn contracts_and_their_events_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite3");
+        let (consumer, provider) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        let genesis = Genesis {
+            network_id: "t".into(),
+            mint_authority: consumer.public(),
+            allocations: Default::default(),
+        };
+        let job = JobId([9; 16]);
+        let request = ComputeRequest {
+            job_id: job,
+            provider: provider.public(),
+            genesis: genesis.id(),
+            component: Digest([2; 32]),
+            reference: None,
+            call: "fib(3)".into(),
+            offer: 100,
+            max_fuel: 1_000,
+            max_memory_bytes: 1 << 20,
+            max_execution_ms: 1_000,
+        };
+        let now = super::super::now_ms();
+        let signed = Signed::sign(&consumer, request, Validity::starting(now, 60_000)).unwrap();
+        let row = ContractRow {
+            contract: Digest([5; 32]),
+            job,
+            role: Role::Consumer,
+            peer: provider.public(),
+            state: ContractState::Accepted,
+            request: signed.hash(),
+            receipt: None,
+            payment: None,
+            offer: 100,
+            price: None,
+            pay_by_ms: now + 60_000,
+            created_ms: now,
+            updated_ms: now,
+            detail: None,
+        };
+        {
+            let store = LedgerStore::open(&path, Some(genesis.clone())).unwrap();
+            let event = ProtocolEvent::of(&signed, Some(job), vec![]);
+            store.record(event.clone()).unwrap().wait().unwrap();
+            store.record(event).unwrap().wait().unwrap();
+            store.save_contract(row.clone()).unwrap().wait().unwrap();
+            let delivered = ContractRow {
+                state: ContractState::Delivered,
+                receipt: Some(Digest([6; 32])),
+                price: Some(42),
+                updated_ms: now + 1,
+                ..row.clone()
+            };
+            store.save_contract(delivered).unwrap().wait().unwrap();
+        }
+        let store = LedgerStore::open(&path, None).expect("reopens with protocol events in the log");
+        let reader = store.reader().unwrap();
+        let stored = reader.contract(&row.contract).unwrap().unwrap();
+        assert_eq!(stored.state, ContractState::Delivered);
+        assert_eq!((stored.receipt, stored.price), (Some(Digest([6; 32])), Some(42)));
+        assert_eq!(stored.created_ms, now, "the creation time is kept");
+        let events = reader.job_events(&job).unwrap();
+        assert_eq!(events.len(), 1, "recording twice keeps one copy");
+        assert_eq!(events[0].0, "cue/compute-request");
+        assert_eq!(events[0].2, signed.bytes());
+        assert_eq!(reader.contracts_of_job(&job).unwrap().len(), 1);
+        assert_eq!(reader.contracts_in(Role::Consumer, ContractState::Delivered, 10).unwrap().len(), 1);
+        assert!(reader.contracts_in(Role::Provider, ContractState::Delivered, 10).unwrap().is_empty());
+        assert_eq!(reader.contracts(10).unwrap().len(), 1);
+    }
+}

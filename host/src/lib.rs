@@ -26,6 +26,7 @@ pub mod api;
 pub mod authoring;
 pub mod benchmark;
 pub mod cli;
+pub mod contract;
 pub mod crypto;
 pub mod datadir;
 pub mod ledger;

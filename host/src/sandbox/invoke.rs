@@ -201,6 +201,24 @@ impl LoadedComponent {
         Ok(make_call(&self.verified.sha256, export.clone(), args))
     }
 
+    /// Reads a result another host reported for `call` (its WAVE text): type-checks it against
+    /// the export's result type and maps it to JSON, as if this host had run the call. A result
+    /// that does not type-check is a `trap`-free [`FailureKind::BadArguments`] error naming why.
+    pub fn output_from_wave(&self, call: &Call, wave: &str) -> Result<JobOutput, JobError> {
+        let bad = |message: String| JobError::new(FailureKind::BadArguments, message);
+        match call.export.result_type() {
+            None if wave.trim() == "()" => Ok(JobOutput { wave: "()".into(), json: serde_json::Value::Null }),
+            None => Err(bad(format!("{} has no result, but `{wave}` was reported", call.export.name))),
+            Some(ty) => {
+                let value: Val = wasmtime::component::wasm_wave::from_str(&ty, wave)
+                    .map_err(|e| bad(format!("the reported result does not type-check: {e}")))?;
+                let canonical = wasmtime::component::wasm_wave::to_string(&value)
+                    .map_err(|e| bad(format!("the reported result cannot be printed: {e}")))?;
+                Ok(JobOutput { wave: canonical, json: json::to_json(&ty, &value) })
+            }
+        }
+    }
+
     /// Builds a call from JSON arguments: an array in parameter order, or an object by
     /// parameter name. Values map by the WIT types (see docs/sandbox.md).
     pub fn json_call(&self, function: &str, args: &serde_json::Value) -> Result<Call, JobError> {

@@ -1,0 +1,208 @@
+//! The compute contract's rules, without I/O: what a provider accepts, what a consumer checks in
+//! an accept and a receipt, what is owed, and which replicas agree. The node drives these
+//! with the network, the sandbox and the stores (see `node/provide.rs`, `node/submit.rs`).
+
+use crate::crypto::{Digest, PublicKey};
+use crate::market::ProviderPolicy;
+use crate::protocol::{ComputeAccept, ComputeRequest, Receipt, RejectReason, RunOutcome, Signed};
+
+/// Why a provider declines, for the signed reject.
+pub type Refusal = (RejectReason, String);
+
+/// What a provider knows when it evaluates a request.
+#[derive(Clone, Debug)]
+pub struct ProviderView<'a> {
+    /// The provider's key.
+    pub me: &'a PublicKey,
+    /// The network's genesis id.
+    pub genesis: &'a Digest,
+    /// Its policy (prices and bounds).
+    pub policy: &'a ProviderPolicy,
+    /// Jobs accepted and not finished.
+    pub in_flight: usize,
+    /// Most jobs accepted at once (running plus waiting to start).
+    pub capacity: usize,
+    /// The consumer's reputation here, in `[0, 1]`.
+    pub consumer_reputation: f64,
+    /// The lowest reputation this provider serves.
+    pub min_reputation: f64,
+}
+
+/// The least a request must offer for its fuel budget at `policy`'s prices.
+pub fn minimum_offer(policy: &ProviderPolicy, max_fuel: u64) -> u64 {
+    let fuel = (u128::from(max_fuel) * u128::from(policy.price_per_mfuel)).div_ceil(1_000_000);
+    u64::try_from(u128::from(policy.base_fee) + fuel).unwrap_or(u64::MAX)
+}
+
+/// The checks a provider makes before looking at the component: addressee, network, bounds,
+/// price, capacity, reputation. The component and the call are checked after (they need the
+/// sandbox).
+pub fn evaluate(request: &ComputeRequest, view: &ProviderView<'_>) -> Result<(), Refusal> {
+    let policy = view.policy;
+    if request.provider != *view.me {
+        return Err((RejectReason::Invalid, "the request is for another provider".into()));
+    }
+    if request.genesis != *view.genesis {
+        return Err((RejectReason::Invalid, "the request is for another network".into()));
+    }
+    if request.max_memory_bytes > policy.max_memory_bytes {
+        let message = format!(
+            "max memory {} exceeds this provider's {}",
+            request.max_memory_bytes, policy.max_memory_bytes
+        );
+        return Err((RejectReason::OverLimits, message));
+    }
+    if request.max_execution_ms > policy.max_execution_ms {
+        let message = format!(
+            "max time {} ms exceeds this provider's {} ms",
+            request.max_execution_ms, policy.max_execution_ms
+        );
+        return Err((RejectReason::OverLimits, message));
+    }
+    let minimum = minimum_offer(policy, request.max_fuel);
+    if request.offer < minimum {
+        let message = format!(
+            "offer {} is below base fee {} + {} per million fuel × {} fuel = {minimum}",
+            request.offer, policy.base_fee, policy.price_per_mfuel, request.max_fuel
+        );
+        return Err((RejectReason::OfferTooLow, message));
+    }
+    if view.in_flight >= view.capacity {
+        return Err((
+            RejectReason::Busy,
+            format!("all {} job slots are taken; try again later", view.capacity),
+        ));
+    }
+    if view.consumer_reputation < view.min_reputation {
+        let message = format!(
+            "reputation {:.2} is below this provider's threshold {:.2}",
+            view.consumer_reputation, view.min_reputation
+        );
+        return Err((RejectReason::Reputation, message));
+    }
+    Ok(())
+}
+
+/// Why a consumer refuses an accept or a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Breach {
+    /// The accept or receipt is not signed by the provider asked.
+    #[error("signed by {found}, not by the provider asked")]
+    WrongSigner {
+        /// Who signed.
+        found: String,
+    },
+    /// It does not refer to this request / contract / job.
+    #[error("it refers to another {0}")]
+    WrongReference(&'static str),
+    /// The accept's prices would cost more than offered for the fuel budget.
+    #[error("its terms cost up to {cost} for the fuel budget, above the offer of {offer}")]
+    Overpriced {
+        /// Base fee plus price × max fuel.
+        cost: u64,
+        /// The offer.
+        offer: u64,
+    },
+    /// The receipt claims more fuel than the budget allows.
+    #[error("it claims {claimed} fuel, above the budget of {budget}")]
+    FuelOverBudget {
+        /// Claimed.
+        claimed: u64,
+        /// Budget.
+        budget: u64,
+    },
+    /// The receipt's engine differs from the contract's.
+    #[error("it names engine {found}, the contract {expected}")]
+    WrongEngine {
+        /// In the receipt.
+        found: String,
+        /// In the accept.
+        expected: String,
+    },
+    /// The delivered output does not hash to the receipt's output hash, or is missing.
+    #[error("the delivered output does not match the receipt")]
+    OutputMismatch,
+}
+
+/// Checks a provider's accept against the request it answers.
+pub fn check_accept(request: &Signed<ComputeRequest>, accept: &Signed<ComputeAccept>) -> Result<(), Breach> {
+    let (req, acc) = (request.body(), accept.body());
+    if accept.header().signer != req.provider {
+        return Err(Breach::WrongSigner { found: accept.header().signer.peer_id().to_string() });
+    }
+    if acc.request != request.hash() || acc.job_id != req.job_id {
+        return Err(Breach::WrongReference("request"));
+    }
+    if acc.consumer != request.header().signer {
+        return Err(Breach::WrongReference("consumer"));
+    }
+    let policy = ProviderPolicy {
+        price_per_mfuel: acc.price_per_mfuel,
+        base_fee: acc.base_fee,
+        max_concurrent_jobs: 1,
+        max_memory_bytes: 0,
+        max_execution_ms: 0,
+    };
+    let cost = minimum_offer(&policy, req.max_fuel);
+    if cost > req.offer {
+        return Err(Breach::Overpriced { cost, offer: req.offer });
+    }
+    Ok(())
+}
+
+/// Checks a receipt against its contract, and the delivered output (WAVE) against it.
+pub fn check_receipt(
+    request: &ComputeRequest,
+    accept: &Signed<ComputeAccept>,
+    receipt: &Signed<Receipt>,
+    output: Option<&str>,
+) -> Result<(), Breach> {
+    let body = receipt.body();
+    if receipt.header().signer != request.provider {
+        return Err(Breach::WrongSigner { found: receipt.header().signer.peer_id().to_string() });
+    }
+    if body.contract != accept.hash() || body.job_id != request.job_id {
+        return Err(Breach::WrongReference("contract"));
+    }
+    if body.component != request.component || body.input != request.input_hash() {
+        return Err(Breach::WrongReference("component or input"));
+    }
+    if body.fuel_used > request.max_fuel {
+        return Err(Breach::FuelOverBudget { claimed: body.fuel_used, budget: request.max_fuel });
+    }
+    if body.engine != accept.body().engine {
+        return Err(Breach::WrongEngine {
+            found: body.engine.clone(),
+            expected: accept.body().engine.clone(),
+        });
+    }
+    match (&body.outcome, output) {
+        (RunOutcome::Output(hash), Some(output)) if *hash == Digest::of(output.as_bytes()) => Ok(()),
+        (RunOutcome::Output(_), _) => Err(Breach::OutputMismatch),
+        (RunOutcome::Failed { .. }, _) => Ok(()),
+    }
+}
+
+/// What two replicas must agree on: the outcome (output hash or failure kind) and the fuel.
+pub fn replica_key(receipt: &Receipt) -> (String, u64) {
+    let outcome = match &receipt.outcome {
+        RunOutcome::Output(hash) => format!("output:{hash}"),
+        RunOutcome::Failed { kind, .. } => format!("failed:{kind}"),
+    };
+    (outcome, receipt.fuel_used)
+}
+
+/// The indexes of the receipts in the strict majority (more than half agree), if there is
+/// one; the rest disagree with it.
+pub fn majority(receipts: &[&Receipt]) -> Option<Vec<usize>> {
+    let keys: Vec<(String, u64)> = receipts.iter().map(|r| replica_key(r)).collect();
+    keys.iter().find_map(|key| {
+        let agreeing: Vec<usize> =
+            keys.iter().enumerate().filter(|(_, k)| *k == key).map(|(i, _)| i).collect();
+        (agreeing.len() * 2 > keys.len()).then_some(agreeing)
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! The contract rules, case by case.
+
+use super::*;
+use crate::crypto::Keypair;
+use crate::protocol::{JobId, Validity};
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn policy() -> ProviderPolicy {
+    ProviderPolicy {
+        price_per_mfuel: 2,
+        base_fee: 10,
+        max_concurrent_jobs: 2,
+        max_memory_bytes: 64 << 20,
+        max_execution_ms: 10_000,
+    }
+}
+
+fn request(provider: &Keypair) -> ComputeRequest {
+    ComputeRequest {
+        job_id: JobId([1; 16]),
+        provider: provider.public(),
+        genesis: Digest([9; 32]),
+        component: Digest([2; 32]),
+        reference: None,
+        call: "fib(10)".into(),
+        offer: 10 + 2 * 1_000,
+        max_fuel: 1_000_000_000,
+        max_memory_bytes: 32 << 20,
+        max_execution_ms: 5_000,
+    }
+}
+
+fn view<'a>(me: &'a PublicKey, genesis: &'a Digest, policy: &'a ProviderPolicy) -> ProviderView<'a> {
+    ProviderView {
+        me,
+        genesis,
+        policy,
+        in_flight: 0,
+        capacity: 4,
+        consumer_reputation: 0.5,
+        min_reputation: 0.1,
+    }
+}
+
+#[test]
+fn a_provider_refuses_each_broken_term_with_its_reason() {
+    let provider = Keypair::from_seed([2; 32]);
+    let (me, genesis, policy) = (provider.public(), Digest([9; 32]), policy());
+    let ok = request(&provider);
+    assert_eq!(evaluate(&ok, &view(&me, &genesis, &policy)), Ok(()));
+    let reason = |request: ComputeRequest, view: ProviderView<'_>| evaluate(&request, &view).unwrap_err().0;
+    let other = Keypair::from_seed([3; 32]).public();
+    assert_eq!(
+        reason(ComputeRequest { provider: other, ..ok.clone() }, view(&me, &genesis, &policy)),
+        RejectReason::Invalid
+    );
+    let elsewhere = Digest([8; 32]);
+    assert_eq!(reason(ok.clone(), view(&me, &elsewhere, &policy)), RejectReason::Invalid);
+    let greedy = ComputeRequest { max_memory_bytes: 1 << 30, ..ok.clone() };
+    assert_eq!(reason(greedy, view(&me, &genesis, &policy)), RejectReason::OverLimits);
+    let slow = ComputeRequest { max_execution_ms: 60_000, ..ok.clone() };
+    assert_eq!(reason(slow, view(&me, &genesis, &policy)), RejectReason::OverLimits);
+    let cheap = ComputeRequest { offer: ok.offer - 1, ..ok.clone() };
+    assert_eq!(reason(cheap, view(&me, &genesis, &policy)), RejectReason::OfferTooLow);
+    let full = ProviderView { in_flight: 4, ..view(&me, &genesis, &policy) };
+    assert_eq!(reason(ok.clone(), full), RejectReason::Busy);
+    let distrusted = ProviderView { consumer_reputation: 0.05, ..view(&me, &genesis, &policy) };
+    assert_eq!(reason(ok, distrusted), RejectReason::Reputation);
+}
+
+fn signed<T: crate::protocol::EventBody>(key: &Keypair, body: T) -> Signed<T> {
+    Signed::sign(key, body, Validity::starting(NOW, 60_000)).unwrap()
+}
+
+fn accept_for(provider: &Keypair, request: &Signed<ComputeRequest>, price: u64) -> Signed<ComputeAccept> {
+    signed(
+        provider,
+        ComputeAccept {
+            request: request.hash(),
+            job_id: request.body().job_id,
+            consumer: request.header().signer,
+            price_per_mfuel: price,
+            base_fee: 10,
+            engine: "e1".into(),
+            pay_by_ms: NOW + 60_000,
+        },
+    )
+}
+
+#[test]
+fn a_consumer_checks_the_accept_and_the_receipt() {
+    let (consumer, provider, stranger) =
+        (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]), Keypair::from_seed([3; 32]));
+    let request = signed(&consumer, request(&provider));
+    let accept = accept_for(&provider, &request, 2);
+    assert_eq!(check_accept(&request, &accept), Ok(()));
+    assert!(matches!(
+        check_accept(&request, &accept_for(&stranger, &request, 2)),
+        Err(Breach::WrongSigner { .. })
+    ));
+    assert!(matches!(
+        check_accept(&request, &accept_for(&provider, &request, 3)),
+        Err(Breach::Overpriced { .. })
+    ));
+
+    let output = "55";
+    let receipt = |signer: &Keypair, outcome, fuel| {
+        signed(
+            signer,
+            Receipt {
+                contract: accept.hash(),
+                job_id: request.body().job_id,
+                component: request.body().component,
+                input: request.body().input_hash(),
+                outcome,
+                fuel_used: fuel,
+                wall_us: 5,
+                engine: "e1".into(),
+            },
+        )
+    };
+    let good = receipt(&provider, RunOutcome::Output(Digest::of(output.as_bytes())), 100);
+    assert_eq!(check_receipt(request.body(), &accept, &good, Some(output)), Ok(()));
+    assert_eq!(check_receipt(request.body(), &accept, &good, Some("56")), Err(Breach::OutputMismatch));
+    assert_eq!(check_receipt(request.body(), &accept, &good, None), Err(Breach::OutputMismatch));
+    let forged = receipt(&stranger, RunOutcome::Output(Digest::of(output.as_bytes())), 100);
+    assert!(matches!(
+        check_receipt(request.body(), &accept, &forged, Some(output)),
+        Err(Breach::WrongSigner { .. })
+    ));
+    let greedy = receipt(&provider, RunOutcome::Output(Digest::of(output.as_bytes())), 2_000_000_000);
+    assert!(matches!(
+        check_receipt(request.body(), &accept, &greedy, Some(output)),
+        Err(Breach::FuelOverBudget { .. })
+    ));
+    let failed =
+        receipt(&provider, RunOutcome::Failed { kind: "out-of-fuel".into(), message: String::new() }, 100);
+    assert_eq!(check_receipt(request.body(), &accept, &failed, None), Ok(()));
+}
+
+#[test]
+fn the_majority_needs_more_than_half_to_agree_on_output_and_fuel() {
+    let receipt = |output: &[u8], fuel| Receipt {
+        contract: Digest([0; 32]),
+        job_id: JobId([1; 16]),
+        component: Digest([2; 32]),
+        input: Digest([3; 32]),
+        outcome: RunOutcome::Output(Digest::of(output)),
+        fuel_used: fuel,
+        wall_us: 1,
+        engine: "e".into(),
+    };
+    let (a, b, liar, thirsty) = (receipt(b"1", 10), receipt(b"1", 10), receipt(b"2", 10), receipt(b"1", 11));
+    assert_eq!(majority(&[&a, &b, &liar]), Some(vec![0, 1]));
+    assert_eq!(majority(&[&liar, &a, &b]), Some(vec![1, 2]));
+    assert_eq!(majority(&[&a, &b, &thirsty]), Some(vec![0, 1]), "fuel must agree too");
+    assert_eq!(majority(&[&a, &liar]), None, "a tie is no majority");
+    assert_eq!(majority(&[&a]), Some(vec![0]));
+}

@@ -81,6 +81,8 @@ pub fn quick_provider() -> cue_host::node::ProviderSettings {
         },
         plan: cue_host::benchmark::Plan { rounds: 10_000, runs: 1 },
         manifest_lifetime: std::time::Duration::from_secs(3600),
+        min_reputation: 0.0,
+        fault: None,
     }
 }
 

@@ -11,7 +11,7 @@ use super::policy::PolicyArgs;
 use crate::benchmark::Plan;
 use crate::datadir::DataDir;
 use crate::net::Multiaddr;
-use crate::node::{Node, NodeConfig, ProviderSettings};
+use crate::node::{FaultInjection, Node, NodeConfig, ProviderSettings};
 use crate::sandbox::{SandboxConfig, parse_duration};
 
 /// Options of `cue node`.
@@ -34,6 +34,13 @@ pub struct NodeArgs {
     /// Rounds of the reference workload per benchmark run (34 fuel each)
     #[arg(long, value_name = "N", default_value_t = Plan::default().rounds, hide = true)]
     benchmark_rounds: u32,
+    /// The lowest consumer reputation this provider serves (0 to 1)
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    min_reputation: f64,
+    /// FOR TESTING ONLY: make this provider misbehave on purpose (e.g. overstate-fuel), so
+    /// that consumers can be seen catching it
+    #[arg(long, value_name = "FAULT")]
+    fault_injection: Option<FaultInjection>,
     /// Where the local control API listens (loopback only; port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     api: SocketAddr,
@@ -58,6 +65,8 @@ async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> an
         policy: args.policy.policy(),
         plan: Plan { rounds: args.benchmark_rounds, ..Plan::default() },
         manifest_lifetime: args.valid_for,
+        min_reputation: args.min_reputation,
+        fault: args.fault_injection,
     });
     let config = NodeConfig {
         data_dir: data_dir.clone(),

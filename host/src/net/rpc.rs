@@ -29,6 +29,12 @@ pub enum RpcRequest {
         /// The component name.
         name: String,
     },
+    /// "Run this job": a signed `COMPUTE_REQUEST`, canonical bytes. Answered `Accepted` (the
+    /// signed contract) or `Rejected` (a signed reject with a typed reason).
+    Compute(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// "Here is my payment": a signed `TOKEN_TRANSFER` that references a receipt. Answered
+    /// `Paid` once applied to the provider's ledger.
+    Pay(#[serde(with = "serde_bytes")] Vec<u8>),
     /// "Send me this account's ledger entries from `from_seq` on" (catching up on a chain
     /// after a gossiped entry arrived out of order).
     GetChain {
@@ -51,6 +57,12 @@ pub enum RpcResponse {
     /// Signed ledger entries, canonical bytes each, in chain order (at most
     /// [`MAX_CHAIN_ENTRIES`]; ask again from the next sequence for more).
     Chain(Vec<serde_bytes::ByteBuf>),
+    /// A signed `COMPUTE_ACCEPT` (the contract), canonical bytes.
+    Accepted(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A signed `COMPUTE_REJECT`, canonical bytes.
+    Rejected(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The payment is in the provider's ledger.
+    Paid,
     /// The request was understood and refused.
     Refused {
         /// Why, for programs.

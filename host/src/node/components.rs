@@ -202,7 +202,7 @@ async fn learn_name(shared: &Shared, name: &str) {
 }
 
 /// The blob's size and where it came from, fetching it from a peer if it is not here.
-async fn ensure_blob(
+pub(super) async fn ensure_blob(
     shared: &Shared,
     sha256: Digest,
     progress: &mut (impl FnMut(u64, u64) + Send),

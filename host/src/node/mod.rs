@@ -19,7 +19,9 @@
 mod blobs;
 mod components;
 mod discovery;
+mod jobstream;
 mod ledger;
+mod provide;
 mod provider;
 mod serve;
 
@@ -33,7 +35,9 @@ use tokio::task::JoinHandle;
 pub use blobs::{BLOB_PROTOCOL, TransferError};
 pub use components::{FetchReport, PublishReport};
 pub use discovery::ProviderView;
+pub use jobstream::JOB_PROTOCOL;
 pub use ledger::{EntryView, LEDGER_TOPIC};
+pub use provide::{FaultInjection, PAY_GRACE_MS};
 pub use provider::ProviderSettings;
 
 use crate::crypto::{Keypair, PeerId};
@@ -124,6 +128,8 @@ struct Shared {
     listen_addrs: RwLock<Vec<Multiaddr>>,
     /// Refused input, counted (shared with the network task).
     refusals: Arc<Refusals>,
+    /// The jobs this node runs for others, when it provides.
+    provider_jobs: Option<provide::ProviderJobs>,
 }
 
 /// A running node.
@@ -175,6 +181,10 @@ impl Node {
             manifest: RwLock::new(None),
             listen_addrs: RwLock::new(Vec::new()),
             refusals,
+            provider_jobs: config
+                .provide
+                .as_ref()
+                .map(|p| provide::ProviderJobs::new(p.fault, p.min_reputation)),
         });
         shared.wait_for_listeners(config.listen.len()).await;
         shared.client.subscribe(COMPONENTS_TOPIC).await?;
@@ -186,6 +196,9 @@ impl Node {
         tasks.push(tokio::spawn(serve::serve_blobs(shared.clone(), shutdown_rx.clone())?));
         if let Some(settings) = config.provide.clone() {
             tasks.push(provider::start(&shared, settings, shutdown_rx.clone()).await?);
+            provide::fail_unfinished(&shared).await;
+            tasks.push(tokio::spawn(provide::serve_jobs(shared.clone(), shutdown_rx.clone())?));
+            tasks.push(tokio::spawn(provide::watch_payments(shared.clone(), shutdown_rx.clone())));
         }
         tasks.push(tokio::spawn(serve::announcer(shared.clone(), kicks, shutdown_rx.clone())));
         let node = Node { shared, shutdown, tasks };

@@ -21,6 +21,10 @@ pub struct ProviderSettings {
     pub plan: Plan,
     /// How long peers may believe a manifest; it is re-signed at half of this.
     pub manifest_lifetime: Duration,
+    /// The lowest consumer reputation served, in `[0, 1]`.
+    pub min_reputation: f64,
+    /// A deliberate misbehaviour for tests; `None` in production.
+    pub fault: Option<super::FaultInjection>,
 }
 
 /// Installs a manifest (a stored one that is still fresh and true, else a new measurement; the

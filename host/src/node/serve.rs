@@ -8,7 +8,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use super::{
     BLOB_PROTOCOL, COMPONENTS_TOPIC, LEDGER_TOPIC, MAX_UPLOADS, NodeError, Shared, blobs, ledger, now_ms,
-    provider,
+    provide, provider,
 };
 use crate::crypto::PeerId;
 use crate::market::open_manifest;
@@ -20,6 +20,8 @@ use crate::store::Added;
 /// Gossiped ledger entries being checked and applied at once; more are dropped (and logged):
 /// their senders' chains are caught up on with the next entry that arrives.
 const MAX_LEDGER_GOSSIP_IN_FLIGHT: usize = 64;
+/// Compute and payment requests being handled at once; more are answered `Busy`.
+const MAX_CONTRACT_REQUESTS_IN_FLIGHT: usize = 128;
 /// How often announcements are renewed besides the DHT's own republishing.
 const REANNOUNCE_EVERY: Duration = Duration::from_secs(300);
 /// Announcements triggered by new connections, at most this many (then only the timer).
@@ -47,8 +49,15 @@ impl RecordValidator for Validator {
 /// Handles network events until the network stops.
 pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>, kicks: Arc<Notify>) {
     let ledger_work = Arc::new(Semaphore::new(MAX_LEDGER_GOSSIP_IN_FLIGHT));
+    let contract_work = Arc::new(Semaphore::new(MAX_CONTRACT_REQUESTS_IN_FLIGHT));
     while let Some(event) = events.recv().await {
         match event {
+            NetEvent::Request { peer, request: RpcRequest::Compute(bytes), reply } => {
+                spawn_answer(&shared, &contract_work, reply, provide::on_request(shared.clone(), peer, bytes))
+            }
+            NetEvent::Request { request: RpcRequest::Pay(bytes), reply, .. } => {
+                spawn_answer(&shared, &contract_work, reply, provide::on_payment(shared.clone(), bytes))
+            }
             NetEvent::Request { peer, request, reply } => {
                 let _ = reply.send(answer(&shared, &peer, request));
             }
@@ -78,6 +87,27 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
     }
 }
 
+/// Answers a request from a task of its own (bounded by `work`), or `Busy` at once.
+fn spawn_answer(
+    shared: &Shared,
+    work: &Arc<Semaphore>,
+    reply: tokio::sync::oneshot::Sender<RpcResponse>,
+    answer: impl Future<Output = RpcResponse> + Send + 'static,
+) {
+    match work.clone().try_acquire_owned() {
+        Ok(permit) => {
+            tokio::spawn(async move {
+                let _ = reply.send(answer.await);
+                drop(permit);
+            });
+        }
+        Err(_) => {
+            shared.refusals.count(Refusal::Overload);
+            let _ = reply.send(RpcResponse::refused(RefusalReason::Busy, "too many requests in progress"));
+        }
+    }
+}
+
 fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
     match request {
         RpcRequest::GetManifest => match shared.manifest.read().ok().and_then(|m| m.clone()) {
@@ -85,6 +115,9 @@ fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
             None => RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute"),
         },
         RpcRequest::GetChain { account, from_seq } => ledger::chain(shared, &account, from_seq),
+        RpcRequest::Compute(_) | RpcRequest::Pay(_) => {
+            RpcResponse::refused(RefusalReason::BadRequest, "handled by the contract tasks")
+        }
         RpcRequest::GetComponents { name } => {
             if let Err(e) = check_name(&name) {
                 shared.refusals.count(Refusal::Request);

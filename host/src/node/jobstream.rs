@@ -1,0 +1,88 @@
+//! `/cue-job/1.0.0`: one stream per contracted job, opened by the consumer.
+//!
+//! Frames are length-prefixed JSON (`u32` big-endian length, then the object):
+//!
+//! ```text
+//! consumer → provider: {"start": {"contract": "<hex hash of the COMPUTE_ACCEPT>"}}
+//! provider → consumer: {"event": {"event": "progress", "done": N, "total": M}}   (any number)
+//!                      {"event": {"event": "log", "source": .., "text": ..}}
+//!                      {"outcome": {"receipt": "<hex signed RECEIPT>", "output": "<WAVE>" | null}}
+//! ```
+//!
+//! The origin design names the stream `/cue-compute-job/<job-id>`; one protocol name with the
+//! contract in the first frame does the same without registering a protocol per job. Only the
+//! contract's consumer may start it, once.
+
+use std::time::Duration;
+
+use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+use serde::{Deserialize, Serialize};
+
+use crate::net::Stream;
+use crate::sandbox::JobEvent;
+
+/// The stream protocol for jobs.
+pub const JOB_PROTOCOL: &str = "/cue-job/1.0.0";
+/// Largest frame: a result of the sandbox's largest size, in WAVE, plus its receipt.
+pub const MAX_FRAME_BYTES: usize = 17 * 1024 * 1024;
+/// Longest wait for the start frame.
+pub const START_DEADLINE: Duration = Duration::from_secs(15);
+
+/// One frame of a job stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frame {
+    /// The consumer starts the contracted job.
+    Start {
+        /// Hex hash of the `COMPUTE_ACCEPT`.
+        contract: String,
+    },
+    /// Live progress or a log line from the guest.
+    Event(JobEvent),
+    /// The end: the signed receipt and, for a result, its WAVE text.
+    Outcome {
+        /// Hex of the signed `RECEIPT`'s canonical bytes.
+        receipt: String,
+        /// The result in WAVE, when the run produced one.
+        output: Option<String>,
+    },
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The stream failed or closed.
+    #[error("job stream: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame bigger than [`MAX_FRAME_BYTES`].
+    #[error("job stream: a frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// Not a frame of this protocol.
+    #[error("job stream: malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// Writes one frame.
+pub async fn write(stream: &mut Stream, frame: &Frame) -> Result<(), FrameError> {
+    let body = serde_json::to_vec(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    stream.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame.
+pub async fn read(stream: &mut Stream) -> Result<Frame, FrameError> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map_err(|e| FrameError::Malformed(e.to_string()))
+}

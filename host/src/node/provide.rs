@@ -1,0 +1,439 @@
+//! The provider's side of a contract: evaluate a `COMPUTE_REQUEST` against the policy, sign
+//! the contract or a typed reject, run the job when its consumer starts the job stream,
+//! deliver the outcome with a signed receipt, and watch for the payment.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::jobstream::{self, Frame, JOB_PROTOCOL, START_DEADLINE};
+use super::{NodeError, Shared, components, ledger, now_ms};
+use crate::contract::{self, ProviderView};
+use crate::crypto::{Digest, PeerId};
+use crate::market::NEUTRAL_REPUTATION;
+use crate::net::{RefusalReason, RpcResponse, Stream};
+use crate::protocol::{
+    ComputeAccept, ComputeReject, ComputeRequest, DEFAULT_NONCE_CAPACITY, EventBody, MAX_LIFETIME_MS,
+    Receipt, RejectReason, RunOutcome, SeenNonces, Signed, Validity,
+};
+use crate::sandbox::{Call, Invocation, JobEvent, Limits, LoadedComponent};
+use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
+
+/// How long after its deadline a consumer may still pay before it is recorded as a default.
+pub const PAY_GRACE_MS: u64 = 60_000;
+/// How often delivered contracts are checked for their payment.
+const PAYMENT_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Job events buffered between the sandbox and the stream; progress beyond is skipped.
+const EVENT_BUFFER: usize = 256;
+
+/// A deliberate misbehaviour, for testing that consumers catch it. Off unless asked for by
+/// name (`cue node --provide --fault-injection overstate-fuel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultInjection {
+    /// Sign receipts that claim 1000 fuel more than the run used (an overcharging provider).
+    OverstateFuel,
+}
+
+/// An accepted job waiting for its consumer to start it.
+struct PreparedJob {
+    request: Signed<ComputeRequest>,
+    accept: Signed<ComputeAccept>,
+    component: Arc<LoadedComponent>,
+    call: Call,
+    row: ContractRow,
+}
+
+/// What a providing node keeps about its jobs.
+pub(super) struct ProviderJobs {
+    prepared: Mutex<HashMap<Digest, PreparedJob>>,
+    in_flight: AtomicUsize,
+    nonces: Mutex<SeenNonces>,
+    pub(super) fault: Option<FaultInjection>,
+    pub(super) min_reputation: f64,
+}
+
+impl ProviderJobs {
+    pub(super) fn new(fault: Option<FaultInjection>, min_reputation: f64) -> ProviderJobs {
+        ProviderJobs {
+            prepared: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            nonces: Mutex::new(SeenNonces::new(DEFAULT_NONCE_CAPACITY)),
+            fault,
+            min_reputation,
+        }
+    }
+}
+
+fn sign<T: EventBody>(shared: &Shared, body: T) -> Result<Signed<T>, NodeError> {
+    Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), MAX_LIFETIME_MS))
+        .map_err(|e| NodeError::Store(format!("cannot sign: {e}")))
+}
+
+async fn keep(shared: &Shared, event: ProtocolEvent) {
+    let Some(store) = shared.ledger.clone() else { return };
+    let stored = tokio::task::spawn_blocking(move || store.record(event).map(|p| p.wait())).await;
+    if !matches!(stored, Ok(Ok(Ok(())))) {
+        tracing::error!("a contract event could not be stored");
+    }
+}
+
+pub(super) async fn save(shared: &Shared, row: ContractRow) {
+    let Some(store) = shared.ledger.clone() else { return };
+    let stored = tokio::task::spawn_blocking(move || store.save_contract(row).map(|p| p.wait())).await;
+    if !matches!(stored, Ok(Ok(Ok(())))) {
+        tracing::error!("a contract could not be stored");
+    }
+}
+
+/// Answers a `Compute` request: the signed contract, or a signed reject.
+pub(super) async fn on_request(shared: Arc<Shared>, peer: PeerId, bytes: Vec<u8>) -> RpcResponse {
+    let Some(jobs) = shared.provider_jobs.as_ref() else {
+        return RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute");
+    };
+    let request = match Signed::<ComputeRequest>::decode(&bytes)
+        .and_then(|r| r.verify_signature().map(|()| r))
+    {
+        Ok(request) if request.header().signer.peer_id() == peer => request,
+        Ok(_) => {
+            return RpcResponse::refused(RefusalReason::BadRequest, "a request must come from its signer");
+        }
+        Err(e) => {
+            return RpcResponse::refused(
+                RefusalReason::BadRequest,
+                format!("not a signed compute request: {e}"),
+            );
+        }
+    };
+    let fresh = {
+        let mut nonces = jobs.nonces.lock().expect("nonce lock");
+        let checked = request.verify_fresh(now_ms(), &mut nonces);
+        if checked.is_ok() {
+            nonces.record(request.header());
+        }
+        checked
+    };
+    if let Err(e) = fresh {
+        return reject(&shared, &request, RejectReason::Invalid, e.to_string()).await;
+    }
+    match prepare(&shared, jobs, &request).await {
+        Ok(accept) => RpcResponse::Accepted(accept.bytes().to_vec()),
+        Err((reason, message)) => reject(&shared, &request, reason, message).await,
+    }
+}
+
+async fn reject(
+    shared: &Shared,
+    request: &Signed<ComputeRequest>,
+    reason: RejectReason,
+    message: String,
+) -> RpcResponse {
+    tracing::info!(job = %request.body().job_id, ?reason, "rejected a job: {message}");
+    let body = ComputeReject { request: request.hash(), job_id: request.body().job_id, reason, message };
+    match sign(shared, body) {
+        Ok(reject) => {
+            let job = Some(request.body().job_id);
+            keep(shared, ProtocolEvent::of(&reject, job, vec![(request.hash(), "request")])).await;
+            RpcResponse::Rejected(reject.bytes().to_vec())
+        }
+        Err(e) => RpcResponse::refused(RefusalReason::Busy, e.to_string()),
+    }
+}
+
+/// Evaluates, loads and type-checks; on success signs and stores the contract and keeps the
+/// job ready for its stream.
+async fn prepare(
+    shared: &Arc<Shared>,
+    jobs: &ProviderJobs,
+    request: &Signed<ComputeRequest>,
+) -> Result<Signed<ComputeAccept>, contract::Refusal> {
+    let body = request.body();
+    let (Some(store), Some(manifest)) =
+        (shared.ledger.as_ref(), shared.manifest.read().ok().and_then(|m| m.clone()))
+    else {
+        return Err((RejectReason::Invalid, "this provider keeps no ledger, so it cannot be paid".into()));
+    };
+    let policy = manifest.body().policy;
+    let capacity = policy.max_concurrent_jobs as usize * 2;
+    let view = ProviderView {
+        me: &shared.keypair.public(),
+        genesis: &store.genesis().id(),
+        policy: &policy,
+        in_flight: jobs.in_flight.load(Ordering::SeqCst),
+        capacity,
+        consumer_reputation: NEUTRAL_REPUTATION,
+        min_reputation: jobs.min_reputation,
+    };
+    contract::evaluate(body, &view)?;
+    let (component, call) = load(shared, body).await?;
+    let accept = ComputeAccept {
+        request: request.hash(),
+        job_id: body.job_id,
+        consumer: request.header().signer,
+        price_per_mfuel: policy.price_per_mfuel,
+        base_fee: policy.base_fee,
+        engine: shared.sandbox.fingerprint().id.clone(),
+        pay_by_ms: now_ms() + body.max_execution_ms + PAY_GRACE_MS,
+    };
+    let accept = sign(shared, accept).map_err(|e| (RejectReason::Busy, e.to_string()))?;
+    let row = ContractRow {
+        contract: accept.hash(),
+        job: body.job_id,
+        role: Role::Provider,
+        peer: request.header().signer,
+        state: ContractState::Accepted,
+        request: request.hash(),
+        receipt: None,
+        payment: None,
+        offer: body.offer,
+        price: None,
+        pay_by_ms: accept.body().pay_by_ms,
+        created_ms: now_ms(),
+        updated_ms: now_ms(),
+        detail: None,
+    };
+    keep(shared, ProtocolEvent::of(request, Some(body.job_id), vec![])).await;
+    keep(shared, ProtocolEvent::of(&accept, Some(body.job_id), vec![(request.hash(), "request")])).await;
+    save(shared, row.clone()).await;
+    jobs.in_flight.fetch_add(1, Ordering::SeqCst);
+    let prepared = PreparedJob { request: request.clone(), accept: accept.clone(), component, call, row };
+    jobs.prepared.lock().expect("jobs lock").insert(accept.hash(), prepared);
+    tokio::spawn(expire_unstarted(shared.clone(), accept.hash()));
+    Ok(accept)
+}
+
+/// Fetches the component if needed, loads it in the sandbox and type-checks the call.
+async fn load(
+    shared: &Shared,
+    request: &ComputeRequest,
+) -> Result<(Arc<LoadedComponent>, Call), contract::Refusal> {
+    let component_error = |e: &dyn std::fmt::Display| (RejectReason::Component, e.to_string());
+    components::ensure_blob(shared, request.component, &mut |_, _| {})
+        .await
+        .map_err(|e| component_error(&e))?;
+    let bytes = shared.blobs.get(&request.component).map_err(|e| component_error(&e))?;
+    let bytes = bytes.ok_or_else(|| component_error(&"the component vanished from the blob store"))?;
+    let (sandbox, call_text) = (shared.sandbox.clone(), request.call.clone());
+    tokio::task::spawn_blocking(move || {
+        let loaded = sandbox.load(&bytes).map_err(|e| (RejectReason::Component, e.to_string()))?;
+        let call = loaded.parse_call(&call_text).map_err(|e| (RejectReason::BadCall, e.to_string()))?;
+        Ok((Arc::new(loaded), call))
+    })
+    .await
+    .map_err(|e| (RejectReason::Busy, format!("loading task: {e}")))?
+}
+
+/// A contract whose consumer never starts the job frees its slot and is recorded as failed.
+async fn expire_unstarted(shared: Arc<Shared>, contract: Digest) {
+    tokio::time::sleep(START_DEADLINE * 2).await;
+    let Some(jobs) = shared.provider_jobs.as_ref() else { return };
+    let Some(job) = jobs.prepared.lock().expect("jobs lock").remove(&contract) else { return };
+    jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let detail = Some("the consumer never started the job".to_owned());
+    save(&shared, ContractRow { state: ContractState::Failed, updated_ms: now_ms(), detail, ..job.row })
+        .await;
+}
+
+/// Serves `/cue-job/1.0.0` until shutdown.
+pub(super) fn serve_jobs(
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<impl Future<Output = ()>, NodeError> {
+    let mut incoming = shared.client.accept(JOB_PROTOCOL)?;
+    let streams = Arc::new(Semaphore::new(256));
+    Ok(async move {
+        loop {
+            let (peer, stream) = tokio::select! {
+                () = super::wait_for(shutdown.clone()) => return,
+                next = incoming.next() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+            };
+            let Ok(permit) = streams.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "too many job streams: one closed");
+                continue;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = run_stream(&shared, peer, stream).await {
+                    tracing::info!(%peer, "job stream ended early: {e}");
+                }
+                drop(permit);
+            });
+        }
+    })
+}
+
+async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> Result<(), NodeError> {
+    let broken = |e: jobstream::FrameError| NodeError::Invalid(e.to_string());
+    let start = tokio::time::timeout(START_DEADLINE, jobstream::read(&mut stream))
+        .await
+        .map_err(|_| NodeError::Invalid("no start frame in time".into()))?
+        .map_err(broken)?;
+    let Frame::Start { contract } = start else {
+        return Err(NodeError::Invalid("the first frame must be `start`".into()));
+    };
+    let contract = Digest::from_hex(&contract).ok_or_else(|| NodeError::Invalid("bad contract id".into()))?;
+    let jobs = shared.provider_jobs.as_ref().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
+    let job = {
+        let mut prepared = jobs.prepared.lock().expect("jobs lock");
+        match prepared.get(&contract) {
+            Some(job) if job.request.header().signer.peer_id() == peer => prepared.remove(&contract),
+            Some(_) => return Err(NodeError::Invalid("only the contract's consumer may start it".into())),
+            None => return Err(NodeError::NotFound("no such contract waiting to start".into())),
+        }
+    };
+    let Some(job) = job else { return Ok(()) };
+    let result = execute(shared, job, &mut stream).await;
+    jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+/// Runs the job, streaming its events, then signs, stores and sends the receipt.
+async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) -> Result<(), NodeError> {
+    let broken = |e: jobstream::FrameError| NodeError::Invalid(e.to_string());
+    let body = job.request.body();
+    let limits = Limits {
+        fuel: body.max_fuel,
+        timeout: Duration::from_millis(body.max_execution_ms),
+        memory_bytes: body.max_memory_bytes,
+        ..Limits::default()
+    };
+    let (events, mut received) = mpsc::channel::<JobEvent>(EVENT_BUFFER);
+    let sink: crate::sandbox::EventSink = Arc::new(move |event| {
+        let _ = events.try_send(event);
+    });
+    let (component, call) = (job.component.clone(), job.call.clone());
+    let started = Instant::now();
+    let run = tokio::task::spawn_blocking(move || {
+        component.invoke(&call, &limits, &Invocation { seed: None, events: Some(sink) })
+    });
+    while let Some(event) = received.recv().await {
+        jobstream::write(stream, &Frame::Event(event)).await.map_err(broken)?;
+    }
+    let outcome = run.await.map_err(|e| NodeError::Store(format!("job task: {e}")))?;
+    let wall_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut fuel_used = outcome.fuel_used;
+    if shared.provider_jobs.as_ref().and_then(|j| j.fault) == Some(FaultInjection::OverstateFuel) {
+        fuel_used += 1_000;
+    }
+    let (run_outcome, output) = match &outcome.result {
+        Ok(output) => (RunOutcome::Output(Digest::of(output.wave.as_bytes())), Some(output.wave.clone())),
+        Err(e) => (RunOutcome::Failed { kind: e.kind.to_string(), message: e.message.clone() }, None),
+    };
+    let receipt = Receipt {
+        contract: job.accept.hash(),
+        job_id: body.job_id,
+        component: body.component,
+        input: body.input_hash(),
+        outcome: run_outcome,
+        fuel_used,
+        wall_us,
+        engine: shared.sandbox.fingerprint().id.clone(),
+    };
+    let receipt = sign(shared, receipt)?;
+    let price = job.accept.body().price(fuel_used, body.offer);
+    keep(shared, ProtocolEvent::of(&receipt, Some(body.job_id), vec![(job.accept.hash(), "contract")])).await;
+    let delivered = ContractRow {
+        state: ContractState::Delivered,
+        receipt: Some(receipt.hash()),
+        price: Some(price),
+        updated_ms: now_ms(),
+        detail: outcome.result.as_ref().err().map(|e| e.to_string()),
+        ..job.row
+    };
+    save(shared, delivered).await;
+    let frame = Frame::Outcome { receipt: hex::encode(receipt.bytes()), output };
+    jobstream::write(stream, &frame).await.map_err(broken)?;
+    let _ = futures::AsyncWriteExt::close(stream).await;
+    Ok(())
+}
+
+/// Answers a `Pay` request: apply the transfer, then settle the contract it pays.
+pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcResponse {
+    match ledger::import(&shared, bytes, false).await {
+        Ok(_) => {
+            settle(&shared).await;
+            RpcResponse::Paid
+        }
+        Err(NodeError::Invalid(message)) if message.contains("replay") || message.contains("already") => {
+            settle(&shared).await;
+            RpcResponse::Paid
+        }
+        Err(e) => RpcResponse::refused(RefusalReason::BadRequest, format!("payment refused: {e}")),
+    }
+}
+
+/// Marks delivered contracts paid when a transfer from the consumer referencing the receipt
+/// covers the price, or defaulted when the deadline passed.
+pub(super) async fn settle(shared: &Shared) {
+    let Some(store) = shared.ledger.clone() else { return };
+    let me = shared.keypair.public();
+    let now = now_ms();
+    let updates = tokio::task::spawn_blocking(move || -> Result<Vec<ContractRow>, crate::store::StoreError> {
+        let reader = store.reader()?;
+        let mut updates = Vec::new();
+        for row in reader.contracts_in(Role::Provider, ContractState::Delivered, 1024)? {
+            let Some(receipt) = row.receipt else { continue };
+            let paid = reader.events_linking_to(&receipt)?.into_iter().find(|hash| {
+                let Ok(Some(bytes)) = reader.event_bytes(hash) else { return false };
+                matches!(crate::protocol::Event::decode(&bytes), Ok(crate::protocol::Event::Transfer(t))
+                    if t.header().signer == row.peer && t.body().to == me && t.body().amount >= row.price.unwrap_or(0))
+            });
+            match paid {
+                Some(payment) => updates.push(ContractRow {
+                    state: ContractState::Paid,
+                    payment: Some(payment),
+                    updated_ms: now,
+                    ..row
+                }),
+                None if now > row.pay_by_ms => updates.push(ContractRow {
+                    state: ContractState::Defaulted,
+                    updated_ms: now,
+                    detail: Some("the consumer did not pay by the deadline".into()),
+                    ..row
+                }),
+                None => {}
+            }
+        }
+        Ok(updates)
+    })
+    .await;
+    for row in updates.ok().and_then(Result::ok).unwrap_or_default() {
+        tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
+        save(shared, row).await;
+    }
+}
+
+/// Checks delivered contracts for payment until shutdown.
+pub(super) async fn watch_payments(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = super::wait_for(shutdown.clone()) => return,
+            () = tokio::time::sleep(PAYMENT_CHECK_EVERY) => settle(&shared).await,
+        }
+    }
+}
+
+/// At start: contracts this provider accepted but never finished (it stopped mid-job) are
+/// recorded as failed; answers how many.
+pub(super) async fn fail_unfinished(shared: &Shared) -> usize {
+    let Some(store) = shared.ledger.clone() else { return 0 };
+    let rows = tokio::task::spawn_blocking(move || {
+        store.reader()?.contracts_in(Role::Provider, ContractState::Accepted, 10_000)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default();
+    let count = rows.len();
+    for row in rows {
+        tracing::warn!(contract = %row.contract, "this provider stopped before finishing the job: recorded as failed");
+        let detail = Some("the provider restarted before the job finished".to_owned());
+        save(shared, ContractRow { state: ContractState::Failed, updated_ms: now_ms(), detail, ..row }).await;
+    }
+    count
+}

@@ -12,7 +12,7 @@
 //! | core | [`store`] | SQLite: event log and ledger (one writer), component registry; blob files |
 //! | rules | [`ledger`] | pure ledger rules: balances, chains, equivocation proofs |
 //! | rules | [`protocol`] | signed envelope, canonical encoding, event kinds, component manifests |
-//! | rules | [`market`] | pure market rules: the signed resource manifest |
+//! | rules | [`market`] | pure market rules: the signed resource manifest, provider score, reputation |
 //! | base | [`crypto`] | keys, signatures, peer ids |
 //! | app | [`local`] | running a component on this machine (`cue run`) |
 //! | app | [`benchmark`] | measuring this machine and signing its manifest (`cue benchmark`) |

@@ -1,11 +1,16 @@
-//! The market's pure rules: what a provider offers and at what price. No I/O, no clock:
-//! measurements and the time are passed in.
+//! The market's pure rules: what a provider offers, at what price, and whom to trust. No I/O,
+//! no clock: measurements and the time are passed in.
 //!
 //! The [`ResourceManifest`] is a provider's signed statement of its measured capacity and its
-//! prices; [`score`] ranks the providers a consumer discovered. See `docs/market.md`.
+//! prices; [`score`] ranks the providers a consumer discovered; a [`ReputationBook`] turns
+//! contract outcomes ([`Attestation`]s, own and gossiped) and equivocation proofs into each
+//! peer's reputation, which the score multiplies and a provider's [`ReputationPolicy`] checks.
+//! See `docs/market.md`.
 
 mod manifest;
+mod reputation;
 mod score;
 
 pub use manifest::{ManifestError, ProviderPolicy, ResourceManifest, open_manifest};
+pub use reputation::{Attestation, Recorded, ReputationBook, ReputationLimits, ReputationPolicy, Verdict};
 pub use score::{NEUTRAL_REPUTATION, REFERENCE_JOB_FUEL, score};

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{NodeError, Shared, now_ms};
 use crate::crypto::PeerId;
-use crate::market::{NEUTRAL_REPUTATION, ResourceManifest, open_manifest, score};
+use crate::market::{ResourceManifest, open_manifest, score};
 use crate::net::{DhtKey, Refusal, RpcRequest, RpcResponse};
 use crate::protocol::Signed;
 
@@ -29,6 +29,9 @@ pub struct ProviderView {
     pub reputation: f64,
     /// The ranking score (see `market::score`).
     pub score: f64,
+    /// The checked manifest itself (what contracts are negotiated from).
+    #[serde(skip)]
+    pub(super) signed: Signed<ResourceManifest>,
 }
 
 /// Every provider the DHT knows, best first. Providers whose manifest is missing, forged,
@@ -62,7 +65,7 @@ pub(super) async fn providers(shared: &Shared) -> Result<Vec<ProviderView>, Node
 async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
     if peer == shared.keypair.peer_id() {
         let manifest = shared.manifest.read().ok().and_then(|m| m.clone())?;
-        return Some(view(&manifest, 0.0));
+        return Some(view(shared, &manifest, 0.0));
     }
     let started = Instant::now();
     let response = shared.client.request(peer, RpcRequest::GetManifest).await;
@@ -98,12 +101,12 @@ async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
         tracing::debug!("cannot remember {peer}: {e}");
     }
     let latency = shared.client.rtt(peer).await.ok().flatten().unwrap_or(round_trip);
-    Some(view(&manifest, latency.as_secs_f64() * 1000.0))
+    Some(view(shared, &manifest, latency.as_secs_f64() * 1000.0))
 }
 
-fn view(manifest: &Signed<ResourceManifest>, latency_ms: f64) -> ProviderView {
+fn view(shared: &Shared, manifest: &Signed<ResourceManifest>, latency_ms: f64) -> ProviderView {
     let body = manifest.body();
-    let reputation = NEUTRAL_REPUTATION;
+    let reputation = shared.reputation_of(&body.provider);
     let mut json = serde_json::to_value(body).unwrap_or_default();
     if let Some(object) = json.as_object_mut() {
         object.insert("expires_ms".into(), manifest.header().expires_ms.into());
@@ -115,5 +118,6 @@ fn view(manifest: &Signed<ResourceManifest>, latency_ms: f64) -> ProviderView {
         latency_ms,
         reputation,
         score: score(body, latency_ms, reputation),
+        signed: manifest.clone(),
     }
 }

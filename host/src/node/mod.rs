@@ -23,7 +23,9 @@ mod jobstream;
 mod ledger;
 mod provide;
 mod provider;
+mod reputation;
 mod serve;
+mod submit;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -39,11 +41,13 @@ pub use jobstream::JOB_PROTOCOL;
 pub use ledger::{EntryView, LEDGER_TOPIC};
 pub use provide::{FaultInjection, PAY_GRACE_MS};
 pub use provider::ProviderSettings;
+pub use reputation::REPUTATION_TOPIC;
+pub use submit::{Attempt, SubmitOptions, SubmitReport};
 
 use crate::crypto::{Keypair, PeerId};
 use crate::datadir::DataDir;
 use crate::ledger::Genesis;
-use crate::market::ResourceManifest;
+use crate::market::{ReputationBook, ReputationLimits, ResourceManifest};
 use crate::net::{self, Multiaddr, NetConfig, Refusals};
 use crate::protocol::Signed;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -130,6 +134,8 @@ struct Shared {
     refusals: Arc<Refusals>,
     /// The jobs this node runs for others, when it provides.
     provider_jobs: Option<provide::ProviderJobs>,
+    /// What this node and the peers it trusts have attested about others.
+    reputation: std::sync::Mutex<ReputationBook>,
 }
 
 /// A running node.
@@ -148,6 +154,7 @@ impl Node {
         let (keypair, _) =
             Keypair::load_or_create(&data_dir.identity_key()).map_err(|e| setup("identity", &e))?;
         let keypair = Arc::new(keypair);
+        let keypair_public = keypair.public();
         let sandbox = Sandbox::new(SandboxConfig {
             cache_dir: Some(data_dir.code_cache()),
             ..SandboxConfig::default()
@@ -185,9 +192,14 @@ impl Node {
                 .provide
                 .as_ref()
                 .map(|p| provide::ProviderJobs::new(p.fault, p.min_reputation)),
+            reputation: std::sync::Mutex::new(ReputationBook::new(
+                keypair_public,
+                ReputationLimits::default(),
+            )),
         });
         shared.wait_for_listeners(config.listen.len()).await;
         shared.client.subscribe(COMPONENTS_TOPIC).await?;
+        shared.client.subscribe(REPUTATION_TOPIC).await?;
         if shared.ledger.is_some() {
             shared.client.subscribe(LEDGER_TOPIC).await?;
         }
@@ -266,6 +278,11 @@ impl NodeHandle {
         self.shared.refusals.snapshot()
     }
 
+    /// This node's view of a peer's reputation, in `[0, 1]`.
+    pub fn reputation(&self, peer: PeerId) -> f64 {
+        self.shared.reputation_of(&peer.public_key())
+    }
+
     /// Peers connected now.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NodeError> {
         Ok(self.shared.client.connected_peers().await?)
@@ -285,6 +302,17 @@ impl NodeHandle {
         version: &str,
     ) -> Result<PublishReport, NodeError> {
         components::publish(&self.shared, bytes, name, version).await
+    }
+
+    /// Runs a job on the network: discover, negotiate, stream, check the receipt, pay,
+    /// attest; retries elsewhere and replicates as asked. `progress(done, total)` reports the
+    /// guest's progress.
+    pub async fn submit(
+        &self,
+        options: SubmitOptions,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<SubmitReport, NodeError> {
+        submit::submit(&self.shared, options, Arc::new(progress)).await
     }
 
     /// Resolves a reference and fetches the component's bytes from a peer that has them.
@@ -334,6 +362,20 @@ impl NodeHandle {
 }
 
 impl Shared {
+    /// A peer's reputation here: 0 for an account the ledger flagged for equivocation, else
+    /// from the attestations this node holds (see `market::reputation`).
+    fn reputation_of(&self, peer: &crate::crypto::PublicKey) -> f64 {
+        let flagged =
+            self.ledger.as_ref().and_then(|l| l.reader().ok()).and_then(|r| r.is_flagged(peer).ok());
+        if flagged == Some(true) {
+            return 0.0;
+        }
+        self.reputation
+            .lock()
+            .map(|book| book.reputation(peer, now_ms()))
+            .unwrap_or(crate::market::NEUTRAL_REPUTATION)
+    }
+
     async fn wait_for_listeners(&self, wanted: usize) {
         for _ in 0..100 {
             if let Ok(addrs) = self.client.listen_addrs().await

@@ -13,11 +13,10 @@ use super::jobstream::{self, Frame, JOB_PROTOCOL, START_DEADLINE};
 use super::{NodeError, Shared, components, ledger, now_ms};
 use crate::contract::{self, ProviderView};
 use crate::crypto::{Digest, PeerId};
-use crate::market::NEUTRAL_REPUTATION;
 use crate::net::{RefusalReason, RpcResponse, Stream};
 use crate::protocol::{
     ComputeAccept, ComputeReject, ComputeRequest, DEFAULT_NONCE_CAPACITY, EventBody, MAX_LIFETIME_MS,
-    Receipt, RejectReason, RunOutcome, SeenNonces, Signed, Validity,
+    Receipt, RejectReason, RunOutcome, SeenNonces, Signed, Validity, Verdict,
 };
 use crate::sandbox::{Call, Invocation, JobEvent, Limits, LoadedComponent};
 use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
@@ -72,7 +71,7 @@ fn sign<T: EventBody>(shared: &Shared, body: T) -> Result<Signed<T>, NodeError> 
         .map_err(|e| NodeError::Store(format!("cannot sign: {e}")))
 }
 
-async fn keep(shared: &Shared, event: ProtocolEvent) {
+pub(super) async fn keep(shared: &Shared, event: ProtocolEvent) {
     let Some(store) = shared.ledger.clone() else { return };
     let stored = tokio::task::spawn_blocking(move || store.record(event).map(|p| p.wait())).await;
     if !matches!(stored, Ok(Ok(Ok(())))) {
@@ -163,7 +162,7 @@ async fn prepare(
         policy: &policy,
         in_flight: jobs.in_flight.load(Ordering::SeqCst),
         capacity,
-        consumer_reputation: NEUTRAL_REPUTATION,
+        consumer_reputation: shared.reputation_of(&request.header().signer),
         min_reputation: jobs.min_reputation,
     };
     contract::evaluate(body, &view)?;
@@ -404,7 +403,10 @@ pub(super) async fn settle(shared: &Shared) {
     .await;
     for row in updates.ok().and_then(Result::ok).unwrap_or_default() {
         tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
+        let (contract, job, consumer, state) = (row.contract, row.job, row.peer, row.state);
         save(shared, row).await;
+        let verdict = if state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
+        super::reputation::attest(shared, contract, job, consumer, verdict, Vec::new()).await;
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use super::{
-    BLOB_PROTOCOL, COMPONENTS_TOPIC, LEDGER_TOPIC, MAX_UPLOADS, NodeError, Shared, blobs, ledger, now_ms,
-    provide, provider,
+    BLOB_PROTOCOL, COMPONENTS_TOPIC, LEDGER_TOPIC, MAX_UPLOADS, NodeError, REPUTATION_TOPIC, Shared, blobs,
+    ledger, now_ms, provide, provider, reputation,
 };
 use crate::crypto::PeerId;
 use crate::market::open_manifest;
@@ -78,6 +78,9 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
                         tracing::warn!(%from, "too many ledger entries being applied: one dropped")
                     }
                 }
+            }
+            NetEvent::Gossip { topic, from, data } if topic == REPUTATION_TOPIC => {
+                reputation::on_gossip(&shared, from, data).await
             }
             NetEvent::Gossip { topic, from, .. } => {
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored")

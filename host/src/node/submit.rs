@@ -1,0 +1,530 @@
+//! The consumer's side of a contract: resolve the component, choose providers, negotiate,
+//! stream the job, check the receipt, pay what it makes due, and attest — with bounded
+//! retries on other providers, and replication with a majority vote.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::discovery::ProviderView;
+use super::jobstream::{self, Frame, JOB_PROTOCOL};
+use super::provide::{keep, save};
+use super::{NodeError, Shared, components, discovery, ledger, now_ms, reputation};
+use crate::contract::{self, Breach};
+use crate::crypto::{Digest, PeerId};
+use crate::net::{RpcRequest, RpcResponse};
+use crate::protocol::{
+    ComputeAccept, ComputeReject, ComputeRequest, JobId, PaymentReference, Receipt, RunOutcome, Signed,
+    Validity, Verdict,
+};
+use crate::sandbox::{Call, JobEvent, LoadedComponent};
+use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
+
+/// Time allowed beyond the contract's execution limit for connection, transfer and signing.
+const DELIVERY_MARGIN: Duration = Duration::from_secs(15);
+/// How long a request may stay acceptable to the provider.
+const REQUEST_LIFETIME_MS: u64 = 60_000;
+
+/// What `cue submit` asks for.
+#[derive(Clone, Debug)]
+pub struct SubmitOptions {
+    /// The component: `name@req`, `sha256:<hex>` or a file.
+    pub reference: String,
+    /// The call, in WAVE.
+    pub call: String,
+    /// The most to pay per provider; `None`: each provider's price for the fuel budget.
+    pub offer: Option<u64>,
+    /// Fuel budget.
+    pub max_fuel: u64,
+    /// Memory limit, in bytes.
+    pub max_memory_bytes: u64,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+    /// Providers that must run it and agree (1: no replication).
+    pub replicas: usize,
+    /// Only this provider.
+    pub provider: Option<PeerId>,
+    /// Most providers tried per replica.
+    pub max_attempts: usize,
+}
+
+/// One provider tried.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    /// The provider.
+    pub provider: String,
+    /// `completed`, `rejected`, `failed`, `breach` or `invalid-result`.
+    pub outcome: String,
+    /// Why, in words.
+    pub detail: String,
+    /// The contract id, when one was made.
+    pub contract: Option<String>,
+    /// What was paid (0 when nothing).
+    pub paid: u64,
+}
+
+/// What `cue submit` reports: the same `result`/`wave`/`error` as `cue run --json`, plus the
+/// contract's facts.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubmitReport {
+    /// The job id.
+    pub job: String,
+    /// The result as JSON (`null` on failure).
+    pub result: serde_json::Value,
+    /// The result in WAVE (`null` on failure).
+    pub wave: Option<String>,
+    /// `{"kind", "message"}` when the job failed (out of fuel, trap, ...), else `null`.
+    pub error: Option<serde_json::Value>,
+    /// The provider whose receipt is reported.
+    pub provider: Option<String>,
+    /// Fuel the receipt states.
+    pub fuel: u64,
+    /// What this job cost in all (every paid contract).
+    pub cost: u64,
+    /// Hash of the reported receipt.
+    pub receipt: Option<String>,
+    /// The component's SHA-256.
+    pub component: String,
+    /// Every provider tried, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A delivered, checked run.
+struct Delivery {
+    provider: PeerId,
+    accept: Signed<ComputeAccept>,
+    receipt: Signed<Receipt>,
+    /// The result in WAVE, as delivered (checked against the receipt's hash).
+    output: Option<String>,
+    row: ContractRow,
+    offer: u64,
+}
+
+/// Runs a job on the network; `progress(done, total)` reports the guest's progress.
+pub(super) async fn submit(
+    shared: &Arc<Shared>,
+    options: SubmitOptions,
+    progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+) -> Result<SubmitReport, NodeError> {
+    let genesis = ledger::store(shared)?.genesis().id();
+    let fetched = components::fetch(shared, &options.reference, |_, _| {}).await?;
+    let component = Digest::from_hex(&fetched.sha256).ok_or_else(|| NodeError::Store("bad sha256".into()))?;
+    let reference = fetched.name.as_ref().zip(fetched.version.as_ref()).map(|(n, v)| format!("{n}@{v}"));
+    let (loaded, call) = load_locally(shared, component, &options.call).await?;
+    let job = JobId(crate::crypto::random_bytes().map_err(|e| NodeError::Store(e.to_string()))?);
+    let candidates = candidates(shared, &options).await?;
+    let groups = replica_groups(candidates, options.replicas.max(1));
+    let plan = Plan {
+        shared: shared.clone(),
+        job,
+        genesis,
+        component,
+        reference,
+        call_text: call.wave().to_owned(),
+        options,
+    };
+    let mut attempts = Vec::new();
+    let mut deliveries = Vec::new();
+    let runs = groups.into_iter().map(|group| {
+        let plan = &plan;
+        let progress = progress.clone();
+        async move { plan.run_one(group, progress).await }
+    });
+    for (delivery, mut tries) in futures::future::join_all(runs).await {
+        attempts.append(&mut tries);
+        deliveries.extend(delivery);
+    }
+    plan.settle(deliveries, &loaded, &call, attempts).await
+}
+
+async fn load_locally(
+    shared: &Shared,
+    component: Digest,
+    call: &str,
+) -> Result<(Arc<LoadedComponent>, Call), NodeError> {
+    let bytes = shared.blobs.get(&component).map_err(|e| NodeError::Store(e.to_string()))?;
+    let bytes = bytes.ok_or_else(|| NodeError::NotFound("the component is not in the blob store".into()))?;
+    let (sandbox, call) = (shared.sandbox.clone(), call.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let loaded = sandbox
+            .load(&bytes)
+            .map_err(|e| NodeError::Invalid(format!("the component was refused: {e}")))?;
+        let call = loaded.parse_call(&call).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        Ok((Arc::new(loaded), call))
+    })
+    .await
+    .map_err(|e| NodeError::Store(format!("loading task: {e}")))?
+}
+
+/// Providers that may take the job, best first: not this node, within their policies, and
+/// (when the offer is fixed) cheap enough.
+async fn candidates(shared: &Shared, options: &SubmitOptions) -> Result<Vec<ProviderView>, NodeError> {
+    let me = shared.keypair.peer_id().to_string();
+    let all = discovery::providers(shared).await?;
+    let fits = |view: &ProviderView| {
+        let policy = view.signed.body().policy;
+        let timeout_ms = u64::try_from(options.timeout.as_millis()).unwrap_or(u64::MAX);
+        options.max_memory_bytes <= policy.max_memory_bytes
+            && timeout_ms <= policy.max_execution_ms
+            && options.offer.is_none_or(|offer| contract::minimum_offer(&policy, options.max_fuel) <= offer)
+    };
+    let chosen: Vec<ProviderView> = all
+        .into_iter()
+        .filter(|view| view.peer_id != me)
+        .filter(|view| options.provider.is_none_or(|p| p.to_string() == view.peer_id))
+        .filter(fits)
+        .collect();
+    if chosen.is_empty() {
+        return Err(NodeError::NotFound(match options.provider {
+            Some(p) => {
+                format!("provider {p} is not available for this job (unknown, or its policy does not fit)")
+            }
+            None => "no provider available for this job (none found, or none whose policy fits)".into(),
+        }));
+    }
+    Ok(chosen)
+}
+
+/// Splits candidates into `replicas` disjoint groups of the same engine (results and fuel are
+/// only comparable on one engine): each group is one replica's list of providers to try.
+fn replica_groups(candidates: Vec<ProviderView>, replicas: usize) -> Vec<Vec<ProviderView>> {
+    let mut by_engine: std::collections::BTreeMap<String, Vec<ProviderView>> = Default::default();
+    for view in candidates {
+        by_engine.entry(view.signed.body().engine.clone()).or_default().push(view);
+    }
+    let engine =
+        by_engine.iter().max_by_key(|(_, views)| views.len()).map(|(e, _)| e.clone()).unwrap_or_default();
+    let views = by_engine.remove(&engine).unwrap_or_default();
+    let mut groups = vec![Vec::new(); replicas.min(views.len()).max(1)];
+    let count = groups.len();
+    for (i, view) in views.into_iter().enumerate() {
+        groups[i % count].push(view);
+    }
+    groups
+}
+
+/// The job's fixed facts, shared by its replicas.
+struct Plan {
+    shared: Arc<Shared>,
+    job: JobId,
+    genesis: Digest,
+    component: Digest,
+    reference: Option<String>,
+    call_text: String,
+    options: SubmitOptions,
+}
+
+impl Plan {
+    /// Tries the group's providers in order until one delivers a checked receipt.
+    async fn run_one(
+        &self,
+        group: Vec<ProviderView>,
+        progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+    ) -> (Option<Delivery>, Vec<Attempt>) {
+        let mut attempts = Vec::new();
+        for view in group.into_iter().take(self.options.max_attempts.max(1)) {
+            let provider = view.signed.body().peer_id();
+            match self.attempt(&view, &progress).await {
+                Ok(delivery) => {
+                    attempts.push(Attempt {
+                        provider: provider.to_string(),
+                        outcome: "completed".into(),
+                        detail: String::new(),
+                        contract: Some(delivery.accept.hash().to_string()),
+                        paid: 0,
+                    });
+                    return (Some(delivery), attempts);
+                }
+                Err((outcome, detail, contract)) => {
+                    tracing::info!(%provider, outcome, "attempt failed: {detail}");
+                    attempts.push(Attempt {
+                        provider: provider.to_string(),
+                        outcome: outcome.into(),
+                        detail,
+                        contract: contract.map(|c| c.to_string()),
+                        paid: 0,
+                    });
+                }
+            }
+        }
+        (None, attempts)
+    }
+
+    async fn attempt(
+        &self,
+        view: &ProviderView,
+        progress: &Arc<dyn Fn(u64, u64) + Send + Sync>,
+    ) -> Result<Delivery, (&'static str, String, Option<Digest>)> {
+        let shared = &self.shared;
+        let manifest = view.signed.body();
+        let provider = manifest.peer_id();
+        let offer = self
+            .options
+            .offer
+            .unwrap_or_else(|| contract::minimum_offer(&manifest.policy, self.options.max_fuel));
+        let body = ComputeRequest {
+            job_id: self.job,
+            provider: manifest.provider,
+            genesis: self.genesis,
+            component: self.component,
+            reference: self.reference.clone(),
+            call: self.call_text.clone(),
+            offer,
+            max_fuel: self.options.max_fuel,
+            max_memory_bytes: self.options.max_memory_bytes,
+            max_execution_ms: u64::try_from(self.options.timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let request = Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), REQUEST_LIFETIME_MS))
+            .map_err(|e| ("failed", e.to_string(), None))?;
+        keep(shared, ProtocolEvent::of(&request, Some(self.job), vec![])).await;
+        let accept =
+            match shared.client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await {
+                Ok(RpcResponse::Accepted(bytes)) => Signed::<ComputeAccept>::decode(&bytes)
+                    .and_then(|a| a.verify_signature().map(|()| a))
+                    .map_err(|e| ("breach", format!("an unreadable contract: {e}"), None))?,
+                Ok(RpcResponse::Rejected(bytes)) => {
+                    return Err(("rejected", rejection(&bytes, &request), None));
+                }
+                Ok(other) => return Err(("failed", format!("unexpected answer {other:?}"), None)),
+                Err(e) => return Err(("failed", e.to_string(), None)),
+            };
+        contract::check_accept(&request, &accept).map_err(|b| ("breach", b.to_string(), None))?;
+        let contract = accept.hash();
+        keep(shared, ProtocolEvent::of(&accept, Some(self.job), vec![(request.hash(), "request")])).await;
+        let row = ContractRow {
+            contract,
+            job: self.job,
+            role: Role::Consumer,
+            peer: manifest.provider,
+            state: ContractState::Accepted,
+            request: request.hash(),
+            receipt: None,
+            payment: None,
+            offer,
+            price: None,
+            pay_by_ms: accept.body().pay_by_ms,
+            created_ms: now_ms(),
+            updated_ms: now_ms(),
+            detail: None,
+        };
+        save(shared, row.clone()).await;
+        let deadline = self.options.timeout + DELIVERY_MARGIN;
+        let delivered =
+            tokio::time::timeout(deadline, self.stream(provider, &request, &accept, progress)).await;
+        let (receipt, output) = match delivered {
+            Ok(Ok(delivered)) => delivered,
+            failed => {
+                let detail = match failed {
+                    Ok(Err(e)) => e,
+                    _ => format!("nothing delivered within {deadline:?}"),
+                };
+                let failed = ContractRow {
+                    state: ContractState::Failed,
+                    updated_ms: now_ms(),
+                    detail: Some(detail.clone()),
+                    ..row
+                };
+                save(shared, failed).await;
+                reputation::attest(
+                    shared,
+                    contract,
+                    self.job,
+                    manifest.provider,
+                    Verdict::Timeout,
+                    Vec::new(),
+                )
+                .await;
+                return Err(("failed", detail, Some(contract)));
+            }
+        };
+        keep(shared, ProtocolEvent::of(&receipt, Some(self.job), vec![(contract, "contract")])).await;
+        Ok(Delivery { provider, accept, receipt, output, row, offer })
+    }
+
+    /// Opens the job stream, starts the job, forwards progress, and returns the checked
+    /// receipt with the output (type-checked later against the component).
+    async fn stream(
+        &self,
+        provider: PeerId,
+        request: &Signed<ComputeRequest>,
+        accept: &Signed<ComputeAccept>,
+        progress: &Arc<dyn Fn(u64, u64) + Send + Sync>,
+    ) -> Result<(Signed<Receipt>, Option<String>), String> {
+        let mut stream =
+            self.shared.client.open_stream(provider, JOB_PROTOCOL).await.map_err(|e| e.to_string())?;
+        let start = Frame::Start { contract: accept.hash().to_string() };
+        jobstream::write(&mut stream, &start).await.map_err(|e| e.to_string())?;
+        loop {
+            match jobstream::read(&mut stream).await.map_err(|e| e.to_string())? {
+                Frame::Event(JobEvent::Progress { done, total }) => progress(done, total),
+                Frame::Event(JobEvent::Log(line)) => tracing::debug!(%provider, "job log: {}", line.text),
+                Frame::Start { .. } => return Err("the provider sent a start frame".into()),
+                Frame::Outcome { receipt, output } => {
+                    let bytes = hex::decode(&receipt).map_err(|e| format!("receipt: {e}"))?;
+                    let receipt = Signed::<Receipt>::decode(&bytes)
+                        .and_then(|r| r.verify_signature().map(|()| r))
+                        .map_err(|e| format!("an unreadable receipt: {e}"))?;
+                    contract::check_receipt(request.body(), accept, &receipt, output.as_deref())
+                        .map_err(|b: Breach| format!("the receipt breaks the contract: {b}"))?;
+                    return Ok((receipt, output));
+                }
+            }
+        }
+    }
+
+    /// Votes (when replicated), pays the agreeing deliveries, attests, and builds the report.
+    async fn settle(
+        &self,
+        deliveries: Vec<Delivery>,
+        loaded: &LoadedComponent,
+        call: &Call,
+        mut attempts: Vec<Attempt>,
+    ) -> Result<SubmitReport, NodeError> {
+        let shared = &self.shared;
+        if deliveries.is_empty() {
+            let tried: Vec<String> =
+                attempts.iter().map(|a| format!("{} {}: {}", a.provider, a.outcome, a.detail)).collect();
+            return Err(NodeError::NotFound(format!("no provider delivered the job ({})", tried.join("; "))));
+        }
+        let receipts: Vec<&Receipt> = deliveries.iter().map(|d| d.receipt.body()).collect();
+        let winners = contract::majority(&receipts).ok_or_else(|| {
+            NodeError::NotFound(format!(
+                "the {} replicas disagree and no majority exists; nobody was paid",
+                receipts.len()
+            ))
+        })?;
+        let reference = &deliveries[winners[0]];
+        let mut cost = 0;
+        for (i, delivery) in deliveries.iter().enumerate() {
+            if winners.contains(&i) {
+                let paid = self.pay(delivery).await?;
+                cost += paid;
+                record_paid(&mut attempts, delivery, paid);
+                reputation::attest(
+                    shared,
+                    delivery.accept.hash(),
+                    self.job,
+                    delivery.row.peer,
+                    Verdict::Completed,
+                    Vec::new(),
+                )
+                .await;
+            } else {
+                let detail = "its receipt disagrees with the majority".to_owned();
+                let invalid = ContractRow {
+                    state: ContractState::Invalid,
+                    receipt: Some(delivery.receipt.hash()),
+                    updated_ms: now_ms(),
+                    detail: Some(detail.clone()),
+                    ..delivery.row.clone()
+                };
+                save(shared, invalid).await;
+                let evidence = vec![delivery.receipt.bytes().to_vec(), reference.receipt.bytes().to_vec()];
+                reputation::attest(
+                    shared,
+                    delivery.accept.hash(),
+                    self.job,
+                    delivery.row.peer,
+                    Verdict::InvalidResult,
+                    evidence,
+                )
+                .await;
+                if let Some(attempt) = attempts
+                    .iter_mut()
+                    .rev()
+                    .find(|a| a.contract.as_deref() == Some(&delivery.accept.hash().to_string()))
+                {
+                    attempt.outcome = "invalid-result".into();
+                    attempt.detail = detail;
+                }
+            }
+        }
+        let receipt = reference.receipt.body();
+        let (result, wave, error) = match (&receipt.outcome, &reference.output) {
+            (RunOutcome::Output(_), Some(wave)) => {
+                let output = loaded
+                    .output_from_wave(call, wave)
+                    .map_err(|e| NodeError::Invalid(format!("the result does not type-check: {e}")))?;
+                (output.json, Some(output.wave), None)
+            }
+            (RunOutcome::Failed { kind, message }, _) => {
+                (serde_json::Value::Null, None, Some(serde_json::json!({"kind": kind, "message": message})))
+            }
+            (RunOutcome::Output(_), None) => {
+                return Err(NodeError::Invalid("a result without its output".into()));
+            }
+        };
+        Ok(SubmitReport {
+            job: self.job.to_string(),
+            result,
+            wave,
+            error,
+            provider: Some(reference.provider.to_string()),
+            fuel: receipt.fuel_used,
+            cost,
+            receipt: Some(reference.receipt.hash().to_string()),
+            component: self.component.to_string(),
+            attempts,
+        })
+    }
+
+    /// Pays what the receipt makes due (never above the offer), tells the provider directly,
+    /// and records the contract as paid.
+    async fn pay(&self, delivery: &Delivery) -> Result<u64, NodeError> {
+        let shared = &self.shared;
+        let price = delivery.accept.body().price(delivery.receipt.body().fuel_used, delivery.offer);
+        let mut payment = None;
+        if price > 0 {
+            let reference = PaymentReference::Receipt(delivery.receipt.hash());
+            let entry =
+                ledger::author(shared, ledger::transfer_draft(delivery.provider, price, Some(reference)))
+                    .await?;
+            let hash =
+                Digest::from_hex(&entry.hash).ok_or_else(|| NodeError::Store("bad payment hash".into()))?;
+            let bytes =
+                ledger::store(shared)?.reader().ok().and_then(|r| r.event_bytes(&hash).ok().flatten());
+            if let Some(bytes) = bytes {
+                match shared.client.request(delivery.provider, RpcRequest::Pay(bytes)).await {
+                    Ok(RpcResponse::Paid) => {}
+                    other => {
+                        tracing::info!(provider = %delivery.provider, "payment not confirmed directly ({other:?}); it travels by gossip")
+                    }
+                }
+            }
+            payment = Some(hash);
+        }
+        let paid = ContractRow {
+            state: ContractState::Paid,
+            receipt: Some(delivery.receipt.hash()),
+            payment,
+            price: Some(price),
+            updated_ms: now_ms(),
+            ..delivery.row.clone()
+        };
+        save(shared, paid).await;
+        Ok(price)
+    }
+}
+
+fn record_paid(attempts: &mut [Attempt], delivery: &Delivery, paid: u64) {
+    let contract = delivery.accept.hash().to_string();
+    if let Some(attempt) = attempts.iter_mut().find(|a| a.contract.as_deref() == Some(&contract)) {
+        attempt.paid = paid;
+    }
+}
+
+fn rejection(bytes: &[u8], request: &Signed<ComputeRequest>) -> String {
+    match Signed::<ComputeReject>::decode(bytes).and_then(|r| r.verify_signature().map(|()| r)) {
+        Ok(reject)
+            if reject.header().signer == request.body().provider
+                && reject.body().request == request.hash() =>
+        {
+            let reason =
+                serde_json::to_value(reject.body().reason).ok().and_then(|v| v.as_str().map(str::to_owned));
+            format!("{}: {}", reason.unwrap_or_default(), reject.body().message)
+        }
+        Ok(_) => "a reject that is not for this request".into(),
+        Err(e) => format!("an unreadable reject: {e}"),
+    }
+}

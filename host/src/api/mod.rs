@@ -12,6 +12,9 @@
 //! | GET | `/v1/providers` | | `[ProviderView]`, best first |
 //! | POST | `/v1/publish?name=N&version=V` | the component's bytes | `PublishReport` |
 //! | POST | `/v1/fetch` | `{"reference": "fib@^1"}` | NDJSON: `{"progress": ..}` lines, then `{"done": FetchReport}` or `{"error": ..}` |
+//! | POST | `/v1/submit` | `{"reference", "call", "max_fuel", "max_memory_bytes", "timeout_ms", "offer"?, "replicas"?, "provider"?, "max_attempts"?}` | NDJSON: `{"progress": ..}` lines, then `{"done": SubmitReport}` or `{"error": ..}` |
+//! | GET | `/v1/jobs?limit=N` | | contracts, most recently changed first |
+//! | GET | `/v1/jobs/{job}` | | a job's contracts and events |
 //! | GET | `/v1/wallet/balance?peer=P` | | `{"peer_id", "balance", "flagged"}` |
 //! | GET | `/v1/wallet/history?peer=P&limit=N` | | `[EntryView]`, newest first |
 //! | POST | `/v1/wallet/transfer` | `{"to", "amount", "reference"?}` | `EntryView` |

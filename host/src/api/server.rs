@@ -65,6 +65,9 @@ pub async fn serve(node: NodeHandle, addr: SocketAddr, data_dir: &DataDir) -> an
         .route("/v1/providers", get(providers))
         .route("/v1/publish", post(publish))
         .route("/v1/fetch", post(fetch))
+        .route("/v1/submit", post(submit))
+        .route("/v1/jobs", get(jobs))
+        .route("/v1/jobs/{job}", get(job))
         .route("/v1/wallet/balance", get(wallet_balance))
         .route("/v1/wallet/history", get(wallet_history))
         .route("/v1/wallet/transfer", post(wallet_transfer))
@@ -191,13 +194,7 @@ async fn fetch(State(state): State<AppState>, axum::Json(body): axum::Json<Fetch
         };
         let _ = lines.send(ndjson(&last)).await;
     });
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line), receiver))
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/x-ndjson")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))
+    ndjson_response(receiver)
 }
 
 fn ndjson(value: &serde_json::Value) -> Bytes {
@@ -293,4 +290,86 @@ async fn wallet_import(
     body: Bytes,
 ) -> Response {
     reply(state.node.import(body.to_vec(), query.historical).await)
+}
+
+#[derive(Deserialize)]
+struct SubmitBody {
+    reference: String,
+    call: String,
+    offer: Option<u64>,
+    max_fuel: u64,
+    max_memory_bytes: u64,
+    timeout_ms: u64,
+    #[serde(default = "one")]
+    replicas: usize,
+    provider: Option<String>,
+    #[serde(default = "three")]
+    max_attempts: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn three() -> usize {
+    3
+}
+
+async fn submit(State(state): State<AppState>, axum::Json(body): axum::Json<SubmitBody>) -> Response {
+    let provider = match body.provider.as_deref().map(str::parse::<PeerId>).transpose() {
+        Ok(provider) => provider,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", format!("provider: {e}")),
+    };
+    let options = crate::node::SubmitOptions {
+        reference: body.reference,
+        call: body.call,
+        offer: body.offer,
+        max_fuel: body.max_fuel,
+        max_memory_bytes: body.max_memory_bytes,
+        timeout: std::time::Duration::from_millis(body.timeout_ms),
+        replicas: body.replicas.clamp(1, 16),
+        provider,
+        max_attempts: body.max_attempts.clamp(1, 16),
+    };
+    let (lines, receiver) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
+    let node = state.node.clone();
+    tokio::spawn(async move {
+        let progress_lines = lines.clone();
+        let progress = move |done: u64, total: u64| {
+            let _ = progress_lines.try_send(ndjson(&json!({"progress": {"done": done, "total": total}})));
+        };
+        let last = match node.submit(options, progress).await {
+            Ok(report) => json!({"done": report}),
+            Err(e) => {
+                let (_, kind) = error_kind(&e);
+                json!({"error": {"kind": kind, "message": e.to_string()}})
+            }
+        };
+        let _ = lines.send(ndjson(&last)).await;
+    });
+    ndjson_response(receiver)
+}
+
+fn ndjson_response(receiver: mpsc::Receiver<Bytes>) -> Response {
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line), receiver))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))
+}
+
+async fn jobs(State(state): State<AppState>, Query(query): Query<AccountQuery>) -> Response {
+    reply(state.node.jobs(query.limit.unwrap_or(50).min(10_000)).await)
+}
+
+async fn job(
+    State(state): State<AppState>,
+    axum::extract::Path(job): axum::extract::Path<String>,
+) -> Response {
+    match job.parse::<crate::protocol::JobId>() {
+        Ok(job) => reply(state.node.job(job).await),
+        Err(e) => error(StatusCode::BAD_REQUEST, "invalid", e),
+    }
 }

@@ -7,6 +7,7 @@ mod context;
 mod fetch;
 mod id;
 mod inspect;
+mod jobs;
 mod network;
 mod new;
 mod node;
@@ -15,6 +16,7 @@ mod providers;
 mod publish;
 mod run;
 mod status;
+mod submit;
 mod wallet;
 
 use std::path::PathBuf;
@@ -72,6 +74,13 @@ enum Command {
     /// Resolve a component reference (name@semver-req, sha256:hex, or a file) and fetch its
     /// bytes from a peer that has them, through the running node.
     Fetch(fetch::FetchArgs),
+    /// Run a job on the network through the running node: discover, negotiate, stream, check
+    /// the signed receipt, pay, attest.
+    Submit(submit::SubmitArgs),
+    /// The contracts this node is a party to, most recently changed first.
+    Jobs(jobs::JobsArgs),
+    /// One job: its contracts, events, receipts and payments.
+    Job(jobs::JobArgs),
     /// Create a network (its genesis file).
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -108,6 +117,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Providers(args) => providers::run(args, &data_dir),
         Command::Publish(args) => publish::run(args, &data_dir),
         Command::Fetch(args) => fetch::run(args, &data_dir),
+        Command::Submit(args) => submit::run(args, &data_dir),
+        Command::Jobs(args) => jobs::list(args, &data_dir),
+        Command::Job(args) => jobs::show(args, &data_dir),
         Command::Network(command) => network::run(command, &ledger),
         Command::Wallet(command) => wallet::run(command, &ledger),
     }

@@ -315,6 +315,40 @@ impl NodeHandle {
         submit::submit(&self.shared, options, Arc::new(progress)).await
     }
 
+    /// The latest `limit` contracts this node is a party to, most recently changed first.
+    pub async fn jobs(&self, limit: u32) -> Result<Vec<serde_json::Value>, NodeError> {
+        let store = ledger::store(&self.shared)?.clone();
+        let rows = tokio::task::spawn_blocking(move || store.reader()?.contracts(limit))
+            .await
+            .map_err(|e| NodeError::Store(e.to_string()))?
+            .map_err(|e| NodeError::Store(e.to_string()))?;
+        Ok(rows.iter().map(contract_json).collect())
+    }
+
+    /// One job: its contracts and every protocol event of it, in log order.
+    pub async fn job(&self, job: crate::protocol::JobId) -> Result<serde_json::Value, NodeError> {
+        let store = ledger::store(&self.shared)?.clone();
+        let (rows, events) = tokio::task::spawn_blocking(move || {
+            let reader = store.reader()?;
+            Ok::<_, StoreError>((reader.contracts_of_job(&job)?, reader.job_events(&job)?))
+        })
+        .await
+        .map_err(|e| NodeError::Store(e.to_string()))?
+        .map_err(|e| NodeError::Store(e.to_string()))?;
+        if rows.is_empty() && events.is_empty() {
+            return Err(NodeError::NotFound(format!("no job {job} here")));
+        }
+        let events: Vec<serde_json::Value> = events
+            .iter()
+            .map(|(kind, hash, bytes)| serde_json::json!({"kind": kind, "hash": hash.to_string(), "bytes": bytes.len()}))
+            .collect();
+        Ok(serde_json::json!({
+            "job": job.to_string(),
+            "contracts": rows.iter().map(contract_json).collect::<Vec<_>>(),
+            "events": events,
+        }))
+    }
+
     /// Resolves a reference and fetches the component's bytes from a peer that has them.
     pub async fn fetch(
         &self,
@@ -387,6 +421,26 @@ impl Shared {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A contract row as the API and `cue jobs --json` show it.
+fn contract_json(row: &crate::store::ContractRow) -> serde_json::Value {
+    serde_json::json!({
+        "contract": row.contract.to_string(),
+        "job": row.job.to_string(),
+        "role": row.role,
+        "peer": row.peer.peer_id().to_string(),
+        "state": row.state,
+        "request": row.request.to_string(),
+        "receipt": row.receipt.map(|d| d.to_string()),
+        "payment": row.payment.map(|d| d.to_string()),
+        "offer": row.offer,
+        "price": row.price,
+        "pay_by_ms": row.pay_by_ms,
+        "created_ms": row.created_ms,
+        "updated_ms": row.updated_ms,
+        "detail": row.detail,
+    })
 }
 
 /// Resolves when the shutdown flag turns true (or its sender is gone).

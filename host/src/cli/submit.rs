@@ -1,0 +1,122 @@
+//! `cue submit`: run a job on the network through the running node.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::api::ApiClient;
+use crate::datadir::DataDir;
+use crate::sandbox::{Limits, parse_bytes, parse_duration};
+
+/// Options of `cue submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The component: `name@<semver req>`, `sha256:<hex>`, or a file
+    reference: String,
+    /// The call, in WAVE, e.g. 'fib(30)'
+    call: String,
+    /// The most to pay each provider [default: the provider's price for the fuel budget]
+    #[arg(long, value_name = "N")]
+    pay: Option<u64>,
+    /// Fuel budget
+    #[arg(long, value_name = "N", default_value_t = Limits::default().fuel)]
+    max_fuel: u64,
+    /// Wall-clock limit, e.g. 5s
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    timeout: Duration,
+    /// Memory limit, e.g. 64MiB
+    #[arg(long, value_parser = parse_bytes, default_value = "64MiB")]
+    memory: u64,
+    /// Run on K providers with the same engine; the majority's result is paid
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    replicas: usize,
+    /// Only this provider (peer id)
+    #[arg(long, value_name = "PEER")]
+    provider: Option<String>,
+    /// Most providers tried per replica
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    attempts: usize,
+    /// Print one JSON object: result, wave, error (as `cue run --json`), provider, fuel, cost,
+    /// receipt, attempts
+    #[arg(long)]
+    json: bool,
+}
+
+/// Submits, shows progress, prints the result and the contract's facts.
+pub fn run(args: SubmitArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
+    let reference = match std::path::Path::new(&args.reference).is_file() {
+        true => std::fs::canonicalize(&args.reference)?.display().to_string(),
+        false => args.reference.clone(),
+    };
+    let api = ApiClient::discover(data_dir, args.timeout * 4 + Duration::from_secs(120))?;
+    let body = json!({
+        "reference": reference,
+        "call": args.call,
+        "offer": args.pay,
+        "max_fuel": args.max_fuel,
+        "max_memory_bytes": args.memory,
+        "timeout_ms": args.timeout.as_millis() as u64,
+        "replicas": args.replicas,
+        "provider": args.provider,
+        "max_attempts": args.attempts,
+    });
+    let bar = ProgressBar::hidden();
+    let report = api.post_stream("/v1/submit", &body, |line| {
+        let (done, total) = (line["progress"]["done"].as_u64(), line["progress"]["total"].as_u64());
+        if let (Some(done), Some(total)) = (done, total)
+            && !args.json
+        {
+            if bar.is_hidden() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+            }
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    })?;
+    bar.finish_and_clear();
+    let failed = !report["error"].is_null();
+    if args.json {
+        println!("{report}");
+    } else {
+        print_human(&report);
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_human(report: &serde_json::Value) {
+    match report["wave"].as_str() {
+        Some(wave) => println!("{wave}"),
+        None => println!(
+            "error ({}): {}",
+            report["error"]["kind"].as_str().unwrap_or("?"),
+            report["error"]["message"].as_str().unwrap_or("?")
+        ),
+    }
+    eprintln!(
+        "provider {} · fuel {} · cost {} · receipt {} · job {}",
+        report["provider"].as_str().unwrap_or("?"),
+        report["fuel"],
+        report["cost"],
+        report["receipt"].as_str().unwrap_or("?"),
+        report["job"].as_str().unwrap_or("?"),
+    );
+    let attempts = report["attempts"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if attempts.len() > 1 {
+        for a in attempts {
+            eprintln!(
+                "  attempt {} {}: {} (paid {})",
+                a["provider"].as_str().unwrap_or("?"),
+                a["outcome"].as_str().unwrap_or("?"),
+                a["detail"].as_str().unwrap_or(""),
+                a["paid"]
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod support;
 mod authoring;
 mod benchmark;
 mod cli_run;
+mod contracts;
 mod ledger;
 mod ledger_crash;
 mod ledger_fuzz_corpus;

@@ -83,6 +83,7 @@ pub fn quick_provider() -> cue_host::node::ProviderSettings {
         manifest_lifetime: std::time::Duration::from_secs(3600),
         min_reputation: 0.0,
         fault: None,
+        pay_grace: std::time::Duration::from_secs(60),
     }
 }
 
@@ -168,8 +169,12 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `cue node --listen /ip4/127.0.0.1/tcp/0 [extra]` and waits for `ready`.
     pub fn start(extra: &[&str]) -> NodeProcess {
+        NodeProcess::start_with(Cue::new(), extra)
+    }
+
+    /// Like [`NodeProcess::start`], in the data dir of `cue`.
+    pub fn start_with(cue: Cue, extra: &[&str]) -> NodeProcess {
         use std::io::{BufRead as _, Read as _};
-        let cue = Cue::new();
         let mut child = cue
             .command()
             .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--benchmark-rounds", "10000"])
@@ -233,6 +238,12 @@ impl NodeProcess {
         port.parse().expect("a port")
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits (at most 20 s) for the process to exit; answers its status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         if let Ok(Some(status)) = self.child.try_wait() {
@@ -269,4 +280,21 @@ pub fn keyed_dir() -> (tempfile::TempDir, cue_host::crypto::PeerId) {
     let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
     let (key, _) = cue_host::crypto::Keypair::load_or_create(&data_dir.identity_key()).expect("key");
     (dir, key.peer_id())
+}
+
+impl Cue {
+    /// This data dir's peer id (creating its key).
+    pub fn peer_id(&self) -> String {
+        let output = self.run(&["id", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("id JSON");
+        json["peer_id"].as_str().expect("peer id").to_owned()
+    }
+
+    /// `cue <args> --json`, which must succeed, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.run(args);
+        assert!(output.status.success(), "cue {args:?} failed: {}", stderr(&output));
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("cue {args:?}: not JSON ({e}): {}", stdout(&output)))
+    }
 }

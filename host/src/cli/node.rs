@@ -37,6 +37,9 @@ pub struct NodeArgs {
     /// The lowest consumer reputation this provider serves (0 to 1)
     #[arg(long, value_name = "R", default_value_t = 0.0)]
     min_reputation: f64,
+    /// How long after a job's time limit its consumer may pay before it is recorded as a default
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pay_grace: Duration,
     /// FOR TESTING ONLY: make this provider misbehave on purpose (e.g. overstate-fuel), so
     /// that consumers can be seen catching it
     #[arg(long, value_name = "FAULT")]
@@ -67,6 +70,7 @@ async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> an
         manifest_lifetime: args.valid_for,
         min_reputation: args.min_reputation,
         fault: args.fault_injection,
+        pay_grace: args.pay_grace,
     });
     let config = NodeConfig {
         data_dir: data_dir.clone(),

@@ -39,7 +39,7 @@ pub use components::{FetchReport, PublishReport};
 pub use discovery::ProviderView;
 pub use jobstream::JOB_PROTOCOL;
 pub use ledger::{EntryView, LEDGER_TOPIC};
-pub use provide::{FaultInjection, PAY_GRACE_MS};
+pub use provide::{DEFAULT_PAY_GRACE, FaultInjection};
 pub use provider::ProviderSettings;
 pub use reputation::REPUTATION_TOPIC;
 pub use submit::{Attempt, SubmitOptions, SubmitReport};
@@ -188,10 +188,7 @@ impl Node {
             manifest: RwLock::new(None),
             listen_addrs: RwLock::new(Vec::new()),
             refusals,
-            provider_jobs: config
-                .provide
-                .as_ref()
-                .map(|p| provide::ProviderJobs::new(p.fault, p.min_reputation)),
+            provider_jobs: config.provide.as_ref().map(provide::ProviderJobs::new),
             reputation: std::sync::Mutex::new(ReputationBook::new(
                 keypair_public,
                 ReputationLimits::default(),

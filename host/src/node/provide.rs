@@ -21,8 +21,8 @@ use crate::protocol::{
 use crate::sandbox::{Call, Invocation, JobEvent, Limits, LoadedComponent};
 use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
 
-/// How long after its deadline a consumer may still pay before it is recorded as a default.
-pub const PAY_GRACE_MS: u64 = 60_000;
+/// The default time after a job's limit in which its consumer must pay.
+pub const DEFAULT_PAY_GRACE: Duration = Duration::from_secs(60);
 /// How often delivered contracts are checked for their payment.
 const PAYMENT_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Job events buffered between the sandbox and the stream; progress beyond is skipped.
@@ -52,16 +52,18 @@ pub(super) struct ProviderJobs {
     nonces: Mutex<SeenNonces>,
     pub(super) fault: Option<FaultInjection>,
     pub(super) min_reputation: f64,
+    pay_grace_ms: u64,
 }
 
 impl ProviderJobs {
-    pub(super) fn new(fault: Option<FaultInjection>, min_reputation: f64) -> ProviderJobs {
+    pub(super) fn new(settings: &super::ProviderSettings) -> ProviderJobs {
         ProviderJobs {
             prepared: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
             nonces: Mutex::new(SeenNonces::new(DEFAULT_NONCE_CAPACITY)),
-            fault,
-            min_reputation,
+            fault: settings.fault,
+            min_reputation: settings.min_reputation,
+            pay_grace_ms: u64::try_from(settings.pay_grace.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -174,7 +176,7 @@ async fn prepare(
         price_per_mfuel: policy.price_per_mfuel,
         base_fee: policy.base_fee,
         engine: shared.sandbox.fingerprint().id.clone(),
-        pay_by_ms: now_ms() + body.max_execution_ms + PAY_GRACE_MS,
+        pay_by_ms: now_ms().saturating_add(body.max_execution_ms).saturating_add(jobs.pay_grace_ms),
     };
     let accept = sign(shared, accept).map_err(|e| (RejectReason::Busy, e.to_string()))?;
     let row = ContractRow {

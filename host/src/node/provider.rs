@@ -25,6 +25,9 @@ pub struct ProviderSettings {
     pub min_reputation: f64,
     /// A deliberate misbehaviour for tests; `None` in production.
     pub fault: Option<super::FaultInjection>,
+    /// How long after a job's time limit the consumer may pay before it is recorded as a
+    /// default.
+    pub pay_grace: Duration,
 }
 
 /// Installs a manifest (a stored one that is still fresh and true, else a new measurement; the

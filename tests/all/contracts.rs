@@ -1,0 +1,281 @@
+//! Compute contracts end to end between `cue node` processes on 127.0.0.1: jobs paid exactly
+//! what their receipts make due, supply conserved, an over-budget job paid for the fuel it
+//! used, a provider killed mid-job replaced without paying twice, a lying provider caught by
+//! replication; and (in process) a consumer that never pays recorded as a default.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cue_host::crypto::{Keypair, PeerId};
+use cue_host::net::{self, RpcRequest, RpcResponse};
+use cue_host::protocol::{ComputeAccept, ComputeRequest, JobId, Signed, Validity};
+
+use crate::support::{Cue, NodeProcess, eventually, guest, guest_bytes, keyed_dir, stderr, stdout};
+
+const SUPPLY: u64 = 1_000_000_000;
+const PRICE: u64 = 1_000;
+const BASE_FEE: u64 = 5;
+
+/// A genesis giving the whole supply to `consumer`, written into a temp file.
+fn genesis_for(consumer: &Cue) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("genesis.toml");
+    let alloc = format!("{}={SUPPLY}", consumer.peer_id());
+    let output = consumer.run(&["network", "init", "--out", path.to_str().unwrap(), "--alloc", &alloc]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    (dir, path.to_str().unwrap().to_owned())
+}
+
+fn provider(genesis: &str, boot: Option<&str>, extra: &[&str]) -> NodeProcess {
+    let mut args = vec!["--provide", "--genesis", genesis, "--price-per-mfuel", "1000", "--base-fee", "5"];
+    if let Some(boot) = boot {
+        args.extend(["--bootstrap", boot]);
+    }
+    args.extend_from_slice(extra);
+    NodeProcess::start(&args)
+}
+
+fn wait_for_providers(consumer: &NodeProcess, count: usize) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let list = consumer.cue.json(&["providers", "--json"]);
+        if list.as_array().map_or(0, Vec::len) == count {
+            return list;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "providers: {list}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn submit(consumer: &NodeProcess, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["submit"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let output = consumer.cue(&all);
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("submit {args:?}: not JSON ({e}): {}\n{}", stdout(&output), stderr(&output))
+    });
+    (output.status.code().unwrap_or(-1), json)
+}
+
+fn price(fuel: u64) -> u64 {
+    BASE_FEE + (fuel * PRICE).div_ceil(1_000_000)
+}
+
+fn balance(node: &NodeProcess, peer: &str) -> u64 {
+    node.cue.json(&["wallet", "balance", peer, "--json"])["balance"].as_u64().unwrap()
+}
+
+fn publish(node: &NodeProcess, name: &str, file: &str) {
+    let path = guest(file);
+    let output = node.cue(&["publish", path.to_str().unwrap(), "--name", name, "--version", "1.0.0"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn jobs_are_paid_what_their_receipts_say_and_a_killed_provider_is_replaced() {
+    let consumer_cue = Cue::new();
+    let consumer_id = consumer_cue.peer_id();
+    let (_genesis_dir, genesis) = genesis_for(&consumer_cue);
+    let first = provider(&genesis, None, &[]);
+    let boot = first.listen[0].clone();
+    let mut providers =
+        vec![first, provider(&genesis, Some(&boot), &[]), provider(&genesis, Some(&boot), &[])];
+    let consumer = NodeProcess::start_with(consumer_cue, &["--genesis", &genesis, "--bootstrap", &boot]);
+    wait_for_providers(&consumer, 3);
+    publish(&providers[0], "fib", "fib");
+    publish(&providers[0], "spin", "hostile-infinite-loop");
+    publish(&providers[0], "nbody", "nbody");
+    let mut paid = 0;
+
+    // A job: the typed result, a receipt, and a payment of exactly the receipt's price.
+    let (code, fib) = submit(&consumer, &["fib@^1", "fib(30)"]);
+    assert_eq!(code, 0, "{fib}");
+    assert_eq!((fib["result"].as_u64(), fib["error"].is_null()), (Some(832040), true), "{fib}");
+    assert_eq!(fib["cost"].as_u64().unwrap(), price(fib["fuel"].as_u64().unwrap()), "{fib}");
+    assert!(fib["receipt"].as_str().unwrap().len() == 64);
+    paid += fib["cost"].as_u64().unwrap();
+
+    // Over budget: stopped at its fuel, and the fuel used is paid for (the work was done).
+    let (code, spin) = submit(&consumer, &["spin@1", "run()", "--max-fuel", "2000000"]);
+    assert_eq!(code, 1, "{spin}");
+    assert_eq!(spin["error"]["kind"], "out-of-fuel", "{spin}");
+    let fuel = spin["fuel"].as_u64().unwrap();
+    assert!(fuel > 1_000_000 && fuel <= 2_000_000, "{spin}");
+    assert_eq!(spin["cost"].as_u64().unwrap(), price(fuel));
+    paid += price(fuel);
+
+    // The provider running a long job dies: the job completes on another, paid once.
+    let best = consumer.cue.json(&["providers", "--json"])[0]["peer_id"].as_str().unwrap().to_owned();
+    let victim = providers.iter().position(|p| p.peer_id == best).unwrap();
+    let victim_before = balance(&consumer, &best);
+    let killer = std::thread::spawn({
+        let pid = providers[victim].child.id();
+        move || {
+            std::thread::sleep(Duration::from_millis(1_500));
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    });
+    let (code, nbody) = submit(&consumer, &["nbody@1", "energy-after(5000000)", "--timeout", "30s"]);
+    killer.join().unwrap();
+    providers[victim].kill();
+    assert_eq!(code, 0, "{nbody}");
+    let attempts = nbody["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["provider"], best.as_str(), "{nbody}");
+    assert_eq!(attempts[0]["outcome"], "failed", "{nbody}");
+    assert_eq!(attempts.iter().filter(|a| a["paid"].as_u64() > Some(0)).count(), 1, "paid once: {nbody}");
+    assert_ne!(nbody["provider"], best.as_str());
+    paid += nbody["cost"].as_u64().unwrap();
+
+    // Supply is conserved: what left the consumer is what the living providers hold.
+    assert_eq!(balance(&consumer, &consumer_id), SUPPLY - paid);
+    assert_eq!(
+        balance(&consumer, &best),
+        victim_before,
+        "the dead provider was not paid for the job it dropped"
+    );
+    let earned: u64 = providers.iter().map(|p| balance(&consumer, &p.peer_id)).sum();
+    assert_eq!(earned, paid);
+    for (i, provider) in providers.iter().enumerate().filter(|(i, _)| *i != victim) {
+        let own = eventually_blocking(|| {
+            let own = balance(provider, &provider.peer_id);
+            (own == balance(&consumer, &provider.peer_id)).then_some(own)
+        });
+        assert_eq!(own, balance(&consumer, &provider.peer_id), "provider {i} sees its own payments");
+    }
+    let jobs = consumer.cue.json(&["jobs", "--json"]);
+    let states: HashSet<&str> =
+        jobs.as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert!(states.contains("paid") && states.contains("failed"), "{jobs}");
+}
+
+fn eventually_blocking<T>(mut check: impl FnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_lying_provider_is_caught_by_replication_and_not_paid() {
+    let consumer_cue = Cue::new();
+    let (_genesis_dir, genesis) = genesis_for(&consumer_cue);
+    let first = provider(&genesis, None, &[]);
+    let boot = first.listen[0].clone();
+    let liar = provider(&genesis, Some(&boot), &["--fault-injection", "overstate-fuel"]);
+    let providers = [first, provider(&genesis, Some(&boot), &[]), liar];
+    let consumer = NodeProcess::start_with(consumer_cue, &["--genesis", &genesis, "--bootstrap", &boot]);
+    wait_for_providers(&consumer, 3);
+    publish(&providers[0], "fib", "fib");
+    let (code, report) = submit(&consumer, &["fib@1", "fib(40)", "--replicas", "3"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["result"].as_u64(), Some(102334155));
+    let liar_id = providers[2].peer_id.as_str();
+    let attempts = report["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{report}");
+    let lie = attempts.iter().find(|a| a["provider"] == liar_id).unwrap();
+    assert_eq!(
+        (lie["outcome"].as_str(), lie["paid"].as_u64()),
+        (Some("invalid-result"), Some(0)),
+        "{report}"
+    );
+    assert_ne!(report["provider"], liar_id, "the majority's receipt is reported");
+    assert_eq!(balance(&consumer, liar_id), 0);
+    let honest: u64 = providers[..2].iter().map(|p| balance(&consumer, &p.peer_id)).sum();
+    assert_eq!(honest, report["cost"].as_u64().unwrap());
+    let views = consumer.cue.json(&["providers", "--json"]);
+    let reputation = |id: &str| {
+        views.as_array().unwrap().iter().find(|v| v["peer_id"] == id).unwrap()["reputation"].as_f64().unwrap()
+    };
+    assert!(reputation(liar_id) < 0.5, "the liar's reputation fell: {views}");
+    assert!(reputation(&providers[0].peer_id) > 0.5, "an honest provider's rose: {views}");
+    let job = consumer.cue.json(&["job", report["job"].as_str().unwrap(), "--json"]);
+    let kinds: Vec<&str> =
+        job["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"cue/receipt") && kinds.contains(&"cue/outcome-attestation"), "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
+    let (provider_dir, _) = keyed_dir();
+    let consumer = Keypair::generate().unwrap();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "default-test".into(),
+        mint_authority: consumer.public(),
+        allocations: [(consumer.public(), 1_000)].into_iter().collect(),
+    };
+    let data_dir = cue_host::datadir::DataDir::resolve(Some(provider_dir.path().to_path_buf()));
+    let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
+    config.sandbox = crate::support::small_sandbox_config();
+    config.genesis = Some(genesis.clone());
+    config.provide = Some(cue_host::node::ProviderSettings {
+        pay_grace: Duration::from_millis(300),
+        ..crate::support::quick_provider()
+    });
+    let node = cue_host::node::Node::start(config).await.unwrap();
+    let handle = node.handle();
+    let fib = guest_bytes("fib");
+    handle.publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+
+    // A bare peer: it asks, runs, reads the receipt, and never pays.
+    let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let config = net::NetConfig::new(listen, node.listen_addrs(), Arc::new(NoRecords));
+    let (client, _events, event_loop) = net::new(&consumer, config).unwrap();
+    tokio::spawn(event_loop.run(std::future::pending()));
+    let provider = node.peer_id();
+    client.dial(node.listen_addrs()[0].clone()).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let request = ComputeRequest {
+        job_id: JobId([3; 16]),
+        provider: provider.public_key(),
+        genesis: genesis.id(),
+        component: cue_host::crypto::Digest::of(&fib),
+        reference: None,
+        call: "fib(20)".into(),
+        offer: 1_000,
+        max_fuel: 1_000_000,
+        max_memory_bytes: 16 << 20,
+        max_execution_ms: 1_000,
+    };
+    let request = Signed::sign(&consumer, request, Validity::starting(now, 60_000)).unwrap();
+    let answer = client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+    let RpcResponse::Accepted(accept) = answer else { panic!("not accepted: {answer:?}") };
+    let accept = Signed::<ComputeAccept>::decode(&accept).unwrap();
+    let replay = client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+    assert!(matches!(replay, RpcResponse::Rejected(_)), "a replayed request is rejected: {replay:?}");
+    let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
+    let start =
+        serde_json::to_vec(&serde_json::json!({"start": {"contract": accept.hash().to_string()}})).unwrap();
+    use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(&(start.len() as u32).to_be_bytes()).await.unwrap();
+    stream.write_all(&start).await.unwrap();
+    let mut everything = Vec::new();
+    stream.read_to_end(&mut everything).await.unwrap();
+    assert!(String::from_utf8_lossy(&everything).contains("\"outcome\""), "the job ran and delivered");
+
+    let contracts = eventually("the default to be recorded", Duration::from_secs(20), || {
+        let handle = handle.clone();
+        async move {
+            let jobs = handle.jobs(10).await.ok()?;
+            (jobs.first()?["state"] == "defaulted").then_some(jobs)
+        }
+    })
+    .await;
+    assert_eq!(contracts[0]["peer"], consumer.peer_id().to_string());
+    let consumer_peer: PeerId = consumer.peer_id();
+    assert!(handle.reputation(consumer_peer) < 0.5, "a defaulter's reputation falls");
+    node.shutdown().await;
+}
+
+struct NoRecords;
+
+impl net::RecordValidator for NoRecords {
+    fn accept_record(&self, _: &net::DhtKey, _: &[u8], _: Option<&PeerId>) -> bool {
+        false
+    }
+}

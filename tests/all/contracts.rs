@@ -80,8 +80,7 @@ fn jobs_are_paid_what_their_receipts_say_and_a_killed_provider_is_replaced() {
     let (_genesis_dir, genesis) = genesis_for(&consumer_cue);
     let first = provider(&genesis, None, &[]);
     let boot = first.listen[0].clone();
-    let mut providers =
-        vec![first, provider(&genesis, Some(&boot), &[]), provider(&genesis, Some(&boot), &[])];
+    let mut providers = [first, provider(&genesis, Some(&boot), &[]), provider(&genesis, Some(&boot), &[])];
     let consumer = NodeProcess::start_with(consumer_cue, &["--genesis", &genesis, "--bootstrap", &boot]);
     wait_for_providers(&consumer, 3);
     publish(&providers[0], "fib", "fib");

@@ -165,7 +165,7 @@ struct DemoNode {
 impl DemoNode {
     fn start(cue: &Path, name: &'static str, args: &[&str]) -> Result<DemoNode> {
         use std::io::BufRead as _;
-        let data_dir = std::env::temp_dir().join(format!("cue-demo-{}-{name}", std::process::id()));
+        let data_dir = demo_dir(name);
         println!("\n$ cue --data-dir {name} node --listen /ip4/127.0.0.1/tcp/0 {}", args.join(" "));
         let mut child = Command::new(cue)
             .arg("--data-dir")
@@ -204,42 +204,110 @@ impl Drop for DemoNode {
     }
 }
 
-/// Three providers and a consumer on loopback: discovery, publish, fetch, run what was fetched.
+/// Where a demo node keeps its files.
+fn demo_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("cue-demo-{}-{name}", std::process::id()))
+}
+
+/// Runs `cue` on a demo data dir and prints what it says.
+fn show(cue: &Path, name: &str, args: &[&str]) -> Result<std::process::Output> {
+    println!("\n$ cue --data-dir {name} {}", args.join(" "));
+    let output = Command::new(cue).arg("--data-dir").arg(demo_dir(name)).args(args).output()?;
+    print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok(output)
+}
+
+fn balances(cue: &Path, peers: &[(&str, String)]) -> Result<()> {
+    for (name, peer) in peers {
+        let output = Command::new(cue)
+            .arg("--data-dir")
+            .arg(demo_dir("consumer"))
+            .args(["wallet", "balance", peer, "--json"])
+            .output()?;
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        println!("  {name:<11} {:>12}", json["balance"]);
+    }
+    Ok(())
+}
+
+/// The whole story on one machine: a genesis, three providers and a consumer as processes on
+/// 127.0.0.1, components published, jobs submitted (one replicated against a provider that
+/// lies on purpose), receipts, payments, balances and reputations.
 fn network_demo(cue: &Path, guests: &Path) -> Result<()> {
-    println!("\n== the network: three providers and a consumer on 127.0.0.1 ==");
-    let first = DemoNode::start(cue, "provider-1", &["--provide", "--price-per-mfuel", "3"])?;
+    println!("\n== the network: a genesis, three providers and a consumer on 127.0.0.1 ==");
+    let consumer_dir = demo_dir("consumer");
+    let id = Command::new(cue).arg("--data-dir").arg(&consumer_dir).args(["id", "--json"]).output()?;
+    let id: serde_json::Value = serde_json::from_slice(&id.stdout).context("cue id --json")?;
+    let consumer_id = id["peer_id"].as_str().context("a peer id")?.to_owned();
+    let genesis = consumer_dir.join("genesis.toml");
+    let genesis_arg = genesis.to_string_lossy().into_owned();
+    let alloc = format!("{consumer_id}=1000000");
+    show(cue, "consumer", &["network", "init", "--out", &genesis_arg, "--alloc", &alloc])?;
+    let provide = |extra: &[&'static str], boot: Option<&str>| {
+        let mut args =
+            vec!["--provide", "--genesis", &genesis_arg, "--price-per-mfuel", "2", "--base-fee", "3"];
+        args.extend_from_slice(extra);
+        if let Some(boot) = boot {
+            args.extend(["--bootstrap", boot]);
+        }
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let start = |name, args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        DemoNode::start(cue, name, &args)
+    };
+    let first = start("provider-1", provide(&[], None))?;
     let boot = first.listen.clone();
-    let second = DemoNode::start(cue, "provider-2", &["--provide", "--bootstrap", &boot])?;
-    let third = DemoNode::start(cue, "provider-3", &["--provide", "--base-fee", "50", "--bootstrap", &boot])?;
-    let consumer = DemoNode::start(cue, "consumer", &["--bootstrap", &boot])?;
+    let second = start("provider-2", provide(&[], Some(&boot)))?;
+    let liar = start("provider-3", provide(&["--fault-injection", "overstate-fuel"], Some(&boot)))?;
+    println!(
+        "  (provider-3 runs with --fault-injection overstate-fuel: its receipts claim more fuel than used)"
+    );
+    let consumer = DemoNode::start(cue, "consumer", &["--genesis", &genesis_arg, "--bootstrap", &boot])?;
     let started = std::time::Instant::now();
-    let listed = loop {
+    while started.elapsed() < std::time::Duration::from_secs(30) {
         let output = Command::new(cue)
             .arg("--data-dir")
             .arg(&consumer.data_dir)
             .args(["providers", "--json"])
             .output()?;
         let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-        let count = list.as_array().map_or(0, Vec::len);
-        if count == 3 || started.elapsed() > std::time::Duration::from_secs(30) {
-            break count;
+        if list.as_array().map_or(0, Vec::len) == 3 {
+            break;
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
-    };
-    let output = consumer.cue(cue, &["providers"])?;
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    println!("({listed} of 3 providers listed after {:.1} s)", started.elapsed().as_secs_f64());
-    let fib = guests.join("fib.wasm");
-    let output =
-        second.cue(cue, &["publish", &fib.to_string_lossy(), "--name", "fib", "--version", "1.0.0"])?;
-    print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    let output = consumer.cue(cue, &["fetch", "fib@^1", "--json"])?;
-    let fetched: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .with_context(|| format!("fetch failed: {}", String::from_utf8_lossy(&output.stderr)))?;
-    println!("{}", serde_json::to_string_pretty(&fetched)?);
-    let path = fetched["path"].as_str().context("the fetch report names a path")?;
-    let output = consumer.cue(cue, &["run", path, "fib(30)"])?;
-    print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    drop((first, second, third, consumer));
+    }
+    show(cue, "consumer", &["providers"])?;
+    for (name, file) in [("fib", "fib"), ("hash", "hash"), ("wordcount", "wordcount"), ("nbody", "nbody")] {
+        let path = guests.join(format!("{file}.wasm")).to_string_lossy().into_owned();
+        show(cue, "provider-2", &["publish", &path, "--name", name, "--version", "1.0.0"])?;
+    }
+    let peers = [
+        ("consumer", consumer_id.clone()),
+        ("provider-1", peer_of(&first.listen)),
+        ("provider-2", peer_of(&second.listen)),
+        ("provider-3", peer_of(&liar.listen)),
+    ];
+    println!("\nbalances before:");
+    balances(cue, &peers)?;
+    show(cue, "consumer", &["submit", "fib@^1", "fib(90)", "--provider", &peers[1].1])?;
+    show(
+        cue,
+        "consumer",
+        &["submit", "hash@^1", "sha256-string(\"hello, cue\")", "--provider", &peers[2].1],
+    )?;
+    show(cue, "consumer", &["submit", "wordcount@1", "count-words(\"the cat and the hat\")"])?;
+    show(cue, "consumer", &["submit", "fib@1", "fib(1000000)", "--max-fuel", "500000"])?;
+    show(cue, "consumer", &["submit", "nbody@1", "energy-after(100000)", "--replicas", "3"])?;
+    println!("\nbalances after (the consumer's ledger; the same on every node):");
+    balances(cue, &peers)?;
+    show(cue, "consumer", &["providers"])?;
+    show(cue, "consumer", &["jobs"])?;
+    drop((first, second, liar, consumer));
     Ok(())
+}
+
+/// The peer id at the end of a `/p2p/<id>` address.
+fn peer_of(addr: &str) -> String {
+    addr.rsplit('/').next().unwrap_or_default().to_owned()
 }

@@ -110,11 +110,12 @@ fn print_human(report: &serde_json::Value) {
     let attempts = report["attempts"].as_array().map(Vec::as_slice).unwrap_or_default();
     if attempts.len() > 1 {
         for a in attempts {
+            let detail =
+                a["detail"].as_str().filter(|d| !d.is_empty()).map(|d| format!(": {d}")).unwrap_or_default();
             eprintln!(
-                "  attempt {} {}: {} (paid {})",
+                "  attempt {} {}{detail} (paid {})",
                 a["provider"].as_str().unwrap_or("?"),
                 a["outcome"].as_str().unwrap_or("?"),
-                a["detail"].as_str().unwrap_or(""),
                 a["paid"]
             );
         }

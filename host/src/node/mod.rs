@@ -155,11 +155,9 @@ impl Node {
             Keypair::load_or_create(&data_dir.identity_key()).map_err(|e| setup("identity", &e))?;
         let keypair = Arc::new(keypair);
         let keypair_public = keypair.public();
-        let sandbox = Sandbox::new(SandboxConfig {
-            cache_dir: Some(data_dir.code_cache()),
-            ..SandboxConfig::default()
-        })
-        .map_err(|e| setup("sandbox", &e))?;
+        let mut sandbox_config = config.sandbox.clone();
+        sandbox_config.cache_dir.get_or_insert_with(|| data_dir.code_cache());
+        let sandbox = Sandbox::new(sandbox_config).map_err(|e| setup("sandbox", &e))?;
         let registry = Registry::open(&data_dir.registry()).map_err(|e| setup("registry", &e))?;
         let blobs = BlobStore::open(&data_dir.blobs(), sandbox.config().max_component_bytes as u64)
             .map_err(|e| setup("blob store", &e))?;

@@ -156,7 +156,6 @@ fn demo() -> Result<()> {
 
 /// A `cue node` process of the network demo; stopped with SIGTERM when dropped.
 struct DemoNode {
-    name: &'static str,
     data_dir: PathBuf,
     child: std::process::Child,
     listen: String,
@@ -176,7 +175,7 @@ impl DemoNode {
             .stderr(std::process::Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().context("node stdout")?;
-        let mut node = DemoNode { name, data_dir, child, listen: String::new() };
+        let mut node = DemoNode { data_dir, child, listen: String::new() };
         for line in std::io::BufReader::new(stdout).lines() {
             let line = line?;
             println!("  {line}");
@@ -188,11 +187,6 @@ impl DemoNode {
             }
         }
         bail!("node {name} exited before it was ready")
-    }
-
-    fn cue(&self, cue: &Path, args: &[&str]) -> Result<std::process::Output> {
-        println!("\n$ cue --data-dir {} {}", self.name, args.join(" "));
-        Ok(Command::new(cue).arg("--data-dir").arg(&self.data_dir).args(args).output()?)
     }
 }
 

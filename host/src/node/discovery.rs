@@ -62,7 +62,8 @@ pub(super) async fn providers(shared: &Shared) -> Result<Vec<ProviderView>, Node
     Ok(views)
 }
 
-async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
+/// Asks one provider for its manifest and checks it; `None` when it is unreachable or lies.
+pub(super) async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
     if peer == shared.keypair.peer_id() {
         let manifest = shared.manifest.read().ok().and_then(|m| m.clone())?;
         return Some(view(shared, &manifest, 0.0));

@@ -161,7 +161,11 @@ async fn load_locally(
 /// (when the offer is fixed) cheap enough.
 async fn candidates(shared: &Shared, options: &SubmitOptions) -> Result<Vec<ProviderView>, NodeError> {
     let me = shared.keypair.peer_id().to_string();
-    let all = discovery::providers(shared).await?;
+    // A named provider is asked directly: no sweep of the DHT.
+    let all = match options.provider {
+        Some(provider) => discovery::check(shared, provider).await.into_iter().collect(),
+        None => discovery::providers(shared).await?,
+    };
     let fits = |view: &ProviderView| {
         let policy = view.signed.body().policy;
         let timeout_ms = u64::try_from(options.timeout.as_millis()).unwrap_or(u64::MAX);

@@ -1,0 +1,151 @@
+//! Contracts end to end, on warm connections between two in-process nodes on 127.0.0.1:
+//! request → accept → run → receipt → payment stored (the consumer's `submit` returns after
+//! the payment is durable in its ledger and acknowledged by the provider). The baseline, in the
+//! same run, is the same call through the sandbox as `cue run` makes it (warm: compiled code
+//! cached, fresh instance per call). Run: `cargo bench -p cue-host --bench contracts` (after
+//! `cargo xtask guests`). Results: docs/PERFORMANCE.md.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cue_host::benchmark::Plan;
+use cue_host::crypto::Keypair;
+use cue_host::datadir::DataDir;
+use cue_host::ledger::Genesis;
+use cue_host::market::ProviderPolicy;
+use cue_host::node::{Node, NodeConfig, ProviderSettings, SubmitOptions};
+use cue_host::sandbox::{Invocation, Limits, Sandbox, SandboxConfig};
+
+const SEQUENTIAL: usize = 200;
+const CONCURRENT_TASKS: usize = 32;
+const CONCURRENT_JOBS: usize = 1_000;
+
+fn guest(name: &str) -> Vec<u8> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/guests").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing: run `cargo xtask guests`", path.display()))
+}
+
+fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn sandbox_baseline(bytes: &[u8]) -> (Duration, Duration) {
+    let sandbox = Sandbox::new(SandboxConfig { max_concurrent_jobs: 4, ..SandboxConfig::default() }).unwrap();
+    let loaded = sandbox.load(bytes).unwrap();
+    let call = loaded.parse_call("triple(14)").unwrap();
+    let limits = Limits::default();
+    let times = (0..SEQUENTIAL * 5)
+        .map(|_| {
+            let started = Instant::now();
+            let outcome = loaded.invoke(&call, &limits, &Invocation::default());
+            assert!(outcome.result.is_ok());
+            started.elapsed()
+        })
+        .collect();
+    percentiles(times)
+}
+
+fn options(provider: cue_host::crypto::PeerId) -> SubmitOptions {
+    SubmitOptions {
+        reference: "triple@1".into(),
+        call: "triple(14)".into(),
+        offer: None,
+        max_fuel: 1_000_000,
+        max_memory_bytes: 16 << 20,
+        timeout: Duration::from_secs(5),
+        replicas: 1,
+        provider: Some(provider),
+        max_attempts: 1,
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bytes = guest("wat-triple");
+    let dirs = tempfile::tempdir().unwrap();
+    let (provider_dir, consumer_dir) = (dirs.path().join("provider"), dirs.path().join("consumer"));
+    std::fs::create_dir_all(&consumer_dir).unwrap();
+    let consumer_data = DataDir::resolve(Some(consumer_dir));
+    let (consumer_key, _) = Keypair::load_or_create(&consumer_data.identity_key()).unwrap();
+    let genesis = Genesis {
+        network_id: "bench".into(),
+        mint_authority: consumer_key.public(),
+        allocations: [(consumer_key.public(), u64::MAX / 4)].into_iter().collect(),
+    };
+    let small =
+        SandboxConfig { max_concurrent_jobs: 64, max_memory_bytes: 64 << 20, ..SandboxConfig::default() };
+    let mut config = NodeConfig::loopback(DataDir::resolve(Some(provider_dir)), vec![]);
+    config.sandbox = small.clone();
+    config.genesis = Some(genesis.clone());
+    config.provide = Some(ProviderSettings {
+        policy: ProviderPolicy {
+            price_per_mfuel: 1,
+            base_fee: 1,
+            max_concurrent_jobs: 64,
+            max_memory_bytes: 64 << 20,
+            max_execution_ms: 10_000,
+        },
+        plan: Plan { rounds: 10_000, runs: 1 },
+        manifest_lifetime: Duration::from_secs(3600),
+        min_reputation: 0.0,
+        fault: None,
+        pay_grace: Duration::from_secs(60),
+    });
+    let provider = Node::start(config).await.unwrap();
+    let mut config = NodeConfig::loopback(consumer_data, provider.listen_addrs());
+    config.sandbox = small;
+    config.genesis = Some(genesis);
+    let consumer = Node::start(config).await.unwrap();
+    provider.handle().publish(bytes.clone(), "triple", "1.0.0").await.unwrap();
+    let c = consumer.handle();
+    let target = provider.peer_id();
+    for _ in 0..20 {
+        c.submit(options(target), |_, _| {}).await.expect("warm-up job");
+    }
+
+    let mut times = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        let started = Instant::now();
+        let report = c.submit(options(target), |_, _| {}).await.unwrap();
+        times.push(started.elapsed());
+        assert_eq!(report.wave.as_deref(), Some("42"));
+    }
+    let (p50, p99) = percentiles(times);
+
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..CONCURRENT_TASKS)
+        .map(|_| {
+            let (c, next) = (c.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut failed = 0;
+                while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < CONCURRENT_JOBS {
+                    if c.submit(options(target), |_, _| {}).await.is_err() {
+                        failed += 1;
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for worker in workers {
+        failed += worker.await.unwrap();
+    }
+    let throughput = CONCURRENT_JOBS as f64 / started.elapsed().as_secs_f64();
+    let (base50, base99) = sandbox_baseline(&bytes);
+
+    println!("contracts end to end (wat-triple `triple(14)`, two nodes on 127.0.0.1, warm connections)");
+    println!("  sequential job  p50 {:>9.3?}  p99 {:>9.3?}   ({SEQUENTIAL} jobs)", p50, p99);
+    println!("  same call, sandbox only (as `cue run`, warm)  p50 {:>9.3?}  p99 {:>9.3?}", base50, base99);
+    println!("  network + contract overhead: p50 ratio {:.0}×", p50.as_secs_f64() / base50.as_secs_f64());
+    println!(
+        "  throughput with {CONCURRENT_TASKS} concurrent submissions: {throughput:.0} jobs/s ({CONCURRENT_JOBS} jobs, {failed} failed)"
+    );
+    consumer.shutdown().await;
+    provider.shutdown().await;
+}

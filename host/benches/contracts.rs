@@ -94,6 +94,7 @@ async fn main() {
         min_reputation: 0.0,
         fault: None,
         pay_grace: Duration::from_secs(60),
+        allowed_publishers: Vec::new(),
     });
     let provider = Node::start(config).await.unwrap();
     let mut config = NodeConfig::loopback(consumer_data, provider.listen_addrs());

@@ -222,12 +222,8 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
     handle.publish(fib.clone(), "fib", "1.0.0").await.unwrap();
 
     // A bare peer: it asks, runs, reads the receipt, and never pays.
-    let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let config = net::NetConfig::new(listen, node.listen_addrs(), Arc::new(NoRecords));
-    let (client, _events, event_loop) = net::new(&consumer, config).unwrap();
-    tokio::spawn(event_loop.run(std::future::pending()));
+    let client = bare_consumer(&consumer, &node).await;
     let provider = node.peer_id();
-    client.dial(node.listen_addrs()[0].clone()).await.unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let request = ComputeRequest {
         job_id: JobId([3; 16]),
@@ -277,4 +273,92 @@ impl net::RecordValidator for NoRecords {
     fn accept_record(&self, _: &net::DhtKey, _: &[u8], _: Option<&PeerId>) -> bool {
         false
     }
+}
+
+/// A peer built from the bare network layer that signs requests with `key`.
+async fn bare_consumer(key: &Keypair, node: &cue_host::node::Node) -> net::Client {
+    let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let config = net::NetConfig::new(listen, node.listen_addrs(), Arc::new(NoRecords));
+    let (client, _events, event_loop) = net::new(key, config).unwrap();
+    tokio::spawn(event_loop.run(std::future::pending()));
+    client.dial(node.listen_addrs()[0].clone()).await.unwrap();
+    client
+}
+
+fn request_for(
+    key: &Keypair,
+    provider: PeerId,
+    genesis: &cue_host::ledger::Genesis,
+    component: &[u8],
+    job: u8,
+) -> Signed<ComputeRequest> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let body = ComputeRequest {
+        job_id: JobId([job; 16]),
+        provider: provider.public_key(),
+        genesis: genesis.id(),
+        component: cue_host::crypto::Digest::of(component),
+        reference: None,
+        call: "fib(20)".into(),
+        offer: 1_000,
+        max_fuel: 1_000_000,
+        max_memory_bytes: 16 << 20,
+        max_execution_ms: 1_000,
+    };
+    Signed::sign(key, body, Validity::starting(now, 60_000)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_provider_reports_unfinished_contracts_and_allow_lists_hold() {
+    let (provider_dir, provider_id) = keyed_dir();
+    let consumer = Keypair::generate().unwrap();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "restart-test".into(),
+        mint_authority: consumer.public(),
+        allocations: [(consumer.public(), 1_000)].into_iter().collect(),
+    };
+    let start = |dir: tempfile::TempDir| {
+        let genesis = genesis.clone();
+        async move {
+            let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+            let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
+            config.sandbox = crate::support::small_sandbox_config();
+            config.genesis = Some(genesis);
+            config.provide = Some(cue_host::node::ProviderSettings {
+                allowed_publishers: vec![provider_id],
+                ..crate::support::quick_provider()
+            });
+            (cue_host::node::Node::start(config).await.unwrap(), dir)
+        }
+    };
+    let (node, dir) = start(provider_dir).await;
+    let fib = guest_bytes("fib");
+    node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let stranger = crate::support::TestNode::start(&node.listen_addrs(), false).await;
+    let hash = guest_bytes("hash");
+    stranger.handle().publish(hash.clone(), "hash", "1.0.0").await.unwrap();
+    let client = bare_consumer(&consumer, &node).await;
+
+    let foreign = request_for(&consumer, node.peer_id(), &genesis, &hash, 1);
+    let answer = client.request(node.peer_id(), RpcRequest::Compute(foreign.bytes().to_vec())).await.unwrap();
+    let RpcResponse::Rejected(reject) = answer else {
+        panic!("a foreign publisher's component ran: {answer:?}")
+    };
+    let reject = Signed::<cue_host::protocol::ComputeReject>::decode(&reject).unwrap();
+    assert_eq!(reject.body().reason, cue_host::protocol::RejectReason::Component, "{:?}", reject.body());
+
+    let own = request_for(&consumer, node.peer_id(), &genesis, &fib, 2);
+    let answer = client.request(node.peer_id(), RpcRequest::Compute(own.bytes().to_vec())).await.unwrap();
+    assert!(matches!(answer, RpcResponse::Accepted(_)), "{answer:?}");
+    drop(client);
+    node.shutdown().await;
+
+    let (restarted, _dir) = start(dir).await;
+    let jobs = restarted.handle().jobs(10).await.unwrap();
+    let accepted: Vec<_> = jobs.iter().filter(|c| c["job"] == JobId([2; 16]).to_string()).collect();
+    assert_eq!(accepted.len(), 1, "{jobs:?}");
+    assert_eq!(accepted[0]["state"], "failed");
+    assert!(accepted[0]["detail"].as_str().unwrap().contains("restarted"), "{:?}", accepted[0]);
+    stranger.stop().await;
+    restarted.shutdown().await;
 }

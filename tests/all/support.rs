@@ -84,6 +84,7 @@ pub fn quick_provider() -> cue_host::node::ProviderSettings {
         min_reputation: 0.0,
         fault: None,
         pay_grace: std::time::Duration::from_secs(60),
+        allowed_publishers: Vec::new(),
     }
 }
 

@@ -40,6 +40,9 @@ pub struct NodeArgs {
     /// How long after a job's time limit its consumer may pay before it is recorded as a default
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pay_grace: Duration,
+    /// Run only components published by this key (repeatable) [default: any verified component]
+    #[arg(long, value_name = "PEER")]
+    allow_publisher: Vec<crate::crypto::PeerId>,
     /// FOR TESTING ONLY: make this provider misbehave on purpose (e.g. overstate-fuel), so
     /// that consumers can be seen catching it
     #[arg(long, value_name = "FAULT")]
@@ -71,6 +74,7 @@ async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> an
         min_reputation: args.min_reputation,
         fault: args.fault_injection,
         pay_grace: args.pay_grace,
+        allowed_publishers: args.allow_publisher.clone(),
     });
     let config = NodeConfig {
         data_dir: data_dir.clone(),

@@ -53,6 +53,7 @@ pub(super) struct ProviderJobs {
     pub(super) fault: Option<FaultInjection>,
     pub(super) min_reputation: f64,
     pay_grace_ms: u64,
+    allowed_publishers: Vec<PeerId>,
 }
 
 impl ProviderJobs {
@@ -64,6 +65,7 @@ impl ProviderJobs {
             fault: settings.fault,
             min_reputation: settings.min_reputation,
             pay_grace_ms: u64::try_from(settings.pay_grace.as_millis()).unwrap_or(u64::MAX),
+            allowed_publishers: settings.allowed_publishers.clone(),
         }
     }
 }
@@ -168,6 +170,7 @@ async fn prepare(
         min_reputation: jobs.min_reputation,
     };
     contract::evaluate(body, &view)?;
+    check_publisher(shared, jobs, body)?;
     let (component, call) = load(shared, body).await?;
     let accept = ComputeAccept {
         request: request.hash(),
@@ -203,6 +206,28 @@ async fn prepare(
     jobs.prepared.lock().expect("jobs lock").insert(accept.hash(), prepared);
     tokio::spawn(expire_unstarted(shared.clone(), accept.hash()));
     Ok(accept)
+}
+
+/// With an allow-list, the component must be one an allowed publisher signed a manifest for
+/// (the registry holds only manifests whose signatures checked).
+fn check_publisher(
+    shared: &Shared,
+    jobs: &ProviderJobs,
+    request: &ComputeRequest,
+) -> Result<(), contract::Refusal> {
+    if jobs.allowed_publishers.is_empty() {
+        return Ok(());
+    }
+    let manifests = shared.registry.by_sha256(&request.component).unwrap_or_default();
+    let allowed = manifests.iter().any(|m| jobs.allowed_publishers.contains(&m.body().publisher.peer_id()));
+    if allowed {
+        Ok(())
+    } else {
+        Err((
+            RejectReason::Component,
+            "this provider runs only components of the publishers it allows".into(),
+        ))
+    }
 }
 
 /// Fetches the component if needed, loads it in the sandbox and type-checks the call.

@@ -28,6 +28,9 @@ pub struct ProviderSettings {
     /// How long after a job's time limit the consumer may pay before it is recorded as a
     /// default.
     pub pay_grace: Duration,
+    /// Run only components published (signed) by one of these keys; empty: any verified
+    /// component.
+    pub allowed_publishers: Vec<crate::crypto::PeerId>,
 }
 
 /// Installs a manifest (a stored one that is still fresh and true, else a new measurement; the

@@ -148,7 +148,11 @@ pub(super) async fn fetch(
             Ok(report(sha256, size, None, source))
         }
         ComponentRef::Named { name, req } => {
-            learn_name(shared, &name).await;
+            // A version known here and looked up recently is used as is; otherwise ask the network.
+            let known = shared.registry.resolve(&name, &req).ok().flatten().is_some();
+            if shared.name_needs_lookup(&name) || !known {
+                learn_name(shared, &name).await;
+            }
             let manifest = shared
                 .registry
                 .resolve(&name, &req)

@@ -50,7 +50,7 @@ use crate::ledger::Genesis;
 use crate::market::{ReputationBook, ReputationLimits, ResourceManifest};
 use crate::net::{self, Multiaddr, NetConfig, Refusals};
 use crate::protocol::Signed;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{LoadedComponent, Sandbox, SandboxConfig};
 use crate::store::{BlobStore, LedgerStore, Registry, StoreError};
 
 /// Blob transfers served at once; more requests are answered "busy".
@@ -136,7 +136,18 @@ struct Shared {
     provider_jobs: Option<provide::ProviderJobs>,
     /// What this node and the peers it trusts have attested about others.
     reputation: std::sync::Mutex<ReputationBook>,
+    /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
+    loaded: std::sync::Mutex<std::collections::VecDeque<(crate::crypto::Digest, Arc<LoadedComponent>)>>,
+    /// When each name was last looked up on the network (at most [`NAMES_CHECKED`] names).
+    names_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// Loaded components kept warm per node.
+const LOADED_CACHE: usize = 32;
+/// Names whose last network lookup time is remembered.
+const NAMES_CHECKED: usize = 1024;
+/// A name looked up this recently is resolved from the registry alone.
+const NAME_RECHECK: Duration = Duration::from_secs(30);
 
 /// A running node.
 pub struct Node {
@@ -187,6 +198,8 @@ impl Node {
             listen_addrs: RwLock::new(Vec::new()),
             refusals,
             provider_jobs: config.provide.as_ref().map(provide::ProviderJobs::new),
+            loaded: Default::default(),
+            names_checked: Default::default(),
             reputation: std::sync::Mutex::new(ReputationBook::new(
                 keypair_public,
                 ReputationLimits::default(),
@@ -391,6 +404,49 @@ impl NodeHandle {
 }
 
 impl Shared {
+    /// The component with this hash, loaded (verified, compiled or from the code cache) — from
+    /// the warm cache when it was loaded recently.
+    async fn load(
+        &self,
+        sha256: crate::crypto::Digest,
+    ) -> Result<Arc<LoadedComponent>, crate::sandbox::JobError> {
+        use crate::sandbox::{FailureKind, JobError};
+        if let Some((_, loaded)) = self.loaded.lock().expect("loaded lock").iter().find(|(d, _)| *d == sha256)
+        {
+            return Ok(loaded.clone());
+        }
+        let bytes = self
+            .blobs
+            .get(&sha256)
+            .map_err(|e| JobError::new(FailureKind::InvalidComponent, e.to_string()))?;
+        let bytes =
+            bytes.ok_or_else(|| JobError::new(FailureKind::InvalidComponent, "the component is not here"))?;
+        let sandbox = self.sandbox.clone();
+        let loaded = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+            .await
+            .map_err(|e| JobError::new(FailureKind::InvalidComponent, format!("loading task: {e}")))??;
+        let loaded = Arc::new(loaded);
+        let mut cache = self.loaded.lock().expect("loaded lock");
+        cache.push_back((sha256, loaded.clone()));
+        while cache.len() > LOADED_CACHE {
+            cache.pop_front();
+        }
+        Ok(loaded)
+    }
+
+    /// Whether `name` should be looked up on the network now (and notes that it is).
+    fn name_needs_lookup(&self, name: &str) -> bool {
+        let mut checked = self.names_checked.lock().expect("names lock");
+        if checked.get(name).is_some_and(|at| at.elapsed() < NAME_RECHECK) {
+            return false;
+        }
+        if checked.len() >= NAMES_CHECKED {
+            checked.clear();
+        }
+        checked.insert(name.to_owned(), std::time::Instant::now());
+        true
+    }
+
     /// A peer's reputation here: 0 for an account the ledger flagged for equivocation, else
     /// from the attestations this node holds (see `market::reputation`).
     fn reputation_of(&self, peer: &crate::crypto::PublicKey) -> f64 {

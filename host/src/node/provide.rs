@@ -76,18 +76,30 @@ fn sign<T: EventBody>(shared: &Shared, body: T) -> Result<Signed<T>, NodeError> 
 }
 
 pub(super) async fn keep(shared: &Shared, event: ProtocolEvent) {
-    let Some(store) = shared.ledger.clone() else { return };
-    let stored = tokio::task::spawn_blocking(move || store.record(event).map(|p| p.wait())).await;
-    if !matches!(stored, Ok(Ok(Ok(())))) {
-        tracing::error!("a contract event could not be stored");
-    }
+    store_all(shared, vec![event], Vec::new()).await;
 }
 
 pub(super) async fn save(shared: &Shared, row: ContractRow) {
+    store_all(shared, Vec::new(), vec![row]).await;
+}
+
+/// Queues every event and row before waiting, so the writer commits them in one transaction
+/// (one disk sync), and waits until they are durable.
+pub(super) async fn store_all(shared: &Shared, events: Vec<ProtocolEvent>, rows: Vec<ContractRow>) {
     let Some(store) = shared.ledger.clone() else { return };
-    let stored = tokio::task::spawn_blocking(move || store.save_contract(row).map(|p| p.wait())).await;
-    if !matches!(stored, Ok(Ok(Ok(())))) {
-        tracing::error!("a contract could not be stored");
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut pending = Vec::new();
+        for event in events {
+            pending.push(store.record(event)?);
+        }
+        for row in rows {
+            pending.push(store.save_contract(row)?);
+        }
+        Ok::<_, crate::store::StoreError>(pending.into_iter().all(|p| p.wait().is_ok()))
+    })
+    .await;
+    if !matches!(stored, Ok(Ok(true))) {
+        tracing::error!("a contract event or row could not be stored");
     }
 }
 
@@ -198,9 +210,11 @@ async fn prepare(
         updated_ms: now_ms(),
         detail: None,
     };
-    keep(shared, ProtocolEvent::of(request, Some(body.job_id), vec![])).await;
-    keep(shared, ProtocolEvent::of(&accept, Some(body.job_id), vec![(request.hash(), "request")])).await;
-    save(shared, row.clone()).await;
+    let events = vec![
+        ProtocolEvent::of(request, Some(body.job_id), vec![]),
+        ProtocolEvent::of(&accept, Some(body.job_id), vec![(request.hash(), "request")]),
+    ];
+    store_all(shared, events, vec![row.clone()]).await;
     jobs.in_flight.fetch_add(1, Ordering::SeqCst);
     let prepared = PreparedJob { request: request.clone(), accept: accept.clone(), component, call, row };
     jobs.prepared.lock().expect("jobs lock").insert(accept.hash(), prepared);
@@ -239,16 +253,9 @@ async fn load(
     components::ensure_blob(shared, request.component, &mut |_, _| {})
         .await
         .map_err(|e| component_error(&e))?;
-    let bytes = shared.blobs.get(&request.component).map_err(|e| component_error(&e))?;
-    let bytes = bytes.ok_or_else(|| component_error(&"the component vanished from the blob store"))?;
-    let (sandbox, call_text) = (shared.sandbox.clone(), request.call.clone());
-    tokio::task::spawn_blocking(move || {
-        let loaded = sandbox.load(&bytes).map_err(|e| (RejectReason::Component, e.to_string()))?;
-        let call = loaded.parse_call(&call_text).map_err(|e| (RejectReason::BadCall, e.to_string()))?;
-        Ok((Arc::new(loaded), call))
-    })
-    .await
-    .map_err(|e| (RejectReason::Busy, format!("loading task: {e}")))?
+    let loaded = shared.load(request.component).await.map_err(|e| component_error(&e))?;
+    let call = loaded.parse_call(&request.call).map_err(|e| (RejectReason::BadCall, e.to_string()))?;
+    Ok((loaded, call))
 }
 
 /// A contract whose consumer never starts the job frees its slot and is recorded as failed.
@@ -362,7 +369,7 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
     };
     let receipt = sign(shared, receipt)?;
     let price = job.accept.body().price(fuel_used, body.offer);
-    keep(shared, ProtocolEvent::of(&receipt, Some(body.job_id), vec![(job.accept.hash(), "contract")])).await;
+    let receipt_event = ProtocolEvent::of(&receipt, Some(body.job_id), vec![(job.accept.hash(), "contract")]);
     let delivered = ContractRow {
         state: ContractState::Delivered,
         receipt: Some(receipt.hash()),
@@ -371,7 +378,7 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
         detail: outcome.result.as_ref().err().map(|e| e.to_string()),
         ..job.row
     };
-    save(shared, delivered).await;
+    store_all(shared, vec![receipt_event], vec![delivered]).await;
     let frame = Frame::Outcome { receipt: hex::encode(receipt.bytes()), output };
     jobstream::write(stream, &frame).await.map_err(broken)?;
     let _ = futures::AsyncWriteExt::close(stream).await;

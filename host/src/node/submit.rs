@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::discovery::ProviderView;
 use super::jobstream::{self, Frame, JOB_PROTOCOL};
-use super::provide::{keep, save};
+use super::provide::{keep, save, store_all};
 use super::{NodeError, Shared, components, discovery, ledger, now_ms, reputation};
 use crate::contract::{self, Breach};
 use crate::crypto::{Digest, PeerId};
@@ -143,18 +143,12 @@ async fn load_locally(
     component: Digest,
     call: &str,
 ) -> Result<(Arc<LoadedComponent>, Call), NodeError> {
-    let bytes = shared.blobs.get(&component).map_err(|e| NodeError::Store(e.to_string()))?;
-    let bytes = bytes.ok_or_else(|| NodeError::NotFound("the component is not in the blob store".into()))?;
-    let (sandbox, call) = (shared.sandbox.clone(), call.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let loaded = sandbox
-            .load(&bytes)
-            .map_err(|e| NodeError::Invalid(format!("the component was refused: {e}")))?;
-        let call = loaded.parse_call(&call).map_err(|e| NodeError::Invalid(e.to_string()))?;
-        Ok((Arc::new(loaded), call))
-    })
-    .await
-    .map_err(|e| NodeError::Store(format!("loading task: {e}")))?
+    let loaded = shared
+        .load(component)
+        .await
+        .map_err(|e| NodeError::Invalid(format!("the component was refused: {e}")))?;
+    let call = loaded.parse_call(call).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    Ok((loaded, call))
 }
 
 /// Providers that may take the job, best first: not this node, within their policies, and
@@ -281,13 +275,13 @@ impl Plan {
         };
         let request = Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), REQUEST_LIFETIME_MS))
             .map_err(|e| ("failed", e.to_string(), None))?;
-        keep(shared, ProtocolEvent::of(&request, Some(self.job), vec![])).await;
         let accept =
             match shared.client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await {
                 Ok(RpcResponse::Accepted(bytes)) => Signed::<ComputeAccept>::decode(&bytes)
                     .and_then(|a| a.verify_signature().map(|()| a))
                     .map_err(|e| ("breach", format!("an unreadable contract: {e}"), None))?,
                 Ok(RpcResponse::Rejected(bytes)) => {
+                    keep(shared, ProtocolEvent::of(&request, Some(self.job), vec![])).await;
                     return Err(("rejected", rejection(&bytes, &request), None));
                 }
                 Ok(other) => return Err(("failed", format!("unexpected answer {other:?}"), None)),
@@ -295,7 +289,6 @@ impl Plan {
             };
         contract::check_accept(&request, &accept).map_err(|b| ("breach", b.to_string(), None))?;
         let contract = accept.hash();
-        keep(shared, ProtocolEvent::of(&accept, Some(self.job), vec![(request.hash(), "request")])).await;
         let row = ContractRow {
             contract,
             job: self.job,
@@ -312,7 +305,11 @@ impl Plan {
             updated_ms: now_ms(),
             detail: None,
         };
-        save(shared, row.clone()).await;
+        let events = vec![
+            ProtocolEvent::of(&request, Some(self.job), vec![]),
+            ProtocolEvent::of(&accept, Some(self.job), vec![(request.hash(), "request")]),
+        ];
+        store_all(shared, events, vec![row.clone()]).await;
         let deadline = self.options.timeout + DELIVERY_MARGIN;
         let delivered =
             tokio::time::timeout(deadline, self.stream(provider, &request, &accept, progress)).await;
@@ -342,7 +339,6 @@ impl Plan {
                 return Err(("failed", detail, Some(contract)));
             }
         };
-        keep(shared, ProtocolEvent::of(&receipt, Some(self.job), vec![(contract, "contract")])).await;
         Ok(Delivery { provider, accept, receipt, output, row, offer })
     }
 
@@ -405,15 +401,12 @@ impl Plan {
                 let paid = self.pay(delivery).await?;
                 cost += paid;
                 record_paid(&mut attempts, delivery, paid);
-                reputation::attest(
-                    shared,
-                    delivery.accept.hash(),
-                    self.job,
-                    delivery.row.peer,
-                    Verdict::Completed,
-                    Vec::new(),
-                )
-                .await;
+                // Off the job's critical path: the verdict is stored and gossiped meanwhile.
+                let (shared, contract, job, peer) =
+                    (shared.clone(), delivery.accept.hash(), self.job, delivery.row.peer);
+                tokio::spawn(async move {
+                    reputation::attest(&shared, contract, job, peer, Verdict::Completed, Vec::new()).await
+                });
             } else {
                 let detail = "its receipt disagrees with the majority".to_owned();
                 let invalid = ContractRow {
@@ -423,7 +416,7 @@ impl Plan {
                     detail: Some(detail.clone()),
                     ..delivery.row.clone()
                 };
-                save(shared, invalid).await;
+                store_all(shared, vec![receipt_event(delivery, self.job)], vec![invalid]).await;
                 let evidence = vec![delivery.receipt.bytes().to_vec(), reference.receipt.bytes().to_vec()];
                 reputation::attest(
                     shared,
@@ -506,9 +499,14 @@ impl Plan {
             updated_ms: now_ms(),
             ..delivery.row.clone()
         };
-        save(shared, paid).await;
+        store_all(shared, vec![receipt_event(delivery, self.job)], vec![paid]).await;
         Ok(price)
     }
+}
+
+/// The log entry of a delivery's receipt, linked to its contract.
+fn receipt_event(delivery: &Delivery, job: JobId) -> ProtocolEvent {
+    ProtocolEvent::of(&delivery.receipt, Some(job), vec![(delivery.accept.hash(), "contract")])
 }
 
 fn record_paid(attempts: &mut [Attempt], delivery: &Delivery, paid: u64) {

@@ -125,7 +125,10 @@ async fn main() {
             tokio::spawn(async move {
                 let mut failed = 0;
                 while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < CONCURRENT_JOBS {
-                    if c.submit(options(target), |_, _| {}).await.is_err() {
+                    if let Err(e) = c.submit(options(target), |_, _| {}).await {
+                        if failed == 0 {
+                            eprintln!("a concurrent job failed: {e}");
+                        }
                         failed += 1;
                     }
                 }

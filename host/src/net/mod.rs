@@ -48,7 +48,7 @@ pub struct NetConfig {
     pub max_connections: u32,
     /// Most connections being set up at once, each direction.
     pub max_pending_connections: u32,
-    /// Most inbound RPC requests being handled at once per connection.
+    /// Most RPC requests in flight at once per connection (request-response streams).
     pub max_concurrent_requests: usize,
     /// How long an RPC request may wait for its answer.
     pub request_timeout: Duration,
@@ -74,7 +74,7 @@ impl NetConfig {
             bootstrap,
             max_connections: 512,
             max_pending_connections: 128,
-            max_concurrent_requests: 64,
+            max_concurrent_requests: 256,
             request_timeout: Duration::from_secs(10),
             query_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(120),

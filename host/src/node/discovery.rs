@@ -62,6 +62,33 @@ pub(super) async fn providers(shared: &Shared) -> Result<Vec<ProviderView>, Node
     Ok(views)
 }
 
+/// One provider's view, from the recent-manifest cache when its manifest was checked less
+/// than [`RECHECK`] ago and is still live, else asked for afresh.
+pub(super) async fn checked(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
+    let cached = shared.recent_manifests.lock().ok().and_then(|recent| {
+        recent
+            .get(&peer)
+            .filter(|(at, view)| at.elapsed() < RECHECK && view.signed.header().expires_ms > now_ms())
+            .map(|(_, view)| view.clone())
+    });
+    if cached.is_some() {
+        return cached;
+    }
+    let view = check(shared, peer).await?;
+    if let Ok(mut recent) = shared.recent_manifests.lock() {
+        if recent.len() >= RECENT_MANIFESTS {
+            recent.clear();
+        }
+        recent.insert(peer, (Instant::now(), view.clone()));
+    }
+    Some(view)
+}
+
+/// How long a checked manifest is reused for a named provider.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+/// Providers whose checked manifest is kept.
+const RECENT_MANIFESTS: usize = 1024;
+
 /// Asks one provider for its manifest and checks it; `None` when it is unreachable or lies.
 pub(super) async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
     if peer == shared.keypair.peer_id() {

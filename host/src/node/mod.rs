@@ -138,6 +138,8 @@ struct Shared {
     reputation: std::sync::Mutex<ReputationBook>,
     /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
     loaded: std::sync::Mutex<std::collections::VecDeque<(crate::crypto::Digest, Arc<LoadedComponent>)>>,
+    /// Providers' checked manifests, for jobs sent to a named provider.
+    recent_manifests: std::sync::Mutex<std::collections::HashMap<PeerId, (std::time::Instant, ProviderView)>>,
     /// When each name was last looked up on the network (at most [`NAMES_CHECKED`] names).
     names_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
@@ -199,6 +201,7 @@ impl Node {
             refusals,
             provider_jobs: config.provide.as_ref().map(provide::ProviderJobs::new),
             loaded: Default::default(),
+            recent_manifests: Default::default(),
             names_checked: Default::default(),
             reputation: std::sync::Mutex::new(ReputationBook::new(
                 keypair_public,

@@ -155,9 +155,10 @@ async fn load_locally(
 /// (when the offer is fixed) cheap enough.
 async fn candidates(shared: &Shared, options: &SubmitOptions) -> Result<Vec<ProviderView>, NodeError> {
     let me = shared.keypair.peer_id().to_string();
-    // A named provider is asked directly: no sweep of the DHT.
+    // A named provider is asked directly (its checked manifest reused while it lives): no
+    // sweep of the DHT.
     let all = match options.provider {
-        Some(provider) => discovery::check(shared, provider).await.into_iter().collect(),
+        Some(provider) => discovery::checked(shared, provider).await.into_iter().collect(),
         None => discovery::providers(shared).await?,
     };
     let fits = |view: &ProviderView| {

@@ -8,11 +8,15 @@
 //! | layer | module | owns |
 //! |---|---|---|
 //! | edge | [`cli`] | argument parsing, printing; one file per subcommand |
+//! | edge | [`api`] | the local HTTP control API: axum server, ureq client, bearer token |
+//! | root | [`node`] | composition root: identity, stores, sandbox, network, tasks, shutdown; publish, fetch, discovery, the contract state machines, ledger gossip |
+//! | core | [`net`] | libp2p: transports, DHT, `/cue-rpc`, streams, gossipsub; client + event loop |
 //! | core | [`sandbox`] | wasmtime: verification, limits, metering, typed invocation |
 //! | core | [`store`] | SQLite: event log and ledger (one writer), component registry; blob files |
 //! | rules | [`ledger`] | pure ledger rules: balances, chains, equivocation proofs |
 //! | rules | [`protocol`] | signed envelope, canonical encoding, event kinds, component manifests |
 //! | rules | [`market`] | pure market rules: the signed resource manifest, provider score, reputation |
+//! | rules | [`contract`] | pure contract rules: provider evaluation, accept and receipt checks, replica majority |
 //! | base | [`crypto`] | keys, signatures, peer ids |
 //! | app | [`local`] | running a component on this machine (`cue run`) |
 //! | app | [`benchmark`] | measuring this machine and signing its manifest (`cue benchmark`) |
@@ -20,7 +24,9 @@
 //! | util | [`datadir`] | where a node keeps its files |
 //!
 //! The sandbox is the only importer of wasmtime, the store of rusqlite, crypto of
-//! ed25519-dalek, benchmark of wat; nothing above them sees their types.
+//! ed25519-dalek, benchmark of wat, net of libp2p, api of axum and ureq; nothing above them
+//! sees their types (net re-exports `Multiaddr` and the stream type, which the node passes
+//! through).
 
 pub mod api;
 pub mod authoring;

@@ -204,7 +204,11 @@ fn engine_config(config: &SandboxConfig) -> Config {
         .max_memories_per_component(limits.memories as u32)
         .max_tables_per_component(limits.tables as u32)
         .max_memory_size(config.max_memory_bytes as usize)
-        .table_elements(limits.table_elements as usize + 1);
+        .table_elements(limits.table_elements as usize + 1)
+        // Jobs run synchronously, so fiber stacks are never used; wasmtime's default pool of
+        // 1,000 costs ~2,000 memory mappings per engine (a guard page each), which caps a
+        // process at ~30 sandboxes under Linux's default `vm.max_map_count` (65,530).
+        .total_stacks(jobs);
     let mut wasm = Config::new();
     wasm.consume_fuel(true)
         .epoch_interruption(true)

@@ -132,8 +132,8 @@ impl Node {
             Keypair::load_or_create(&data_dir.identity_key()).map_err(|e| setup("identity", &e))?;
         let keypair = Arc::new(keypair);
         let sandbox = Sandbox::new(SandboxConfig {
-            cache_dir: Some(data_dir.code_cache()),
-            ..SandboxConfig::default()
+            cache_dir: config.sandbox.cache_dir.clone().or_else(|| Some(data_dir.code_cache())),
+            ..config.sandbox.clone()
         })
         .map_err(|e| setup("sandbox", &e))?;
         let registry = Registry::open(&data_dir.registry()).map_err(|e| setup("registry", &e))?;

@@ -4,7 +4,8 @@
 //!   release, and place the components at `target/guests/<name>.wasm`.
 //! - `test`: guests, `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, every test.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
-//! - `bench`: guests, then the benchmarks (figures go to docs/PERFORMANCE.md).
+//! - `bench [sandbox|ledger|net]`: every benchmark, or the one named; the sandbox benchmark
+//!   builds the guests first (figures go to docs/PERFORMANCE.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,9 +18,9 @@ fn main() -> Result<()> {
         "guests" => guests().map(|_| ()),
         "test" => test(),
         "demo" => demo(),
-        "bench" => bench(),
+        "bench" => bench(std::env::args().nth(2).as_deref()),
         _ => {
-            eprintln!("usage: cargo xtask <guests|test|demo|bench>");
+            eprintln!("usage: cargo xtask <guests|test|demo|bench [{}]>", BENCHES.join("|"));
             bail!("unknown task `{task}`")
         }
     }
@@ -108,9 +109,22 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-fn bench() -> Result<()> {
-    guests()?;
-    run(cargo().current_dir(root()).args(["bench", "-p", "cue-host", "--bench", "sandbox"]))
+/// The benchmarks of `cue-host` (`host/benches/<name>.rs`), in the order `bench` runs them.
+const BENCHES: [&str; 3] = ["sandbox", "ledger", "net"];
+
+fn bench(only: Option<&str>) -> Result<()> {
+    let selected = match only {
+        None => BENCHES.to_vec(),
+        Some(name) if BENCHES.contains(&name) => vec![name],
+        Some(name) => bail!("unknown benchmark `{name}`: one of {}", BENCHES.join(", ")),
+    };
+    for name in selected {
+        if name == "sandbox" {
+            guests()?;
+        }
+        run(cargo().current_dir(root()).args(["bench", "-p", "cue-host", "--bench", name]))?;
+    }
+    Ok(())
 }
 
 fn demo() -> Result<()> {

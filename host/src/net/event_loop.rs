@@ -368,7 +368,13 @@ impl EventLoop {
                     tracing::info!(%source, "refused a DHT record outside Cue's rules");
                 }
             }
-            kad::InboundRequest::AddProvider { record: Some(record) } => {
+            kad::InboundRequest::AddProvider { record: Some(mut record) } => {
+                // libp2p-kad sends only confirmed external addresses with an announcement, and
+                // a node on loopback or a private network has none: keep the addresses this
+                // node knows for the provider, so it can pass them on to whoever asks.
+                if record.addresses.is_empty() {
+                    record.addresses = self.addresses.get(&record.provider).cloned().unwrap_or_default();
+                }
                 if DhtKey::parse(record.key.as_ref()).is_some() {
                     let store = self.swarm.behaviour_mut().kad.store_mut();
                     if let Err(e) = libp2p::kad::store::RecordStore::add_provider(store, record) {

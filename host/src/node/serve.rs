@@ -26,6 +26,8 @@ const MAX_CONTRACT_REQUESTS_IN_FLIGHT: usize = 128;
 const REANNOUNCE_EVERY: Duration = Duration::from_secs(300);
 /// Announcements triggered by new connections, at most this many (then only the timer).
 const EAGER_ANNOUNCEMENTS: u32 = 8;
+/// Connected peers (Kademlia's k) beyond which new connections trigger no announcement.
+const WELL_CONNECTED: usize = 20;
 
 /// The DHT records this node stores for others: only live manifests signed by the provider
 /// the key names. Everything else is refused (and logged by the network layer).
@@ -216,6 +218,11 @@ pub(super) async fn announcer(shared: Arc<Shared>, kicks: Arc<Notify>, shutdown:
                 eager += 1;
                 // Let the routing table fill before announcing again.
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                // Well connected: announcements reach the closest peers now; a consumer's
+                // sweep connecting to every provider must not set off a storm of them.
+                if shared.client.connected_peers().await.map_or(0, |p| p.len()) >= WELL_CONNECTED {
+                    eager = EAGER_ANNOUNCEMENTS;
+                }
             }
         }
     }

@@ -177,24 +177,10 @@ struct FetchBody {
 }
 
 async fn fetch(State(state): State<AppState>, axum::Json(body): axum::Json<FetchBody>) -> Response {
-    let (lines, receiver) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
     let node = state.node.clone();
-    tokio::spawn(async move {
-        let progress_lines = lines.clone();
-        let progress = move |received: u64, total: u64| {
-            let line = json!({"progress": {"received": received, "total": total}});
-            let _ = progress_lines.try_send(ndjson(&line));
-        };
-        let last = match node.fetch(&body.reference, progress).await {
-            Ok(report) => json!({"done": report}),
-            Err(e) => {
-                let (_, kind) = error_kind(&e);
-                json!({"error": {"kind": kind, "message": e.to_string()}})
-            }
-        };
-        let _ = lines.send(ndjson(&last)).await;
-    });
-    ndjson_response(receiver)
+    ndjson_operation(["received", "total"], move |progress| async move {
+        node.fetch(&body.reference, progress).await
+    })
 }
 
 fn ndjson(value: &serde_json::Value) -> Bytes {
@@ -331,14 +317,29 @@ async fn submit(State(state): State<AppState>, axum::Json(body): axum::Json<Subm
         provider,
         max_attempts: body.max_attempts.clamp(1, 16),
     };
-    let (lines, receiver) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
     let node = state.node.clone();
+    ndjson_operation(["done", "total"], move |progress| async move { node.submit(options, progress).await })
+}
+
+/// Progress reported by a long operation: `(first, second)`, named by the operation.
+type Progress = Box<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Runs a long operation in a task of its own and answers NDJSON: `{"progress": {..}}` lines
+/// (skipped when the client reads slowly, see [`PROGRESS_BUFFER`]), then `{"done": ..}` or
+/// `{"error": ..}`.
+fn ndjson_operation<T, Fut>(names: [&'static str; 2], operation: impl FnOnce(Progress) -> Fut) -> Response
+where
+    T: serde::Serialize,
+    Fut: Future<Output = Result<T, NodeError>> + Send + 'static,
+{
+    let (lines, receiver) = mpsc::channel::<Bytes>(PROGRESS_BUFFER);
+    let progress_lines = lines.clone();
+    let progress: Progress = Box::new(move |a, b| {
+        let _ = progress_lines.try_send(ndjson(&json!({"progress": {names[0]: a, names[1]: b}})));
+    });
+    let running = operation(progress);
     tokio::spawn(async move {
-        let progress_lines = lines.clone();
-        let progress = move |done: u64, total: u64| {
-            let _ = progress_lines.try_send(ndjson(&json!({"progress": {"done": done, "total": total}})));
-        };
-        let last = match node.submit(options, progress).await {
+        let last = match running.await {
             Ok(report) => json!({"done": report}),
             Err(e) => {
                 let (_, kind) = error_kind(&e);

@@ -202,12 +202,7 @@ fn a_lying_provider_is_caught_by_replication_and_not_paid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
     let (provider_dir, _) = keyed_dir();
-    let consumer = Keypair::generate().unwrap();
-    let genesis = cue_host::ledger::Genesis {
-        network_id: "default-test".into(),
-        mint_authority: consumer.public(),
-        allocations: [(consumer.public(), 1_000)].into_iter().collect(),
-    };
+    let (consumer, genesis) = consumer_with_genesis("default-test");
     let data_dir = cue_host::datadir::DataDir::resolve(Some(provider_dir.path().to_path_buf()));
     let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
     config.sandbox = crate::support::small_sandbox_config();
@@ -275,6 +270,17 @@ impl net::RecordValidator for NoRecords {
     }
 }
 
+/// A consumer key and a network whose genesis gives it 1,000 tokens and the mint.
+fn consumer_with_genesis(network_id: &str) -> (Keypair, cue_host::ledger::Genesis) {
+    let consumer = Keypair::generate().unwrap();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: network_id.into(),
+        mint_authority: consumer.public(),
+        allocations: [(consumer.public(), 1_000)].into_iter().collect(),
+    };
+    (consumer, genesis)
+}
+
 /// A peer built from the bare network layer that signs requests with `key`.
 async fn bare_consumer(key: &Keypair, node: &cue_host::node::Node) -> net::Client {
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
@@ -311,12 +317,7 @@ fn request_for(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_provider_reports_unfinished_contracts_and_allow_lists_hold() {
     let (provider_dir, provider_id) = keyed_dir();
-    let consumer = Keypair::generate().unwrap();
-    let genesis = cue_host::ledger::Genesis {
-        network_id: "restart-test".into(),
-        mint_authority: consumer.public(),
-        allocations: [(consumer.public(), 1_000)].into_iter().collect(),
-    };
+    let (consumer, genesis) = consumer_with_genesis("restart-test");
     let start = |dir: tempfile::TempDir| {
         let genesis = genesis.clone();
         async move {

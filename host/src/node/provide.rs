@@ -278,12 +278,8 @@ pub(super) fn serve_jobs(
     let streams = Arc::new(Semaphore::new(256));
     Ok(async move {
         loop {
-            let (peer, stream) = tokio::select! {
-                () = super::wait_for(shutdown.clone()) => return,
-                next = incoming.next() => match next {
-                    Some(next) => next,
-                    None => return,
-                },
+            let Some((peer, stream)) = super::serve::next_stream(&mut incoming, &shutdown).await else {
+                return;
             };
             let Ok(permit) = streams.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "too many job streams: one closed");

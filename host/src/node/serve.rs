@@ -181,13 +181,7 @@ pub(super) fn serve_blobs(
     let uploads = Arc::new(Semaphore::new(MAX_UPLOADS));
     Ok(async move {
         loop {
-            let (peer, stream) = tokio::select! {
-                () = super::wait_for(shutdown.clone()) => return,
-                next = incoming.next() => match next {
-                    Some(next) => next,
-                    None => return,
-                },
-            };
+            let Some((peer, stream)) = next_stream(&mut incoming, &shutdown).await else { return };
             let permit = uploads.clone().try_acquire_owned().ok();
             let shared = shared.clone();
             tokio::spawn(async move {
@@ -202,6 +196,17 @@ pub(super) fn serve_blobs(
             });
         }
     })
+}
+
+/// The next inbound stream, or `None` at shutdown or when the network has stopped.
+pub(super) async fn next_stream(
+    incoming: &mut crate::net::Incoming,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<(PeerId, crate::net::Stream)> {
+    tokio::select! {
+        () = super::wait_for(shutdown.clone()) => None,
+        next = incoming.next() => next,
+    }
 }
 
 /// Keeps this node's announcements alive: at start, when new peers connect (the first few

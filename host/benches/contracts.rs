@@ -27,6 +27,18 @@ fn guest(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing: run `cargo xtask guests`", path.display()))
 }
 
+/// CPU time this process has used (user + system), from `/proc/self/stat` (clock ticks of
+/// 10 ms: meaningful over the hundreds of milliseconds each phase takes).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name, field 3 (state) comes first: utime (14) and stime (15) are at 11 and 12.
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10)
+}
+
 fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {
     times.sort();
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
@@ -65,6 +77,10 @@ fn options(provider: cue_host::crypto::PeerId) -> SubmitOptions {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let bytes = guest("wat-triple");
     let dirs = tempfile::tempdir().unwrap();
     let (provider_dir, consumer_dir) = (dirs.path().join("provider"), dirs.path().join("consumer"));
@@ -109,15 +125,18 @@ async fn main() {
     }
 
     let mut times = Vec::with_capacity(SEQUENTIAL);
+    let cpu_before = cpu_time();
     for _ in 0..SEQUENTIAL {
         let started = Instant::now();
         let report = c.submit(options(target), |_, _| {}).await.unwrap();
         times.push(started.elapsed());
         assert_eq!(report.wave.as_deref(), Some("42"));
     }
+    let sequential_cpu = (cpu_time() - cpu_before) / SEQUENTIAL as u32;
     let (p50, p99) = percentiles(times);
 
     let started = Instant::now();
+    let cpu_before = cpu_time();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..CONCURRENT_TASKS)
         .map(|_| {
@@ -141,10 +160,14 @@ async fn main() {
         failed += worker.await.unwrap();
     }
     let throughput = CONCURRENT_JOBS as f64 / started.elapsed().as_secs_f64();
+    let concurrent_cpu = (cpu_time() - cpu_before) / CONCURRENT_JOBS as u32;
     let (base50, base99) = sandbox_baseline(&bytes);
 
     println!("contracts end to end (wat-triple `triple(14)`, two nodes on 127.0.0.1, warm connections)");
     println!("  sequential job  p50 {:>9.3?}  p99 {:>9.3?}   ({SEQUENTIAL} jobs)", p50, p99);
+    println!(
+        "  CPU per job (both nodes, user + system): sequential {sequential_cpu:.0?}, concurrent {concurrent_cpu:.0?}"
+    );
     println!("  same call, sandbox only (as `cue run`, warm)  p50 {:>9.3?}  p99 {:>9.3?}", base50, base99);
     println!("  network + contract overhead: p50 ratio {:.0}×", p50.as_secs_f64() / base50.as_secs_f64());
     println!(

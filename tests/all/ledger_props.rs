@@ -176,8 +176,7 @@ impl World {
                 let proof = self.latest_proof();
                 assert_eq!(proof.account(), self.key(from));
                 assert_eq!(proof.seq(), seq as u64);
-                let reader = self.store.reader().unwrap();
-                assert!(reader.is_flagged(&self.key(from)).unwrap());
+                assert!(self.store.reader().unwrap().is_flagged(&self.key(from)).unwrap());
                 // Later entries of the flagged account are refused.
                 let next = self.transfer_at(from, to, 1, self.model.next_link(&self.key(from)));
                 assert!(matches!(

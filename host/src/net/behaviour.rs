@@ -56,11 +56,18 @@ impl Behaviour {
                 .with_request_timeout(config.request_timeout)
                 .with_max_concurrent_streams(config.max_concurrent_requests),
         );
+        // Every payload is a signed event of ours, checked by the node on receipt; a second
+        // signature by gossipsub's envelope would cost a signing per publish and a verification
+        // per receipt for nothing. Messages are anonymous and identified by their content, so the
+        // same event published twice (by its author and a relay) is one message.
         let gossipsub = gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub::MessageAuthenticity::Anonymous,
             gossipsub::ConfigBuilder::default()
                 .max_transmit_size(MAX_GOSSIP_BYTES)
-                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .message_id_fn(|message: &gossipsub::Message| {
+                    gossipsub::MessageId::from(crate::crypto::Digest::of(&message.data).0.to_vec())
+                })
                 .heartbeat_interval(Duration::from_millis(500))
                 .build()
                 .map_err(|e| NetError::Setup(format!("gossipsub: {e}")))?,

@@ -288,8 +288,14 @@ impl EventLoop {
                     let _ = self.events.try_send(NetEvent::Connected { peer });
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                self.rtts.remove(&peer_id);
+            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                match cause {
+                    Some(error) => tracing::info!(%peer_id, "connection closed: {error}"),
+                    None => tracing::debug!(%peer_id, "connection closed"),
+                }
+                if num_established == 0 {
+                    self.rtts.remove(&peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error, .. } => {
                 tracing::debug!(?peer_id, "outgoing connection failed: {error}");

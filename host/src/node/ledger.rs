@@ -17,7 +17,7 @@ use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::ledger::LedgerError;
 use crate::net::rpc::MAX_CHAIN_ENTRIES;
 use crate::net::{Refusal, RpcRequest, RpcResponse};
-use crate::protocol::{Event, PaymentReference, Validity, Verified};
+use crate::protocol::{Event, EventError, PaymentReference, Validity, Verified};
 use crate::store::{Accepted, Admission, Draft, HistoryEntry, LedgerStore, StoreError, SubmitError};
 
 /// Gossip topic of signed ledger entries.
@@ -26,6 +26,10 @@ pub const LEDGER_TOPIC: &str = "cue/ledger/1";
 const ENTRY_LIFETIME_MS: u64 = 3_600_000;
 /// Catch-up rounds for one gossiped entry (each brings up to `MAX_CHAIN_ENTRIES`).
 const MAX_CATCH_UP_ROUNDS: u32 = 16;
+/// How long an imported entry that is ahead of its chain waits for the entries before it.
+const REORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How far ahead of its chain an imported entry may be and still wait (further: refused).
+const REORDER_WINDOW: u64 = 256;
 
 /// A ledger entry as the API and `cue wallet --json` show it.
 #[derive(Clone, Debug, Serialize)]
@@ -97,19 +101,45 @@ fn refused(e: SubmitError) -> NodeError {
     }
 }
 
+/// Queues commands on the store's writer without stalling the runtime: directly while the
+/// queue has room, else from a blocking thread that waits for room (back-pressure).
+pub(super) async fn queue<T: Send + 'static>(
+    store: &Arc<LedgerStore>,
+    commands: impl FnOnce(&LedgerStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    if store.has_room() {
+        return commands(store);
+    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || commands(&store)).await.map_err(|_| StoreError::Closed)?
+}
+
 /// Signs a mint or transfer with the node's key, stores it, and gossips it.
 pub(super) async fn author(shared: &Shared, draft: Draft) -> Result<EntryView, NodeError> {
+    let accepted = author_quietly(shared, draft).await?;
+    gossip(shared, accepted.event.bytes().to_vec()).await;
+    Ok(EntryView::of(&accepted))
+}
+
+/// Signs a mint or transfer with the node's key and stores it; the caller gossips it (a
+/// payment goes to its payee directly first).
+pub(super) async fn author_quietly(shared: &Shared, draft: Draft) -> Result<Accepted, NodeError> {
     let store = store(shared)?.clone();
     let keypair = shared.keypair.clone();
     let validity = Validity::starting(now_ms(), ENTRY_LIFETIME_MS);
-    let accepted = blocking(move || store.author(keypair, draft, validity).map(|p| p.wait()))
-        .await?
+    queue(&store, move |store| store.author(keypair, draft, validity))
+        .await
         .map_err(|e| NodeError::Store(e.to_string()))?
-        .map_err(refused)?;
-    if let Err(e) = shared.client.publish(LEDGER_TOPIC, accepted.event.bytes().to_vec()).await {
+        .done()
+        .await
+        .map_err(refused)
+}
+
+/// Gossips a stored ledger entry on [`LEDGER_TOPIC`].
+pub(super) async fn gossip(shared: &Shared, bytes: Vec<u8>) {
+    if let Err(e) = shared.client.publish(LEDGER_TOPIC, bytes).await {
         tracing::debug!("ledger gossip not sent: {e}");
     }
-    Ok(EntryView::of(&accepted))
 }
 
 /// The draft of a transfer.
@@ -146,21 +176,64 @@ pub(super) async fn history(
     Ok(entries.iter().map(EntryView::of_history).collect())
 }
 
-/// Verifies and applies a signed entry from outside (a file, the API), and gossips it.
+/// Verifies and applies a signed entry from outside (a file, the API, a payment), and gossips
+/// it.
 pub(super) async fn import(
     shared: &Shared,
     bytes: Vec<u8>,
     historical: bool,
 ) -> Result<EntryView, NodeError> {
+    match import_quietly(shared, bytes.clone(), historical).await? {
+        Imported::New(accepted) => {
+            gossip(shared, bytes).await;
+            Ok(EntryView::of(&accepted))
+        }
+        Imported::Known(why) => Err(NodeError::Invalid(why)),
+    }
+}
+
+/// What importing an entry did.
+pub(super) enum Imported {
+    /// It is stored now.
+    New(Accepted),
+    /// It was stored before (the words say how it was recognised: chain position or nonce).
+    Known(String),
+}
+
+/// Verifies and applies a signed entry. A fresh entry that arrived a little ahead of its
+/// payer's earlier ones (concurrent payments travel on separate streams) waits up to
+/// [`REORDER_WAIT`] for them to be stored, then is applied or refused as out of order.
+pub(super) async fn import_quietly(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    historical: bool,
+) -> Result<Imported, NodeError> {
     let event =
         Event::decode(&bytes).and_then(Event::verify).map_err(|e| NodeError::Invalid(e.to_string()))?;
     let store = store(shared)?.clone();
-    let admission = if historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
-    let accepted = submit(store, event, admission).await.map_err(refused)?;
-    if let Err(e) = shared.client.publish(LEDGER_TOPIC, bytes).await {
-        tracing::debug!("ledger gossip not sent: {e}");
+    let mut commits = store.commits();
+    let deadline = tokio::time::Instant::now() + REORDER_WAIT;
+    loop {
+        let admission =
+            if historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
+        match submit(store.clone(), event.clone(), admission).await {
+            Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found }))
+                if found > expected && found - expected <= REORDER_WINDOW =>
+            {
+                if tokio::time::timeout_at(deadline, commits.changed()).await.is_err() {
+                    return Err(refused(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })));
+                }
+            }
+            Ok(accepted) => return Ok(Imported::New(accepted)),
+            Err(
+                e @ (SubmitError::Ledger(LedgerError::Duplicate { .. })
+                | SubmitError::Event(EventError::Replay)),
+            ) => {
+                return Ok(Imported::Known(e.to_string()));
+            }
+            Err(e) => return Err(refused(e)),
+        }
     }
-    Ok(EntryView::of(&accepted))
 }
 
 /// Submits a verified event to the store and waits until it is durable or refused.
@@ -169,16 +242,17 @@ async fn submit(
     event: Verified,
     admission: Admission,
 ) -> Result<Accepted, SubmitError> {
-    match blocking(move || store.submit(event, admission).map(|pending| pending.wait())).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(SubmitError::Store(e)),
-        Err(_) => Err(SubmitError::Store(StoreError::Closed)),
-    }
+    queue(&store, move |store| store.submit(event, admission)).await?.done().await
 }
 
 /// A gossiped entry: check it, apply it, catch up on its chain if it came early.
 pub(super) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) {
     let Some(store) = shared.ledger.clone() else { return };
+    // A payment usually reaches its payee directly before its gossip does: an entry already
+    // in the log costs a lookup, not a signature check.
+    if store.reader().and_then(|r| r.has_event(&Digest::of(&bytes))).unwrap_or(false) {
+        return;
+    }
     for _ in 0..=MAX_CATCH_UP_ROUNDS {
         let event = match Event::decode(&bytes).and_then(Event::verify) {
             Ok(event) => event,

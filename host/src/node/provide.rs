@@ -43,6 +43,10 @@ struct PreparedJob {
     component: Arc<LoadedComponent>,
     call: Call,
     row: ContractRow,
+    /// When it was accepted: an unstarted job expires [`START_DEADLINE`] × 2 later.
+    accepted_at: Instant,
+    /// Resolves once the contract is stored: the job does not run before.
+    stored: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// What a providing node keeps about its jobs.
@@ -54,6 +58,9 @@ pub(super) struct ProviderJobs {
     pub(super) min_reputation: f64,
     pay_grace_ms: u64,
     allowed_publishers: Vec<PeerId>,
+    /// Contracts whose end (paid, defaulted) a task is storing now, so it is stored and
+    /// attested once (at most the delivered contracts, each for one commit).
+    concluding: Mutex<std::collections::HashSet<Digest>>,
 }
 
 impl ProviderJobs {
@@ -66,6 +73,7 @@ impl ProviderJobs {
             min_reputation: settings.min_reputation,
             pay_grace_ms: u64::try_from(settings.pay_grace.as_millis()).unwrap_or(u64::MAX),
             allowed_publishers: settings.allowed_publishers.clone(),
+            concluding: Mutex::default(),
         }
     }
 }
@@ -87,7 +95,7 @@ pub(super) async fn save(shared: &Shared, row: ContractRow) {
 /// (one disk sync), and waits until they are durable.
 pub(super) async fn store_all(shared: &Shared, events: Vec<ProtocolEvent>, rows: Vec<ContractRow>) {
     let Some(store) = shared.ledger.clone() else { return };
-    let stored = tokio::task::spawn_blocking(move || {
+    let queued = super::ledger::queue(&store, move |store| {
         let mut pending = Vec::new();
         for event in events {
             pending.push(store.record(event)?);
@@ -95,10 +103,14 @@ pub(super) async fn store_all(shared: &Shared, events: Vec<ProtocolEvent>, rows:
         for row in rows {
             pending.push(store.save_contract(row)?);
         }
-        Ok::<_, crate::store::StoreError>(pending.into_iter().all(|p| p.wait().is_ok()))
+        Ok(pending)
     })
     .await;
-    if !matches!(stored, Ok(Ok(true))) {
+    let mut stored = queued.is_ok();
+    for pending in queued.unwrap_or_default() {
+        stored &= pending.done().await.is_ok();
+    }
+    if !stored {
         tracing::error!("a contract event or row could not be stored");
     }
 }
@@ -210,15 +222,31 @@ async fn prepare(
         updated_ms: now_ms(),
         detail: None,
     };
+    let row_copy = row.clone();
     let events = vec![
         ProtocolEvent::of(request, Some(body.job_id), vec![]),
         ProtocolEvent::of(&accept, Some(body.job_id), vec![(request.hash(), "request")]),
     ];
-    store_all(shared, events, vec![row.clone()]).await;
+    // The accept is answered while the contract is being stored; the job runs only once it is
+    // stored (see `execute`). A provider that stops in between never ran the job, owes nothing
+    // and is owed nothing.
+    let (stored_tx, stored) = tokio::sync::oneshot::channel();
+    let store_shared = shared.clone();
+    tokio::spawn(async move {
+        store_all(&store_shared, events, vec![row_copy]).await;
+        let _ = stored_tx.send(());
+    });
     jobs.in_flight.fetch_add(1, Ordering::SeqCst);
-    let prepared = PreparedJob { request: request.clone(), accept: accept.clone(), component, call, row };
+    let prepared = PreparedJob {
+        request: request.clone(),
+        accept: accept.clone(),
+        component,
+        call,
+        row,
+        accepted_at: Instant::now(),
+        stored,
+    };
     jobs.prepared.lock().expect("jobs lock").insert(accept.hash(), prepared);
-    tokio::spawn(expire_unstarted(shared.clone(), accept.hash()));
     Ok(accept)
 }
 
@@ -258,15 +286,24 @@ async fn load(
     Ok((loaded, call))
 }
 
-/// A contract whose consumer never starts the job frees its slot and is recorded as failed.
-async fn expire_unstarted(shared: Arc<Shared>, contract: Digest) {
-    tokio::time::sleep(START_DEADLINE * 2).await;
+/// Contracts whose consumer never started the job free their slots and are recorded as failed.
+async fn expire_unstarted(shared: &Shared) {
     let Some(jobs) = shared.provider_jobs.as_ref() else { return };
-    let Some(job) = jobs.prepared.lock().expect("jobs lock").remove(&contract) else { return };
-    jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let detail = Some("the consumer never started the job".to_owned());
-    save(&shared, ContractRow { state: ContractState::Failed, updated_ms: now_ms(), detail, ..job.row })
-        .await;
+    let expired: Vec<PreparedJob> = {
+        let mut prepared = jobs.prepared.lock().expect("jobs lock");
+        let late: Vec<Digest> = prepared
+            .iter()
+            .filter(|(_, job)| job.accepted_at.elapsed() > START_DEADLINE * 2)
+            .map(|(contract, _)| *contract)
+            .collect();
+        late.iter().filter_map(|contract| prepared.remove(contract)).collect()
+    };
+    for job in expired {
+        jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let detail = Some("the consumer never started the job".to_owned());
+        save(shared, ContractRow { state: ContractState::Failed, updated_ms: now_ms(), detail, ..job.row })
+            .await;
+    }
 }
 
 /// Serves `/cue-job/1.0.0` until shutdown.
@@ -336,6 +373,7 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
         let _ = events.try_send(event);
     });
     let (component, call) = (job.component.clone(), job.call.clone());
+    let _ = job.stored.await;
     let started = Instant::now();
     let run = tokio::task::spawn_blocking(move || {
         component.invoke(&call, &limits, &Invocation { seed: None, events: Some(sink) })
@@ -381,23 +419,63 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
     Ok(())
 }
 
-/// Answers a `Pay` request: apply the transfer, then settle the contract it pays.
+/// Answers a `Pay` request: the transfer is verified and stored (ledger rules applied) before
+/// the answer; marking the contract paid and attesting follow off the answer's path. The payer
+/// gossips the entry itself.
 pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcResponse {
-    match ledger::import(&shared, bytes, false).await {
-        Ok(_) => {
-            settle(&shared).await;
-            RpcResponse::Paid
+    if let Err(e) = ledger::import_quietly(&shared, bytes.clone(), false).await {
+        return RpcResponse::refused(RefusalReason::BadRequest, format!("payment refused: {e}"));
+    }
+    tokio::spawn(async move {
+        if let Ok(crate::protocol::Event::Transfer(transfer)) = crate::protocol::Event::decode(&bytes) {
+            settle_payment(&shared, &transfer).await;
         }
-        Err(NodeError::Invalid(message)) if message.contains("replay") || message.contains("already") => {
-            settle(&shared).await;
-            RpcResponse::Paid
-        }
-        Err(e) => RpcResponse::refused(RefusalReason::BadRequest, format!("payment refused: {e}")),
+    });
+    RpcResponse::Paid
+}
+
+/// Marks the contract a stored transfer pays for as paid, if the transfer is from its consumer,
+/// to this node, and covers the price.
+async fn settle_payment(shared: &Shared, transfer: &Signed<crate::protocol::Transfer>) {
+    let Some(store) = shared.ledger.as_ref() else { return };
+    let Some(crate::protocol::PaymentReference::Receipt(receipt)) = transfer.body().reference else { return };
+    let row = store.reader().and_then(|r| r.contract_with_receipt(Role::Provider, &receipt));
+    let Ok(Some(row)) = row else { return };
+    let covers = transfer.header().signer == row.peer
+        && transfer.body().to == shared.keypair.public()
+        && transfer.body().amount >= row.price.unwrap_or(0);
+    if covers {
+        let paid = ContractRow {
+            state: ContractState::Paid,
+            payment: Some(transfer.hash()),
+            updated_ms: now_ms(),
+            ..row
+        };
+        conclude(shared, paid).await;
     }
 }
 
+/// Stores a delivered contract's end (paid or defaulted) and attests it — once: a contract
+/// another task is concluding, or that is no longer delivered, is left alone.
+async fn conclude(shared: &Shared, row: ContractRow) {
+    let Some(jobs) = shared.provider_jobs.as_ref() else { return };
+    let Some(store) = shared.ledger.as_ref() else { return };
+    let id = row.contract;
+    if !jobs.concluding.lock().expect("concluding lock").insert(id) {
+        return;
+    }
+    let current = store.reader().and_then(|r| r.contract(&row.contract)).ok().flatten();
+    if current.is_some_and(|c| c.state == ContractState::Delivered) {
+        tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
+        let (contract, job, consumer, state) = (row.contract, row.job, row.peer, row.state);
+        let verdict = if state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
+        super::reputation::attest(shared, contract, job, consumer, verdict, Vec::new(), vec![row]).await;
+    }
+    jobs.concluding.lock().expect("concluding lock").remove(&id);
+}
+
 /// Marks delivered contracts paid when a transfer from the consumer referencing the receipt
-/// covers the price, or defaulted when the deadline passed.
+/// covers the price (a payment that came by gossip), or defaulted when the deadline passed.
 pub(super) async fn settle(shared: &Shared) {
     let Some(store) = shared.ledger.clone() else { return };
     let me = shared.keypair.public();
@@ -432,20 +510,20 @@ pub(super) async fn settle(shared: &Shared) {
     })
     .await;
     for row in updates.ok().and_then(Result::ok).unwrap_or_default() {
-        tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
-        let (contract, job, consumer, state) = (row.contract, row.job, row.peer, row.state);
-        save(shared, row).await;
-        let verdict = if state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
-        super::reputation::attest(shared, contract, job, consumer, verdict, Vec::new()).await;
+        conclude(shared, row).await;
     }
 }
 
-/// Checks delivered contracts for payment until shutdown.
+/// Until shutdown: checks delivered contracts for payment (by gossip) and deadlines, and
+/// expires contracts whose job was never started.
 pub(super) async fn watch_payments(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             () = super::wait_for(shutdown.clone()) => return,
-            () = tokio::time::sleep(PAYMENT_CHECK_EVERY) => settle(&shared).await,
+            () = tokio::time::sleep(PAYMENT_CHECK_EVERY) => {
+                expire_unstarted(&shared).await;
+                settle(&shared).await;
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::market::{Attestation, Recorded};
 use crate::net::Refusal;
 use crate::protocol::{JobId, MAX_LIFETIME_MS, OutcomeAttestation, Signed, Validity, Verdict};
-use crate::store::ProtocolEvent;
+use crate::store::{ContractRow, ProtocolEvent};
 
 /// Gossip topic of signed outcome attestations.
 pub const REPUTATION_TOPIC: &str = "cue/reputation/1";
@@ -22,7 +22,8 @@ fn market_verdict(verdict: Verdict) -> crate::market::Verdict {
     }
 }
 
-/// Signs, keeps and gossips this node's verdict on `subject` for a contract.
+/// Signs, keeps and gossips this node's verdict on `subject` for a contract; `rows` (the
+/// contract's new state) are stored in the same commit as the attestation.
 pub(super) async fn attest(
     shared: &Shared,
     contract: Digest,
@@ -30,6 +31,7 @@ pub(super) async fn attest(
     subject: PublicKey,
     verdict: Verdict,
     evidence: Vec<Vec<u8>>,
+    rows: Vec<ContractRow>,
 ) {
     let body = OutcomeAttestation { contract, subject, verdict, evidence };
     let signed = match Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), MAX_LIFETIME_MS)) {
@@ -48,7 +50,8 @@ pub(super) async fn attest(
     if let Ok(mut book) = shared.reputation.lock() {
         book.record(attestation, now_ms());
     }
-    provide::keep(shared, ProtocolEvent::of(&signed, Some(job), vec![(contract, "contract")])).await;
+    let event = ProtocolEvent::of(&signed, Some(job), vec![(contract, "contract")]);
+    provide::store_all(shared, vec![event], rows).await;
     if let Err(e) = shared.client.publish(REPUTATION_TOPIC, signed.bytes().to_vec()).await {
         tracing::debug!("attestation gossip not sent: {e}");
     }

@@ -20,6 +20,8 @@ use crate::store::Added;
 /// Gossiped ledger entries being checked and applied at once; more are dropped (and logged):
 /// their senders' chains are caught up on with the next entry that arrives.
 const MAX_LEDGER_GOSSIP_IN_FLIGHT: usize = 64;
+/// Gossiped attestations being checked and stored at once; more are dropped (and counted).
+const MAX_ATTESTATION_GOSSIP_IN_FLIGHT: usize = 64;
 /// Compute and payment requests being handled at once; more are answered `Busy`.
 const MAX_CONTRACT_REQUESTS_IN_FLIGHT: usize = 128;
 /// How often announcements are renewed besides the DHT's own republishing.
@@ -52,6 +54,7 @@ impl RecordValidator for Validator {
 pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>, kicks: Arc<Notify>) {
     let ledger_work = Arc::new(Semaphore::new(MAX_LEDGER_GOSSIP_IN_FLIGHT));
     let contract_work = Arc::new(Semaphore::new(MAX_CONTRACT_REQUESTS_IN_FLIGHT));
+    let attestation_work = Arc::new(Semaphore::new(MAX_ATTESTATION_GOSSIP_IN_FLIGHT));
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Request { peer, request: RpcRequest::Compute(bytes), reply } => {
@@ -67,27 +70,41 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
                 on_component_gossip(&shared, &from, &data)
             }
             NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => {
-                match ledger_work.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let shared = shared.clone();
-                        tokio::spawn(async move {
-                            ledger::on_gossip(shared, from, data).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => {
-                        shared.refusals.count(Refusal::Overload);
-                        tracing::warn!(%from, "too many ledger entries being applied: one dropped")
-                    }
-                }
+                let work = ledger::on_gossip(shared.clone(), from, data);
+                spawn_gossip(&shared, &ledger_work, from, "ledger entries", work)
             }
             NetEvent::Gossip { topic, from, data } if topic == REPUTATION_TOPIC => {
-                reputation::on_gossip(&shared, from, data).await
+                let shared2 = shared.clone();
+                let work = async move { reputation::on_gossip(&shared2, from, data).await };
+                spawn_gossip(&shared, &attestation_work, from, "attestations", work)
             }
             NetEvent::Gossip { topic, from, .. } => {
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
             }
             NetEvent::Connected { .. } => kicks.notify_one(),
+        }
+    }
+}
+
+/// Handles a gossip message in a task of its own (bounded by `work`: the dispatcher never
+/// waits for a disk commit), or drops it (counted) when too many are in progress.
+fn spawn_gossip(
+    shared: &Shared,
+    work: &Arc<Semaphore>,
+    from: PeerId,
+    what: &'static str,
+    handle: impl Future<Output = ()> + Send + 'static,
+) {
+    match work.clone().try_acquire_owned() {
+        Ok(permit) => {
+            tokio::spawn(async move {
+                handle.await;
+                drop(permit);
+            });
+        }
+        Err(_) => {
+            shared.refusals.count(Refusal::Overload);
+            tracing::warn!(%from, "too many {what} being handled: one dropped");
         }
     }
 }

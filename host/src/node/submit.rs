@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::discovery::ProviderView;
 use super::jobstream::{self, Frame, JOB_PROTOCOL};
-use super::provide::{keep, save, store_all};
+use super::provide::{keep, store_all};
 use super::{NodeError, Shared, components, discovery, ledger, now_ms, reputation};
 use crate::contract::{self, Breach};
 use crate::crypto::{Digest, PeerId};
@@ -23,6 +23,8 @@ use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
 
 /// Time allowed beyond the contract's execution limit for connection, transfer and signing.
 const DELIVERY_MARGIN: Duration = Duration::from_secs(15);
+/// Times a job stream is opened for one contract before the attempt fails.
+const START_ATTEMPTS: u32 = 3;
 /// How long a request may stay acceptable to the provider.
 const REQUEST_LIFETIME_MS: u64 = 60_000;
 
@@ -310,10 +312,12 @@ impl Plan {
             ProtocolEvent::of(&request, Some(self.job), vec![]),
             ProtocolEvent::of(&accept, Some(self.job), vec![(request.hash(), "request")]),
         ];
-        store_all(shared, events, vec![row.clone()]).await;
         let deadline = self.options.timeout + DELIVERY_MARGIN;
-        let delivered =
-            tokio::time::timeout(deadline, self.stream(provider, &request, &accept, progress)).await;
+        // The contract is stored while the job starts: nothing is paid before both are done.
+        let ((), delivered) = tokio::join!(
+            store_all(shared, events, vec![row.clone()]),
+            tokio::time::timeout(deadline, self.stream(provider, &request, &accept, progress))
+        );
         let (receipt, output) = match delivered {
             Ok(Ok(delivered)) => delivered,
             failed => {
@@ -327,7 +331,6 @@ impl Plan {
                     detail: Some(detail.clone()),
                     ..row
                 };
-                save(shared, failed).await;
                 reputation::attest(
                     shared,
                     contract,
@@ -335,6 +338,7 @@ impl Plan {
                     manifest.provider,
                     Verdict::Timeout,
                     Vec::new(),
+                    vec![failed],
                 )
                 .await;
                 return Err(("failed", detail, Some(contract)));
@@ -352,12 +356,14 @@ impl Plan {
         accept: &Signed<ComputeAccept>,
         progress: &Arc<dyn Fn(u64, u64) + Send + Sync>,
     ) -> Result<(Signed<Receipt>, Option<String>), String> {
-        let mut stream =
-            self.shared.client.open_stream(provider, JOB_PROTOCOL).await.map_err(|e| e.to_string())?;
-        let start = Frame::Start { contract: accept.hash().to_string() };
-        jobstream::write(&mut stream, &start).await.map_err(|e| e.to_string())?;
+        let (mut stream, first) = self.start(provider, accept).await?;
+        let mut next = Some(first);
         loop {
-            match jobstream::read(&mut stream).await.map_err(|e| e.to_string())? {
+            let frame = match next.take() {
+                Some(frame) => frame,
+                None => jobstream::read(&mut stream).await.map_err(|e| e.to_string())?,
+            };
+            match frame {
                 Frame::Event(JobEvent::Progress { done, total }) => progress(done, total),
                 Frame::Event(JobEvent::Log(line)) => tracing::debug!(%provider, "job log: {}", line.text),
                 Frame::Start { .. } => return Err("the provider sent a start frame".into()),
@@ -372,6 +378,41 @@ impl Plan {
                 }
             }
         }
+    }
+
+    /// Opens the job stream and starts the contracted job; answers the stream and the
+    /// provider's first frame. A stream that breaks before that frame is opened again (at
+    /// most [`START_ATTEMPTS`] times): the provider only takes a contract off its waiting list
+    /// when it reads the start frame, so starting again is safe, and a provider that is busy
+    /// accepting streams may drop one that arrives at the wrong moment.
+    async fn start(
+        &self,
+        provider: PeerId,
+        accept: &Signed<ComputeAccept>,
+    ) -> Result<(crate::net::Stream, Frame), String> {
+        let start = Frame::Start { contract: accept.hash().to_string() };
+        let mut failure = String::new();
+        for attempt in 0..START_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+            }
+            let mut stream = match self.shared.client.open_stream(provider, JOB_PROTOCOL).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    failure = e.to_string();
+                    continue;
+                }
+            };
+            let first = async {
+                jobstream::write(&mut stream, &start).await?;
+                jobstream::read(&mut stream).await
+            };
+            match first.await {
+                Ok(frame) => return Ok((stream, frame)),
+                Err(e) => failure = e.to_string(),
+            }
+        }
+        Err(failure)
     }
 
     /// Votes (when replicated), pays the agreeing deliveries, attests, and builds the report.
@@ -406,7 +447,16 @@ impl Plan {
                 let (shared, contract, job, peer) =
                     (shared.clone(), delivery.accept.hash(), self.job, delivery.row.peer);
                 tokio::spawn(async move {
-                    reputation::attest(&shared, contract, job, peer, Verdict::Completed, Vec::new()).await
+                    reputation::attest(
+                        &shared,
+                        contract,
+                        job,
+                        peer,
+                        Verdict::Completed,
+                        Vec::new(),
+                        Vec::new(),
+                    )
+                    .await
                 });
             } else {
                 let detail = "its receipt disagrees with the majority".to_owned();
@@ -426,6 +476,7 @@ impl Plan {
                     delivery.row.peer,
                     Verdict::InvalidResult,
                     evidence,
+                    Vec::new(),
                 )
                 .await;
                 if let Some(attempt) = attempts
@@ -467,32 +518,12 @@ impl Plan {
         })
     }
 
-    /// Pays what the receipt makes due (never above the offer), tells the provider directly,
-    /// and records the contract as paid.
+    /// Pays what the receipt makes due (never above the offer), tells the provider directly
+    /// while recording the contract as paid, then gossips the payment.
     async fn pay(&self, delivery: &Delivery) -> Result<u64, NodeError> {
         let shared = &self.shared;
         let price = delivery.accept.body().price(delivery.receipt.body().fuel_used, delivery.offer);
-        let mut payment = None;
-        if price > 0 {
-            let reference = PaymentReference::Receipt(delivery.receipt.hash());
-            let entry =
-                ledger::author(shared, ledger::transfer_draft(delivery.provider, price, Some(reference)))
-                    .await?;
-            let hash =
-                Digest::from_hex(&entry.hash).ok_or_else(|| NodeError::Store("bad payment hash".into()))?;
-            let bytes =
-                ledger::store(shared)?.reader().ok().and_then(|r| r.event_bytes(&hash).ok().flatten());
-            if let Some(bytes) = bytes {
-                match shared.client.request(delivery.provider, RpcRequest::Pay(bytes)).await {
-                    Ok(RpcResponse::Paid) => {}
-                    other => {
-                        tracing::info!(provider = %delivery.provider, "payment not confirmed directly ({other:?}); it travels by gossip")
-                    }
-                }
-            }
-            payment = Some(hash);
-        }
-        let paid = ContractRow {
+        let paid_row = |payment| ContractRow {
             state: ContractState::Paid,
             receipt: Some(delivery.receipt.hash()),
             payment,
@@ -500,7 +531,22 @@ impl Plan {
             updated_ms: now_ms(),
             ..delivery.row.clone()
         };
-        store_all(shared, vec![receipt_event(delivery, self.job)], vec![paid]).await;
+        let record =
+            |payment| store_all(shared, vec![receipt_event(delivery, self.job)], vec![paid_row(payment)]);
+        if price == 0 {
+            record(None).await;
+            return Ok(price);
+        }
+        let reference = PaymentReference::Receipt(delivery.receipt.hash());
+        let draft = ledger::transfer_draft(delivery.provider, price, Some(reference));
+        let entry = ledger::author_quietly(shared, draft).await?;
+        let bytes = entry.event.bytes().to_vec();
+        let tell = shared.client.request(delivery.provider, RpcRequest::Pay(bytes.clone()));
+        let (told, ()) = tokio::join!(tell, record(Some(entry.event.hash())));
+        if !matches!(told, Ok(RpcResponse::Paid)) {
+            tracing::info!(provider = %delivery.provider, "payment not confirmed directly ({told:?}); it travels by gossip");
+        }
+        ledger::gossip(shared, bytes).await;
         Ok(price)
     }
 }

@@ -149,11 +149,13 @@ pub(super) fn insert_event(
     event: &ProtocolEvent,
     received_ms: u64,
 ) -> Result<(), StoreError> {
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO events
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events
             (hash, kind, signer, timestamp_ms, expires_ms, nonce, received_ms, bytes, job)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+        )?
+        .execute(params![
             event.hash.0,
             event.kind,
             event.signer.as_bytes(),
@@ -163,48 +165,47 @@ pub(super) fn insert_event(
             received_ms as i64,
             event.bytes,
             event.job.map(|job| job.0.to_vec()),
-        ],
-    )?;
+        ])?;
     if inserted == 0 {
         return Ok(());
     }
     let id = tx.last_insert_rowid();
     for (target, relation) in &event.links {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT OR IGNORE INTO event_links (target, relation, event_id) VALUES (?1, ?2, ?3)",
-            params![target.0, relation, id],
-        )?;
+        )?
+        .execute(params![target.0, relation, id])?;
     }
     Ok(())
 }
 
 pub(super) fn upsert_contract(tx: &Transaction<'_>, row: &ContractRow) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO contracts (contract, job, role, peer, state, request, receipt, payment, offer, price,
                                 pay_by_ms, created_ms, updated_ms, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (contract) DO UPDATE SET state = ?5, receipt = ?7, payment = ?8, price = ?10,
                                               updated_ms = ?13, detail = ?14",
-        params![
-            row.contract.0,
-            row.job.0.to_vec(),
-            match row.role {
-                Role::Consumer => "consumer",
-                Role::Provider => "provider",
-            },
-            row.peer.as_bytes(),
-            row.state.name(),
-            row.request.0,
-            row.receipt.map(|d| d.0),
-            row.payment.map(|d| d.0),
-            row.offer as i64,
-            row.price.map(|p| p as i64),
-            row.pay_by_ms as i64,
-            row.created_ms as i64,
-            row.updated_ms as i64,
-            row.detail,
-        ],
-    )?;
+    )?
+    .execute(params![
+        row.contract.0,
+        row.job.0.to_vec(),
+        match row.role {
+            Role::Consumer => "consumer",
+            Role::Provider => "provider",
+        },
+        row.peer.as_bytes(),
+        row.state.name(),
+        row.request.0,
+        row.receipt.map(|d| d.0),
+        row.payment.map(|d| d.0),
+        row.offer as i64,
+        row.price.map(|p| p as i64),
+        row.pay_by_ms as i64,
+        row.created_ms as i64,
+        row.updated_ms as i64,
+        row.detail,
+    ])?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ mod writer;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter};
 pub use contracts::{ContractRow, ContractState, ProtocolEvent, Role};
-pub use reader::{HistoryEntry, LogReader};
+pub use reader::{HistoryEntry, LogReader, MAX_IDLE_READERS, PooledReader};
 pub use registry::{
     Added, KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS, MAX_VERSIONS_PER_NAME, PinnedName,
     Registry, RegistryError,

@@ -31,9 +31,64 @@ pub struct HistoryEntry {
     pub timestamp_ms: u64,
 }
 
-/// A read connection to a store. Cheap to open; one per thread.
+/// A read connection to a store; one per thread.
 pub struct LogReader {
     conn: Connection,
+}
+
+/// Idle read connections kept per store; more are closed when returned.
+pub const MAX_IDLE_READERS: usize = 8;
+
+/// Read connections to one database, reused: opening one costs a file open and a schema read
+/// on first use, which the node's hot paths (a contract's checks, each payment) would otherwise
+/// pay every time.
+pub(super) struct ReaderPool {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<LogReader>>,
+}
+
+impl ReaderPool {
+    pub(super) fn new(path: &Path) -> ReaderPool {
+        ReaderPool { path: path.to_path_buf(), idle: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    pub(super) fn get(&self) -> Result<PooledReader<'_>, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let reader = match idle {
+            Some(reader) => reader,
+            None => LogReader::open(&self.path)?,
+        };
+        Ok(PooledReader { pool: self, reader: Some(reader) })
+    }
+}
+
+/// A [`LogReader`] borrowed from its store's pool; it goes back when dropped.
+pub struct PooledReader<'a> {
+    pool: &'a ReaderPool,
+    reader: Option<LogReader>,
+}
+
+impl std::ops::Deref for PooledReader<'_> {
+    type Target = LogReader;
+
+    fn deref(&self) -> &LogReader {
+        self.reader.as_ref().expect("invariant: the reader is present until drop")
+    }
+}
+
+impl Drop for PooledReader<'_> {
+    fn drop(&mut self) {
+        let Some(reader) = self.reader.take() else { return };
+        // A reader left inside a transaction (an error mid-read) is closed, not reused.
+        if !reader.conn.is_autocommit() {
+            return;
+        }
+        if let Ok(mut idle) = self.pool.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(reader);
+        }
+    }
 }
 
 impl LogReader {
@@ -117,6 +172,12 @@ impl LogReader {
         .collect()
     }
 
+    /// Whether the event with this hash is in the log.
+    pub fn has_event(&self, hash: &Digest) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM events WHERE hash = ?1")?;
+        Ok(stmt.exists([&hash.0])?)
+    }
+
     /// The stored bytes of the event with this hash.
     pub fn event_bytes(&self, hash: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -141,7 +202,7 @@ impl LogReader {
     /// Hashes of the events that link to `target` (as chain predecessor, contract or receipt),
     /// in log order: how a contract's payments are found.
     pub fn events_linking_to(&self, target: &Digest) -> Result<Vec<Digest>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT e.hash FROM event_links l JOIN events e ON e.id = l.event_id
              WHERE l.target = ?1 ORDER BY e.id",
         )?;
@@ -170,6 +231,16 @@ impl LogReader {
         super::contracts::contract(&self.conn, id)
     }
 
+    /// The contract of this node's `role` whose receipt is `receipt`, if any.
+    pub fn contract_with_receipt(
+        &self,
+        role: Role,
+        receipt: &Digest,
+    ) -> Result<Option<ContractRow>, StoreError> {
+        let sql = format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE receipt = ?1 AND role = ?2");
+        Ok(self.contract_rows(&sql, params![receipt.0, role_name(role)])?.pop())
+    }
+
     /// The latest `limit` contracts, most recently changed first.
     pub fn contracts(&self, limit: u32) -> Result<Vec<ContractRow>, StoreError> {
         let sql =
@@ -184,14 +255,10 @@ impl LogReader {
         state: ContractState,
         limit: u32,
     ) -> Result<Vec<ContractRow>, StoreError> {
-        let role = match role {
-            Role::Consumer => "consumer",
-            Role::Provider => "provider",
-        };
         let sql = format!(
             "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE role = ?1 AND state = ?2 ORDER BY updated_ms LIMIT ?3"
         );
-        self.contract_rows(&sql, params![role, state.name(), limit])
+        self.contract_rows(&sql, params![role_name(role), state.name(), limit])
     }
 
     /// Every contract of a job (one per provider tried or replica).
@@ -231,5 +298,12 @@ impl LogReader {
             self.conn.prepare("SELECT proof FROM equivocations ORDER BY detected_ms, account, seq")?;
         let rows = stmt.query_map([], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Consumer => "consumer",
+        Role::Provider => "provider",
     }
 }

@@ -86,6 +86,10 @@ CREATE INDEX contracts_by_state ON contracts (state, updated_ms);
 CREATE INDEX contracts_by_job ON contracts (job);
 CREATE INDEX contracts_by_update ON contracts (updated_ms);
 "#,
+    r#"
+-- A payment names the receipt it pays for: the provider finds the contract by it.
+CREATE INDEX contracts_by_receipt ON contracts (receipt) WHERE receipt IS NOT NULL;
+"#,
 ];
 
 /// The registry database (component manifests, pinned names, known peers), separate from the

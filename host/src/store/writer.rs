@@ -2,8 +2,9 @@
 //! bounded queue, committing commands in groups.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
@@ -67,20 +68,27 @@ pub struct Accepted {
     pub log_position: i64,
 }
 
-/// The answer to a command, available once its batch is committed.
+/// The answer to a command, available once its batch is committed: [`wait`](Pending::wait)
+/// from a thread, [`done`](Pending::done) from async code.
 #[must_use = "the command's outcome is only known by waiting for it"]
 pub struct Pending<T> {
-    reply: Receiver<Result<T, SubmitError>>,
+    reply: tokio::sync::oneshot::Receiver<Result<T, SubmitError>>,
 }
 
 impl<T> Pending<T> {
-    /// Blocks until the batch holding the command is committed (or refused).
+    /// Blocks until the batch holding the command is committed (or refused). Not for async
+    /// code (it would stall a runtime thread): use [`done`](Pending::done) there.
     pub fn wait(self) -> Result<T, SubmitError> {
-        self.reply.recv().unwrap_or(Err(SubmitError::Store(StoreError::Closed)))
+        self.reply.blocking_recv().unwrap_or(Err(SubmitError::Store(StoreError::Closed)))
+    }
+
+    /// Resolves when the batch holding the command is committed (or refused).
+    pub async fn done(self) -> Result<T, SubmitError> {
+        self.reply.await.unwrap_or(Err(SubmitError::Store(StoreError::Closed)))
     }
 }
 
-type Reply<T> = SyncSender<Result<T, SubmitError>>;
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, SubmitError>>;
 
 enum Command {
     Submit {
@@ -115,9 +123,14 @@ enum Command {
 /// received, answers it, and exits; `drop` waits for it. Every [`Pending`] answered `Ok` before
 /// that is durable (WAL, `synchronous = FULL`).
 pub struct LedgerStore {
-    path: PathBuf,
     genesis: Genesis,
     queue: Option<SyncSender<Command>>,
+    /// Commands sent and not yet taken by the writer (at most [`QUEUE_CAPACITY`] wait).
+    queued: Arc<AtomicUsize>,
+    /// Idle read connections, reused by [`reader`](LedgerStore::reader).
+    readers: super::reader::ReaderPool,
+    /// Counts committed batches, for callers waiting for the log to move.
+    commits: tokio::sync::watch::Receiver<u64>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -139,12 +152,28 @@ impl LedgerStore {
         let genesis = init_genesis(&mut conn, genesis)?;
         let state = load_state(&conn, &genesis)?;
         let (queue, commands) = sync_channel(QUEUE_CAPACITY);
-        let writer = Writer { conn, genesis: genesis.clone(), ledger: state.0, nonces: state.1 };
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (committed, commits) = tokio::sync::watch::channel(0);
+        let writer = Writer {
+            conn,
+            genesis: genesis.clone(),
+            ledger: state.0,
+            nonces: state.1,
+            queued: queued.clone(),
+            committed,
+        };
         let writer = std::thread::Builder::new()
             .name("cue-ledger-writer".into())
             .spawn(move || writer.run(commands))
             .map_err(|source| StoreError::Io { what: "cannot start the writer thread".into(), source })?;
-        Ok(LedgerStore { path: path.to_path_buf(), genesis, queue: Some(queue), writer: Some(writer) })
+        Ok(LedgerStore {
+            genesis,
+            queue: Some(queue),
+            queued,
+            readers: super::reader::ReaderPool::new(path),
+            commits,
+            writer: Some(writer),
+        })
     }
 
     /// The network's genesis.
@@ -152,9 +181,17 @@ impl LedgerStore {
         &self.genesis
     }
 
-    /// A new read connection.
-    pub fn reader(&self) -> Result<super::LogReader, StoreError> {
-        super::LogReader::open(&self.path)
+    /// A read connection: an idle one from the pool, else a new one. It goes back to the pool
+    /// when dropped (at most [`MAX_IDLE_READERS`](super::MAX_IDLE_READERS) are kept).
+    pub fn reader(&self) -> Result<super::PooledReader<'_>, StoreError> {
+        self.readers.get()
+    }
+
+    /// A receiver that changes each time the writer commits a batch: what a caller waits on
+    /// when an event it holds needs others to be stored first (a payment that arrived ahead
+    /// of the payer's earlier ones).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.clone()
     }
 
     /// Queues a verified event for admission, ledger rules and storage.
@@ -191,13 +228,21 @@ impl LedgerStore {
     }
 
     fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, StoreError> {
-        let (reply, answer) = sync_channel(1);
-        self.queue
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(command(reply))
-            .map_err(|_| StoreError::Closed)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if queue.send(command(reply)).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(StoreError::Closed);
+        }
         Ok(Pending { reply: answer })
+    }
+
+    /// Whether the queue has room now, so queueing a command will not block: async callers
+    /// queue directly when it has, and from a blocking thread when it has not (another caller
+    /// may take the room in between; then the wait is for the writer to take one command).
+    pub fn has_room(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) < QUEUE_CAPACITY
     }
 }
 
@@ -280,6 +325,10 @@ struct Writer {
     ledger: Ledger,
     /// Live nonces as of the last commit plus the current batch.
     nonces: SeenNonces,
+    /// The store's count of commands waiting, decremented as they are taken.
+    queued: Arc<AtomicUsize>,
+    /// Told of every committed batch.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 /// A command processed inside the batch's transaction, waiting for the commit to answer.
@@ -300,6 +349,7 @@ impl Writer {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
+            self.queued.fetch_sub(batch.len(), Ordering::SeqCst);
             if let Err(e) = self.commit_batch(batch) {
                 tracing::error!(error = %e, "ledger writer stopped: cannot reload its state");
                 return;
@@ -321,6 +371,9 @@ impl Writer {
                 self.nonces = nonces;
             }),
         };
+        if failure.is_none() {
+            self.committed.send_modify(|count| *count += 1);
+        }
         for answer in answers {
             answer.send(failure.as_deref());
         }
@@ -612,6 +665,7 @@ mod tests {
         let draft = Draft::Transfer { to: payee, amount: 1, reference: None };
         let next = store.author(key.clone(), draft, Validity::starting(now_ms(), 60_000)).unwrap();
         assert_eq!(next.wait().unwrap().event.entry().link.seq, 100);
+        drop(reader);
         drop(store);
 
         let other = LedgerStore::open(&path, Some(genesis("b", &key)));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cue_host::crypto::{Keypair, PeerId};
 use cue_host::net::{self, RpcRequest, RpcResponse};
-use cue_host::protocol::{ComputeAccept, ComputeRequest, JobId, Signed, Validity};
+use cue_host::protocol::{ComputeAccept, ComputeRequest, JobId, JobInput, Signed, Validity};
 
 use crate::support::{Cue, NodeProcess, eventually, guest, guest_bytes, keyed_dir, stderr, stdout};
 
@@ -86,6 +86,7 @@ fn jobs_are_paid_what_their_receipts_say_and_a_killed_provider_is_replaced() {
     publish(&providers[0], "fib", "fib");
     publish(&providers[0], "spin", "hostile-infinite-loop");
     publish(&providers[0], "nbody", "nbody");
+    publish(&providers[0], "wordcount", "wordcount");
     let mut paid = 0;
 
     // A job: the typed result, a receipt, and a payment of exactly the receipt's price.
@@ -95,6 +96,20 @@ fn jobs_are_paid_what_their_receipts_say_and_a_killed_provider_is_replaced() {
     assert_eq!(fib["cost"].as_u64().unwrap(), price(fib["fuel"].as_u64().unwrap()), "{fib}");
     assert!(fib["receipt"].as_str().unwrap().len() == 64);
     paid += fib["cost"].as_u64().unwrap();
+
+    // A call too long for a request (48 KB) travels on the job stream, read from a file: the
+    // same result as running it here.
+    let call = format!("count-words(\"{}\")", ["the cat sat"; 4_000].join(" "));
+    let call_dir = tempfile::tempdir().unwrap();
+    let call_file = call_dir.path().join("call.wave");
+    std::fs::write(&call_file, &call).unwrap();
+    let (code, words) = submit(&consumer, &["wordcount@1", "--call-file", call_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{words}");
+    let (_, local) = consumer.cue.run_json("wordcount", &call, &[]);
+    assert_eq!(words["result"], local["result"], "{words}");
+    assert_eq!(words["fuel"], local["fuel"], "the same fuel as a local run");
+    assert_eq!(words["cost"].as_u64().unwrap(), price(words["fuel"].as_u64().unwrap()), "{words}");
+    paid += words["cost"].as_u64().unwrap();
 
     // Over budget: stopped at its fuel, and the fuel used is paid for (the work was done).
     let (code, spin) = submit(&consumer, &["spin@1", "run()", "--max-fuel", "2000000"]);
@@ -226,7 +241,7 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
         genesis: genesis.id(),
         component: cue_host::crypto::Digest::of(&fib),
         reference: None,
-        call: "fib(20)".into(),
+        input: JobInput::Inline("fib(20)".into()),
         offer: 1_000,
         max_fuel: 1_000_000,
         max_memory_bytes: 16 << 20,
@@ -259,6 +274,60 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
     assert_eq!(contracts[0]["peer"], consumer.peer_id().to_string());
     let consumer_peer: PeerId = consumer.peer_id();
     assert!(handle.reputation(consumer_peer) < 0.5, "a defaulter's reputation falls");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_call_that_is_not_the_one_announced_is_refused() {
+    let (provider_dir, _) = keyed_dir();
+    let (consumer, genesis) = consumer_with_genesis("streamed-test");
+    let data_dir = cue_host::datadir::DataDir::resolve(Some(provider_dir.path().to_path_buf()));
+    let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
+    config.sandbox = crate::support::small_sandbox_config();
+    config.genesis = Some(genesis.clone());
+    config.provide = Some(crate::support::quick_provider());
+    let node = cue_host::node::Node::start(config).await.unwrap();
+    let words = guest_bytes("wordcount");
+    node.handle().publish(words.clone(), "wordcount", "1.0.0").await.unwrap();
+    let client = bare_consumer(&consumer, &node).await;
+    let provider = node.peer_id();
+    let call = format!("count-words(\"{}\")", "a ".repeat(40_000));
+    let announce = |job: u8, function: &str, text: &str| {
+        let mut request = request_for(&consumer, provider, &genesis, &words, job).body().clone();
+        request.input = JobInput::for_call(text, function);
+        assert!(matches!(request.input, JobInput::Streamed { .. }));
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        Signed::sign(&consumer, request, Validity::starting(now, 60_000)).unwrap()
+    };
+
+    // A function the component does not export is rejected before anything is accepted.
+    let unknown = announce(1, "no-such-function", &call);
+    let answer = client.request(provider, RpcRequest::Compute(unknown.bytes().to_vec())).await.unwrap();
+    let RpcResponse::Rejected(reject) = answer else { panic!("accepted an unknown function: {answer:?}") };
+    let reject = Signed::<cue_host::protocol::ComputeReject>::decode(&reject).unwrap();
+    assert_eq!(reject.body().reason, cue_host::protocol::RejectReason::BadCall, "{:?}", reject.body());
+
+    // Accepted for one call, started with another: refused, and the contract recorded as failed.
+    let request = announce(2, "count-words", &call);
+    let answer = client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+    let RpcResponse::Accepted(accept) = answer else { panic!("not accepted: {answer:?}") };
+    let accept = Signed::<ComputeAccept>::decode(&accept).unwrap();
+    let other = call.replacen('a', "b", 1);
+    let start = serde_json::json!({"start": {"contract": accept.hash().to_string(), "input": other}});
+    let start = serde_json::to_vec(&start).unwrap();
+    let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
+    use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(&(start.len() as u32).to_be_bytes()).await.unwrap();
+    stream.write_all(&start).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("\"refused\"") && answer.contains("not the one announced"), "{answer}");
+    assert!(!answer.contains("\"outcome\""), "nothing ran: {answer}");
+    let jobs = node.handle().jobs(10).await.unwrap();
+    let contract = jobs.iter().find(|c| c["contract"] == accept.hash().to_string()).unwrap();
+    assert_eq!(contract["state"], "failed", "{contract}");
     node.shutdown().await;
 }
 
@@ -305,7 +374,7 @@ fn request_for(
         genesis: genesis.id(),
         component: cue_host::crypto::Digest::of(component),
         reference: None,
-        call: "fib(20)".into(),
+        input: JobInput::Inline("fib(20)".into()),
         offer: 1_000,
         max_fuel: 1_000_000,
         max_memory_bytes: 16 << 20,

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -17,7 +18,12 @@ pub struct SubmitArgs {
     /// The component: `name@<semver req>`, `sha256:<hex>`, or a file
     reference: String,
     /// The call, in WAVE, e.g. 'fib(30)'
-    call: String,
+    #[arg(required_unless_present = "call_file", conflicts_with = "call_file")]
+    call: Option<String>,
+    /// Read the call from FILE (`-`: standard input): for calls too long for a command line.
+    /// Calls over 32 KiB travel on the job stream (at most 8 MiB)
+    #[arg(long, value_name = "FILE")]
+    call_file: Option<std::path::PathBuf>,
     /// The most to pay each provider [default: the provider's price for the fuel budget]
     #[arg(long, value_name = "N")]
     pay: Option<u64>,
@@ -51,10 +57,17 @@ pub fn run(args: SubmitArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
         true => std::fs::canonicalize(&args.reference)?.display().to_string(),
         false => args.reference.clone(),
     };
+    let call = match (&args.call, &args.call_file) {
+        (Some(call), _) => call.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the call from {}", path.display()))?,
+        (None, None) => anyhow::bail!("give the call, or --call-file FILE"),
+    };
     let api = ApiClient::discover(data_dir, args.timeout * 4 + Duration::from_secs(120))?;
     let body = json!({
         "reference": reference,
-        "call": args.call,
+        "call": call,
         "offer": args.pay,
         "max_fuel": args.max_fuel,
         "max_memory_bytes": args.memory,

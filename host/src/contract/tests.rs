@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::crypto::Keypair;
-use crate::protocol::{JobId, Validity};
+use crate::protocol::{JobId, JobInput, Validity};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -23,7 +23,7 @@ fn request(provider: &Keypair) -> ComputeRequest {
         genesis: Digest([9; 32]),
         component: Digest([2; 32]),
         reference: None,
-        call: "fib(10)".into(),
+        input: JobInput::Inline("fib(10)".into()),
         offer: 10 + 2 * 1_000,
         max_fuel: 1_000_000_000,
         max_memory_bytes: 32 << 20,

@@ -3,10 +3,12 @@
 //! Frames are length-prefixed JSON (`u32` big-endian length, then the object):
 //!
 //! ```text
-//! consumer → provider: {"start": {"contract": "<hex hash of the COMPUTE_ACCEPT>"}}
+//! consumer → provider: {"start": {"contract": "<hex hash of the COMPUTE_ACCEPT>",
+//!                                 "input": "<WAVE call>"}}        (input: only when streamed)
 //! provider → consumer: {"event": {"event": "progress", "done": N, "total": M}}   (any number)
 //!                      {"event": {"event": "log", "source": .., "text": ..}}
 //!                      {"outcome": {"receipt": "<hex signed RECEIPT>", "output": "<WAVE>" | null}}
+//!                      or {"refused": {"message": ".."}}  (the start or its input does not check)
 //! ```
 //!
 //! The origin design names the stream `/cue-compute-job/<job-id>`; one protocol name with the
@@ -36,6 +38,9 @@ pub enum Frame {
     Start {
         /// Hex hash of the `COMPUTE_ACCEPT`.
         contract: String,
+        /// The call text, when the request announced it as streamed (too long to go inline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<String>,
     },
     /// Live progress or a log line from the guest.
     Event(JobEvent),
@@ -45,6 +50,12 @@ pub enum Frame {
         receipt: String,
         /// The result in WAVE, when the run produced one.
         output: Option<String>,
+    },
+    /// The provider will not run the job: the start frame or its input does not check (the
+    /// contract is recorded as failed; nothing is owed).
+    Refused {
+        /// Why.
+        message: String,
     },
 }
 
@@ -74,12 +85,20 @@ pub async fn write(stream: &mut Stream, frame: &Frame) -> Result<(), FrameError>
     Ok(())
 }
 
+/// Largest start frame: a streamed call of the largest size, every byte escaped in JSON.
+pub const MAX_START_FRAME_BYTES: usize = 2 * crate::protocol::MAX_STREAMED_CALL_BYTES as usize + 1024;
+
 /// Reads one frame.
 pub async fn read(stream: &mut Stream) -> Result<Frame, FrameError> {
+    read_limited(stream, MAX_FRAME_BYTES).await
+}
+
+/// Reads one frame of at most `limit` bytes.
+pub async fn read_limited(stream: &mut Stream, limit: usize) -> Result<Frame, FrameError> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_BYTES {
+    if len > limit {
         return Err(FrameError::TooLarge(len));
     }
     let mut body = vec![0u8; len];

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::jobstream::{self, Frame, JOB_PROTOCOL, START_DEADLINE};
+use super::jobstream::{self, Frame, JOB_PROTOCOL, MAX_START_FRAME_BYTES, START_DEADLINE};
 use super::{NodeError, Shared, components, ledger, now_ms};
 use crate::contract::{self, ProviderView};
 use crate::crypto::{Digest, PeerId};
 use crate::net::{RefusalReason, RpcResponse, Stream};
 use crate::protocol::{
-    ComputeAccept, ComputeReject, ComputeRequest, DEFAULT_NONCE_CAPACITY, EventBody, MAX_LIFETIME_MS,
-    Receipt, RejectReason, RunOutcome, SeenNonces, Signed, Validity, Verdict,
+    ComputeAccept, ComputeReject, ComputeRequest, DEFAULT_NONCE_CAPACITY, EventBody, JobInput,
+    MAX_LIFETIME_MS, Receipt, RejectReason, RunOutcome, SeenNonces, Signed, Validity, Verdict,
 };
 use crate::sandbox::{Call, Invocation, JobEvent, Limits, LoadedComponent};
 use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
@@ -41,7 +41,8 @@ struct PreparedJob {
     request: Signed<ComputeRequest>,
     accept: Signed<ComputeAccept>,
     component: Arc<LoadedComponent>,
-    call: Call,
+    /// The type-checked call; `None` until a streamed input arrives with the start frame.
+    call: Option<Call>,
     row: ContractRow,
     /// When it was accepted: an unstarted job expires [`START_DEADLINE`] × 2 later.
     accepted_at: Instant,
@@ -272,17 +273,25 @@ fn check_publisher(
     }
 }
 
-/// Fetches the component if needed, loads it in the sandbox and type-checks the call.
+/// Fetches the component if needed, loads it in the sandbox and type-checks the call (a
+/// streamed call: checks that its function exists; the arguments are checked when they come).
 async fn load(
     shared: &Shared,
     request: &ComputeRequest,
-) -> Result<(Arc<LoadedComponent>, Call), contract::Refusal> {
+) -> Result<(Arc<LoadedComponent>, Option<Call>), contract::Refusal> {
     let component_error = |e: &dyn std::fmt::Display| (RejectReason::Component, e.to_string());
     components::ensure_blob(shared, request.component, &mut |_, _| {})
         .await
         .map_err(|e| component_error(&e))?;
     let loaded = shared.load(request.component).await.map_err(|e| component_error(&e))?;
-    let call = loaded.parse_call(&request.call).map_err(|e| (RejectReason::BadCall, e.to_string()))?;
+    let bad_call = |e: crate::sandbox::JobError| (RejectReason::BadCall, e.to_string());
+    let call = match &request.input {
+        JobInput::Inline(call) => Some(loaded.parse_call(call).map_err(bad_call)?),
+        JobInput::Streamed { function, .. } => {
+            loaded.export(function).map_err(bad_call)?;
+            None
+        }
+    };
     Ok((loaded, call))
 }
 
@@ -335,11 +344,12 @@ pub(super) fn serve_jobs(
 
 async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> Result<(), NodeError> {
     let broken = |e: jobstream::FrameError| NodeError::Invalid(e.to_string());
-    let start = tokio::time::timeout(START_DEADLINE, jobstream::read(&mut stream))
-        .await
-        .map_err(|_| NodeError::Invalid("no start frame in time".into()))?
-        .map_err(broken)?;
-    let Frame::Start { contract } = start else {
+    let start =
+        tokio::time::timeout(START_DEADLINE, jobstream::read_limited(&mut stream, MAX_START_FRAME_BYTES))
+            .await
+            .map_err(|_| NodeError::Invalid("no start frame in time".into()))?
+            .map_err(broken)?;
+    let Frame::Start { contract, input } = start else {
         return Err(NodeError::Invalid("the first frame must be `start`".into()));
     };
     let contract = Digest::from_hex(&contract).ok_or_else(|| NodeError::Invalid("bad contract id".into()))?;
@@ -352,10 +362,68 @@ async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> R
             None => return Err(NodeError::NotFound("no such contract waiting to start".into())),
         }
     };
-    let Some(job) = job else { return Ok(()) };
-    let result = execute(shared, job, &mut stream).await;
+    let Some(mut job) = job else { return Ok(()) };
+    let result = match streamed_call(&job, input) {
+        Ok(call) => {
+            job.call = job.call.take().or(call);
+            execute(shared, job, &mut stream).await
+        }
+        Err(message) => refuse_start(shared, job, &mut stream, message).await,
+    };
     jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
     result
+}
+
+/// The call a streamed input carries, checked against what the request announced; `None` when
+/// the call came inline (and `input` must then be absent).
+fn streamed_call(job: &PreparedJob, input: Option<String>) -> Result<Option<Call>, String> {
+    let announced = &job.request.body().input;
+    match (announced, input) {
+        (JobInput::Inline(_), None) => Ok(None),
+        (JobInput::Inline(_), Some(_)) => {
+            Err("the call came inline; the start frame must not carry one".into())
+        }
+        (JobInput::Streamed { .. }, None) => Err("the request announced a streamed call; none came".into()),
+        (JobInput::Streamed { function, sha256, bytes }, Some(text)) => {
+            if text.len() as u64 != *bytes || Digest::of(text.as_bytes()) != *sha256 {
+                return Err(format!(
+                    "the call sent ({} bytes) is not the one announced ({bytes} bytes, sha256 {sha256})",
+                    text.len()
+                ));
+            }
+            let call = job.component.parse_call(&text).map_err(|e| e.to_string())?;
+            let expected = job.component.export(function).map_err(|e| e.to_string())?;
+            if call.export_name() != expected.name {
+                return Err(format!(
+                    "the call is of `{}`, the request announced `{function}`",
+                    call.export_name()
+                ));
+            }
+            Ok(Some(call))
+        }
+    }
+}
+
+/// Tells the consumer the job will not run, and records the contract as failed.
+async fn refuse_start(
+    shared: &Shared,
+    job: PreparedJob,
+    stream: &mut Stream,
+    message: String,
+) -> Result<(), NodeError> {
+    tracing::info!(job = %job.request.body().job_id, "refused to start a job: {message}");
+    // After the contract itself is stored, so the failure is its last word.
+    let _ = job.stored.await;
+    let failed = ContractRow {
+        state: ContractState::Failed,
+        updated_ms: now_ms(),
+        detail: Some(message.clone()),
+        ..job.row
+    };
+    save(shared, failed).await;
+    let _ = jobstream::write(stream, &Frame::Refused { message: message.clone() }).await;
+    let _ = futures::AsyncWriteExt::close(stream).await;
+    Err(NodeError::Invalid(message))
 }
 
 /// Runs the job, streaming its events, then signs, stores and sends the receipt.
@@ -372,7 +440,8 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
     let sink: crate::sandbox::EventSink = Arc::new(move |event| {
         let _ = events.try_send(event);
     });
-    let (component, call) = (job.component.clone(), job.call.clone());
+    let call = job.call.clone().ok_or_else(|| NodeError::Invalid("the job has no call".into()))?;
+    let component = job.component.clone();
     let _ = job.stored.await;
     let started = Instant::now();
     let run = tokio::task::spawn_blocking(move || {

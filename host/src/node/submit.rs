@@ -15,8 +15,8 @@ use crate::contract::{self, Breach};
 use crate::crypto::{Digest, PeerId};
 use crate::net::{RpcRequest, RpcResponse};
 use crate::protocol::{
-    ComputeAccept, ComputeReject, ComputeRequest, JobId, PaymentReference, Receipt, RunOutcome, Signed,
-    Validity, Verdict,
+    ComputeAccept, ComputeReject, ComputeRequest, JobId, JobInput, PaymentReference, Receipt, RunOutcome,
+    Signed, Validity, Verdict,
 };
 use crate::sandbox::{Call, JobEvent, LoadedComponent};
 use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
@@ -124,6 +124,7 @@ pub(super) async fn submit(
         component,
         reference,
         call_text: call.wave().to_owned(),
+        function: call.export_name().to_owned(),
         options,
     };
     let mut attempts = Vec::new();
@@ -213,6 +214,8 @@ struct Plan {
     component: Digest,
     reference: Option<String>,
     call_text: String,
+    /// The export the call runs (named in a request whose call is streamed).
+    function: String,
     options: SubmitOptions,
 }
 
@@ -270,7 +273,7 @@ impl Plan {
             genesis: self.genesis,
             component: self.component,
             reference: self.reference.clone(),
-            call: self.call_text.clone(),
+            input: JobInput::for_call(&self.call_text, &self.function),
             offer,
             max_fuel: self.options.max_fuel,
             max_memory_bytes: self.options.max_memory_bytes,
@@ -356,7 +359,7 @@ impl Plan {
         accept: &Signed<ComputeAccept>,
         progress: &Arc<dyn Fn(u64, u64) + Send + Sync>,
     ) -> Result<(Signed<Receipt>, Option<String>), String> {
-        let (mut stream, first) = self.start(provider, accept).await?;
+        let (mut stream, first) = self.start(provider, request, accept).await?;
         let mut next = Some(first);
         loop {
             let frame = match next.take() {
@@ -367,6 +370,9 @@ impl Plan {
                 Frame::Event(JobEvent::Progress { done, total }) => progress(done, total),
                 Frame::Event(JobEvent::Log(line)) => tracing::debug!(%provider, "job log: {}", line.text),
                 Frame::Start { .. } => return Err("the provider sent a start frame".into()),
+                Frame::Refused { message } => {
+                    return Err(format!("the provider refused to start: {message}"));
+                }
                 Frame::Outcome { receipt, output } => {
                     let bytes = hex::decode(&receipt).map_err(|e| format!("receipt: {e}"))?;
                     let receipt = Signed::<Receipt>::decode(&bytes)
@@ -388,9 +394,14 @@ impl Plan {
     async fn start(
         &self,
         provider: PeerId,
+        request: &Signed<ComputeRequest>,
         accept: &Signed<ComputeAccept>,
     ) -> Result<(crate::net::Stream, Frame), String> {
-        let start = Frame::Start { contract: accept.hash().to_string() };
+        let input = match request.body().input {
+            JobInput::Inline(_) => None,
+            JobInput::Streamed { .. } => Some(self.call_text.clone()),
+        };
+        let start = Frame::Start { contract: accept.hash().to_string(), input };
         let mut failure = String::new();
         for attempt in 0..START_ATTEMPTS {
             if attempt > 0 {

@@ -139,6 +139,11 @@ impl<'b> Reader<'b> {
         self.decoder.str().map_err(malformed)
     }
 
+    /// Whether the next item is a text string (without reading it).
+    pub(crate) fn next_is_text(&mut self) -> Result<bool, EventError> {
+        Ok(self.decoder.datatype().map_err(malformed)? == Type::String)
+    }
+
     /// `null` (returns `None`) or an item read by `read`.
     pub(crate) fn optional<T>(
         &mut self,

@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! request     = [job_id: bstr .size 16, provider: bstr .size 32, genesis: bstr .size 32,
-//!                component: bstr .size 32, reference: tstr / null, call: tstr, offer: uint,
+//!                component: bstr .size 32, reference: tstr / null, input, offer: uint,
 //!                max_fuel: uint, max_memory_bytes: uint, max_execution_ms: uint]
+//! input       = call: tstr                                  ; inline, at most 32 KiB
+//!             / [function: tstr, sha256: bstr .size 32, bytes: uint]  ; sent on the job stream
 //! accept      = [request: bstr .size 32, job_id: bstr .size 16, consumer: bstr .size 32,
 //!                price_per_mfuel: uint, base_fee: uint, engine: tstr, pay_by_ms: uint]
 //! reject      = [request: bstr .size 32, job_id: bstr .size 16, reason: uint, message: tstr]
@@ -25,8 +27,12 @@ use super::envelope::EventBody;
 use super::{EventError, EventKind};
 use crate::crypto::{Digest, PublicKey};
 
-/// Longest call text (WAVE) a request may carry.
+/// Longest call text (WAVE) a request may carry inline; a longer one is sent on the job stream.
 pub const MAX_CALL_BYTES: usize = 32 * 1024;
+/// Longest call text (WAVE) sent on the job stream.
+pub const MAX_STREAMED_CALL_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest function name a streamed input names.
+const MAX_FUNCTION_NAME_BYTES: usize = 256;
 /// Most receipts an attestation may carry as evidence.
 pub const MAX_EVIDENCE: usize = 8;
 /// Longest failure or rejection message.
@@ -77,8 +83,8 @@ pub struct ComputeRequest {
     /// `name@version` when the component was resolved from a name (the provider may check the
     /// publisher); `None` for a hash or a file.
     pub reference: Option<String>,
-    /// The call, in WAVE (`fib(30)`); its SHA-256 is the receipt's input hash.
-    pub call: String,
+    /// The call: inline, or announced here and sent on the job stream.
+    pub input: JobInput,
     /// The most the consumer pays, in the smallest unit of CUE.
     pub offer: u64,
     /// Fuel budget of the run.
@@ -90,9 +96,71 @@ pub struct ComputeRequest {
 }
 
 impl ComputeRequest {
-    /// The input hash: SHA-256 of the call text.
+    /// The input hash: SHA-256 of the call text (the receipt's `input`).
     pub fn input_hash(&self) -> Digest {
-        Digest::of(self.call.as_bytes())
+        match &self.input {
+            JobInput::Inline(call) => Digest::of(call.as_bytes()),
+            JobInput::Streamed { sha256, .. } => *sha256,
+        }
+    }
+}
+
+/// A request's call (WAVE text, such as `fib(30)`), whose SHA-256 is the input hash either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobInput {
+    /// In the request itself (at most [`MAX_CALL_BYTES`]): the provider type-checks it before
+    /// accepting.
+    Inline(String),
+    /// Too long for the request: sent as the job stream's first frame. The provider checks
+    /// before accepting that the function exists and the size is within its limit, and when the
+    /// text arrives that it hashes to `sha256`, has `bytes` bytes and type-checks.
+    Streamed {
+        /// The function called.
+        function: String,
+        /// SHA-256 of the call text.
+        sha256: Digest,
+        /// Length of the call text, at most [`MAX_STREAMED_CALL_BYTES`].
+        bytes: u64,
+    },
+}
+
+impl JobInput {
+    /// The input for `call`: inline when it fits in a request, else streamed.
+    pub fn for_call(call: &str, function: &str) -> JobInput {
+        if call.len() <= MAX_CALL_BYTES {
+            JobInput::Inline(call.to_owned())
+        } else {
+            JobInput::Streamed {
+                function: function.to_owned(),
+                sha256: Digest::of(call.as_bytes()),
+                bytes: call.len() as u64,
+            }
+        }
+    }
+
+    fn write(&self, w: &mut Writer) {
+        match self {
+            JobInput::Inline(call) => w.text(call),
+            JobInput::Streamed { function, sha256, bytes } => {
+                w.array(3).text(function).bytes(&sha256.0).uint(*bytes)
+            }
+        };
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<JobInput, EventError> {
+        if r.next_is_text()? {
+            return Ok(JobInput::Inline(bounded_text(r, "call", MAX_CALL_BYTES)?));
+        }
+        r.array(3)?;
+        let function = bounded_text(r, "function", MAX_FUNCTION_NAME_BYTES)?;
+        let sha256 = Digest(r.byte_array()?);
+        let bytes = r.uint()?;
+        if bytes > MAX_STREAMED_CALL_BYTES {
+            return Err(EventError::Malformed(format!(
+                "a streamed call of {bytes} bytes; the limit is {MAX_STREAMED_CALL_BYTES}"
+            )));
+        }
+        Ok(JobInput::Streamed { function, sha256, bytes })
     }
 }
 
@@ -109,11 +177,8 @@ impl EventBody for ComputeRequest {
             Some(reference) => w.text(reference),
             None => w.null(),
         };
-        w.text(&self.call)
-            .uint(self.offer)
-            .uint(self.max_fuel)
-            .uint(self.max_memory_bytes)
-            .uint(self.max_execution_ms);
+        self.input.write(w);
+        w.uint(self.offer).uint(self.max_fuel).uint(self.max_memory_bytes).uint(self.max_execution_ms);
     }
 
     fn read(r: &mut Reader<'_>) -> Result<ComputeRequest, EventError> {
@@ -124,7 +189,7 @@ impl EventBody for ComputeRequest {
             genesis: Digest(r.byte_array()?),
             component: Digest(r.byte_array()?),
             reference: r.optional(|r| bounded_text(r, "reference", 128))?,
-            call: bounded_text(r, "call", MAX_CALL_BYTES)?,
+            input: JobInput::read(r)?,
             offer: r.uint()?,
             max_fuel: r.uint()?,
             max_memory_bytes: r.uint()?,
@@ -434,7 +499,7 @@ mod tests {
             genesis: Digest([1; 32]),
             component: Digest([2; 32]),
             reference: Some("fib@1.2.0".into()),
-            call: "fib(30)".into(),
+            input: JobInput::Inline("fib(30)".into()),
             offer: 1_000,
             max_fuel: 1_000_000_000,
             max_memory_bytes: 64 << 20,
@@ -447,6 +512,12 @@ mod tests {
         let (consumer, provider) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
         round_trip(&consumer, request(provider.public()));
         round_trip(&consumer, ComputeRequest { reference: None, ..request(provider.public()) });
+        let long = format!("count-words(\"{}\")", "a ".repeat(MAX_CALL_BYTES));
+        let streamed = JobInput::for_call(&long, "count-words");
+        assert!(matches!(&streamed, JobInput::Streamed { bytes, .. } if *bytes == long.len() as u64));
+        let request = ComputeRequest { input: streamed, ..request(provider.public()) };
+        assert_eq!(request.input_hash(), Digest::of(long.as_bytes()), "the same input hash either way");
+        round_trip(&consumer, request);
         let accept = ComputeAccept {
             request: Digest([3; 32]),
             job_id: JobId([7; 16]),
@@ -501,7 +572,7 @@ mod tests {
         let at = bytes.windows(7).position(|w| w == b"fib(30)").unwrap();
         bytes[at + 4] = b'9';
         let tampered = Signed::<ComputeRequest>::decode(&bytes).unwrap();
-        assert_eq!(tampered.body().call, "fib(90)");
+        assert_eq!(tampered.body().input, JobInput::Inline("fib(90)".into()));
         assert!(tampered.verify_signature().is_err(), "the signature covers the call");
     }
 

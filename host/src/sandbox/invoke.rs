@@ -155,6 +155,12 @@ impl LoadedComponent {
         (self.source, self.load_time)
     }
 
+    /// The export a call of `name` (a full export name or a function name) would run: a
+    /// [`FailureKind::BadArguments`] error naming what it exports when there is none.
+    pub fn export(&self, name: &str) -> Result<&Export, JobError> {
+        self.find_export(name)
+    }
+
     fn find_export(&self, name: &str) -> Result<&Export, JobError> {
         let bad = |message: String| JobError::new(FailureKind::BadArguments, message);
         if let Some(export) = self.exports.iter().find(|e| e.name == name) {

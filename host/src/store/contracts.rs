@@ -275,7 +275,7 @@ mod tests {
             genesis: genesis.id(),
             component: Digest([2; 32]),
             reference: None,
-            call: "fib(3)".into(),
+            input: crate::protocol::JobInput::Inline("fib(3)".into()),
             offer: 100,
             max_fuel: 1_000,
             max_memory_bytes: 1 << 20,

@@ -4,8 +4,8 @@
 //!   release, and place the components at `target/guests/<name>.wasm`.
 //! - `test`: guests, `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, every test.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
-//! - `bench [sandbox|ledger|net]`: every benchmark, or the one named; the sandbox benchmark
-//!   builds the guests first (figures go to docs/PERFORMANCE.md).
+//! - `bench [sandbox|ledger|net|contracts]`: every benchmark, or the one named; the sandbox and
+//!   contracts benchmarks build the guests first (figures go to docs/PERFORMANCE.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,7 +110,7 @@ fn test() -> Result<()> {
 }
 
 /// The benchmarks of `cue-host` (`host/benches/<name>.rs`), in the order `bench` runs them.
-const BENCHES: [&str; 3] = ["sandbox", "ledger", "net"];
+const BENCHES: [&str; 4] = ["sandbox", "ledger", "net", "contracts"];
 
 fn bench(only: Option<&str>) -> Result<()> {
     let selected = match only {
@@ -119,7 +119,7 @@ fn bench(only: Option<&str>) -> Result<()> {
         Some(name) => bail!("unknown benchmark `{name}`: one of {}", BENCHES.join(", ")),
     };
     for name in selected {
-        if name == "sandbox" {
+        if name == "sandbox" || name == "contracts" {
             guests()?;
         }
         run(cargo().current_dir(root()).args(["bench", "-p", "cue-host", "--bench", name]))?;

@@ -194,8 +194,8 @@ pub(super) async fn import(
 
 /// What importing an entry did.
 pub(super) enum Imported {
-    /// It is stored now.
-    New(Accepted),
+    /// It is stored now (boxed: an accepted event is large).
+    New(Box<Accepted>),
     /// It was stored before (the words say how it was recognised: chain position or nonce).
     Known(String),
 }
@@ -224,7 +224,7 @@ pub(super) async fn import_quietly(
                     return Err(refused(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })));
                 }
             }
-            Ok(accepted) => return Ok(Imported::New(accepted)),
+            Ok(accepted) => return Ok(Imported::New(Box::new(accepted))),
             Err(
                 e @ (SubmitError::Ledger(LedgerError::Duplicate { .. })
                 | SubmitError::Event(EventError::Replay)),

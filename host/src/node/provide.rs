@@ -25,6 +25,8 @@ use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
 pub const DEFAULT_PAY_GRACE: Duration = Duration::from_secs(60);
 /// How often delivered contracts are checked for their payment.
 const PAYMENT_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Payments settled at once off their answer's path; more wait for the watcher's sweep.
+const MAX_SETTLING: usize = 256;
 /// Job events buffered between the sandbox and the stream; progress beyond is skipped.
 const EVENT_BUFFER: usize = 256;
 
@@ -62,6 +64,8 @@ pub(super) struct ProviderJobs {
     /// Contracts whose end (paid, defaulted) a task is storing now, so it is stored and
     /// attested once (at most the delivered contracts, each for one commit).
     concluding: Mutex<std::collections::HashSet<Digest>>,
+    /// Places for payments being settled off their answer's path.
+    settling: Arc<Semaphore>,
 }
 
 impl ProviderJobs {
@@ -75,6 +79,7 @@ impl ProviderJobs {
             pay_grace_ms: u64::try_from(settings.pay_grace.as_millis()).unwrap_or(u64::MAX),
             allowed_publishers: settings.allowed_publishers.clone(),
             concluding: Mutex::default(),
+            settling: Arc::new(Semaphore::new(MAX_SETTLING)),
         }
     }
 }
@@ -495,11 +500,16 @@ pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcRespon
     if let Err(e) = ledger::import_quietly(&shared, bytes.clone(), false).await {
         return RpcResponse::refused(RefusalReason::BadRequest, format!("payment refused: {e}"));
     }
-    tokio::spawn(async move {
-        if let Ok(crate::protocol::Event::Transfer(transfer)) = crate::protocol::Event::decode(&bytes) {
-            settle_payment(&shared, &transfer).await;
-        }
-    });
+    // Bounded: without a free place the watcher's next sweep settles it (within 250 ms).
+    let place = shared.provider_jobs.as_ref().and_then(|jobs| jobs.settling.clone().try_acquire_owned().ok());
+    if let Some(place) = place {
+        tokio::spawn(async move {
+            if let Ok(crate::protocol::Event::Transfer(transfer)) = crate::protocol::Event::decode(&bytes) {
+                settle_payment(&shared, &transfer).await;
+            }
+            drop(place);
+        });
+    }
     RpcResponse::Paid
 }
 

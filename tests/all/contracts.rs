@@ -256,12 +256,18 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
     let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
     let start =
         serde_json::to_vec(&serde_json::json!({"start": {"contract": accept.hash().to_string()}})).unwrap();
-    use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+    use futures::AsyncWriteExt as _;
     stream.write_all(&(start.len() as u32).to_be_bytes()).await.unwrap();
     stream.write_all(&start).await.unwrap();
-    let mut everything = Vec::new();
-    stream.read_to_end(&mut everything).await.unwrap();
-    assert!(String::from_utf8_lossy(&everything).contains("\"outcome\""), "the job ran and delivered");
+    let outcome = read_frame(&mut stream).await;
+    assert!(outcome.get("outcome").is_some(), "the job ran and delivered: {outcome}");
+    // A garbage payment on the job stream is refused, and pays nothing.
+    let pay = serde_json::to_vec(&serde_json::json!({"pay": {"transfer": "00ff"}})).unwrap();
+    stream.write_all(&(pay.len() as u32).to_be_bytes()).await.unwrap();
+    stream.write_all(&pay).await.unwrap();
+    let answer = read_frame(&mut stream).await;
+    assert!(answer["refused"]["message"].as_str().unwrap().contains("payment refused"), "{answer}");
+    stream.close().await.unwrap();
 
     let contracts = eventually("the default to be recorded", Duration::from_secs(20), || {
         let handle = handle.clone();
@@ -329,6 +335,16 @@ async fn a_streamed_call_that_is_not_the_one_announced_is_refused() {
     let contract = jobs.iter().find(|c| c["contract"] == accept.hash().to_string()).unwrap();
     assert_eq!(contract["state"], "failed", "{contract}");
     node.shutdown().await;
+}
+
+/// Reads one job-stream frame (`u32` big-endian length, then JSON).
+async fn read_frame(stream: &mut cue_host::net::Stream) -> serde_json::Value {
+    use futures::AsyncReadExt as _;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).await.unwrap();
+    serde_json::from_slice(&body).unwrap()
 }
 
 struct NoRecords;

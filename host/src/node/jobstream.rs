@@ -9,6 +9,9 @@
 //!                      {"event": {"event": "log", "source": .., "text": ..}}
 //!                      {"outcome": {"receipt": "<hex signed RECEIPT>", "output": "<WAVE>" | null}}
 //!                      or {"refused": {"message": ".."}}  (the start or its input does not check)
+//! consumer → provider: {"pay": {"transfer": "<hex signed TOKEN_TRANSFER>"}}  (optional, after
+//!                                                                          the outcome)
+//! provider → consumer: "paid" (stored), or {"refused": {"message": ".."}}
 //! ```
 //!
 //! The origin design names the stream `/cue-compute-job/<job-id>`; one protocol name with the
@@ -52,11 +55,18 @@ pub enum Frame {
         output: Option<String>,
     },
     /// The provider will not run the job: the start frame or its input does not check (the
-    /// contract is recorded as failed; nothing is owed).
+    /// contract is recorded as failed; nothing is owed); or a payment on the stream was refused.
     Refused {
         /// Why.
         message: String,
     },
+    /// The consumer pays, after the outcome, on the stream that is open anyway.
+    Pay {
+        /// Hex of the signed `TOKEN_TRANSFER`'s canonical bytes.
+        transfer: String,
+    },
+    /// The payment is stored.
+    Paid,
 }
 
 /// Why a frame could not be read or written.

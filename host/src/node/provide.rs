@@ -25,6 +25,8 @@ use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
 pub const DEFAULT_PAY_GRACE: Duration = Duration::from_secs(60);
 /// How often delivered contracts are checked for their payment.
 const PAYMENT_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How long a job stream stays open after its outcome for the consumer's payment.
+const PAY_ON_STREAM_WAIT: Duration = Duration::from_secs(15);
 /// Payments settled at once off their answer's path; more wait for the watcher's sweep.
 const MAX_SETTLING: usize = 256;
 /// Job events buffered between the sandbox and the stream; progress beyond is skipped.
@@ -376,6 +378,10 @@ async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> R
         Err(message) => refuse_start(shared, job, &mut stream, message).await,
     };
     jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if result.is_ok() {
+        receive_payment(shared, &mut stream).await;
+    }
+    let _ = futures::AsyncWriteExt::close(&mut stream).await;
     result
 }
 
@@ -489,16 +495,41 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
     store_all(shared, vec![receipt_event], vec![delivered]).await;
     let frame = Frame::Outcome { receipt: hex::encode(receipt.bytes()), output };
     jobstream::write(stream, &frame).await.map_err(broken)?;
-    let _ = futures::AsyncWriteExt::close(stream).await;
     Ok(())
 }
 
-/// Answers a `Pay` request: the transfer is verified and stored (ledger rules applied) before
-/// the answer; marking the contract paid and attesting follow off the answer's path. The payer
-/// gossips the entry itself.
+/// After the outcome: the consumer may pay on the same stream (saving a request), within
+/// [`PAY_ON_STREAM_WAIT`]; a payment that does not come here comes by `Pay` or by gossip.
+async fn receive_payment(shared: &Arc<Shared>, stream: &mut Stream) {
+    let Ok(Ok(Frame::Pay { transfer })) =
+        tokio::time::timeout(PAY_ON_STREAM_WAIT, jobstream::read(stream)).await
+    else {
+        return;
+    };
+    let answer = match hex::decode(&transfer) {
+        Ok(bytes) => match take_payment(shared.clone(), bytes).await {
+            Ok(()) => Frame::Paid,
+            Err(message) => Frame::Refused { message },
+        },
+        Err(e) => Frame::Refused { message: format!("the transfer is not hex: {e}") },
+    };
+    let _ = jobstream::write(stream, &answer).await;
+}
+
+/// Answers a `Pay` request (see [`take_payment`]).
 pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcResponse {
+    match take_payment(shared, bytes).await {
+        Ok(()) => RpcResponse::Paid,
+        Err(message) => RpcResponse::refused(RefusalReason::BadRequest, message),
+    }
+}
+
+/// A payment told directly (by `Pay` or on the job stream): the transfer is verified and
+/// stored (ledger rules applied) before the answer; marking the contract paid and attesting
+/// follow off the answer's path. The payer gossips the entry itself.
+async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String> {
     if let Err(e) = ledger::import_quietly(&shared, bytes.clone(), false).await {
-        return RpcResponse::refused(RefusalReason::BadRequest, format!("payment refused: {e}"));
+        return Err(format!("payment refused: {e}"));
     }
     // Bounded: without a free place the watcher's next sweep settles it (within 250 ms).
     let place = shared.provider_jobs.as_ref().and_then(|jobs| jobs.settling.clone().try_acquire_owned().ok());
@@ -510,7 +541,7 @@ pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcRespon
             drop(place);
         });
     }
-    RpcResponse::Paid
+    Ok(())
 }
 
 /// Marks the contract a stored transfer pays for as paid, if the transfer is from its consumer,

@@ -23,6 +23,8 @@ use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
 
 /// Time allowed beyond the contract's execution limit for connection, transfer and signing.
 const DELIVERY_MARGIN: Duration = Duration::from_secs(15);
+/// How long a payment on the job stream may wait for its confirmation (then `Pay` is tried).
+const PAID_WAIT: Duration = Duration::from_secs(10);
 /// Times a job stream is opened for one contract before the attempt fails.
 const START_ATTEMPTS: u32 = 3;
 /// How long a request may stay acceptable to the provider.
@@ -101,6 +103,8 @@ struct Delivery {
     output: Option<String>,
     row: ContractRow,
     offer: u64,
+    /// The job stream, kept open to pay on (taken when paying; dropped when not paid).
+    stream: std::sync::Mutex<Option<crate::net::Stream>>,
 }
 
 /// Runs a job on the network; `progress(done, total)` reports the guest's progress.
@@ -321,7 +325,7 @@ impl Plan {
             store_all(shared, events, vec![row.clone()]),
             tokio::time::timeout(deadline, self.stream(provider, &request, &accept, progress))
         );
-        let (receipt, output) = match delivered {
+        let (receipt, output, stream) = match delivered {
             Ok(Ok(delivered)) => delivered,
             failed => {
                 let detail = match failed {
@@ -347,7 +351,8 @@ impl Plan {
                 return Err(("failed", detail, Some(contract)));
             }
         };
-        Ok(Delivery { provider, accept, receipt, output, row, offer })
+        let stream = std::sync::Mutex::new(Some(stream));
+        Ok(Delivery { provider, accept, receipt, output, row, offer, stream })
     }
 
     /// Opens the job stream, starts the job, forwards progress, and returns the checked
@@ -358,7 +363,7 @@ impl Plan {
         request: &Signed<ComputeRequest>,
         accept: &Signed<ComputeAccept>,
         progress: &Arc<dyn Fn(u64, u64) + Send + Sync>,
-    ) -> Result<(Signed<Receipt>, Option<String>), String> {
+    ) -> Result<(Signed<Receipt>, Option<String>, crate::net::Stream), String> {
         let (mut stream, first) = self.start(provider, request, accept).await?;
         let mut next = Some(first);
         loop {
@@ -369,7 +374,9 @@ impl Plan {
             match frame {
                 Frame::Event(JobEvent::Progress { done, total }) => progress(done, total),
                 Frame::Event(JobEvent::Log(line)) => tracing::debug!(%provider, "job log: {}", line.text),
-                Frame::Start { .. } => return Err("the provider sent a start frame".into()),
+                Frame::Start { .. } | Frame::Pay { .. } | Frame::Paid => {
+                    return Err("the provider sent a frame that is not its to send".into());
+                }
                 Frame::Refused { message } => {
                     return Err(format!("the provider refused to start: {message}"));
                 }
@@ -380,7 +387,7 @@ impl Plan {
                         .map_err(|e| format!("an unreadable receipt: {e}"))?;
                     contract::check_receipt(request.body(), accept, &receipt, output.as_deref())
                         .map_err(|b: Breach| format!("the receipt breaks the contract: {b}"))?;
-                    return Ok((receipt, output));
+                    return Ok((receipt, output, stream));
                 }
             }
         }
@@ -552,7 +559,15 @@ impl Plan {
         let draft = ledger::transfer_draft(delivery.provider, price, Some(reference));
         let entry = ledger::author_quietly(shared, draft).await?;
         let bytes = entry.event.bytes().to_vec();
-        let tell = shared.client.request(delivery.provider, RpcRequest::Pay(bytes.clone()));
+        let stream = delivery.stream.lock().ok().and_then(|mut stream| stream.take());
+        let tell = async {
+            if let Some(mut stream) = stream
+                && pay_on_stream(&mut stream, &bytes).await
+            {
+                return Ok(RpcResponse::Paid);
+            }
+            shared.client.request(delivery.provider, RpcRequest::Pay(bytes.clone())).await
+        };
         let (told, ()) = tokio::join!(tell, record(Some(entry.event.hash())));
         if !matches!(told, Ok(RpcResponse::Paid)) {
             tracing::info!(provider = %delivery.provider, "payment not confirmed directly ({told:?}); it travels by gossip");
@@ -560,6 +575,18 @@ impl Plan {
         ledger::gossip(shared, bytes).await;
         Ok(price)
     }
+}
+
+/// Pays on the job stream; answers whether the provider confirmed it stored the payment.
+async fn pay_on_stream(stream: &mut crate::net::Stream, transfer: &[u8]) -> bool {
+    let pay = Frame::Pay { transfer: hex::encode(transfer) };
+    let confirmed = async {
+        jobstream::write(stream, &pay).await?;
+        jobstream::read(stream).await
+    };
+    let confirmed = tokio::time::timeout(PAID_WAIT, confirmed).await;
+    let _ = futures::AsyncWriteExt::close(stream).await;
+    matches!(confirmed, Ok(Ok(Frame::Paid)))
 }
 
 /// The log entry of a delivery's receipt, linked to its contract.

@@ -216,17 +216,11 @@ fn a_lying_provider_is_caught_by_replication_and_not_paid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
-    let (provider_dir, _) = keyed_dir();
-    let (consumer, genesis) = consumer_with_genesis("default-test");
-    let data_dir = cue_host::datadir::DataDir::resolve(Some(provider_dir.path().to_path_buf()));
-    let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
-    config.sandbox = crate::support::small_sandbox_config();
-    config.genesis = Some(genesis.clone());
-    config.provide = Some(cue_host::node::ProviderSettings {
+    let settings = cue_host::node::ProviderSettings {
         pay_grace: Duration::from_millis(300),
         ..crate::support::quick_provider()
-    });
-    let node = cue_host::node::Node::start(config).await.unwrap();
+    };
+    let (node, consumer, genesis, _dir) = provider_node("default-test", settings).await;
     let handle = node.handle();
     let fib = guest_bytes("fib");
     handle.publish(fib.clone(), "fib", "1.0.0").await.unwrap();
@@ -285,14 +279,8 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_call_that_is_not_the_one_announced_is_refused() {
-    let (provider_dir, _) = keyed_dir();
-    let (consumer, genesis) = consumer_with_genesis("streamed-test");
-    let data_dir = cue_host::datadir::DataDir::resolve(Some(provider_dir.path().to_path_buf()));
-    let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
-    config.sandbox = crate::support::small_sandbox_config();
-    config.genesis = Some(genesis.clone());
-    config.provide = Some(crate::support::quick_provider());
-    let node = cue_host::node::Node::start(config).await.unwrap();
+    let (node, consumer, genesis, _dir) =
+        provider_node("streamed-test", crate::support::quick_provider()).await;
     let words = guest_bytes("wordcount");
     node.handle().publish(words.clone(), "wordcount", "1.0.0").await.unwrap();
     let client = bare_consumer(&consumer, &node).await;
@@ -335,6 +323,22 @@ async fn a_streamed_call_that_is_not_the_one_announced_is_refused() {
     let contract = jobs.iter().find(|c| c["contract"] == accept.hash().to_string()).unwrap();
     assert_eq!(contract["state"], "failed", "{contract}");
     node.shutdown().await;
+}
+
+/// An in-process provider on a network of its own, and the consumer key that network's genesis
+/// funds; the temp dir holds the provider's data.
+async fn provider_node(
+    network_id: &str,
+    settings: cue_host::node::ProviderSettings,
+) -> (cue_host::node::Node, Keypair, cue_host::ledger::Genesis, tempfile::TempDir) {
+    let (provider_dir, _) = keyed_dir();
+    let (consumer, genesis) = consumer_with_genesis(network_id);
+    let data_dir = cue_host::datadir::DataDir::resolve(Some(provider_dir.path().to_path_buf()));
+    let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
+    config.sandbox = crate::support::small_sandbox_config();
+    config.genesis = Some(genesis.clone());
+    config.provide = Some(settings);
+    (cue_host::node::Node::start(config).await.unwrap(), consumer, genesis, provider_dir)
 }
 
 /// Reads one job-stream frame (`u32` big-endian length, then JSON).

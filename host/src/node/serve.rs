@@ -86,6 +86,15 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
     }
 }
 
+/// A place for one more task of a kind bounded by `work`; without one, counts an overload.
+fn place(shared: &Shared, work: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let place = work.clone().try_acquire_owned().ok();
+    if place.is_none() {
+        shared.refusals.count(Refusal::Overload);
+    }
+    place
+}
+
 /// Handles a gossip message in a task of its own (bounded by `work`: the dispatcher never
 /// waits for a disk commit), or drops it (counted) when too many are in progress.
 fn spawn_gossip(
@@ -95,18 +104,14 @@ fn spawn_gossip(
     what: &'static str,
     handle: impl Future<Output = ()> + Send + 'static,
 ) {
-    match work.clone().try_acquire_owned() {
-        Ok(permit) => {
-            tokio::spawn(async move {
-                handle.await;
-                drop(permit);
-            });
-        }
-        Err(_) => {
-            shared.refusals.count(Refusal::Overload);
-            tracing::warn!(%from, "too many {what} being handled: one dropped");
-        }
-    }
+    let Some(place) = place(shared, work) else {
+        tracing::warn!(%from, "too many {what} being handled: one dropped");
+        return;
+    };
+    tokio::spawn(async move {
+        handle.await;
+        drop(place);
+    });
 }
 
 /// Answers a request from a task of its own (bounded by `work`), or `Busy` at once.
@@ -116,18 +121,14 @@ fn spawn_answer(
     reply: tokio::sync::oneshot::Sender<RpcResponse>,
     answer: impl Future<Output = RpcResponse> + Send + 'static,
 ) {
-    match work.clone().try_acquire_owned() {
-        Ok(permit) => {
-            tokio::spawn(async move {
-                let _ = reply.send(answer.await);
-                drop(permit);
-            });
-        }
-        Err(_) => {
-            shared.refusals.count(Refusal::Overload);
-            let _ = reply.send(RpcResponse::refused(RefusalReason::Busy, "too many requests in progress"));
-        }
-    }
+    let Some(place) = place(shared, work) else {
+        let _ = reply.send(RpcResponse::refused(RefusalReason::Busy, "too many requests in progress"));
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = reply.send(answer.await);
+        drop(place);
+    });
 }
 
 fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {

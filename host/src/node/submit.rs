@@ -103,8 +103,8 @@ struct Delivery {
     output: Option<String>,
     row: ContractRow,
     offer: u64,
-    /// The job stream, kept open to pay on (taken when paying; dropped when not paid).
-    stream: std::sync::Mutex<Option<crate::net::Stream>>,
+    /// The job stream, kept open to pay on (dropped unused when not paid).
+    stream: crate::net::Stream,
 }
 
 /// Runs a job on the network; `progress(done, total)` reports the guest's progress.
@@ -351,7 +351,6 @@ impl Plan {
                 return Err(("failed", detail, Some(contract)));
             }
         };
-        let stream = std::sync::Mutex::new(Some(stream));
         Ok(Delivery { provider, accept, receipt, output, row, offer, stream })
     }
 
@@ -436,7 +435,7 @@ impl Plan {
     /// Votes (when replicated), pays the agreeing deliveries, attests, and builds the report.
     async fn settle(
         &self,
-        deliveries: Vec<Delivery>,
+        mut deliveries: Vec<Delivery>,
         loaded: &LoadedComponent,
         call: &Call,
         mut attempts: Vec<Attempt>,
@@ -454,9 +453,9 @@ impl Plan {
                 receipts.len()
             ))
         })?;
-        let reference = &deliveries[winners[0]];
+        let majority_receipt = deliveries[winners[0]].receipt.bytes().to_vec();
         let mut cost = 0;
-        for (i, delivery) in deliveries.iter().enumerate() {
+        for (i, delivery) in deliveries.iter_mut().enumerate() {
             if winners.contains(&i) {
                 let paid = self.pay(delivery).await?;
                 cost += paid;
@@ -486,7 +485,7 @@ impl Plan {
                     ..delivery.row.clone()
                 };
                 store_all(shared, vec![receipt_event(delivery, self.job)], vec![invalid]).await;
-                let evidence = vec![delivery.receipt.bytes().to_vec(), reference.receipt.bytes().to_vec()];
+                let evidence = vec![delivery.receipt.bytes().to_vec(), majority_receipt.clone()];
                 reputation::attest(
                     shared,
                     delivery.accept.hash(),
@@ -507,6 +506,7 @@ impl Plan {
                 }
             }
         }
+        let reference = &deliveries[winners[0]];
         let receipt = reference.receipt.body();
         let (result, wave, error) = match (&receipt.outcome, &reference.output) {
             (RunOutcome::Output(_), Some(wave)) => {
@@ -538,19 +538,18 @@ impl Plan {
 
     /// Pays what the receipt makes due (never above the offer), tells the provider directly
     /// while recording the contract as paid, then gossips the payment.
-    async fn pay(&self, delivery: &Delivery) -> Result<u64, NodeError> {
+    async fn pay(&self, delivery: &mut Delivery) -> Result<u64, NodeError> {
         let shared = &self.shared;
         let price = delivery.accept.body().price(delivery.receipt.body().fuel_used, delivery.offer);
-        let paid_row = |payment| ContractRow {
+        let receipt = receipt_event(delivery, self.job);
+        let row = ContractRow {
             state: ContractState::Paid,
             receipt: Some(delivery.receipt.hash()),
-            payment,
             price: Some(price),
             updated_ms: now_ms(),
             ..delivery.row.clone()
         };
-        let record =
-            |payment| store_all(shared, vec![receipt_event(delivery, self.job)], vec![paid_row(payment)]);
+        let record = |payment| store_all(shared, vec![receipt], vec![ContractRow { payment, ..row }]);
         if price == 0 {
             record(None).await;
             return Ok(price);
@@ -559,18 +558,16 @@ impl Plan {
         let draft = ledger::transfer_draft(delivery.provider, price, Some(reference));
         let entry = ledger::author_quietly(shared, draft).await?;
         let bytes = entry.event.bytes().to_vec();
-        let stream = delivery.stream.lock().ok().and_then(|mut stream| stream.take());
+        let provider = delivery.provider;
         let tell = async {
-            if let Some(mut stream) = stream
-                && pay_on_stream(&mut stream, &bytes).await
-            {
+            if pay_on_stream(&mut delivery.stream, &bytes).await {
                 return Ok(RpcResponse::Paid);
             }
-            shared.client.request(delivery.provider, RpcRequest::Pay(bytes.clone())).await
+            shared.client.request(provider, RpcRequest::Pay(bytes.clone())).await
         };
         let (told, ()) = tokio::join!(tell, record(Some(entry.event.hash())));
         if !matches!(told, Ok(RpcResponse::Paid)) {
-            tracing::info!(provider = %delivery.provider, "payment not confirmed directly ({told:?}); it travels by gossip");
+            tracing::info!(%provider, "payment not confirmed directly ({told:?}); it travels by gossip");
         }
         ledger::gossip(shared, bytes).await;
         Ok(price)

@@ -77,7 +77,12 @@ pub(super) fn build(
         .with_quic()
         .with_behaviour(|_| behaviour)
         .map_err(|e| setup(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .with_swarm_config(|c| {
+            // Lazy negotiation: a stream's first data goes with its protocol proposal instead of
+            // after the listener's echo (wire-compatible with V1; saves a round trip per stream).
+            c.with_idle_connection_timeout(config.idle_timeout)
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .build();
     for addr in &config.listen {
         swarm

@@ -75,8 +75,19 @@ fn options(provider: cue_host::crypto::PeerId) -> SubmitOptions {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// Async worker threads of the runtime both nodes share: `CUE_BENCH_WORKERS`, default 1 (their
+/// ledger writers, sandbox runs and timers have threads of their own, so the process still uses
+/// both cores; docs/PERFORMANCE.md compares 1 and 2).
+fn workers() -> usize {
+    std::env::var("CUE_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(2)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(workers()).enable_all().build().unwrap()
+}
+
+fn main() {
+    let runtime = runtime();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -112,14 +123,43 @@ async fn main() {
         pay_grace: Duration::from_secs(60),
         allowed_publishers: Vec::new(),
     });
-    let provider = Node::start(config).await.unwrap();
+    let provider = runtime.block_on(async {
+        let provider = Node::start(config).await.unwrap();
+        provider.handle().publish(bytes.clone(), "triple", "1.0.0").await.unwrap();
+        provider
+    });
     let mut config = NodeConfig::loopback(consumer_data, provider.listen_addrs());
     config.sandbox = small;
     config.genesis = Some(genesis);
-    let consumer = Node::start(config).await.unwrap();
-    provider.handle().publish(bytes.clone(), "triple", "1.0.0").await.unwrap();
+    let consumer = runtime.block_on(Node::start(config)).unwrap();
     let c = consumer.handle();
     let target = provider.peer_id();
+    let (p50, p99, sequential_cpu, throughput, concurrent_cpu, failed) = runtime.block_on(measure(c, target));
+    let (base50, base99) = sandbox_baseline(&bytes);
+
+    println!(
+        "contracts end to end (wat-triple `triple(14)`, two nodes on 127.0.0.1, warm connections, {} async thread(s))",
+        workers()
+    );
+    println!("  sequential job  p50 {:>9.3?}  p99 {:>9.3?}   ({SEQUENTIAL} jobs)", p50, p99);
+    println!(
+        "  CPU per job (both nodes, user + system): sequential {sequential_cpu:.0?}, concurrent {concurrent_cpu:.0?}"
+    );
+    println!("  same call, sandbox only (as `cue run`, warm)  p50 {:>9.3?}  p99 {:>9.3?}", base50, base99);
+    println!("  network + contract overhead: p50 ratio {:.0}×", p50.as_secs_f64() / base50.as_secs_f64());
+    println!(
+        "  throughput with {CONCURRENT_TASKS} concurrent submissions: {throughput:.0} jobs/s ({CONCURRENT_JOBS} jobs, {failed} failed)"
+    );
+    runtime.block_on(consumer.shutdown());
+    runtime.block_on(provider.shutdown());
+}
+
+/// The sequential and the concurrent phase: (p50, p99, CPU per job, jobs/s, CPU per job,
+/// failures).
+async fn measure(
+    c: cue_host::node::NodeHandle,
+    target: cue_host::crypto::PeerId,
+) -> (Duration, Duration, Duration, f64, Duration, usize) {
     for _ in 0..20 {
         c.submit(options(target), |_, _| {}).await.expect("warm-up job");
     }
@@ -161,18 +201,5 @@ async fn main() {
     }
     let throughput = CONCURRENT_JOBS as f64 / started.elapsed().as_secs_f64();
     let concurrent_cpu = (cpu_time() - cpu_before) / CONCURRENT_JOBS as u32;
-    let (base50, base99) = sandbox_baseline(&bytes);
-
-    println!("contracts end to end (wat-triple `triple(14)`, two nodes on 127.0.0.1, warm connections)");
-    println!("  sequential job  p50 {:>9.3?}  p99 {:>9.3?}   ({SEQUENTIAL} jobs)", p50, p99);
-    println!(
-        "  CPU per job (both nodes, user + system): sequential {sequential_cpu:.0?}, concurrent {concurrent_cpu:.0?}"
-    );
-    println!("  same call, sandbox only (as `cue run`, warm)  p50 {:>9.3?}  p99 {:>9.3?}", base50, base99);
-    println!("  network + contract overhead: p50 ratio {:.0}×", p50.as_secs_f64() / base50.as_secs_f64());
-    println!(
-        "  throughput with {CONCURRENT_TASKS} concurrent submissions: {throughput:.0} jobs/s ({CONCURRENT_JOBS} jobs, {failed} failed)"
-    );
-    consumer.shutdown().await;
-    provider.shutdown().await;
+    (p50, p99, sequential_cpu, throughput, concurrent_cpu, failed)
 }

@@ -132,17 +132,51 @@ impl fmt::Debug for Signature {
     }
 }
 
+/// Slots of [`KEYS`]: far more than the peers a node deals with at once.
+const KEY_CACHE_SLOTS: usize = 1024;
+
+/// Recently checked public keys, decompressed: a fixed table of [`KEY_CACHE_SLOTS`] slots, each
+/// chosen by the key's first two bytes (keys are uniformly random), a new key replacing the
+/// slot's old one. Bounded by construction; a miss only costs the decompression it saves.
+struct KeyCache {
+    slots: std::sync::Mutex<Vec<Option<VerifyingKey>>>,
+}
+
+static KEYS: std::sync::LazyLock<KeyCache> =
+    std::sync::LazyLock::new(|| KeyCache { slots: std::sync::Mutex::new(vec![None; KEY_CACHE_SLOTS]) });
+
+impl KeyCache {
+    fn slot(bytes: &[u8; PUBLIC_KEY_LEN]) -> usize {
+        usize::from(u16::from_le_bytes([bytes[0], bytes[1]])) % KEY_CACHE_SLOTS
+    }
+
+    /// The decompressed key, if the bytes are a valid point not of small order.
+    fn verifying_key(&self, bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<VerifyingKey, CryptoError> {
+        let slot = KeyCache::slot(bytes);
+        let cached = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[slot];
+        if let Some(key) = cached.filter(|key| key.as_bytes() == bytes) {
+            return Ok(key);
+        }
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
+        if key.is_weak() {
+            return Err(CryptoError::InvalidPublicKey);
+        }
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[slot] = Some(key);
+        Ok(key)
+    }
+}
+
 /// An ed25519 public key: an agent, an account, a libp2p peer.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicKey([u8; PUBLIC_KEY_LEN]);
 
 impl PublicKey {
     /// Accepts 32 bytes that decode to a valid ed25519 point that is not of small order.
+    ///
+    /// The point check decompresses the key (a field exponentiation); keys checked recently are
+    /// remembered (see [`KeyCache`]), so the same peers' keys in every message cost a lookup.
     pub fn from_bytes(bytes: [u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, CryptoError> {
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
-        if key.is_weak() {
-            return Err(CryptoError::InvalidPublicKey);
-        }
+        KEYS.verifying_key(&bytes)?;
         Ok(PublicKey(bytes))
     }
 
@@ -159,7 +193,7 @@ impl PublicKey {
     /// Verifies `signature` over `message` with RFC 8032 strict rules (canonical `s`, no
     /// small-order `R`), so a signature cannot be altered into a second valid one.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| CryptoError::InvalidPublicKey)?;
+        let key = KEYS.verifying_key(&self.0)?;
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
         key.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)
     }
@@ -191,6 +225,15 @@ impl PeerId {
     /// The public key this peer id names.
     pub fn public_key(&self) -> PublicKey {
         self.0
+    }
+
+    /// Reads the 38-byte binary form ([`to_bytes`](PeerId::to_bytes)); `None` for anything
+    /// else (another key type, a hashed peer id, an invalid key).
+    pub fn from_binary(bytes: &[u8]) -> Option<PeerId> {
+        let key = bytes
+            .strip_prefix(&PEER_ID_MULTIHASH_PREFIX[..])?
+            .strip_prefix(&PUBLIC_KEY_PROTOBUF_PREFIX[..])?;
+        PublicKey::from_bytes(key.try_into().ok()?).ok().map(|key| key.peer_id())
     }
 
     /// The 38-byte binary peer id (identity multihash of the protobuf public key).
@@ -358,6 +401,41 @@ mod tests {
         let hex_key = hex::encode(key.public().as_bytes());
         assert_eq!(hex_key.parse::<PeerId>().unwrap(), id);
         assert!("12D3KooWnotapeer".parse::<PeerId>().is_err());
+    }
+
+    #[test]
+    fn the_key_cache_never_lets_a_bad_key_or_signature_through() {
+        // The binary peer id round-trips; a weak key is refused every time (never cached).
+        let key = Keypair::from_seed([7; 32]);
+        assert_eq!(PeerId::from_binary(&key.peer_id().to_bytes()), Some(key.peer_id()));
+        let mut weak = PEER_ID_MULTIHASH_PREFIX.to_vec();
+        weak.extend_from_slice(&PUBLIC_KEY_PROTOBUF_PREFIX);
+        weak.extend_from_slice(&[0; 32]);
+        for _ in 0..2 {
+            assert!(PeerId::from_binary(&weak).is_none());
+            assert!(PublicKey::from_bytes([0; 32]).is_err());
+        }
+        assert!(PeerId::from_binary(&weak[1..]).is_none());
+        // Two keys sharing a slot replace each other and both verify their own signatures only.
+        let first = Keypair::from_seed([0; 32]);
+        let slot = |k: &Keypair| KeyCache::slot(k.public().as_bytes());
+        let colliding = (0u32..)
+            .map(|i| {
+                let mut seed = [0; 32];
+                seed[..4].copy_from_slice(&i.to_le_bytes());
+                seed[31] = 1;
+                Keypair::from_seed(seed)
+            })
+            .find(|k| slot(k) == slot(&first))
+            .unwrap();
+        let message = b"m";
+        for _ in 0..3 {
+            for (signer, other) in [(&first, &colliding), (&colliding, &first)] {
+                let signature = signer.sign(message);
+                assert!(signer.public().verify(message, &signature).is_ok());
+                assert!(matches!(other.public().verify(message, &signature), Err(CryptoError::BadSignature)));
+            }
+        }
     }
 
     #[test]

@@ -194,5 +194,5 @@ fn to_libp2p(peer: &PeerId) -> libp2p::PeerId {
 
 /// libp2p's peer id as ours, when it is an ed25519 identity (the only kind Cue accepts).
 fn from_libp2p(peer: &libp2p::PeerId) -> Option<PeerId> {
-    peer.to_base58().parse().ok()
+    PeerId::from_binary(&peer.to_bytes())
 }

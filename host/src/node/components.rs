@@ -149,17 +149,16 @@ pub(super) async fn fetch(
         }
         ComponentRef::Named { name, req } => {
             // A version known here and looked up recently is used as is; otherwise ask the network.
-            let known = shared.registry.resolve(&name, &req).ok().flatten().is_some();
-            if shared.name_needs_lookup(&name) || !known {
+            let resolve =
+                || shared.registry.resolve(&name, &req).map_err(|e| NodeError::Store(e.to_string()));
+            let mut manifest = resolve()?;
+            if shared.name_needs_lookup(&name) || manifest.is_none() {
                 learn_name(shared, &name).await;
+                manifest = resolve()?;
             }
-            let manifest = shared
-                .registry
-                .resolve(&name, &req)
-                .map_err(|e| NodeError::Store(e.to_string()))?
-                .ok_or_else(|| {
-                    NodeError::NotFound(format!("no published version of {name} matches {req}"))
-                })?;
+            let manifest = manifest.ok_or_else(|| {
+                NodeError::NotFound(format!("no published version of {name} matches {req}"))
+            })?;
             let (size, source) = ensure_blob(shared, manifest.body().sha256, &mut progress).await?;
             Ok(report(manifest.body().sha256, size, Some(&manifest), source))
         }

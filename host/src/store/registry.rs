@@ -193,8 +193,9 @@ impl Registry {
             }
         }
         let Some((_, hash)) = best else { return Ok(None) };
-        let bytes: Vec<u8> =
-            conn.query_row("SELECT bytes FROM components WHERE hash = ?1", [hash], |row| row.get(0))?;
+        let bytes: Vec<u8> = conn
+            .prepare_cached("SELECT bytes FROM components WHERE hash = ?1")?
+            .query_row([hash], |row| row.get(0))?;
         decode(&bytes).map(Some)
     }
 

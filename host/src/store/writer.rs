@@ -15,7 +15,7 @@ use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, now_ms, sc
 use crate::crypto::{Digest, Keypair, PublicKey};
 use crate::ledger::{Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError};
 use crate::protocol::{
-    DEFAULT_NONCE_CAPACITY, Event, Mint, PaymentReference, SeenNonces, Signed, Transfer, Validity, Verified,
+    DEFAULT_NONCE_CAPACITY, Event, Mint, PaymentReference, SeenNonces, Transfer, Validity, Verified,
 };
 
 /// Commands waiting for the writer; when full, [`LedgerStore`] calls block until there is room
@@ -479,17 +479,14 @@ fn author(
 ) -> Result<Verified, SubmitError> {
     let genesis = ledger.genesis_id();
     let link = ledger.next_link(&signer.public());
-    let event = match draft {
+    Ok(match draft {
         Draft::Mint { to, amount } => {
-            Event::Mint(Signed::sign(signer, Mint { genesis, link, to, amount }, validity)?)
+            Verified::sign_mint(signer, Mint { genesis, link, to, amount }, validity)?
         }
-        Draft::Transfer { to, amount, reference } => Event::Transfer(Signed::sign(
-            signer,
-            Transfer { genesis, link, to, amount, reference },
-            validity,
-        )?),
-    };
-    Ok(event.verify()?)
+        Draft::Transfer { to, amount, reference } => {
+            Verified::sign_transfer(signer, Transfer { genesis, link, to, amount, reference }, validity)?
+        }
+    })
 }
 
 /// Admission checks, ledger rules, then the rows: event, links, balances.
@@ -629,7 +626,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::protocol::ChainLink;
+    use crate::protocol::{ChainLink, Signed};
 
     fn genesis(network_id: &str, key: &Keypair) -> Genesis {
         Genesis {

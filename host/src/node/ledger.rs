@@ -18,7 +18,7 @@ use crate::ledger::LedgerError;
 use crate::net::rpc::MAX_CHAIN_ENTRIES;
 use crate::net::{Refusal, RpcRequest, RpcResponse};
 use crate::protocol::{Event, EventError, PaymentReference, Validity, Verified};
-use crate::store::{Accepted, Admission, Draft, HistoryEntry, LedgerStore, StoreError, SubmitError};
+use crate::store::{Accepted, Admission, Draft, HistoryEntry, LedgerStore, Records, StoreError, SubmitError};
 
 /// Gossip topic of signed ledger entries.
 pub const LEDGER_TOPIC: &str = "cue/ledger/1";
@@ -208,6 +208,17 @@ pub(super) async fn import_quietly(
     bytes: Vec<u8>,
     historical: bool,
 ) -> Result<Imported, NodeError> {
+    import_with(shared, bytes, historical, Records::default()).await
+}
+
+/// [`import_quietly`], storing `then` in the same commit if (and only if) the entry is new and
+/// accepted.
+pub(super) async fn import_with(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    historical: bool,
+    then: Records,
+) -> Result<Imported, NodeError> {
     let event =
         Event::decode(&bytes).and_then(Event::verify).map_err(|e| NodeError::Invalid(e.to_string()))?;
     let store = store(shared)?.clone();
@@ -216,7 +227,7 @@ pub(super) async fn import_quietly(
     loop {
         let admission =
             if historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
-        match submit(store.clone(), event.clone(), admission).await {
+        match submit_with(store.clone(), event.clone(), admission, then.clone()).await {
             Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found }))
                 if found > expected && found - expected <= REORDER_WINDOW =>
             {
@@ -242,7 +253,16 @@ async fn submit(
     event: Verified,
     admission: Admission,
 ) -> Result<Accepted, SubmitError> {
-    queue(&store, move |store| store.submit(event, admission)).await?.done().await
+    submit_with(store, event, admission, Records::default()).await
+}
+
+async fn submit_with(
+    store: Arc<LedgerStore>,
+    event: Verified,
+    admission: Admission,
+    then: Records,
+) -> Result<Accepted, SubmitError> {
+    queue(&store, move |store| store.submit_with(event, admission, then)).await?.done().await
 }
 
 /// A gossiped entry: check it, apply it, catch up on its chain if it came early.

@@ -19,7 +19,7 @@ use crate::protocol::{
     MAX_LIFETIME_MS, Receipt, RejectReason, RunOutcome, SeenNonces, Signed, Validity, Verdict,
 };
 use crate::sandbox::{Call, Invocation, JobEvent, Limits, LoadedComponent};
-use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
+use crate::store::{ContractRow, ContractState, ProtocolEvent, Records, Role};
 
 /// The default time after a job's limit in which its consumer must pay.
 pub const DEFAULT_PAY_GRACE: Duration = Duration::from_secs(60);
@@ -525,11 +525,32 @@ pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcRespon
 }
 
 /// A payment told directly (by `Pay` or on the job stream): the transfer is verified and
-/// stored (ledger rules applied) before the answer; marking the contract paid and attesting
-/// follow off the answer's path. The payer gossips the entry itself.
+/// stored (ledger rules applied) before the answer. When it settles a delivered contract of
+/// this node, the paid contract and this node's `completed` attestation are stored in the same
+/// commit; otherwise (a payment for something else, a contract another task is concluding)
+/// the contract is settled off the answer's path. The payer gossips the entry itself.
 async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String> {
-    if let Err(e) = ledger::import_quietly(&shared, bytes.clone(), false).await {
+    let settling = Settling::claim(&shared, &bytes);
+    let then = settling.as_ref().map(Settling::records).unwrap_or_default();
+    let imported = ledger::import_with(&shared, bytes.clone(), false, then).await;
+    let settled = match (&imported, settling) {
+        (Ok(ledger::Imported::New(_)), Some(settling)) => {
+            tracing::info!(contract = %settling.row.contract, state = "paid", "contract settled");
+            super::reputation::announce(&shared, &settling.attestation).await;
+            settling.release(&shared);
+            true
+        }
+        (_, Some(settling)) => {
+            settling.release(&shared);
+            false
+        }
+        (_, None) => false,
+    };
+    if let Err(e) = imported {
         return Err(format!("payment refused: {e}"));
+    }
+    if settled {
+        return Ok(());
     }
     // Bounded: without a free place the watcher's next sweep settles it (within 250 ms).
     let place = shared.provider_jobs.as_ref().and_then(|jobs| jobs.settling.clone().try_acquire_owned().ok());
@@ -544,6 +565,77 @@ async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String>
     Ok(())
 }
 
+/// A delivered contract a payment settles, claimed (in [`ProviderJobs::concluding`]) so no
+/// other task concludes it meanwhile, with its paid row and this node's signed verdict.
+struct Settling {
+    row: ContractRow,
+    attestation: Signed<crate::protocol::OutcomeAttestation>,
+}
+
+impl Settling {
+    /// The contract `bytes` (a transfer, not yet verified: what is claimed is only stored if
+    /// the transfer is accepted) pays for, if it is this provider's, still delivered, and
+    /// covered, and no other task is concluding it.
+    fn claim(shared: &Shared, bytes: &[u8]) -> Option<Settling> {
+        let (jobs, store) = (shared.provider_jobs.as_ref()?, shared.ledger.as_ref()?);
+        let crate::protocol::Event::Transfer(transfer) = crate::protocol::Event::decode(bytes).ok()? else {
+            return None;
+        };
+        let crate::protocol::PaymentReference::Receipt(receipt) = transfer.body().reference? else {
+            return None;
+        };
+        let reader = store.reader().ok()?;
+        let row = reader.contract_with_receipt(Role::Provider, &receipt).ok()??;
+        if !covers(shared, &transfer, &row)
+            || !jobs.concluding.lock().expect("concluding lock").insert(row.contract)
+        {
+            return None;
+        }
+        let unclaim =
+            |row: &ContractRow| jobs.concluding.lock().expect("concluding lock").remove(&row.contract);
+        // Read again once claimed: a task that concluded it just before is seen here.
+        if !reader.contract(&row.contract).ok().flatten().is_some_and(|c| c.state == ContractState::Delivered)
+        {
+            unclaim(&row);
+            return None;
+        }
+        let Some(attestation) =
+            super::reputation::sign(shared, row.contract, row.peer, Verdict::Completed, Vec::new())
+        else {
+            unclaim(&row);
+            return None;
+        };
+        let row = ContractRow {
+            state: ContractState::Paid,
+            payment: Some(transfer.hash()),
+            updated_ms: now_ms(),
+            ..row
+        };
+        Some(Settling { row, attestation })
+    }
+
+    /// What is stored with the transfer.
+    fn records(&self) -> Records {
+        Records {
+            events: vec![super::reputation::event(&self.attestation, self.row.job)],
+            rows: vec![self.row.clone()],
+        }
+    }
+
+    fn release(self, shared: &Shared) {
+        if let Some(jobs) = shared.provider_jobs.as_ref() {
+            jobs.concluding.lock().expect("concluding lock").remove(&self.row.contract);
+        }
+    }
+}
+
+/// Whether a transfer pays a contract: from its consumer, to this node, at least its price.
+fn covers(shared: &Shared, transfer: &Signed<crate::protocol::Transfer>, row: &ContractRow) -> bool {
+    transfer.header().signer == row.peer
+        && transfer.body().to == shared.keypair.public()
+        && transfer.body().amount >= row.price.unwrap_or(0)
+}
+
 /// Marks the contract a stored transfer pays for as paid, if the transfer is from its consumer,
 /// to this node, and covers the price.
 async fn settle_payment(shared: &Shared, transfer: &Signed<crate::protocol::Transfer>) {
@@ -551,10 +643,7 @@ async fn settle_payment(shared: &Shared, transfer: &Signed<crate::protocol::Tran
     let Some(crate::protocol::PaymentReference::Receipt(receipt)) = transfer.body().reference else { return };
     let row = store.reader().and_then(|r| r.contract_with_receipt(Role::Provider, &receipt));
     let Ok(Some(row)) = row else { return };
-    let covers = transfer.header().signer == row.peer
-        && transfer.body().to == shared.keypair.public()
-        && transfer.body().amount >= row.price.unwrap_or(0);
-    if covers {
+    if covers(shared, transfer, &row) {
         let paid = ContractRow {
             state: ContractState::Paid,
             payment: Some(transfer.hash()),
@@ -579,7 +668,8 @@ async fn conclude(shared: &Shared, row: ContractRow) {
         tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
         let (contract, job, consumer, state) = (row.contract, row.job, row.peer, row.state);
         let verdict = if state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
-        super::reputation::attest(shared, contract, job, consumer, verdict, Vec::new(), vec![row]).await;
+        let with = super::reputation::Stored::rows(vec![row]);
+        super::reputation::attest(shared, contract, job, consumer, verdict, Vec::new(), with).await;
     }
     jobs.concluding.lock().expect("concluding lock").remove(&id);
 }

@@ -22,8 +22,23 @@ fn market_verdict(verdict: Verdict) -> crate::market::Verdict {
     }
 }
 
-/// Signs, keeps and gossips this node's verdict on `subject` for a contract; `rows` (the
-/// contract's new state) are stored in the same commit as the attestation.
+/// What is stored in the same commit as an attestation: the contract's other new events (its
+/// receipt) and its new state.
+#[derive(Default)]
+pub(super) struct Stored {
+    pub(super) events: Vec<ProtocolEvent>,
+    pub(super) rows: Vec<ContractRow>,
+}
+
+impl Stored {
+    /// Only the contract's new state.
+    pub(super) fn rows(rows: Vec<ContractRow>) -> Stored {
+        Stored { events: Vec::new(), rows }
+    }
+}
+
+/// Signs, keeps and gossips this node's verdict on `subject` for a contract; `with` is stored
+/// in the same commit as the attestation.
 pub(super) async fn attest(
     shared: &Shared,
     contract: Digest,
@@ -31,27 +46,46 @@ pub(super) async fn attest(
     subject: PublicKey,
     verdict: Verdict,
     evidence: Vec<Vec<u8>>,
-    rows: Vec<ContractRow>,
+    with: Stored,
 ) {
+    let Some(signed) = sign(shared, contract, subject, verdict, evidence) else { return };
+    let Stored { mut events, rows } = with;
+    events.push(event(&signed, job));
+    provide::store_all(shared, events, rows).await;
+    announce(shared, &signed).await;
+}
+
+/// This node's signed verdict on `subject` for a contract (`None`, logged, if it cannot sign).
+pub(super) fn sign(
+    shared: &Shared,
+    contract: Digest,
+    subject: PublicKey,
+    verdict: Verdict,
+    evidence: Vec<Vec<u8>>,
+) -> Option<Signed<OutcomeAttestation>> {
     let body = OutcomeAttestation { contract, subject, verdict, evidence };
-    let signed = match Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), MAX_LIFETIME_MS)) {
-        Ok(signed) => signed,
-        Err(e) => {
-            tracing::error!("cannot sign an attestation: {e}");
-            return;
-        }
-    };
+    Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), MAX_LIFETIME_MS))
+        .inspect_err(|e| tracing::error!("cannot sign an attestation: {e}"))
+        .ok()
+}
+
+/// The log entry of an attestation, linked to its contract.
+pub(super) fn event(signed: &Signed<OutcomeAttestation>, job: JobId) -> ProtocolEvent {
+    ProtocolEvent::of(signed, Some(job), vec![(signed.body().contract, "contract")])
+}
+
+/// Once this node's attestation is stored: counts it in the book and gossips it.
+pub(super) async fn announce(shared: &Shared, signed: &Signed<OutcomeAttestation>) {
+    let body = signed.body();
     let attestation = Attestation {
         attester: shared.keypair.public(),
-        subject,
-        verdict: market_verdict(verdict),
+        subject: body.subject,
+        verdict: market_verdict(body.verdict),
         at_ms: now_ms(),
     };
     if let Ok(mut book) = shared.reputation.lock() {
         book.record(attestation, now_ms());
     }
-    let event = ProtocolEvent::of(&signed, Some(job), vec![(contract, "contract")]);
-    provide::store_all(shared, vec![event], rows).await;
     if let Err(e) = shared.client.publish(REPUTATION_TOPIC, signed.bytes().to_vec()).await {
         tracing::debug!("attestation gossip not sent: {e}");
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::discovery::ProviderView;
 use super::jobstream::{self, Frame, JOB_PROTOCOL};
 use super::provide::{keep, store_all};
+use super::reputation::Stored;
 use super::{NodeError, Shared, components, discovery, ledger, now_ms, reputation};
 use crate::contract::{self, Breach};
 use crate::crypto::{Digest, PeerId};
@@ -345,7 +346,7 @@ impl Plan {
                     manifest.provider,
                     Verdict::Timeout,
                     Vec::new(),
-                    vec![failed],
+                    Stored::rows(vec![failed]),
                 )
                 .await;
                 return Err(("failed", detail, Some(contract)));
@@ -460,21 +461,6 @@ impl Plan {
                 let paid = self.pay(delivery).await?;
                 cost += paid;
                 record_paid(&mut attempts, delivery, paid);
-                // Off the job's critical path: the verdict is stored and gossiped meanwhile.
-                let (shared, contract, job, peer) =
-                    (shared.clone(), delivery.accept.hash(), self.job, delivery.row.peer);
-                tokio::spawn(async move {
-                    reputation::attest(
-                        &shared,
-                        contract,
-                        job,
-                        peer,
-                        Verdict::Completed,
-                        Vec::new(),
-                        Vec::new(),
-                    )
-                    .await
-                });
             } else {
                 let detail = "its receipt disagrees with the majority".to_owned();
                 let invalid = ContractRow {
@@ -484,8 +470,8 @@ impl Plan {
                     detail: Some(detail.clone()),
                     ..delivery.row.clone()
                 };
-                store_all(shared, vec![receipt_event(delivery, self.job)], vec![invalid]).await;
                 let evidence = vec![delivery.receipt.bytes().to_vec(), majority_receipt.clone()];
+                let with = Stored { events: vec![receipt_event(delivery, self.job)], rows: vec![invalid] };
                 reputation::attest(
                     shared,
                     delivery.accept.hash(),
@@ -493,7 +479,7 @@ impl Plan {
                     delivery.row.peer,
                     Verdict::InvalidResult,
                     evidence,
-                    Vec::new(),
+                    with,
                 )
                 .await;
                 if let Some(attempt) = attempts
@@ -537,7 +523,8 @@ impl Plan {
     }
 
     /// Pays what the receipt makes due (never above the offer), tells the provider directly
-    /// while recording the contract as paid, then gossips the payment.
+    /// while recording the contract as paid with the receipt and this node's `completed`
+    /// verdict (one commit), then gossips the payment.
     async fn pay(&self, delivery: &mut Delivery) -> Result<u64, NodeError> {
         let shared = &self.shared;
         let price = delivery.accept.body().price(delivery.receipt.body().fuel_used, delivery.offer);
@@ -549,7 +536,11 @@ impl Plan {
             updated_ms: now_ms(),
             ..delivery.row.clone()
         };
-        let record = |payment| store_all(shared, vec![receipt], vec![ContractRow { payment, ..row }]);
+        let (contract, peer) = (delivery.accept.hash(), delivery.row.peer);
+        let record = |payment| {
+            let with = Stored { events: vec![receipt], rows: vec![ContractRow { payment, ..row }] };
+            reputation::attest(shared, contract, self.job, peer, Verdict::Completed, Vec::new(), with)
+        };
         if price == 0 {
             record(None).await;
             return Ok(price);

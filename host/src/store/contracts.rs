@@ -329,4 +329,56 @@ mod tests {
         assert!(reader.contracts_in(Role::Provider, ContractState::Delivered, 10).unwrap().is_empty());
         assert_eq!(reader.contracts(10).unwrap().len(), 1);
     }
+
+    #[test]
+    fn records_go_with_a_payment_only_when_the_payment_is_accepted() {
+        use crate::protocol::{ChainLink, Event, Transfer};
+        use crate::store::{Admission, Records};
+        let dir = tempfile::tempdir().unwrap();
+        let (payer, payee) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        let genesis = Genesis {
+            network_id: "t".into(),
+            mint_authority: payer.public(),
+            allocations: [(payer.public(), 10)].into_iter().collect(),
+        };
+        let store = LedgerStore::open(&dir.path().join("l.sqlite3"), Some(genesis.clone())).unwrap();
+        let now = super::super::now_ms();
+        let transfer = |amount| {
+            let body = Transfer {
+                genesis: genesis.id(),
+                link: ChainLink::FIRST,
+                to: payee.public(),
+                amount,
+                reference: None,
+            };
+            Event::Transfer(Signed::sign(&payer, body, Validity::starting(now, 60_000)).unwrap())
+                .verify()
+                .unwrap()
+        };
+        let row = |contract: u8| ContractRow {
+            contract: Digest([contract; 32]),
+            job: JobId([contract; 16]),
+            role: Role::Provider,
+            peer: payer.public(),
+            state: ContractState::Paid,
+            request: Digest([0; 32]),
+            receipt: Some(Digest([contract; 32])),
+            payment: None,
+            offer: 5,
+            price: Some(5),
+            pay_by_ms: now,
+            created_ms: now,
+            updated_ms: now,
+            detail: None,
+        };
+        let fresh = Admission::Fresh { now_ms: now };
+        let with = |contract| Records { events: Vec::new(), rows: vec![row(contract)] };
+        // More than the balance: refused, and its contract row is not stored either.
+        assert!(store.submit_with(transfer(11), fresh, with(7)).unwrap().wait().is_err());
+        assert!(store.reader().unwrap().contract(&Digest([7; 32])).unwrap().is_none());
+        store.submit_with(transfer(5), fresh, with(8)).unwrap().wait().unwrap();
+        let stored = store.reader().unwrap().contract(&Digest([8; 32])).unwrap().unwrap();
+        assert_eq!(stored.state, ContractState::Paid);
+        assert_eq!(store.reader().unwrap().balance(&payee.public()).unwrap(), 5);
+    }
 }

@@ -25,7 +25,7 @@ pub use registry::{
     Added, KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS, MAX_VERSIONS_PER_NAME, PinnedName,
     Registry, RegistryError,
 };
-pub use writer::{Accepted, Admission, Draft, LedgerStore, MAX_BATCH, Pending, QUEUE_CAPACITY};
+pub use writer::{Accepted, Admission, Draft, LedgerStore, MAX_BATCH, Pending, QUEUE_CAPACITY, Records};
 
 use crate::crypto::Digest;
 use crate::ledger::{Genesis, LedgerError};

@@ -95,6 +95,8 @@ enum Command {
         /// Boxed, like the proof: events are large, and the queue holds thousands of commands.
         event: Box<Verified>,
         admission: Admission,
+        /// Stored in the same transaction only if the event is accepted.
+        then: Box<Records>,
         reply: Reply<Accepted>,
     },
     Author {
@@ -115,6 +117,16 @@ enum Command {
         row: Box<ContractRow>,
         reply: Reply<()>,
     },
+}
+
+/// Protocol events and contract rows that go with a ledger entry (see
+/// [`LedgerStore::submit_with`]).
+#[derive(Clone, Debug, Default)]
+pub struct Records {
+    /// Protocol events for the log.
+    pub events: Vec<ProtocolEvent>,
+    /// Contract rows to insert or update.
+    pub rows: Vec<ContractRow>,
 }
 
 /// The event log and ledger of one node.
@@ -196,7 +208,19 @@ impl LedgerStore {
 
     /// Queues a verified event for admission, ledger rules and storage.
     pub fn submit(&self, event: Verified, admission: Admission) -> Result<Pending<Accepted>, StoreError> {
-        self.send(|reply| Command::Submit { event: Box::new(event), admission, reply })
+        self.submit_with(event, admission, Records::default())
+    }
+
+    /// Like [`submit`](LedgerStore::submit), and when the event is accepted, `then` is stored
+    /// in the same transaction (a payment with the contract it settles); when it is refused,
+    /// nothing of `then` is.
+    pub fn submit_with(
+        &self,
+        event: Verified,
+        admission: Admission,
+        then: Records,
+    ) -> Result<Pending<Accepted>, StoreError> {
+        self.send(|reply| Command::Submit { event: Box::new(event), admission, then: Box::new(then), reply })
     }
 
     /// Queues an entry to be completed with the signer's next chain position, signed with
@@ -386,8 +410,12 @@ impl Writer {
         let mut commands = batch.into_iter();
         while let Some(command) = commands.next() {
             let answer = match command {
-                Command::Submit { event, admission, reply } => {
-                    let result = admit(&tx, &mut self.ledger, &mut self.nonces, *event, admission, received);
+                Command::Submit { event, admission, then, reply } => {
+                    let result = admit(&tx, &mut self.ledger, &mut self.nonces, *event, admission, received)
+                        .and_then(|accepted| {
+                            store_records(&tx, &then, received).map_err(SubmitError::Store)?;
+                            Ok(accepted)
+                        });
                     Answer::Event(reply, Box::new(result))
                 }
                 Command::Author { signer, draft, validity, reply } => {
@@ -468,6 +496,16 @@ fn unless_failed<T>(result: Result<T, SubmitError>, failure: Option<&str>) -> Re
         (Ok(_), Some(message)) => Err(SubmitError::Store(StoreError::BatchFailed(message.into()))),
         (result, _) => result,
     }
+}
+
+fn store_records(tx: &Transaction<'_>, records: &Records, received_ms: u64) -> Result<(), StoreError> {
+    for event in &records.events {
+        super::contracts::insert_event(tx, event, received_ms)?;
+    }
+    for row in &records.rows {
+        upsert_contract(tx, row)?;
+    }
+    Ok(())
 }
 
 /// Completes and signs a draft at the signer's next chain position.

@@ -75,9 +75,9 @@ fn options(provider: cue_host::crypto::PeerId) -> SubmitOptions {
     }
 }
 
-/// Async worker threads of the runtime both nodes share: `CUE_BENCH_WORKERS`, default 1 (their
-/// ledger writers, sandbox runs and timers have threads of their own, so the process still uses
-/// both cores; docs/PERFORMANCE.md compares 1 and 2).
+/// Async worker threads of the runtime both nodes share: `CUE_BENCH_WORKERS`, default 2 (their
+/// ledger writers, sandbox runs and timers have threads of their own; docs/PERFORMANCE.md
+/// compares 1 and 2).
 fn workers() -> usize {
     std::env::var("CUE_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(2)
 }

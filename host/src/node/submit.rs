@@ -119,7 +119,7 @@ pub(super) async fn submit(
     let component = Digest::from_hex(&fetched.sha256).ok_or_else(|| NodeError::Store("bad sha256".into()))?;
     let reference = fetched.name.as_ref().zip(fetched.version.as_ref()).map(|(n, v)| format!("{n}@{v}"));
     let (loaded, call) = load_locally(shared, component, &options.call).await?;
-    let job = JobId(crate::crypto::random_bytes().map_err(|e| NodeError::Store(e.to_string()))?);
+    let job = JobId::new(now_ms()).map_err(|e| NodeError::Store(e.to_string()))?;
     let candidates = candidates(shared, &options).await?;
     let groups = replica_groups(candidates, options.replicas.max(1));
     let plan = Plan {

@@ -71,6 +71,16 @@ pub(super) struct ProviderJobs {
 }
 
 impl ProviderJobs {
+    /// Claims a contract for concluding; `false` when another task holds it.
+    fn claim(&self, contract: Digest) -> bool {
+        self.concluding.lock().expect("concluding lock").insert(contract)
+    }
+
+    /// Gives a claimed contract back.
+    fn release(&self, contract: &Digest) {
+        self.concluding.lock().expect("concluding lock").remove(contract);
+    }
+
     pub(super) fn new(settings: &super::ProviderSettings) -> ProviderJobs {
         ProviderJobs {
             prepared: Mutex::new(HashMap::new()),
@@ -533,19 +543,16 @@ async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String>
     let settling = Settling::claim(&shared, &bytes);
     let then = settling.as_ref().map(Settling::records).unwrap_or_default();
     let imported = ledger::import_with(&shared, bytes.clone(), false, then).await;
-    let settled = match (&imported, settling) {
-        (Ok(ledger::Imported::New(_)), Some(settling)) => {
+    let settled = matches!(imported, Ok(ledger::Imported::New(_))) && settling.is_some();
+    if let Some(settling) = settling {
+        if settled {
             tracing::info!(contract = %settling.row.contract, state = "paid", "contract settled");
             super::reputation::announce(&shared, &settling.attestation).await;
-            settling.release(&shared);
-            true
         }
-        (_, Some(settling)) => {
-            settling.release(&shared);
-            false
+        if let Some(jobs) = shared.provider_jobs.as_ref() {
+            jobs.release(&settling.row.contract);
         }
-        (_, None) => false,
-    };
+    }
     if let Err(e) = imported {
         return Err(format!("payment refused: {e}"));
     }
@@ -586,23 +593,20 @@ impl Settling {
         };
         let reader = store.reader().ok()?;
         let row = reader.contract_with_receipt(Role::Provider, &receipt).ok()??;
-        if !covers(shared, &transfer, &row)
-            || !jobs.concluding.lock().expect("concluding lock").insert(row.contract)
-        {
+        if !covers(shared, &transfer, &row) || !jobs.claim(row.contract) {
             return None;
         }
-        let unclaim =
-            |row: &ContractRow| jobs.concluding.lock().expect("concluding lock").remove(&row.contract);
         // Read again once claimed: a task that concluded it just before is seen here.
-        if !reader.contract(&row.contract).ok().flatten().is_some_and(|c| c.state == ContractState::Delivered)
-        {
-            unclaim(&row);
-            return None;
-        }
-        let Some(attestation) =
-            super::reputation::sign(shared, row.contract, row.peer, Verdict::Completed, Vec::new())
-        else {
-            unclaim(&row);
+        let delivered = reader
+            .contract(&row.contract)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.state == ContractState::Delivered);
+        let attestation = delivered
+            .then(|| super::reputation::sign(shared, row.contract, row.peer, Verdict::Completed, Vec::new()))
+            .flatten();
+        let Some(attestation) = attestation else {
+            jobs.release(&row.contract);
             return None;
         };
         let row = ContractRow {
@@ -619,12 +623,6 @@ impl Settling {
         Records {
             events: vec![super::reputation::event(&self.attestation, self.row.job)],
             rows: vec![self.row.clone()],
-        }
-    }
-
-    fn release(self, shared: &Shared) {
-        if let Some(jobs) = shared.provider_jobs.as_ref() {
-            jobs.concluding.lock().expect("concluding lock").remove(&self.row.contract);
         }
     }
 }
@@ -660,7 +658,7 @@ async fn conclude(shared: &Shared, row: ContractRow) {
     let Some(jobs) = shared.provider_jobs.as_ref() else { return };
     let Some(store) = shared.ledger.as_ref() else { return };
     let id = row.contract;
-    if !jobs.concluding.lock().expect("concluding lock").insert(id) {
+    if !jobs.claim(id) {
         return;
     }
     let current = store.reader().and_then(|r| r.contract(&row.contract)).ok().flatten();
@@ -668,10 +666,10 @@ async fn conclude(shared: &Shared, row: ContractRow) {
         tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
         let (contract, job, consumer, state) = (row.contract, row.job, row.peer, row.state);
         let verdict = if state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
-        let with = super::reputation::Stored::rows(vec![row]);
+        let with = Records::rows(vec![row]);
         super::reputation::attest(shared, contract, job, consumer, verdict, Vec::new(), with).await;
     }
-    jobs.concluding.lock().expect("concluding lock").remove(&id);
+    jobs.release(&id);
 }
 
 /// Marks delivered contracts paid when a transfer from the consumer referencing the receipt

@@ -8,7 +8,7 @@ use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::market::{Attestation, Recorded};
 use crate::net::Refusal;
 use crate::protocol::{JobId, MAX_LIFETIME_MS, OutcomeAttestation, Signed, Validity, Verdict};
-use crate::store::{ContractRow, ProtocolEvent};
+use crate::store::{ProtocolEvent, Records};
 
 /// Gossip topic of signed outcome attestations.
 pub const REPUTATION_TOPIC: &str = "cue/reputation/1";
@@ -22,21 +22,6 @@ fn market_verdict(verdict: Verdict) -> crate::market::Verdict {
     }
 }
 
-/// What is stored in the same commit as an attestation: the contract's other new events (its
-/// receipt) and its new state.
-#[derive(Default)]
-pub(super) struct Stored {
-    pub(super) events: Vec<ProtocolEvent>,
-    pub(super) rows: Vec<ContractRow>,
-}
-
-impl Stored {
-    /// Only the contract's new state.
-    pub(super) fn rows(rows: Vec<ContractRow>) -> Stored {
-        Stored { events: Vec::new(), rows }
-    }
-}
-
 /// Signs, keeps and gossips this node's verdict on `subject` for a contract; `with` is stored
 /// in the same commit as the attestation.
 pub(super) async fn attest(
@@ -46,10 +31,10 @@ pub(super) async fn attest(
     subject: PublicKey,
     verdict: Verdict,
     evidence: Vec<Vec<u8>>,
-    with: Stored,
+    with: Records,
 ) {
     let Some(signed) = sign(shared, contract, subject, verdict, evidence) else { return };
-    let Stored { mut events, rows } = with;
+    let Records { mut events, rows } = with;
     events.push(event(&signed, job));
     provide::store_all(shared, events, rows).await;
     announce(shared, &signed).await;

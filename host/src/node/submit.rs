@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::discovery::ProviderView;
 use super::jobstream::{self, Frame, JOB_PROTOCOL};
 use super::provide::{keep, store_all};
-use super::reputation::Stored;
 use super::{NodeError, Shared, components, discovery, ledger, now_ms, reputation};
 use crate::contract::{self, Breach};
 use crate::crypto::{Digest, PeerId};
@@ -20,7 +19,7 @@ use crate::protocol::{
     Signed, Validity, Verdict,
 };
 use crate::sandbox::{Call, JobEvent, LoadedComponent};
-use crate::store::{ContractRow, ContractState, ProtocolEvent, Role};
+use crate::store::{ContractRow, ContractState, ProtocolEvent, Records, Role};
 
 /// Time allowed beyond the contract's execution limit for connection, transfer and signing.
 const DELIVERY_MARGIN: Duration = Duration::from_secs(15);
@@ -346,7 +345,7 @@ impl Plan {
                     manifest.provider,
                     Verdict::Timeout,
                     Vec::new(),
-                    Stored::rows(vec![failed]),
+                    Records::rows(vec![failed]),
                 )
                 .await;
                 return Err(("failed", detail, Some(contract)));
@@ -471,7 +470,7 @@ impl Plan {
                     ..delivery.row.clone()
                 };
                 let evidence = vec![delivery.receipt.bytes().to_vec(), majority_receipt.clone()];
-                let with = Stored { events: vec![receipt_event(delivery, self.job)], rows: vec![invalid] };
+                let with = Records { events: vec![receipt_event(delivery, self.job)], rows: vec![invalid] };
                 reputation::attest(
                     shared,
                     delivery.accept.hash(),
@@ -538,7 +537,7 @@ impl Plan {
         };
         let (contract, peer) = (delivery.accept.hash(), delivery.row.peer);
         let record = |payment| {
-            let with = Stored { events: vec![receipt], rows: vec![ContractRow { payment, ..row }] };
+            let with = Records { events: vec![receipt], rows: vec![ContractRow { payment, ..row }] };
             reputation::attest(shared, contract, self.job, peer, Verdict::Completed, Vec::new(), with)
         };
         if price == 0 {

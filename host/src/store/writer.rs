@@ -129,6 +129,13 @@ pub struct Records {
     pub rows: Vec<ContractRow>,
 }
 
+impl Records {
+    /// Only contract rows.
+    pub fn rows(rows: Vec<ContractRow>) -> Records {
+        Records { events: Vec::new(), rows }
+    }
+}
+
 /// The event log and ledger of one node.
 ///
 /// Shutdown: dropping the `LedgerStore` closes the queue; the writer commits what it already

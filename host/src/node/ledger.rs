@@ -28,8 +28,6 @@ const ENTRY_LIFETIME_MS: u64 = 3_600_000;
 const MAX_CATCH_UP_ROUNDS: u32 = 16;
 /// How long an imported entry that is ahead of its chain waits for the entries before it.
 const REORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// How far ahead of its chain an imported entry may be and still wait (further: refused).
-const REORDER_WINDOW: u64 = 256;
 
 /// A ledger entry as the API and `cue wallet --json` show it.
 #[derive(Clone, Debug, Serialize)]
@@ -222,28 +220,18 @@ pub(super) async fn import_with(
     let event =
         Event::decode(&bytes).and_then(Event::verify).map_err(|e| NodeError::Invalid(e.to_string()))?;
     let store = store(shared)?.clone();
-    let mut commits = store.commits();
-    let deadline = tokio::time::Instant::now() + REORDER_WAIT;
-    loop {
-        let admission =
-            if historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
-        match submit_with(store.clone(), event.clone(), admission, then.clone()).await {
-            Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found }))
-                if found > expected && found - expected <= REORDER_WINDOW =>
-            {
-                if tokio::time::timeout_at(deadline, commits.changed()).await.is_err() {
-                    return Err(refused(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })));
-                }
-            }
-            Ok(accepted) => return Ok(Imported::New(Box::new(accepted))),
-            Err(
-                e @ (SubmitError::Ledger(LedgerError::Duplicate { .. })
-                | SubmitError::Event(EventError::Replay)),
-            ) => {
-                return Ok(Imported::Known(e.to_string()));
-            }
-            Err(e) => return Err(refused(e)),
-        }
+    let admission = if historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
+    let submitted = queue(&store, move |store| store.submit_in_order(event, admission, then, REORDER_WAIT))
+        .await
+        .map_err(|e| NodeError::Store(e.to_string()))?
+        .done()
+        .await;
+    match submitted {
+        Ok(accepted) => Ok(Imported::New(Box::new(accepted))),
+        Err(
+            e @ (SubmitError::Ledger(LedgerError::Duplicate { .. }) | SubmitError::Event(EventError::Replay)),
+        ) => Ok(Imported::Known(e.to_string())),
+        Err(e) => Err(refused(e)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
@@ -23,6 +23,13 @@ use crate::protocol::{
 pub const QUEUE_CAPACITY: usize = 4096;
 /// Most commands committed in one transaction (one fsync).
 pub const MAX_BATCH: usize = 1024;
+/// How far ahead of its chain an entry submitted with
+/// [`submit_in_order`](LedgerStore::submit_in_order) may be and still wait for its
+/// predecessors (further: refused as out of order at once).
+pub const REORDER_WINDOW: u64 = 256;
+/// Most entries waiting in the writer for their predecessors; beyond, an early entry is
+/// refused as out of order at once.
+pub const MAX_HELD: usize = 1024;
 
 /// How an event is being admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +104,8 @@ enum Command {
         admission: Admission,
         /// Stored in the same transaction only if the event is accepted.
         then: Box<Records>,
+        /// How long an entry ahead of its chain may wait in the writer for its predecessors.
+        wait: Option<std::time::Duration>,
         reply: Reply<Accepted>,
     },
     Author {
@@ -180,6 +189,7 @@ impl LedgerStore {
             nonces: state.1,
             queued: queued.clone(),
             committed,
+            held: HashMap::new(),
         };
         let writer = std::thread::Builder::new()
             .name("cue-ledger-writer".into())
@@ -227,7 +237,34 @@ impl LedgerStore {
         admission: Admission,
         then: Records,
     ) -> Result<Pending<Accepted>, StoreError> {
-        self.send(|reply| Command::Submit { event: Box::new(event), admission, then: Box::new(then), reply })
+        self.send(|reply| Command::Submit {
+            event: Box::new(event),
+            admission,
+            then: Box::new(then),
+            wait: None,
+            reply,
+        })
+    }
+
+    /// Like [`submit_with`](LedgerStore::submit_with), for an entry that may arrive ahead of
+    /// its signer's earlier ones (concurrent payments travel on separate streams): when it is
+    /// at most [`REORDER_WINDOW`] positions ahead, the writer holds it (at most [`MAX_HELD`]
+    /// are held) and admits it in the same transaction as the entry before it, or answers
+    /// [`LedgerError::OutOfOrder`] once `wait` has passed.
+    pub fn submit_in_order(
+        &self,
+        event: Verified,
+        admission: Admission,
+        then: Records,
+        wait: std::time::Duration,
+    ) -> Result<Pending<Accepted>, StoreError> {
+        self.send(|reply| Command::Submit {
+            event: Box::new(event),
+            admission,
+            then: Box::new(then),
+            wait: Some(wait),
+            reply,
+        })
     }
 
     /// Queues an entry to be completed with the signer's next chain position, signed with
@@ -360,6 +397,17 @@ struct Writer {
     queued: Arc<AtomicUsize>,
     /// Told of every committed batch.
     committed: tokio::sync::watch::Sender<u64>,
+    /// Entries ahead of their chain waiting for their predecessors, by (signer, position).
+    held: HashMap<(PublicKey, u64), Held>,
+}
+
+/// An entry submitted ahead of its chain, held until the entry before it is admitted.
+struct Held {
+    event: Box<Verified>,
+    admission: Admission,
+    then: Box<Records>,
+    reply: Reply<Accepted>,
+    until: std::time::Instant,
 }
 
 /// A command processed inside the batch's transaction, waiting for the commit to answer.
@@ -372,7 +420,19 @@ enum Answer {
 
 impl Writer {
     fn run(mut self, commands: Receiver<Command>) {
-        while let Ok(first) = commands.recv() {
+        loop {
+            self.expire_held();
+            let first = match self.held.values().map(|held| held.until).min() {
+                None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(until) => {
+                    commands.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+                }
+            };
+            let first = match first {
+                Ok(first) => first,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match commands.try_recv() {
@@ -417,20 +477,50 @@ impl Writer {
         let mut commands = batch.into_iter();
         while let Some(command) = commands.next() {
             let answer = match command {
-                Command::Submit { event, admission, then, reply } => {
-                    let result = admit(&tx, &mut self.ledger, &mut self.nonces, *event, admission, received)
-                        .and_then(|accepted| {
-                            store_records(&tx, &then, received).map_err(SubmitError::Store)?;
-                            Ok(accepted)
-                        });
-                    Answer::Event(reply, Box::new(result))
+                Command::Submit { event, admission, then, wait, reply } => {
+                    let until = wait.map(|wait| std::time::Instant::now() + wait);
+                    let mut chains =
+                        Chains { ledger: &mut self.ledger, nonces: &mut self.nonces, held: &mut self.held };
+                    match chains.admit_submitted(&tx, event, admission, then, until, received) {
+                        Ok((result, signer)) => {
+                            let admitted = result.is_ok();
+                            answers.push(Answer::Event(reply, Box::new(result)));
+                            if admitted {
+                                chains.admit_held_after(&tx, signer, answers, received);
+                            }
+                        }
+                        Err(draft) => {
+                            let key = (draft.event.event().signer(), draft.event.event().entry().link.seq);
+                            let HeldDraft { event, admission, then, until } = draft;
+                            self.held.insert(key, Held { event, admission, then, reply, until });
+                        }
+                    }
+                    if let Some(e) = answers.last().and_then(Answer::database_failure) {
+                        answers.extend(commands.map(|command| command.unprocessed(&e)));
+                        return Err(StoreError::BatchFailed(e));
+                    }
+                    continue;
                 }
                 Command::Author { signer, draft, validity, reply } => {
                     let result = author(&self.ledger, &signer, draft, validity).and_then(|event| {
                         let admission = Admission::Historical;
                         admit(&tx, &mut self.ledger, &mut self.nonces, event, admission, received)
                     });
-                    Answer::Event(reply, Box::new(result))
+                    let admitted = result.is_ok();
+                    answers.push(Answer::Event(reply, Box::new(result)));
+                    if admitted {
+                        let mut chains = Chains {
+                            ledger: &mut self.ledger,
+                            nonces: &mut self.nonces,
+                            held: &mut self.held,
+                        };
+                        chains.admit_held_after(&tx, signer.public(), answers, received);
+                    }
+                    if let Some(e) = answers.last().and_then(Answer::database_failure) {
+                        answers.extend(commands.map(|command| command.unprocessed(&e)));
+                        return Err(StoreError::BatchFailed(e));
+                    }
+                    continue;
                 }
                 Command::Proof { proof, reply } => {
                     let result = record_proof(&tx, &mut self.ledger, &proof, received);
@@ -455,6 +545,97 @@ impl Writer {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// The writer's in-memory state a batch changes (borrowed apart from its connection).
+struct Chains<'a> {
+    ledger: &'a mut Ledger,
+    nonces: &'a mut SeenNonces,
+    held: &'a mut HashMap<(PublicKey, u64), Held>,
+}
+
+impl Chains<'_> {
+    /// Admits a submitted entry with its records; an entry a little ahead of its chain that
+    /// may wait (`until`) and finds room is handed back to be held (its reply still to set).
+    #[allow(clippy::result_large_err)]
+    fn admit_submitted(
+        &mut self,
+        tx: &Transaction<'_>,
+        event: Box<Verified>,
+        admission: Admission,
+        then: Box<Records>,
+        until: Option<std::time::Instant>,
+        received: u64,
+    ) -> Result<(Result<Accepted, SubmitError>, PublicKey), HeldDraft> {
+        let signer = event.event().signer();
+        let seq = event.event().entry().link.seq;
+        let result =
+            admit(tx, self.ledger, self.nonces, (*event).clone(), admission, received).and_then(|accepted| {
+                store_records(tx, &then, received).map_err(SubmitError::Store)?;
+                Ok(accepted)
+            });
+        match (&result, until) {
+            (Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })), Some(until))
+                if found > expected
+                    && found - expected <= REORDER_WINDOW
+                    && self.held.len() < MAX_HELD
+                    && !self.held.contains_key(&(signer, seq)) =>
+            {
+                Err(HeldDraft { event, admission, then, until })
+            }
+            _ => Ok((result, signer)),
+        }
+    }
+
+    /// After an entry of `signer` was admitted: admits the held entries that now follow it,
+    /// in chain order, in the same transaction.
+    fn admit_held_after(
+        &mut self,
+        tx: &Transaction<'_>,
+        signer: PublicKey,
+        answers: &mut Vec<Answer>,
+        received: u64,
+    ) {
+        loop {
+            let next = self.ledger.next_link(&signer).seq;
+            let Some(held) = self.held.remove(&(signer, next)) else { return };
+            let result = admit(tx, self.ledger, self.nonces, *held.event, held.admission, received).and_then(
+                |accepted| {
+                    store_records(tx, &held.then, received).map_err(SubmitError::Store)?;
+                    Ok(accepted)
+                },
+            );
+            let admitted = result.is_ok();
+            answers.push(Answer::Event(held.reply, Box::new(result)));
+            if !admitted {
+                return;
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Refuses the held entries whose wait is over (their predecessors never came).
+    fn expire_held(&mut self) {
+        let now = std::time::Instant::now();
+        let late: Vec<(PublicKey, u64)> =
+            self.held.iter().filter(|(_, held)| held.until <= now).map(|(key, _)| *key).collect();
+        for key in late {
+            if let Some(held) = self.held.remove(&key) {
+                let expected = self.ledger.next_link(&key.0).seq;
+                let refused = SubmitError::Ledger(LedgerError::OutOfOrder { expected, found: key.1 });
+                let _ = held.reply.send(Err(refused));
+            }
+        }
+    }
+}
+
+/// A submitted entry about to be held (the command's reply is added by the caller).
+struct HeldDraft {
+    event: Box<Verified>,
+    admission: Admission,
+    then: Box<Records>,
+    until: std::time::Instant,
 }
 
 impl Command {
@@ -747,5 +928,73 @@ mod tests {
         assert!(b.reader().unwrap().is_flagged(&key.public()).unwrap());
         let late = b.submit(fork(5), fresh).unwrap().wait();
         assert!(matches!(late, Err(SubmitError::Ledger(LedgerError::AccountFlagged(_)))));
+    }
+
+    /// A chain of `count` transfers authored on a store of its own, as verified entries.
+    fn chain(key: &Arc<Keypair>, genesis: &Genesis, count: usize) -> Vec<Verified> {
+        let dir = tempfile::tempdir().unwrap();
+        let author = LedgerStore::open(&dir.path().join("author.sqlite3"), Some(genesis.clone())).unwrap();
+        let payee = Keypair::from_seed([2; 32]).public();
+        let pending: Vec<_> = (0..count)
+            .map(|_| {
+                let draft = Draft::Transfer { to: payee, amount: 1, reference: None };
+                author.author(key.clone(), draft, Validity::starting(now_ms(), 60_000)).unwrap()
+            })
+            .collect();
+        pending.into_iter().map(|p| p.wait().unwrap().event.verify().unwrap()).collect()
+    }
+
+    #[test]
+    fn entries_ahead_of_their_chain_wait_in_the_writer_and_land_after_their_predecessor() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(Keypair::from_seed([1; 32]));
+        let genesis = genesis("n", &key);
+        let entries = chain(&key, &genesis, 4);
+        let store = LedgerStore::open(&dir.path().join("b.sqlite3"), Some(genesis)).unwrap();
+        let fresh = Admission::Fresh { now_ms: now_ms() };
+        let wait = std::time::Duration::from_secs(10);
+        // Last first: seq 3, 2 and 1 are held until seq 0 comes, then all land in order.
+        let started = std::time::Instant::now();
+        let pending: Vec<_> = entries
+            .iter()
+            .rev()
+            .map(|e| store.submit_in_order(e.clone(), fresh, Records::default(), wait).unwrap())
+            .collect();
+        let seqs: Vec<u64> =
+            pending.into_iter().map(|p| p.wait().expect("admitted").event.entry().link.seq).collect();
+        assert_eq!(seqs, vec![3, 2, 1, 0]);
+        assert!(started.elapsed() < wait, "admitted with their predecessor, not after the wait");
+        let payee = Keypair::from_seed([2; 32]).public();
+        assert_eq!(store.reader().unwrap().balance(&payee).unwrap(), 4);
+    }
+
+    #[test]
+    fn an_early_entry_whose_predecessor_never_comes_is_refused_after_its_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(Keypair::from_seed([1; 32]));
+        let genesis = genesis("n", &key);
+        let entries = chain(&key, &genesis, REORDER_WINDOW as usize + 2);
+        let store = LedgerStore::open(&dir.path().join("b.sqlite3"), Some(genesis)).unwrap();
+        let fresh = Admission::Fresh { now_ms: now_ms() };
+        let wait = std::time::Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let early = store.submit_in_order(entries[1].clone(), fresh, Records::default(), wait).unwrap();
+        let refused = early.wait();
+        assert!(
+            matches!(refused, Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected: 0, found: 1 }))),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() >= wait, "held for its wait first");
+        // Too far ahead: refused at once, without waiting.
+        let started = std::time::Instant::now();
+        let far = entries[REORDER_WINDOW as usize + 1].clone();
+        let refused = store.submit_in_order(far, fresh, Records::default(), wait).unwrap().wait();
+        assert!(matches!(refused, Err(SubmitError::Ledger(LedgerError::OutOfOrder { .. }))), "{refused:?}");
+        assert!(started.elapsed() < wait, "not held");
+        // Nothing of that was stored, and the chain goes on from where it was.
+        let first = store.submit_in_order(entries[0].clone(), fresh, Records::default(), wait).unwrap();
+        assert_eq!(first.wait().unwrap().event.entry().link.seq, 0);
+        let second = store.submit(entries[1].clone(), fresh).unwrap();
+        assert_eq!(second.wait().unwrap().event.entry().link.seq, 1);
     }
 }

@@ -157,8 +157,6 @@ pub struct LedgerStore {
     queued: Arc<AtomicUsize>,
     /// Idle read connections, reused by [`reader`](LedgerStore::reader).
     readers: super::reader::ReaderPool,
-    /// Counts committed batches, for callers waiting for the log to move.
-    commits: tokio::sync::watch::Receiver<u64>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -181,14 +179,12 @@ impl LedgerStore {
         let state = load_state(&conn, &genesis)?;
         let (queue, commands) = sync_channel(QUEUE_CAPACITY);
         let queued = Arc::new(AtomicUsize::new(0));
-        let (committed, commits) = tokio::sync::watch::channel(0);
         let writer = Writer {
             conn,
             genesis: genesis.clone(),
             ledger: state.0,
             nonces: state.1,
             queued: queued.clone(),
-            committed,
             held: HashMap::new(),
         };
         let writer = std::thread::Builder::new()
@@ -200,7 +196,6 @@ impl LedgerStore {
             queue: Some(queue),
             queued,
             readers: super::reader::ReaderPool::new(path),
-            commits,
             writer: Some(writer),
         })
     }
@@ -214,13 +209,6 @@ impl LedgerStore {
     /// when dropped (at most [`MAX_IDLE_READERS`](super::MAX_IDLE_READERS) are kept).
     pub fn reader(&self) -> Result<super::PooledReader<'_>, StoreError> {
         self.readers.get()
-    }
-
-    /// A receiver that changes each time the writer commits a batch: what a caller waits on
-    /// when an event it holds needs others to be stored first (a payment that arrived ahead
-    /// of the payer's earlier ones).
-    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.commits.clone()
     }
 
     /// Queues a verified event for admission, ledger rules and storage.
@@ -395,8 +383,6 @@ struct Writer {
     nonces: SeenNonces,
     /// The store's count of commands waiting, decremented as they are taken.
     queued: Arc<AtomicUsize>,
-    /// Told of every committed batch.
-    committed: tokio::sync::watch::Sender<u64>,
     /// Entries ahead of their chain waiting for their predecessors, by (signer, position).
     held: HashMap<(PublicKey, u64), Held>,
 }
@@ -462,9 +448,6 @@ impl Writer {
                 self.nonces = nonces;
             }),
         };
-        if failure.is_none() {
-            self.committed.send_modify(|count| *count += 1);
-        }
         for answer in answers {
             answer.send(failure.as_deref());
         }
@@ -599,12 +582,16 @@ impl Chains<'_> {
         loop {
             let next = self.ledger.next_link(&signer).seq;
             let Some(held) = self.held.remove(&(signer, next)) else { return };
-            let result = admit(tx, self.ledger, self.nonces, *held.event, held.admission, received).and_then(
-                |accepted| {
+            // Fresh entries are judged (expiry, clock skew) by the clock of their admission.
+            let admission = match held.admission {
+                Admission::Fresh { .. } => Admission::Fresh { now_ms: received },
+                historical => historical,
+            };
+            let result =
+                admit(tx, self.ledger, self.nonces, *held.event, admission, received).and_then(|accepted| {
                     store_records(tx, &held.then, received).map_err(SubmitError::Store)?;
                     Ok(accepted)
-                },
-            );
+                });
             let admitted = result.is_ok();
             answers.push(Answer::Event(held.reply, Box::new(result)));
             if !admitted {

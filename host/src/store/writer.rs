@@ -384,7 +384,7 @@ struct Writer {
     /// The store's count of commands waiting, decremented as they are taken.
     queued: Arc<AtomicUsize>,
     /// Entries ahead of their chain waiting for their predecessors, by (signer, position).
-    held: HashMap<(PublicKey, u64), Held>,
+    held: HashMap<(PublicKey, u64), Vec<Held>>,
 }
 
 /// An entry submitted ahead of its chain, held until the entry before it is admitted.
@@ -408,7 +408,7 @@ impl Writer {
     fn run(mut self, commands: Receiver<Command>) {
         loop {
             self.expire_held();
-            let first = match self.held.values().map(|held| held.until).min() {
+            let first = match self.held.values().flatten().map(|held| held.until).min() {
                 None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(until) => {
                     commands.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
@@ -475,7 +475,13 @@ impl Writer {
                         Err(draft) => {
                             let key = (draft.event.event().signer(), draft.event.event().entry().link.seq);
                             let HeldDraft { event, admission, then, until } = draft;
-                            self.held.insert(key, Held { event, admission, then, reply, until });
+                            self.held.entry(key).or_default().push(Held {
+                                event,
+                                admission,
+                                then,
+                                reply,
+                                until,
+                            });
                         }
                     }
                     if let Some(e) = answers.last().and_then(Answer::database_failure) {
@@ -534,7 +540,7 @@ impl Writer {
 struct Chains<'a> {
     ledger: &'a mut Ledger,
     nonces: &'a mut SeenNonces,
-    held: &'a mut HashMap<(PublicKey, u64), Held>,
+    held: &'a mut HashMap<(PublicKey, u64), Vec<Held>>,
 }
 
 impl Chains<'_> {
@@ -551,7 +557,6 @@ impl Chains<'_> {
         received: u64,
     ) -> Result<(Result<Accepted, SubmitError>, PublicKey), HeldDraft> {
         let signer = event.event().signer();
-        let seq = event.event().entry().link.seq;
         let result =
             admit(tx, self.ledger, self.nonces, (*event).clone(), admission, received).and_then(|accepted| {
                 store_records(tx, &then, received).map_err(SubmitError::Store)?;
@@ -561,8 +566,7 @@ impl Chains<'_> {
             (Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })), Some(until))
                 if found > expected
                     && found - expected <= REORDER_WINDOW
-                    && self.held.len() < MAX_HELD
-                    && !self.held.contains_key(&(signer, seq)) =>
+                    && self.held.values().map(Vec::len).sum::<usize>() < MAX_HELD =>
             {
                 Err(HeldDraft { event, admission, then, until })
             }
@@ -571,7 +575,9 @@ impl Chains<'_> {
     }
 
     /// After an entry of `signer` was admitted: admits the held entries that now follow it,
-    /// in chain order, in the same transaction.
+    /// in chain order, in the same transaction. Several held for one position (the same
+    /// payment told twice, or a fork) are tried in arrival order: after the first is admitted
+    /// the others are answered as the ledger rules say (duplicate, equivocation).
     fn admit_held_after(
         &mut self,
         tx: &Transaction<'_>,
@@ -581,19 +587,23 @@ impl Chains<'_> {
     ) {
         loop {
             let next = self.ledger.next_link(&signer).seq;
-            let Some(held) = self.held.remove(&(signer, next)) else { return };
-            // Fresh entries are judged (expiry, clock skew) by the clock of their admission.
-            let admission = match held.admission {
-                Admission::Fresh { .. } => Admission::Fresh { now_ms: received },
-                historical => historical,
-            };
-            let result =
-                admit(tx, self.ledger, self.nonces, *held.event, admission, received).and_then(|accepted| {
-                    store_records(tx, &held.then, received).map_err(SubmitError::Store)?;
-                    Ok(accepted)
-                });
-            let admitted = result.is_ok();
-            answers.push(Answer::Event(held.reply, Box::new(result)));
+            let Some(waiting) = self.held.remove(&(signer, next)) else { return };
+            let mut admitted = false;
+            for held in waiting {
+                // Fresh entries are judged (expiry, clock skew) by the clock of their admission.
+                let admission = match held.admission {
+                    Admission::Fresh { .. } => Admission::Fresh { now_ms: received },
+                    historical => historical,
+                };
+                let result = admit(tx, self.ledger, self.nonces, *held.event, admission, received).and_then(
+                    |accepted| {
+                        store_records(tx, &held.then, received).map_err(SubmitError::Store)?;
+                        Ok(accepted)
+                    },
+                );
+                admitted |= result.is_ok();
+                answers.push(Answer::Event(held.reply, Box::new(result)));
+            }
             if !admitted {
                 return;
             }
@@ -605,15 +615,18 @@ impl Writer {
     /// Refuses the held entries whose wait is over (their predecessors never came).
     fn expire_held(&mut self) {
         let now = std::time::Instant::now();
-        let late: Vec<(PublicKey, u64)> =
-            self.held.iter().filter(|(_, held)| held.until <= now).map(|(key, _)| *key).collect();
-        for key in late {
-            if let Some(held) = self.held.remove(&key) {
-                let expected = self.ledger.next_link(&key.0).seq;
-                let refused = SubmitError::Ledger(LedgerError::OutOfOrder { expected, found: key.1 });
+        let ledger = &self.ledger;
+        self.held.retain(|(signer, seq), waiting| {
+            let (late, still): (Vec<Held>, Vec<Held>) =
+                std::mem::take(waiting).into_iter().partition(|held| held.until <= now);
+            for held in late {
+                let expected = ledger.next_link(signer).seq;
+                let refused = SubmitError::Ledger(LedgerError::OutOfOrder { expected, found: *seq });
                 let _ = held.reply.send(Err(refused));
             }
-        }
+            *waiting = still;
+            !waiting.is_empty()
+        });
     }
 }
 
@@ -936,13 +949,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = Arc::new(Keypair::from_seed([1; 32]));
         let genesis = genesis("n", &key);
-        let entries = chain(&key, &genesis, 4);
+        let entries = chain(&key, &genesis, 6);
         let store = LedgerStore::open(&dir.path().join("b.sqlite3"), Some(genesis)).unwrap();
         let fresh = Admission::Fresh { now_ms: now_ms() };
         let wait = std::time::Duration::from_secs(10);
         // Last first: seq 3, 2 and 1 are held until seq 0 comes, then all land in order.
         let started = std::time::Instant::now();
-        let pending: Vec<_> = entries
+        let pending: Vec<_> = entries[..4]
             .iter()
             .rev()
             .map(|e| store.submit_in_order(e.clone(), fresh, Records::default(), wait).unwrap())
@@ -953,6 +966,22 @@ mod tests {
         assert!(started.elapsed() < wait, "admitted with their predecessor, not after the wait");
         let payee = Keypair::from_seed([2; 32]).public();
         assert_eq!(store.reader().unwrap().balance(&payee).unwrap(), 4);
+
+        // The same early payment told twice (on its stream, then by `Pay`): both wait, one is
+        // stored, the other is answered as already known (its nonce is a replay).
+        let twice: Vec<_> = (0..2)
+            .map(|_| store.submit_in_order(entries[5].clone(), fresh, Records::default(), wait).unwrap())
+            .collect();
+        store.submit(entries[4].clone(), fresh).unwrap().wait().unwrap();
+        let answers: Vec<_> = twice.into_iter().map(Pending::wait).collect();
+        assert_eq!(answers[0].as_ref().map(|a| a.event.entry().link.seq).ok(), Some(5));
+        let known = matches!(
+            answers[1],
+            Err(SubmitError::Event(crate::protocol::EventError::Replay)
+                | SubmitError::Ledger(LedgerError::Duplicate { .. }))
+        );
+        assert!(known, "{answers:?}");
+        assert_eq!(store.reader().unwrap().balance(&payee).unwrap(), 6);
     }
 
     #[test]

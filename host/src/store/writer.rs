@@ -387,13 +387,15 @@ struct Writer {
     held: HashMap<(PublicKey, u64), Vec<Held>>,
 }
 
-/// An entry submitted ahead of its chain, held until the entry before it is admitted.
+/// A submitted entry with its answer; held (in [`Writer::held`]) while it is ahead of its
+/// chain, until the entry before it is admitted or `until` passes.
 struct Held {
     event: Box<Verified>,
     admission: Admission,
     then: Box<Records>,
     reply: Reply<Accepted>,
-    until: std::time::Instant,
+    /// Until when it may wait; `None`: it may not.
+    until: Option<std::time::Instant>,
 }
 
 /// A command processed inside the batch's transaction, waiting for the commit to answer.
@@ -408,7 +410,7 @@ impl Writer {
     fn run(mut self, commands: Receiver<Command>) {
         loop {
             self.expire_held();
-            let first = match self.held.values().flatten().map(|held| held.until).min() {
+            let first = match self.held.values().flatten().filter_map(|held| held.until).min() {
                 None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(until) => {
                     commands.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
@@ -457,75 +459,39 @@ impl Writer {
     fn process(&mut self, batch: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let received = now_ms();
+        let mut chains = Chains { ledger: &mut self.ledger, nonces: &mut self.nonces, held: &mut self.held };
         let mut commands = batch.into_iter();
         while let Some(command) = commands.next() {
-            let answer = match command {
+            // A command answers itself and, when it moves a chain, the held entries it lets in.
+            let first = answers.len();
+            match command {
                 Command::Submit { event, admission, then, wait, reply } => {
                     let until = wait.map(|wait| std::time::Instant::now() + wait);
-                    let mut chains =
-                        Chains { ledger: &mut self.ledger, nonces: &mut self.nonces, held: &mut self.held };
-                    match chains.admit_submitted(&tx, event, admission, then, until, received) {
-                        Ok((result, signer)) => {
-                            let admitted = result.is_ok();
-                            answers.push(Answer::Event(reply, Box::new(result)));
-                            if admitted {
-                                chains.admit_held_after(&tx, signer, answers, received);
-                            }
-                        }
-                        Err(draft) => {
-                            let key = (draft.event.event().signer(), draft.event.event().entry().link.seq);
-                            let HeldDraft { event, admission, then, until } = draft;
-                            self.held.entry(key).or_default().push(Held {
-                                event,
-                                admission,
-                                then,
-                                reply,
-                                until,
-                            });
-                        }
-                    }
-                    if let Some(e) = answers.last().and_then(Answer::database_failure) {
-                        answers.extend(commands.map(|command| command.unprocessed(&e)));
-                        return Err(StoreError::BatchFailed(e));
-                    }
-                    continue;
+                    chains.submit(&tx, Held { event, admission, then, reply, until }, answers, received);
                 }
                 Command::Author { signer, draft, validity, reply } => {
-                    let result = author(&self.ledger, &signer, draft, validity).and_then(|event| {
-                        let admission = Admission::Historical;
-                        admit(&tx, &mut self.ledger, &mut self.nonces, event, admission, received)
+                    let result = author(chains.ledger, &signer, draft, validity).and_then(|event| {
+                        admit(&tx, chains.ledger, chains.nonces, &event, Admission::Historical, received)
                     });
                     let admitted = result.is_ok();
                     answers.push(Answer::Event(reply, Box::new(result)));
                     if admitted {
-                        let mut chains = Chains {
-                            ledger: &mut self.ledger,
-                            nonces: &mut self.nonces,
-                            held: &mut self.held,
-                        };
                         chains.admit_held_after(&tx, signer.public(), answers, received);
                     }
-                    if let Some(e) = answers.last().and_then(Answer::database_failure) {
-                        answers.extend(commands.map(|command| command.unprocessed(&e)));
-                        return Err(StoreError::BatchFailed(e));
-                    }
-                    continue;
                 }
                 Command::Proof { proof, reply } => {
-                    let result = record_proof(&tx, &mut self.ledger, &proof, received);
-                    Answer::Proof(reply, result)
+                    let result = record_proof(&tx, chains.ledger, &proof, received);
+                    answers.push(Answer::Proof(reply, result));
                 }
                 Command::Record { event, reply } => {
                     let result = super::contracts::insert_event(&tx, &event, received);
-                    Answer::Unit(reply, result.map_err(SubmitError::Store))
+                    answers.push(Answer::Unit(reply, result.map_err(SubmitError::Store)));
                 }
                 Command::Contract { row, reply } => {
-                    Answer::Unit(reply, upsert_contract(&tx, &row).map_err(SubmitError::Store))
+                    answers.push(Answer::Unit(reply, upsert_contract(&tx, &row).map_err(SubmitError::Store)));
                 }
-            };
-            let failed = answer.database_failure();
-            answers.push(answer);
-            if let Some(e) = failed {
+            }
+            if let Some(e) = answers[first..].iter().find_map(Answer::database_failure) {
                 // The rest of the batch is not processed; its commands get the same failure.
                 answers.extend(commands.map(|command| command.unprocessed(&e)));
                 return Err(StoreError::BatchFailed(e));
@@ -533,6 +499,23 @@ impl Writer {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Refuses the held entries whose wait is over (their predecessors never came).
+    fn expire_held(&mut self) {
+        let now = std::time::Instant::now();
+        let ledger = &self.ledger;
+        self.held.retain(|(signer, seq), waiting| {
+            let (late, still): (Vec<Held>, Vec<Held>) =
+                std::mem::take(waiting).into_iter().partition(|held| held.until.is_some_and(|u| u <= now));
+            for held in late {
+                let expected = ledger.next_link(signer).seq;
+                let refused = SubmitError::Ledger(LedgerError::OutOfOrder { expected, found: *seq });
+                let _ = held.reply.send(Err(refused));
+            }
+            *waiting = still;
+            !waiting.is_empty()
+        });
     }
 }
 
@@ -544,33 +527,30 @@ struct Chains<'a> {
 }
 
 impl Chains<'_> {
-    /// Admits a submitted entry with its records; an entry a little ahead of its chain that
-    /// may wait (`until`) and finds room is handed back to be held (its reply still to set).
-    #[allow(clippy::result_large_err)]
-    fn admit_submitted(
-        &mut self,
-        tx: &Transaction<'_>,
-        event: Box<Verified>,
-        admission: Admission,
-        then: Box<Records>,
-        until: Option<std::time::Instant>,
-        received: u64,
-    ) -> Result<(Result<Accepted, SubmitError>, PublicKey), HeldDraft> {
-        let signer = event.event().signer();
-        let result =
-            admit(tx, self.ledger, self.nonces, (*event).clone(), admission, received).and_then(|accepted| {
-                store_records(tx, &then, received).map_err(SubmitError::Store)?;
-                Ok(accepted)
-            });
-        match (&result, until) {
-            (Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })), Some(until))
-                if found > expected
+    /// A submitted entry: admitted with its records and answered, then the held entries it
+    /// lets in; or, when it is a little ahead of its chain and may wait (`until`) while there
+    /// is room, held.
+    fn submit(&mut self, tx: &Transaction<'_>, submitted: Held, answers: &mut Vec<Answer>, received: u64) {
+        let signer = submitted.event.event().signer();
+        let seq = submitted.event.event().entry().link.seq;
+        let result = self.admit_with_records(tx, &submitted, submitted.admission, received);
+        let hold = match &result {
+            Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })) => {
+                submitted.until.is_some()
+                    && found > expected
                     && found - expected <= REORDER_WINDOW
-                    && self.held.values().map(Vec::len).sum::<usize>() < MAX_HELD =>
-            {
-                Err(HeldDraft { event, admission, then, until })
+                    && self.held.values().map(Vec::len).sum::<usize>() < MAX_HELD
             }
-            _ => Ok((result, signer)),
+            _ => false,
+        };
+        if hold {
+            self.held.entry((signer, seq)).or_default().push(submitted);
+            return;
+        }
+        let admitted = result.is_ok();
+        answers.push(Answer::Event(submitted.reply, Box::new(result)));
+        if admitted {
+            self.admit_held_after(tx, signer, answers, received);
         }
     }
 
@@ -595,12 +575,7 @@ impl Chains<'_> {
                     Admission::Fresh { .. } => Admission::Fresh { now_ms: received },
                     historical => historical,
                 };
-                let result = admit(tx, self.ledger, self.nonces, *held.event, admission, received).and_then(
-                    |accepted| {
-                        store_records(tx, &held.then, received).map_err(SubmitError::Store)?;
-                        Ok(accepted)
-                    },
-                );
+                let result = self.admit_with_records(tx, &held, admission, received);
                 admitted |= result.is_ok();
                 answers.push(Answer::Event(held.reply, Box::new(result)));
             }
@@ -609,33 +584,19 @@ impl Chains<'_> {
             }
         }
     }
-}
 
-impl Writer {
-    /// Refuses the held entries whose wait is over (their predecessors never came).
-    fn expire_held(&mut self) {
-        let now = std::time::Instant::now();
-        let ledger = &self.ledger;
-        self.held.retain(|(signer, seq), waiting| {
-            let (late, still): (Vec<Held>, Vec<Held>) =
-                std::mem::take(waiting).into_iter().partition(|held| held.until <= now);
-            for held in late {
-                let expected = ledger.next_link(signer).seq;
-                let refused = SubmitError::Ledger(LedgerError::OutOfOrder { expected, found: *seq });
-                let _ = held.reply.send(Err(refused));
-            }
-            *waiting = still;
-            !waiting.is_empty()
-        });
+    /// Admits a submitted entry and, if it is accepted, stores its records.
+    fn admit_with_records(
+        &mut self,
+        tx: &Transaction<'_>,
+        submitted: &Held,
+        admission: Admission,
+        received: u64,
+    ) -> Result<Accepted, SubmitError> {
+        let accepted = admit(tx, self.ledger, self.nonces, &submitted.event, admission, received)?;
+        store_records(tx, &submitted.then, received).map_err(SubmitError::Store)?;
+        Ok(accepted)
     }
-}
-
-/// A submitted entry about to be held (the command's reply is added by the caller).
-struct HeldDraft {
-    event: Box<Verified>,
-    admission: Admission,
-    then: Box<Records>,
-    until: std::time::Instant,
 }
 
 impl Command {
@@ -720,7 +681,7 @@ fn admit(
     tx: &Transaction<'_>,
     ledger: &mut Ledger,
     nonces: &mut SeenNonces,
-    verified: Verified,
+    verified: &Verified,
     admission: Admission,
     received_ms: u64,
 ) -> Result<Accepted, SubmitError> {
@@ -728,7 +689,7 @@ fn admit(
     if let Admission::Fresh { now_ms } = admission {
         event.verify_fresh(now_ms, nonces)?;
     }
-    let applied = match ledger.apply(&verified) {
+    let applied = match ledger.apply(verified) {
         Ok(applied) => applied,
         Err(LedgerError::Equivocation { existing, .. }) => {
             return Err(convict(tx, ledger, event, existing, received_ms));

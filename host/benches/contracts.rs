@@ -143,7 +143,7 @@ fn main() {
     );
     println!("  sequential job  p50 {:>9.3?}  p99 {:>9.3?}   ({SEQUENTIAL} jobs)", p50, p99);
     println!(
-        "  CPU per job (both nodes, user + system): sequential {sequential_cpu:.0?}, concurrent {concurrent_cpu:.0?}"
+        "  CPU per job (both nodes, user + system): sequential {sequential_cpu:.2?}, concurrent {concurrent_cpu:.2?}"
     );
     println!("  same call, sandbox only (as `cue run`, warm)  p50 {:>9.3?}  p99 {:>9.3?}", base50, base99);
     println!("  network + contract overhead: p50 ratio {:.0}×", p50.as_secs_f64() / base50.as_secs_f64());

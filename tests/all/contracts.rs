@@ -452,3 +452,127 @@ async fn a_restarted_provider_reports_unfinished_contracts_and_allow_lists_hold(
     stranger.stop().await;
     restarted.shutdown().await;
 }
+
+/// Writes one job-stream frame.
+async fn write_frame(stream: &mut cue_host::net::Stream, frame: &serde_json::Value) {
+    use futures::AsyncWriteExt as _;
+    let body = serde_json::to_vec(frame).unwrap();
+    stream.write_all(&(body.len() as u32).to_be_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    stream.flush().await.unwrap();
+}
+
+/// Opens a job stream, sends `request` in its first frame, and answers the frames that follow
+/// up to the first that is not a guest event.
+async fn ask_on_stream(
+    client: &net::Client,
+    provider: PeerId,
+    request: &Signed<ComputeRequest>,
+    input: Option<&str>,
+) -> (cue_host::net::Stream, serde_json::Value) {
+    let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
+    let mut frame = serde_json::json!({"request": {"request": hex::encode(request.bytes())}});
+    if let Some(input) = input {
+        frame["request"]["input"] = input.into();
+    }
+    write_frame(&mut stream, &frame).await;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream)).await.unwrap();
+        if frame.get("event").is_none() {
+            return (stream, frame);
+        }
+    }
+}
+
+fn decode_hex<T: cue_host::protocol::EventBody>(value: &serde_json::Value) -> Signed<T> {
+    let signed = Signed::<T>::decode(&hex::decode(value.as_str().unwrap()).unwrap()).unwrap();
+    signed.verify_signature().unwrap();
+    signed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_requested_on_its_stream_is_contracted_with_its_outcome_or_before_it_runs_long() {
+    let (node, consumer, genesis, _dir) =
+        provider_node("stream-request-test", crate::support::quick_provider()).await;
+    let fib = guest_bytes("fib");
+    node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let spin = guest_bytes("hostile-infinite-loop");
+    node.handle().publish(spin.clone(), "spin", "1.0.0").await.unwrap();
+    let words = guest_bytes("wordcount");
+    node.handle().publish(words.clone(), "wordcount", "1.0.0").await.unwrap();
+    let client = bare_consumer(&consumer, &node).await;
+    let provider = node.peer_id();
+    let contract_of = |jobs: &[serde_json::Value], hash: String| {
+        jobs.iter().find(|c| c["contract"] == hash).cloned().unwrap_or_else(|| panic!("{hash}: {jobs:?}"))
+    };
+
+    // A quick job: its contract comes with its outcome, both stored before they are sent.
+    let request = request_for(&consumer, provider, &genesis, &fib, 1);
+    let (_stream, frame) = ask_on_stream(&client, provider, &request, None).await;
+    let delivered = &frame["delivered"];
+    let accept: Signed<ComputeAccept> = decode_hex(&delivered["accept"]);
+    assert_eq!(accept.body().request, request.hash());
+    let receipt: Signed<cue_host::protocol::Receipt> = decode_hex(&delivered["receipt"]);
+    assert_eq!(receipt.body().contract, accept.hash());
+    assert_eq!(delivered["output"], "6765");
+    let jobs = node.handle().jobs(10).await.unwrap();
+    let row = contract_of(&jobs, accept.hash().to_string());
+    assert_eq!(row["state"], "delivered", "{row}");
+    assert_eq!(row["receipt"], receipt.hash().to_string(), "{row}");
+
+    // The same request again is a replay: rejected, signed, and nothing runs.
+    let (_stream, frame) = ask_on_stream(&client, provider, &request, None).await;
+    let reject: Signed<cue_host::protocol::ComputeReject> = decode_hex(&frame["rejected"]["reject"]);
+    assert_eq!(reject.body().reason, cue_host::protocol::RejectReason::Invalid, "{:?}", reject.body());
+
+    // A request signed by someone else than the peer sending it is refused, unsigned.
+    let stranger = Keypair::generate().unwrap();
+    let foreign = request_for(&stranger, provider, &genesis, &fib, 2);
+    let (_stream, frame) = ask_on_stream(&client, provider, &foreign, None).await;
+    assert!(frame["refused"]["message"].as_str().unwrap().contains("its signer"), "{frame}");
+
+    // A streamed call that is not the one announced: rejected as a bad call before any
+    // contract exists (nothing was told or stored of one).
+    let call = format!("count-words(\"{}\")", "a ".repeat(40_000));
+    let mut body = request_for(&consumer, provider, &genesis, &words, 3).body().clone();
+    body.input = JobInput::for_call(&call, "count-words");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let streamed = Signed::sign(&consumer, body, Validity::starting(now, 60_000)).unwrap();
+    let other = call.replacen('a', "b", 1);
+    let (_stream, frame) = ask_on_stream(&client, provider, &streamed, Some(&other)).await;
+    let reject: Signed<cue_host::protocol::ComputeReject> = decode_hex(&frame["rejected"]["reject"]);
+    assert_eq!(reject.body().reason, cue_host::protocol::RejectReason::BadCall, "{:?}", reject.body());
+    assert!(reject.body().message.contains("not the one announced"), "{:?}", reject.body());
+    let jobs = node.handle().jobs(10).await.unwrap();
+    assert!(jobs.iter().all(|c| c["job"] != JobId([3; 16]).to_string()), "no contract: {jobs:?}");
+
+    // A long job: its contract is stored and told while it runs, then its outcome (here the
+    // time limit) comes with the receipt.
+    let mut body = request_for(&consumer, provider, &genesis, &spin, 4).body().clone();
+    body.input = JobInput::Inline("run()".into());
+    body.max_fuel = 1_000_000_000_000;
+    body.max_execution_ms = 600;
+    body.offer = 10 + 2 * 1_000_000;
+    let long = Signed::sign(&consumer, body, Validity::starting(now, 60_000)).unwrap();
+    let (mut stream, frame) = ask_on_stream(&client, provider, &long, None).await;
+    let accept: Signed<ComputeAccept> = decode_hex(&frame["contract"]["accept"]);
+    assert_eq!(accept.body().request, long.hash());
+    let jobs = node.handle().jobs(10).await.unwrap();
+    assert_eq!(contract_of(&jobs, accept.hash().to_string())["state"], "accepted", "stored while it runs");
+    let outcome = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream)).await.unwrap();
+        if frame.get("event").is_none() {
+            break frame;
+        }
+    };
+    let receipt: Signed<cue_host::protocol::Receipt> = decode_hex(&outcome["outcome"]["receipt"]);
+    assert_eq!(receipt.body().contract, accept.hash());
+    assert!(
+        matches!(&receipt.body().outcome, cue_host::protocol::RunOutcome::Failed { kind, .. } if kind == "timeout"),
+        "{:?}",
+        receipt.body().outcome
+    );
+    let jobs = node.handle().jobs(10).await.unwrap();
+    assert_eq!(contract_of(&jobs, accept.hash().to_string())["state"], "delivered");
+    node.shutdown().await;
+}

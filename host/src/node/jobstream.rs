@@ -1,14 +1,23 @@
-//! `/cue-job/1.0.0`: one stream per contracted job, opened by the consumer.
+//! `/cue-job/1.0.0`: one stream per job, opened by the consumer.
 //!
-//! Frames are length-prefixed JSON (`u32` big-endian length, then the object):
+//! Frames are length-prefixed JSON (`u32` big-endian length, then the object). A job starts
+//! one of two ways: negotiated on the stream itself (one stream does the whole contract), or
+//! negotiated first by `Compute` on `/cue-rpc` and then started here:
 //!
 //! ```text
-//! consumer → provider: {"start": {"contract": "<hex hash of the COMPUTE_ACCEPT>",
-//!                                 "input": "<WAVE call>"}}        (input: only when streamed)
-//! provider → consumer: {"event": {"event": "progress", "done": N, "total": M}}   (any number)
+//! consumer → provider: {"request": {"request": "<hex signed COMPUTE_REQUEST>",
+//!                                   "input": "<WAVE call>"}}      (input: only when streamed)
+//!                  or: {"start": {"contract": "<hex hash of the COMPUTE_ACCEPT>",
+//!                                 "input": "<WAVE call>"}}        (after `Compute`)
+//! provider → consumer: {"rejected": {"reject": "<hex signed COMPUTE_REJECT>"}}  (the end), or
+//!                      {"contract": {"accept": "<hex signed COMPUTE_ACCEPT>"}}  (stored; a job
+//!                                   still running after 50 ms, negotiated here)
+//!                      {"event": {"event": "progress", "done": N, "total": M}}   (any number)
 //!                      {"event": {"event": "log", "source": .., "text": ..}}
 //!                      {"outcome": {"receipt": "<hex signed RECEIPT>", "output": "<WAVE>" | null}}
-//!                      or {"refused": {"message": ".."}}  (the start or its input does not check)
+//!                  or: {"delivered": {"accept": .., "receipt": .., "output": ..}}  (a job done
+//!                                   within 50 ms: its contract told with its outcome)
+//!                  or: {"refused": {"message": ".."}}  (the start or its input does not check)
 //! consumer → provider: {"pay": {"transfer": "<hex signed TOKEN_TRANSFER>"}}  (optional, after
 //!                                                                          the outcome)
 //! provider → consumer: "paid" (stored), or {"refused": {"message": ".."}}
@@ -44,6 +53,34 @@ pub enum Frame {
         /// The call text, when the request announced it as streamed (too long to go inline).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<String>,
+    },
+    /// The consumer asks for a job and starts it on the same stream, once accepted.
+    Request {
+        /// Hex of the signed `COMPUTE_REQUEST`'s canonical bytes.
+        request: String,
+        /// The call text, when the request announces it as streamed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<String>,
+    },
+    /// The provider will not take the requested job (the stream ends).
+    Rejected {
+        /// Hex of the signed `COMPUTE_REJECT`'s canonical bytes.
+        reject: String,
+    },
+    /// The contract of a requested job that is still running, stored by the provider.
+    Contract {
+        /// Hex of the signed `COMPUTE_ACCEPT`'s canonical bytes.
+        accept: String,
+    },
+    /// The end of a requested job that finished quickly: its contract with its outcome, stored
+    /// by the provider in one commit before it is sent.
+    Delivered {
+        /// Hex of the signed `COMPUTE_ACCEPT`'s canonical bytes.
+        accept: String,
+        /// Hex of the signed `RECEIPT`'s canonical bytes.
+        receipt: String,
+        /// The result in WAVE, when the run produced one.
+        output: Option<String>,
     },
     /// Live progress or a log line from the guest.
     Event(JobEvent),

@@ -133,6 +133,24 @@ pub(super) async fn author_quietly(shared: &Shared, draft: Draft) -> Result<Acce
         .map_err(refused)
 }
 
+/// [`author_quietly`], storing what `then` makes of the signed entry in the same commit (a
+/// payment with the contract it settles).
+pub(super) async fn author_with(
+    shared: &Shared,
+    draft: Draft,
+    then: impl FnOnce(&Event) -> Records + Send + 'static,
+) -> Result<Accepted, NodeError> {
+    let store = store(shared)?.clone();
+    let keypair = shared.keypair.clone();
+    let validity = Validity::starting(now_ms(), ENTRY_LIFETIME_MS);
+    queue(&store, move |store| store.author_with(keypair, draft, validity, then))
+        .await
+        .map_err(|e| NodeError::Store(e.to_string()))?
+        .done()
+        .await
+        .map_err(refused)
+}
+
 /// Gossips a stored ledger entry on [`LEDGER_TOPIC`].
 pub(super) async fn gossip(shared: &Shared, bytes: Vec<u8>) {
     if let Err(e) = shared.client.publish(LEDGER_TOPIC, bytes).await {

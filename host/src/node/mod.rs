@@ -136,6 +136,8 @@ struct Shared {
     provider_jobs: Option<provide::ProviderJobs>,
     /// What this node and the peers it trusts have attested about others.
     reputation: std::sync::Mutex<ReputationBook>,
+    /// Gossiped attestations counted in the book and waiting to be logged together.
+    unlogged: std::sync::Mutex<Vec<crate::store::ProtocolEvent>>,
     /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
     loaded: std::sync::Mutex<std::collections::VecDeque<(crate::crypto::Digest, Arc<LoadedComponent>)>>,
     /// Providers' checked manifests, for jobs sent to a named provider.
@@ -203,6 +205,7 @@ impl Node {
             loaded: Default::default(),
             recent_manifests: Default::default(),
             names_checked: Default::default(),
+            unlogged: Default::default(),
             reputation: std::sync::Mutex::new(ReputationBook::new(
                 keypair_public,
                 ReputationLimits::default(),

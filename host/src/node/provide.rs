@@ -31,6 +31,10 @@ const PAY_ON_STREAM_WAIT: Duration = Duration::from_secs(15);
 const MAX_SETTLING: usize = 256;
 /// Job events buffered between the sandbox and the stream; progress beyond is skipped.
 const EVENT_BUFFER: usize = 256;
+/// A job negotiated on its stream that ends within this time has its contract stored with its
+/// receipt (one commit) and told with its outcome; one still running by then has its contract
+/// stored and told at that moment, so a provider that stops later reports it unfinished.
+pub const QUICK_JOB: Duration = Duration::from_millis(50);
 
 /// A deliberate misbehaviour, for testing that consumers catch it. Off unless asked for by
 /// name (`cue node --provide --fault-injection overstate-fuel`).
@@ -50,8 +54,10 @@ struct PreparedJob {
     row: ContractRow,
     /// When it was accepted: an unstarted job expires [`START_DEADLINE`] × 2 later.
     accepted_at: Instant,
-    /// Resolves once the contract is stored: the job does not run before.
-    stored: tokio::sync::oneshot::Receiver<()>,
+    /// Resolves once the contract is stored: the job does not run before. `None`: a job
+    /// negotiated on its stream, whose contract is neither stored nor told yet (it is stored
+    /// with the receipt when the job is quick, see [`QUICK_JOB`]).
+    stored: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// What a providing node keeps about its jobs.
@@ -102,17 +108,18 @@ fn sign<T: EventBody>(shared: &Shared, body: T) -> Result<Signed<T>, NodeError> 
 }
 
 pub(super) async fn keep(shared: &Shared, event: ProtocolEvent) {
-    store_all(shared, vec![event], Vec::new()).await;
+    let _ = store_all(shared, vec![event], Vec::new()).await;
 }
 
 pub(super) async fn save(shared: &Shared, row: ContractRow) {
-    store_all(shared, Vec::new(), vec![row]).await;
+    let _ = store_all(shared, Vec::new(), vec![row]).await;
 }
 
 /// Queues every event and row before waiting, so the writer commits them in one transaction
-/// (one disk sync), and waits until they are durable.
-pub(super) async fn store_all(shared: &Shared, events: Vec<ProtocolEvent>, rows: Vec<ContractRow>) {
-    let Some(store) = shared.ledger.clone() else { return };
+/// (one disk sync), and waits until they are durable; answers whether they are (a failure is
+/// logged).
+pub(super) async fn store_all(shared: &Shared, events: Vec<ProtocolEvent>, rows: Vec<ContractRow>) -> bool {
+    let Some(store) = shared.ledger.clone() else { return false };
     let queued = super::ledger::queue(&store, move |store| {
         let mut pending = Vec::new();
         for event in events {
@@ -131,25 +138,58 @@ pub(super) async fn store_all(shared: &Shared, events: Vec<ProtocolEvent>, rows:
     if !stored {
         tracing::error!("a contract event or row could not be stored");
     }
+    stored
 }
 
-/// Answers a `Compute` request: the signed contract, or a signed reject.
+/// Why a request gets no contract.
+enum NoContract {
+    /// Not a readable, fresh request of the peer that sent it (or this node is no provider):
+    /// an unsigned refusal.
+    Refused(RefusalReason, String),
+    /// A request this provider will not take, with its signed reason (stored).
+    Rejected(Box<Signed<ComputeReject>>),
+}
+
+/// Answers a `Compute` request: the signed contract (stored while the answer travels; the job
+/// waits for its start frame), or a signed reject.
 pub(super) async fn on_request(shared: Arc<Shared>, peer: PeerId, bytes: Vec<u8>) -> RpcResponse {
+    match negotiate(&shared, peer, &bytes).await {
+        Ok(mut job) => {
+            job.stored = Some(store_contract(&shared, &job));
+            let accept = job.accept.bytes().to_vec();
+            if let Some(jobs) = shared.provider_jobs.as_ref() {
+                jobs.prepared.lock().expect("jobs lock").insert(job.accept.hash(), job);
+            }
+            RpcResponse::Accepted(accept)
+        }
+        Err(NoContract::Refused(reason, message)) => RpcResponse::refused(reason, message),
+        Err(NoContract::Rejected(reject)) => RpcResponse::Rejected(reject.bytes().to_vec()),
+    }
+}
+
+/// Checks a request (signed by the peer that sent it, fresh: a replay is rejected) and
+/// evaluates it; the contract it answers is signed and not yet stored.
+async fn negotiate(shared: &Arc<Shared>, peer: PeerId, bytes: &[u8]) -> Result<PreparedJob, NoContract> {
     let Some(jobs) = shared.provider_jobs.as_ref() else {
-        return RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute");
+        return Err(NoContract::Refused(
+            RefusalReason::NotAProvider,
+            "this node does not provide compute".into(),
+        ));
     };
-    let request = match Signed::<ComputeRequest>::decode(&bytes)
-        .and_then(|r| r.verify_signature().map(|()| r))
+    let request = match Signed::<ComputeRequest>::decode(bytes).and_then(|r| r.verify_signature().map(|()| r))
     {
         Ok(request) if request.header().signer.peer_id() == peer => request,
         Ok(_) => {
-            return RpcResponse::refused(RefusalReason::BadRequest, "a request must come from its signer");
+            return Err(NoContract::Refused(
+                RefusalReason::BadRequest,
+                "a request must come from its signer".into(),
+            ));
         }
         Err(e) => {
-            return RpcResponse::refused(
+            return Err(NoContract::Refused(
                 RefusalReason::BadRequest,
                 format!("not a signed compute request: {e}"),
-            );
+            ));
         }
     };
     let fresh = {
@@ -161,39 +201,40 @@ pub(super) async fn on_request(shared: Arc<Shared>, peer: PeerId, bytes: Vec<u8>
         checked
     };
     if let Err(e) = fresh {
-        return reject(&shared, &request, RejectReason::Invalid, e.to_string()).await;
+        return Err(reject(shared, &request, RejectReason::Invalid, e.to_string()).await);
     }
-    match prepare(&shared, jobs, &request).await {
-        Ok(accept) => RpcResponse::Accepted(accept.bytes().to_vec()),
-        Err((reason, message)) => reject(&shared, &request, reason, message).await,
+    match prepare(shared, jobs, &request).await {
+        Ok(job) => Ok(job),
+        Err((reason, message)) => Err(reject(shared, &request, reason, message).await),
     }
 }
 
+/// Signs and stores a reject.
 async fn reject(
     shared: &Shared,
     request: &Signed<ComputeRequest>,
     reason: RejectReason,
     message: String,
-) -> RpcResponse {
+) -> NoContract {
     tracing::info!(job = %request.body().job_id, ?reason, "rejected a job: {message}");
     let body = ComputeReject { request: request.hash(), job_id: request.body().job_id, reason, message };
     match sign(shared, body) {
         Ok(reject) => {
             let job = Some(request.body().job_id);
             keep(shared, ProtocolEvent::of(&reject, job, vec![(request.hash(), "request")])).await;
-            RpcResponse::Rejected(reject.bytes().to_vec())
+            NoContract::Rejected(Box::new(reject))
         }
-        Err(e) => RpcResponse::refused(RefusalReason::Busy, e.to_string()),
+        Err(e) => NoContract::Refused(RefusalReason::Busy, e.to_string()),
     }
 }
 
-/// Evaluates, loads and type-checks; on success signs and stores the contract and keeps the
-/// job ready for its stream.
+/// Evaluates, loads and type-checks; on success signs the contract (not yet stored) and takes
+/// a place for the job.
 async fn prepare(
     shared: &Arc<Shared>,
     jobs: &ProviderJobs,
     request: &Signed<ComputeRequest>,
-) -> Result<Signed<ComputeAccept>, contract::Refusal> {
+) -> Result<PreparedJob, contract::Refusal> {
     let body = request.body();
     let (Some(store), Some(manifest)) =
         (shared.ledger.as_ref(), shared.manifest.read().ok().and_then(|m| m.clone()))
@@ -240,32 +281,38 @@ async fn prepare(
         updated_ms: now_ms(),
         detail: None,
     };
-    let row_copy = row.clone();
-    let events = vec![
-        ProtocolEvent::of(request, Some(body.job_id), vec![]),
-        ProtocolEvent::of(&accept, Some(body.job_id), vec![(request.hash(), "request")]),
-    ];
-    // The accept is answered while the contract is being stored; the job runs only once it is
-    // stored (see `execute`). A provider that stops in between never ran the job, owes nothing
-    // and is owed nothing.
-    let (stored_tx, stored) = tokio::sync::oneshot::channel();
-    let store_shared = shared.clone();
-    tokio::spawn(async move {
-        store_all(&store_shared, events, vec![row_copy]).await;
-        let _ = stored_tx.send(());
-    });
     jobs.in_flight.fetch_add(1, Ordering::SeqCst);
-    let prepared = PreparedJob {
+    Ok(PreparedJob {
         request: request.clone(),
-        accept: accept.clone(),
+        accept,
         component,
         call,
         row,
         accepted_at: Instant::now(),
-        stored,
-    };
-    jobs.prepared.lock().expect("jobs lock").insert(accept.hash(), prepared);
-    Ok(accept)
+        stored: None,
+    })
+}
+
+/// The log entries of a job's contract: its request and accept.
+fn contract_events(job: &PreparedJob) -> Vec<ProtocolEvent> {
+    let job_id = Some(job.request.body().job_id);
+    vec![
+        ProtocolEvent::of(&job.request, job_id, vec![]),
+        ProtocolEvent::of(&job.accept, job_id, vec![(job.request.hash(), "request")]),
+    ]
+}
+
+/// Stores a job's contract off the caller's path; the answer resolves once it is stored. The
+/// accept may be told meanwhile: the job runs only once it is stored (see [`execute`]), so a
+/// provider that stops in between never ran the job, owes nothing and is owed nothing.
+fn store_contract(shared: &Arc<Shared>, job: &PreparedJob) -> tokio::sync::oneshot::Receiver<()> {
+    let (stored_tx, stored) = tokio::sync::oneshot::channel();
+    let (events, row, shared) = (contract_events(job), job.row.clone(), shared.clone());
+    tokio::spawn(async move {
+        store_all(&shared, events, vec![row]).await;
+        let _ = stored_tx.send(());
+    });
+    stored
 }
 
 /// With an allow-list, the component must be one an allowed publisher signed a manifest for
@@ -361,25 +408,24 @@ pub(super) fn serve_jobs(
 
 async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> Result<(), NodeError> {
     let broken = |e: jobstream::FrameError| NodeError::Invalid(e.to_string());
-    let start =
+    let first =
         tokio::time::timeout(START_DEADLINE, jobstream::read_limited(&mut stream, MAX_START_FRAME_BYTES))
             .await
             .map_err(|_| NodeError::Invalid("no start frame in time".into()))?
             .map_err(broken)?;
-    let Frame::Start { contract, input } = start else {
-        return Err(NodeError::Invalid("the first frame must be `start`".into()));
-    };
-    let contract = Digest::from_hex(&contract).ok_or_else(|| NodeError::Invalid("bad contract id".into()))?;
     let jobs = shared.provider_jobs.as_ref().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
-    let job = {
-        let mut prepared = jobs.prepared.lock().expect("jobs lock");
-        match prepared.get(&contract) {
-            Some(job) if job.request.header().signer.peer_id() == peer => prepared.remove(&contract),
-            Some(_) => return Err(NodeError::Invalid("only the contract's consumer may start it".into())),
-            None => return Err(NodeError::NotFound("no such contract waiting to start".into())),
-        }
+    let (mut job, input) = match first {
+        Frame::Start { contract, input } => (contracted_job(jobs, peer, &contract)?, input),
+        Frame::Request { request, input } => match requested_job(shared, peer, &request).await {
+            Ok(job) => (job, input),
+            Err(answer) => {
+                let _ = jobstream::write(&mut stream, &answer).await;
+                let _ = futures::AsyncWriteExt::close(&mut stream).await;
+                return Err(NodeError::Invalid("no contract for the requested job".into()));
+            }
+        },
+        _ => return Err(NodeError::Invalid("the first frame must be `request` or `start`".into())),
     };
-    let Some(mut job) = job else { return Ok(()) };
     let result = match streamed_call(&job, input) {
         Ok(call) => {
             job.call = job.call.take().or(call);
@@ -393,6 +439,30 @@ async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> R
     }
     let _ = futures::AsyncWriteExt::close(&mut stream).await;
     result
+}
+
+/// The job a `start` frame names, taken off the waiting list (only its consumer may start it).
+fn contracted_job(jobs: &ProviderJobs, peer: PeerId, contract: &str) -> Result<PreparedJob, NodeError> {
+    let contract = Digest::from_hex(contract).ok_or_else(|| NodeError::Invalid("bad contract id".into()))?;
+    let mut prepared = jobs.prepared.lock().expect("jobs lock");
+    match prepared.get(&contract) {
+        Some(job) if job.request.header().signer.peer_id() == peer => {
+            prepared.remove(&contract).ok_or_else(|| NodeError::NotFound("no such contract".into()))
+        }
+        Some(_) => Err(NodeError::Invalid("only the contract's consumer may start it".into())),
+        None => Err(NodeError::NotFound("no such contract waiting to start".into())),
+    }
+}
+
+/// The job a `request` frame asks for, with a contract signed and not yet stored; or the frame
+/// that answers it when there is none (a signed reject, or a refusal).
+async fn requested_job(shared: &Arc<Shared>, peer: PeerId, request: &str) -> Result<PreparedJob, Frame> {
+    let bytes = hex::decode(request)
+        .map_err(|e| Frame::Refused { message: format!("not a signed compute request: {e}") })?;
+    negotiate(shared, peer, &bytes).await.map_err(|no| match no {
+        NoContract::Refused(_, message) => Frame::Refused { message },
+        NoContract::Rejected(reject) => Frame::Rejected { reject: hex::encode(reject.bytes()) },
+    })
 }
 
 /// The call a streamed input carries, checked against what the request announced; `None` when
@@ -425,16 +495,26 @@ fn streamed_call(job: &PreparedJob, input: Option<String>) -> Result<Option<Call
     }
 }
 
-/// Tells the consumer the job will not run, and records the contract as failed.
+/// Tells the consumer the job will not run: a contract already told is recorded as failed;
+/// one negotiated on this stream is rejected instead (nothing of it was stored or told).
 async fn refuse_start(
     shared: &Shared,
-    job: PreparedJob,
+    mut job: PreparedJob,
     stream: &mut Stream,
     message: String,
 ) -> Result<(), NodeError> {
     tracing::info!(job = %job.request.body().job_id, "refused to start a job: {message}");
+    let Some(stored) = job.stored.take() else {
+        if let NoContract::Rejected(reject) =
+            reject(shared, &job.request, RejectReason::BadCall, message.clone()).await
+        {
+            let _ = jobstream::write(stream, &Frame::Rejected { reject: hex::encode(reject.bytes()) }).await;
+        }
+        let _ = futures::AsyncWriteExt::close(stream).await;
+        return Err(NodeError::Invalid(message));
+    };
     // After the contract itself is stored, so the failure is its last word.
-    let _ = job.stored.await;
+    let _ = stored.await;
     let failed = ContractRow {
         state: ContractState::Failed,
         updated_ms: now_ms(),
@@ -447,8 +527,10 @@ async fn refuse_start(
     Err(NodeError::Invalid(message))
 }
 
-/// Runs the job, streaming its events, then signs, stores and sends the receipt.
-async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) -> Result<(), NodeError> {
+/// Runs the job, streaming its events, then signs, stores and sends the receipt. A contract not
+/// yet stored (negotiated on this stream) is stored with the receipt and told with the outcome
+/// when the job ends within [`QUICK_JOB`]; otherwise it is stored and told at that moment.
+async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream) -> Result<(), NodeError> {
     let broken = |e: jobstream::FrameError| NodeError::Invalid(e.to_string());
     let body = job.request.body();
     let limits = Limits {
@@ -463,12 +545,36 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
     });
     let call = job.call.clone().ok_or_else(|| NodeError::Invalid("the job has no call".into()))?;
     let component = job.component.clone();
-    let _ = job.stored.await;
+    let told = match job.stored.take() {
+        Some(stored) => {
+            let _ = stored.await;
+            true
+        }
+        None => false,
+    };
     let started = Instant::now();
     let run = tokio::task::spawn_blocking(move || {
         component.invoke(&call, &limits, &Invocation { seed: None, events: Some(sink) })
     });
-    while let Some(event) = received.recv().await {
+    let mut quick_until = (!told).then(|| tokio::time::Instant::now() + QUICK_JOB);
+    loop {
+        let event = match quick_until {
+            Some(until) => tokio::select! {
+                event = received.recv() => event,
+                () = tokio::time::sleep_until(until) => {
+                    // Not a quick job: its contract is stored and told now, as a negotiated one.
+                    quick_until = None;
+                    if !store_all(shared, contract_events(&job), vec![job.row.clone()]).await {
+                        return Err(NodeError::Store("the contract could not be stored".into()));
+                    }
+                    let contract = Frame::Contract { accept: hex::encode(job.accept.bytes()) };
+                    jobstream::write(stream, &contract).await.map_err(broken)?;
+                    continue;
+                }
+            },
+            None => received.recv().await,
+        };
+        let Some(event) = event else { break };
         jobstream::write(stream, &Frame::Event(event)).await.map_err(broken)?;
     }
     let outcome = run.await.map_err(|e| NodeError::Store(format!("job task: {e}")))?;
@@ -493,7 +599,10 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
     };
     let receipt = sign(shared, receipt)?;
     let price = job.accept.body().price(fuel_used, body.offer);
-    let receipt_event = ProtocolEvent::of(&receipt, Some(body.job_id), vec![(job.accept.hash(), "contract")]);
+    // A contract still untold is stored with its receipt, in one commit.
+    let told = quick_until.is_none();
+    let mut events = if told { Vec::new() } else { contract_events(&job) };
+    events.push(ProtocolEvent::of(&receipt, Some(body.job_id), vec![(job.accept.hash(), "contract")]));
     let delivered = ContractRow {
         state: ContractState::Delivered,
         receipt: Some(receipt.hash()),
@@ -502,8 +611,15 @@ async fn execute(shared: &Arc<Shared>, job: PreparedJob, stream: &mut Stream) ->
         detail: outcome.result.as_ref().err().map(|e| e.to_string()),
         ..job.row
     };
-    store_all(shared, vec![receipt_event], vec![delivered]).await;
-    let frame = Frame::Outcome { receipt: hex::encode(receipt.bytes()), output };
+    if !store_all(shared, events, vec![delivered]).await {
+        return Err(NodeError::Store("the receipt could not be stored".into()));
+    }
+    let receipt = hex::encode(receipt.bytes());
+    let frame = if told {
+        Frame::Outcome { receipt, output }
+    } else {
+        Frame::Delivered { accept: hex::encode(job.accept.bytes()), receipt, output }
+    };
     jobstream::write(stream, &frame).await.map_err(broken)?;
     Ok(())
 }
@@ -545,12 +661,14 @@ async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String>
     let imported = ledger::import_with(&shared, bytes.clone(), false, then).await;
     let settled = matches!(imported, Ok(ledger::Imported::New(_))) && settling.is_some();
     if let Some(settling) = settling {
-        if settled {
-            tracing::info!(contract = %settling.row.contract, state = "paid", "contract settled");
-            super::reputation::announce(&shared, &settling.attestation).await;
-        }
         if let Some(jobs) = shared.provider_jobs.as_ref() {
             jobs.release(&settling.row.contract);
+        }
+        if settled {
+            tracing::info!(contract = %settling.row.contract, state = "paid", "contract settled");
+            // Off the answer's path: the payer waits for `paid`, not for the gossip.
+            let shared = shared.clone();
+            tokio::spawn(async move { super::reputation::announce(&shared, &settling.attestation).await });
         }
     }
     if let Err(e) = imported {

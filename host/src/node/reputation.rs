@@ -12,6 +12,10 @@ use crate::store::{ProtocolEvent, Records};
 
 /// Gossip topic of signed outcome attestations.
 pub const REPUTATION_TOPIC: &str = "cue/reputation/1";
+/// Gossiped attestations are logged together: the first of a batch waits this long for more.
+const LOG_BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// Most gossiped attestations waiting to be logged; one beyond is logged on its own.
+const MAX_UNLOGGED: usize = 1024;
 
 fn market_verdict(verdict: Verdict) -> crate::market::Verdict {
     match verdict {
@@ -97,6 +101,31 @@ pub(super) async fn on_gossip(shared: &Shared, from: PeerId, bytes: Vec<u8>) {
     };
     let recorded = shared.reputation.lock().map(|mut book| book.record(attestation, now_ms())).ok();
     if recorded == Some(Recorded::New) {
-        provide::keep(shared, ProtocolEvent::of(&signed, None, vec![(body.contract, "contract")])).await;
+        log_gossiped(shared, ProtocolEvent::of(&signed, None, vec![(body.contract, "contract")])).await;
+    }
+}
+
+/// Logs a gossiped attestation with the others that come within [`LOG_BATCH_WAIT`] (one
+/// commit for many: under load a node receives one per contract of its peers). The first of a
+/// batch stores it; until then the batch is only in memory — an attestation lost to a crash
+/// in between is someone else's claim, counted again when it is gossiped again.
+async fn log_gossiped(shared: &Shared, event: ProtocolEvent) {
+    // `Err`: no room, the event is given back to be logged on its own.
+    let first = match shared.unlogged.lock() {
+        Ok(mut unlogged) if unlogged.len() < MAX_UNLOGGED => {
+            unlogged.push(event);
+            Ok(unlogged.len() == 1)
+        }
+        _ => Err(event),
+    };
+    let first = match first {
+        Ok(first) => first,
+        Err(event) => return provide::keep(shared, event).await,
+    };
+    if first {
+        tokio::time::sleep(LOG_BATCH_WAIT).await;
+        let batch =
+            shared.unlogged.lock().map(|mut unlogged| std::mem::take(&mut *unlogged)).unwrap_or_default();
+        let _ = provide::store_all(shared, batch, Vec::new()).await;
     }
 }

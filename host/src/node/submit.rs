@@ -105,6 +105,59 @@ struct Delivery {
     offer: u64,
     /// The job stream, kept open to pay on (dropped unused when not paid).
     stream: crate::net::Stream,
+    /// The contract's log entries when they are not stored yet (it came with its outcome):
+    /// stored with whatever this node records next on it.
+    unstored: Vec<ProtocolEvent>,
+}
+
+/// What a provider has told of the contract so far on a job stream.
+struct Negotiated {
+    /// The checked contract.
+    accept: Option<Signed<ComputeAccept>>,
+    /// Storing it, when it was told before the outcome (answers whether it is stored).
+    storing: Option<tokio::task::JoinHandle<bool>>,
+}
+
+/// The log entries of a contract: its request and accept.
+fn contract_events(
+    request: &Signed<ComputeRequest>,
+    accept: &Signed<ComputeAccept>,
+    job: JobId,
+) -> Vec<ProtocolEvent> {
+    vec![
+        ProtocolEvent::of(request, Some(job), vec![]),
+        ProtocolEvent::of(accept, Some(job), vec![(request.hash(), "request")]),
+    ]
+}
+
+/// A contract told in hex, checked against the request.
+fn checked_accept(
+    request: &Signed<ComputeRequest>,
+    accept: &str,
+) -> Result<Signed<ComputeAccept>, (&'static str, String)> {
+    let breach = |e: String| ("breach", e);
+    let bytes = hex::decode(accept).map_err(|e| breach(format!("an unreadable contract: {e}")))?;
+    let accept = Signed::<ComputeAccept>::decode(&bytes)
+        .and_then(|a| a.verify_signature().map(|()| a))
+        .map_err(|e| breach(format!("an unreadable contract: {e}")))?;
+    contract::check_accept(request, &accept).map_err(|b| breach(b.to_string()))?;
+    Ok(accept)
+}
+
+/// A receipt told in hex, checked against the contract and the delivered output.
+fn checked_receipt(
+    request: &Signed<ComputeRequest>,
+    accept: &Signed<ComputeAccept>,
+    receipt: &str,
+    output: Option<&str>,
+) -> Result<Signed<Receipt>, String> {
+    let bytes = hex::decode(receipt).map_err(|e| format!("receipt: {e}"))?;
+    let receipt = Signed::<Receipt>::decode(&bytes)
+        .and_then(|r| r.verify_signature().map(|()| r))
+        .map_err(|e| format!("an unreadable receipt: {e}"))?;
+    contract::check_receipt(request.body(), accept, &receipt, output)
+        .map_err(|b: Breach| format!("the receipt breaks the contract: {b}"))?;
+    Ok(receipt)
 }
 
 /// Runs a job on the network; `progress(done, total)` reports the guest's progress.
@@ -285,25 +338,62 @@ impl Plan {
         };
         let request = Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), REQUEST_LIFETIME_MS))
             .map_err(|e| ("failed", e.to_string(), None))?;
-        let accept =
-            match shared.client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await {
-                Ok(RpcResponse::Accepted(bytes)) => Signed::<ComputeAccept>::decode(&bytes)
-                    .and_then(|a| a.verify_signature().map(|()| a))
-                    .map_err(|e| ("breach", format!("an unreadable contract: {e}"), None))?,
-                Ok(RpcResponse::Rejected(bytes)) => {
-                    keep(shared, ProtocolEvent::of(&request, Some(self.job), vec![])).await;
-                    return Err(("rejected", rejection(&bytes, &request), None));
-                }
-                Ok(other) => return Err(("failed", format!("unexpected answer {other:?}"), None)),
-                Err(e) => return Err(("failed", e.to_string(), None)),
-            };
-        contract::check_accept(&request, &accept).map_err(|b| ("breach", b.to_string(), None))?;
+        let deadline = self.options.timeout + DELIVERY_MARGIN;
+        let mut negotiated = Negotiated { accept: None, storing: None };
+        let delivered =
+            tokio::time::timeout(deadline, self.stream(provider, &request, offer, &mut negotiated, progress))
+                .await;
+        let failure = match delivered {
+            Ok(Ok(delivered)) => Ok(delivered),
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err(("failed", format!("nothing delivered within {deadline:?}"))),
+        };
+        let Some(accept) = negotiated.accept else {
+            return Err(failure.err().map_or(("failed", "no contract".into(), None), |(o, d)| (o, d, None)));
+        };
+        // A contract told before its outcome is being stored: nothing is paid or recorded on it
+        // before that is done. One told with its outcome is stored with the payment.
+        let unstored = match negotiated.storing.take() {
+            Some(storing) => {
+                let _ = storing.await;
+                Vec::new()
+            }
+            None => contract_events(&request, &accept, self.job),
+        };
         let contract = accept.hash();
-        let row = ContractRow {
-            contract,
+        let row = self.row(&request, &accept, offer);
+        match failure {
+            Ok((receipt, output, stream)) => {
+                Ok(Delivery { provider, accept, receipt, output, row, offer, stream, unstored })
+            }
+            Err((_, detail)) => {
+                let failed = ContractRow {
+                    state: ContractState::Failed,
+                    updated_ms: now_ms(),
+                    detail: Some(detail.clone()),
+                    ..row
+                };
+                let with = Records { events: unstored, rows: vec![failed] };
+                let provider = manifest.provider;
+                reputation::attest(shared, contract, self.job, provider, Verdict::Timeout, Vec::new(), with)
+                    .await;
+                Err(("failed", detail, Some(contract)))
+            }
+        }
+    }
+
+    /// This node's row for a contract, as accepted.
+    fn row(
+        &self,
+        request: &Signed<ComputeRequest>,
+        accept: &Signed<ComputeAccept>,
+        offer: u64,
+    ) -> ContractRow {
+        ContractRow {
+            contract: accept.hash(),
             job: self.job,
             role: Role::Consumer,
-            peer: manifest.provider,
+            peer: request.body().provider,
             state: ContractState::Accepted,
             request: request.hash(),
             receipt: None,
@@ -314,100 +404,83 @@ impl Plan {
             created_ms: now_ms(),
             updated_ms: now_ms(),
             detail: None,
-        };
-        let events = vec![
-            ProtocolEvent::of(&request, Some(self.job), vec![]),
-            ProtocolEvent::of(&accept, Some(self.job), vec![(request.hash(), "request")]),
-        ];
-        let deadline = self.options.timeout + DELIVERY_MARGIN;
-        // The contract is stored while the job starts: nothing is paid before both are done.
-        let ((), delivered) = tokio::join!(
-            store_all(shared, events, vec![row.clone()]),
-            tokio::time::timeout(deadline, self.stream(provider, &request, &accept, progress))
-        );
-        let (receipt, output, stream) = match delivered {
-            Ok(Ok(delivered)) => delivered,
-            failed => {
-                let detail = match failed {
-                    Ok(Err(e)) => e,
-                    _ => format!("nothing delivered within {deadline:?}"),
-                };
-                let failed = ContractRow {
-                    state: ContractState::Failed,
-                    updated_ms: now_ms(),
-                    detail: Some(detail.clone()),
-                    ..row
-                };
-                reputation::attest(
-                    shared,
-                    contract,
-                    self.job,
-                    manifest.provider,
-                    Verdict::Timeout,
-                    Vec::new(),
-                    Records::rows(vec![failed]),
-                )
-                .await;
-                return Err(("failed", detail, Some(contract)));
-            }
-        };
-        Ok(Delivery { provider, accept, receipt, output, row, offer, stream })
+        }
     }
 
-    /// Opens the job stream, starts the job, forwards progress, and returns the checked
-    /// receipt with the output (type-checked later against the component).
+    /// Opens the job stream with the request, follows the provider's answer — a reject, or the
+    /// contract (with the outcome of a quick job, or before the events of a longer one, whose
+    /// contract is then stored while it runs) — forwards progress, and returns the checked
+    /// receipt with the output (type-checked later against the component). The contract, once
+    /// told and checked, is in `negotiated`.
     async fn stream(
         &self,
         provider: PeerId,
         request: &Signed<ComputeRequest>,
-        accept: &Signed<ComputeAccept>,
+        offer: u64,
+        negotiated: &mut Negotiated,
         progress: &Arc<dyn Fn(u64, u64) + Send + Sync>,
-    ) -> Result<(Signed<Receipt>, Option<String>, crate::net::Stream), String> {
-        let (mut stream, first) = self.start(provider, request, accept).await?;
+    ) -> Result<(Signed<Receipt>, Option<String>, crate::net::Stream), (&'static str, String)> {
+        let failed = |e: String| ("failed", e);
+        let (mut stream, first) = self.start(provider, request).await.map_err(failed)?;
         let mut next = Some(first);
         loop {
             let frame = match next.take() {
                 Some(frame) => frame,
-                None => jobstream::read(&mut stream).await.map_err(|e| e.to_string())?,
+                None => jobstream::read(&mut stream).await.map_err(|e| failed(e.to_string()))?,
             };
             match frame {
                 Frame::Event(JobEvent::Progress { done, total }) => progress(done, total),
                 Frame::Event(JobEvent::Log(line)) => tracing::debug!(%provider, "job log: {}", line.text),
-                Frame::Start { .. } | Frame::Pay { .. } | Frame::Paid => {
-                    return Err("the provider sent a frame that is not its to send".into());
+                Frame::Rejected { reject } if negotiated.accept.is_none() => {
+                    keep(&self.shared, ProtocolEvent::of(request, Some(self.job), vec![])).await;
+                    let reject = hex::decode(&reject).unwrap_or_default();
+                    return Err(("rejected", rejection(&reject, request)));
                 }
                 Frame::Refused { message } => {
-                    return Err(format!("the provider refused to start: {message}"));
+                    return Err(failed(format!("the provider refused the job: {message}")));
                 }
-                Frame::Outcome { receipt, output } => {
-                    let bytes = hex::decode(&receipt).map_err(|e| format!("receipt: {e}"))?;
-                    let receipt = Signed::<Receipt>::decode(&bytes)
-                        .and_then(|r| r.verify_signature().map(|()| r))
-                        .map_err(|e| format!("an unreadable receipt: {e}"))?;
-                    contract::check_receipt(request.body(), accept, &receipt, output.as_deref())
-                        .map_err(|b: Breach| format!("the receipt breaks the contract: {b}"))?;
+                Frame::Contract { accept } if negotiated.accept.is_none() => {
+                    let accept = checked_accept(request, &accept)?;
+                    let (shared, events) = (self.shared.clone(), contract_events(request, &accept, self.job));
+                    let row = self.row(request, &accept, offer);
+                    negotiated.storing =
+                        Some(tokio::spawn(async move { store_all(&shared, events, vec![row]).await }));
+                    negotiated.accept = Some(accept);
+                }
+                Frame::Delivered { accept, receipt, output } if negotiated.accept.is_none() => {
+                    let accept = negotiated.accept.insert(checked_accept(request, &accept)?);
+                    let receipt =
+                        checked_receipt(request, accept, &receipt, output.as_deref()).map_err(failed)?;
                     return Ok((receipt, output, stream));
                 }
+                Frame::Outcome { receipt, output } => {
+                    let Some(accept) = negotiated.accept.as_ref() else {
+                        return Err(failed("an outcome before its contract".into()));
+                    };
+                    let receipt =
+                        checked_receipt(request, accept, &receipt, output.as_deref()).map_err(failed)?;
+                    return Ok((receipt, output, stream));
+                }
+                _ => return Err(failed("the provider sent a frame that is not its to send".into())),
             }
         }
     }
 
-    /// Opens the job stream and starts the contracted job; answers the stream and the
-    /// provider's first frame. A stream that breaks before that frame is opened again (at
-    /// most [`START_ATTEMPTS`] times): the provider only takes a contract off its waiting list
-    /// when it reads the start frame, so starting again is safe, and a provider that is busy
-    /// accepting streams may drop one that arrives at the wrong moment.
+    /// Opens the job stream and sends the request (with the call, when it is streamed);
+    /// answers the stream and the provider's first frame. A stream that breaks before that
+    /// frame is opened again (at most [`START_ATTEMPTS`] times): a provider that is busy
+    /// accepting streams may drop one that arrives at the wrong moment, and one that read the
+    /// request before the break rejects it again as a replay, so it is never taken twice.
     async fn start(
         &self,
         provider: PeerId,
         request: &Signed<ComputeRequest>,
-        accept: &Signed<ComputeAccept>,
     ) -> Result<(crate::net::Stream, Frame), String> {
         let input = match request.body().input {
             JobInput::Inline(_) => None,
             JobInput::Streamed { .. } => Some(self.call_text.clone()),
         };
-        let start = Frame::Start { contract: accept.hash().to_string(), input };
+        let start = Frame::Request { request: hex::encode(request.bytes()), input };
         let mut failure = String::new();
         for attempt in 0..START_ATTEMPTS {
             if attempt > 0 {
@@ -470,7 +543,9 @@ impl Plan {
                     ..delivery.row.clone()
                 };
                 let evidence = vec![delivery.receipt.bytes().to_vec(), majority_receipt.clone()];
-                let with = Records { events: vec![receipt_event(delivery, self.job)], rows: vec![invalid] };
+                let mut events = std::mem::take(&mut delivery.unstored);
+                events.push(receipt_event(delivery, self.job));
+                let with = Records { events, rows: vec![invalid] };
                 reputation::attest(
                     shared,
                     delivery.accept.hash(),
@@ -521,13 +596,15 @@ impl Plan {
         })
     }
 
-    /// Pays what the receipt makes due (never above the offer), tells the provider directly
-    /// while recording the contract as paid with the receipt and this node's `completed`
-    /// verdict (one commit), then gossips the payment.
+    /// Pays what the receipt makes due (never above the offer): the transfer, the receipt, the
+    /// paid contract (with its request and accept when they came with the outcome) and this
+    /// node's `completed` verdict are stored in one commit; then the provider is told directly,
+    /// and the verdict and the payment are gossiped.
     async fn pay(&self, delivery: &mut Delivery) -> Result<u64, NodeError> {
         let shared = &self.shared;
         let price = delivery.accept.body().price(delivery.receipt.body().fuel_used, delivery.offer);
-        let receipt = receipt_event(delivery, self.job);
+        let mut events = std::mem::take(&mut delivery.unstored);
+        events.push(receipt_event(delivery, self.job));
         let row = ContractRow {
             state: ContractState::Paid,
             receipt: Some(delivery.receipt.hash()),
@@ -536,28 +613,34 @@ impl Plan {
             ..delivery.row.clone()
         };
         let (contract, peer) = (delivery.accept.hash(), delivery.row.peer);
-        let record = |payment| {
-            let with = Records { events: vec![receipt], rows: vec![ContractRow { payment, ..row }] };
-            reputation::attest(shared, contract, self.job, peer, Verdict::Completed, Vec::new(), with)
-        };
+        let attestation = reputation::sign(shared, contract, peer, Verdict::Completed, Vec::new());
+        events.extend(attestation.iter().map(|signed| reputation::event(signed, self.job)));
         if price == 0 {
-            record(None).await;
+            let _ = store_all(shared, events, vec![row]).await;
+            if let Some(signed) = &attestation {
+                reputation::announce(shared, signed).await;
+            }
             return Ok(price);
         }
         let reference = PaymentReference::Receipt(delivery.receipt.hash());
         let draft = ledger::transfer_draft(delivery.provider, price, Some(reference));
-        let entry = ledger::author_quietly(shared, draft).await?;
+        let entry = ledger::author_with(shared, draft, move |transfer| Records {
+            events,
+            rows: vec![ContractRow { payment: Some(transfer.hash()), ..row }],
+        })
+        .await?;
         let bytes = entry.event.bytes().to_vec();
         let provider = delivery.provider;
-        let tell = async {
-            if pay_on_stream(&mut delivery.stream, &bytes).await {
-                return Ok(RpcResponse::Paid);
-            }
+        let told = if pay_on_stream(&mut delivery.stream, &bytes).await {
+            Ok(RpcResponse::Paid)
+        } else {
             shared.client.request(provider, RpcRequest::Pay(bytes.clone())).await
         };
-        let (told, ()) = tokio::join!(tell, record(Some(entry.event.hash())));
         if !matches!(told, Ok(RpcResponse::Paid)) {
             tracing::info!(%provider, "payment not confirmed directly ({told:?}); it travels by gossip");
+        }
+        if let Some(signed) = &attestation {
+            reputation::announce(shared, signed).await;
         }
         ledger::gossip(shared, bytes).await;
         Ok(price)

@@ -380,5 +380,24 @@ mod tests {
         let stored = store.reader().unwrap().contract(&Digest([8; 32])).unwrap().unwrap();
         assert_eq!(stored.state, ContractState::Paid);
         assert_eq!(store.reader().unwrap().balance(&payee.public()).unwrap(), 5);
+
+        // Authored with its records: they name the signed entry and land in its commit; an
+        // entry the ledger refuses (more than what is left) takes its records with it.
+        let author = |amount, contract: u8| {
+            let draft = crate::store::Draft::Transfer { to: payee.public(), amount, reference: None };
+            let payer = std::sync::Arc::new(Keypair::from_seed([1; 32]));
+            let unpaid = row(contract);
+            store.author_with(payer, draft, Validity::starting(now, 60_000), move |event| Records {
+                events: Vec::new(),
+                rows: vec![ContractRow { payment: Some(event.hash()), ..unpaid }],
+            })
+        };
+        assert!(author(6, 9).unwrap().wait().is_err());
+        assert!(store.reader().unwrap().contract(&Digest([9; 32])).unwrap().is_none());
+        let paid = author(5, 10).unwrap().wait().unwrap();
+        let stored = store.reader().unwrap().contract(&Digest([10; 32])).unwrap().unwrap();
+        assert_eq!(stored.payment, Some(paid.event.hash()));
+        assert_eq!(paid.event.entry().link.seq, 1);
+        assert_eq!(store.reader().unwrap().balance(&payee.public()).unwrap(), 10);
     }
 }

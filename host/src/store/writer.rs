@@ -112,6 +112,8 @@ enum Command {
         signer: Arc<Keypair>,
         draft: Draft,
         validity: Validity,
+        /// What to store in the same transaction once the entry is admitted, given it.
+        then: Option<AuthorRecords>,
         reply: Reply<Accepted>,
     },
     Proof {
@@ -127,6 +129,9 @@ enum Command {
         reply: Reply<()>,
     },
 }
+
+/// What an authored entry is stored with, made once the entry is signed (its hash known).
+pub type AuthorRecords = Box<dyn FnOnce(&Event) -> Records + Send>;
 
 /// Protocol events and contract rows that go with a ledger entry (see
 /// [`LedgerStore::submit_with`]).
@@ -263,7 +268,20 @@ impl LedgerStore {
         draft: Draft,
         validity: Validity,
     ) -> Result<Pending<Accepted>, StoreError> {
-        self.send(|reply| Command::Author { signer, draft, validity, reply })
+        self.send(|reply| Command::Author { signer, draft, validity, then: None, reply })
+    }
+
+    /// Like [`author`](LedgerStore::author), and when the entry is admitted, what `then` makes
+    /// of it is stored in the same transaction (a payment with the receipt and the paid
+    /// contract: one commit); when it is refused, nothing is.
+    pub fn author_with(
+        &self,
+        signer: Arc<Keypair>,
+        draft: Draft,
+        validity: Validity,
+        then: impl FnOnce(&Event) -> Records + Send + 'static,
+    ) -> Result<Pending<Accepted>, StoreError> {
+        self.send(|reply| Command::Author { signer, draft, validity, then: Some(Box::new(then)), reply })
     }
 
     /// Records an equivocation proof received from elsewhere: flags the account, keeps the
@@ -469,9 +487,21 @@ impl Writer {
                     let until = wait.map(|wait| std::time::Instant::now() + wait);
                     chains.submit(&tx, Held { event, admission, then, reply, until }, answers, received);
                 }
-                Command::Author { signer, draft, validity, reply } => {
+                Command::Author { signer, draft, validity, then, reply } => {
                     let result = author(chains.ledger, &signer, draft, validity).and_then(|event| {
-                        admit(&tx, chains.ledger, chains.nonces, &event, Admission::Historical, received)
+                        let accepted = admit(
+                            &tx,
+                            chains.ledger,
+                            chains.nonces,
+                            &event,
+                            Admission::Historical,
+                            received,
+                        )?;
+                        if let Some(then) = then {
+                            store_records(&tx, &then(&accepted.event), received)
+                                .map_err(SubmitError::Store)?;
+                        }
+                        Ok(accepted)
                     });
                     let admitted = result.is_ok();
                     answers.push(Answer::Event(reply, Box::new(result)));

@@ -576,3 +576,68 @@ async fn a_job_requested_on_its_stream_is_contracted_with_its_outcome_or_before_
     assert_eq!(contract_of(&jobs, accept.hash().to_string())["state"], "delivered");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_not() {
+    use cue_host::protocol::{ChainLink, PaymentReference, Receipt, Transfer};
+    let (node, consumer, genesis, _dir) =
+        provider_node("stream-reuse-test", crate::support::quick_provider()).await;
+    let fib = guest_bytes("fib");
+    node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let client = bare_consumer(&consumer, &node).await;
+    let provider = node.peer_id();
+    let now =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    // Pays a delivered job on the stream with the chain entry after `prev`.
+    let pay = |delivered: &serde_json::Value, link: ChainLink| {
+        let accept: Signed<ComputeAccept> = decode_hex(&delivered["accept"]);
+        let receipt: Signed<Receipt> = decode_hex(&delivered["receipt"]);
+        let body = Transfer {
+            genesis: genesis.id(),
+            link,
+            to: provider.public_key(),
+            amount: accept.body().price(receipt.body().fuel_used, 1_000),
+            reference: Some(PaymentReference::Receipt(receipt.hash())),
+        };
+        let transfer = Signed::sign(&consumer, body, Validity::starting(now(), 60_000)).unwrap();
+        (transfer.hash(), serde_json::json!({"pay": {"transfer": hex::encode(transfer.bytes())}}))
+    };
+
+    let first = request_for(&consumer, provider, &genesis, &fib, 1);
+    let (mut stream, frame) = ask_on_stream(&client, provider, &first, None).await;
+    let (paid, frame_pay) = pay(&frame["delivered"], ChainLink::FIRST);
+    write_frame(&mut stream, &frame_pay).await;
+    assert_eq!(read_frame(&mut stream).await, "paid");
+
+    // The same stream takes the next request without being opened again.
+    let second = request_for(&consumer, provider, &genesis, &fib, 2);
+    write_frame(&mut stream, &serde_json::json!({"request": {"request": hex::encode(second.bytes())}})).await;
+    let frame = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream)).await.unwrap();
+    let accept: Signed<ComputeAccept> = decode_hex(&frame["delivered"]["accept"]);
+    assert_eq!(accept.body().request, second.hash());
+    let (_, frame_pay) = pay(&frame["delivered"], ChainLink { seq: 1, prev: Some(paid) });
+    write_frame(&mut stream, &frame_pay).await;
+    assert_eq!(read_frame(&mut stream).await, "paid");
+    let jobs = node.handle().jobs(10).await.unwrap();
+    assert_eq!(jobs.iter().filter(|c| c["state"] == "paid").count(), 2, "{jobs:?}");
+
+    // A payment refused on the stream (here: not even hex) ends it.
+    write_frame(
+        &mut stream,
+        &serde_json::json!({"request": {"request": hex::encode(
+        request_for(&consumer, provider, &genesis, &fib, 3).bytes())}}),
+    )
+    .await;
+    let frame = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream)).await.unwrap();
+    assert!(frame.get("delivered").is_some(), "{frame}");
+    write_frame(&mut stream, &serde_json::json!({"pay": {"transfer": "not hex"}})).await;
+    let refused = read_frame(&mut stream).await;
+    assert!(refused.get("refused").is_some(), "{refused}");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures::AsyncReadExt::read_to_end(&mut stream, &mut rest),
+    );
+    assert!(read.await.is_ok_and(|r| r.is_ok()) && rest.is_empty(), "the provider closes the stream");
+    node.shutdown().await;
+}

@@ -136,6 +136,8 @@ struct Shared {
     provider_jobs: Option<provide::ProviderJobs>,
     /// What this node and the peers it trusts have attested about others.
     reputation: std::sync::Mutex<ReputationBook>,
+    /// Job streams kept open after paid jobs, for the next job to the same provider.
+    idle_job_streams: submit::IdleStreams,
     /// Gossiped attestations counted in the book and waiting to be logged together.
     unlogged: std::sync::Mutex<Vec<crate::store::ProtocolEvent>>,
     /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
@@ -206,6 +208,7 @@ impl Node {
             recent_manifests: Default::default(),
             names_checked: Default::default(),
             unlogged: Default::default(),
+            idle_job_streams: Default::default(),
             reputation: std::sync::Mutex::new(ReputationBook::new(
                 keypair_public,
                 ReputationLimits::default(),

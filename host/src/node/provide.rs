@@ -27,6 +27,10 @@ pub const DEFAULT_PAY_GRACE: Duration = Duration::from_secs(60);
 const PAYMENT_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// How long a job stream stays open after its outcome for the consumer's payment.
 const PAY_ON_STREAM_WAIT: Duration = Duration::from_secs(15);
+/// Job streams open at once.
+const MAX_JOB_STREAMS: usize = 256;
+/// How long a job stream stays open after a job paid on it, for the consumer's next job.
+pub const IDLE_STREAM_WAIT: Duration = Duration::from_secs(10);
 /// Payments settled at once off their answer's path; more wait for the watcher's sweep.
 const MAX_SETTLING: usize = 256;
 /// Job events buffered between the sandbox and the stream; progress beyond is skipped.
@@ -385,7 +389,7 @@ pub(super) fn serve_jobs(
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, NodeError> {
     let mut incoming = shared.client.accept(JOB_PROTOCOL)?;
-    let streams = Arc::new(Semaphore::new(256));
+    let streams = Arc::new(Semaphore::new(MAX_JOB_STREAMS));
     Ok(async move {
         loop {
             let Some((peer, stream)) = super::serve::next_stream(&mut incoming, &shutdown).await else {
@@ -395,9 +399,9 @@ pub(super) fn serve_jobs(
                 tracing::warn!(%peer, "too many job streams: one closed");
                 continue;
             };
-            let shared = shared.clone();
+            let (shared, streams) = (shared.clone(), streams.clone());
             tokio::spawn(async move {
-                if let Err(e) = run_stream(&shared, peer, stream).await {
+                if let Err(e) = run_stream(&shared, peer, stream, &streams).await {
                     tracing::info!(%peer, "job stream ended early: {e}");
                 }
                 drop(permit);
@@ -406,21 +410,56 @@ pub(super) fn serve_jobs(
     })
 }
 
-async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> Result<(), NodeError> {
+/// Runs the jobs of one stream: the first, and after each job paid on it the next its consumer
+/// sends, while at least half of the [`MAX_JOB_STREAMS`] places are free (idle streams never
+/// crowd out new ones).
+async fn run_stream(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    mut stream: Stream,
+    places: &Semaphore,
+) -> Result<(), NodeError> {
     let broken = |e: jobstream::FrameError| NodeError::Invalid(e.to_string());
-    let first =
-        tokio::time::timeout(START_DEADLINE, jobstream::read_limited(&mut stream, MAX_START_FRAME_BYTES))
-            .await
-            .map_err(|_| NodeError::Invalid("no start frame in time".into()))?
-            .map_err(broken)?;
+    let mut reused = false;
+    loop {
+        let wait = if reused { IDLE_STREAM_WAIT } else { START_DEADLINE };
+        let first =
+            match tokio::time::timeout(wait, jobstream::read_limited(&mut stream, MAX_START_FRAME_BYTES))
+                .await
+            {
+                Ok(Ok(first)) => first,
+                // A stream kept for another job that does not come, or that its consumer dropped.
+                Err(_) | Ok(Err(jobstream::FrameError::Io(_))) if reused => break,
+                Err(_) => return Err(NodeError::Invalid("no start frame in time".into())),
+                Ok(Err(e)) => return Err(broken(e)),
+            };
+        if !run_job(shared, peer, &mut stream, first).await?
+            || places.available_permits() < MAX_JOB_STREAMS / 2
+        {
+            break;
+        }
+        reused = true;
+    }
+    let _ = futures::AsyncWriteExt::close(&mut stream).await;
+    Ok(())
+}
+
+/// Runs the job a stream's first frame (or the first after a paid job) asks for; answers
+/// whether it was paid on the stream, which then stays open for the consumer's next job.
+async fn run_job(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    stream: &mut Stream,
+    first: Frame,
+) -> Result<bool, NodeError> {
     let jobs = shared.provider_jobs.as_ref().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
     let (mut job, input) = match first {
         Frame::Start { contract, input } => (contracted_job(jobs, peer, &contract)?, input),
         Frame::Request { request, input } => match requested_job(shared, peer, &request).await {
             Ok(job) => (job, input),
             Err(answer) => {
-                let _ = jobstream::write(&mut stream, &answer).await;
-                let _ = futures::AsyncWriteExt::close(&mut stream).await;
+                let _ = jobstream::write(stream, &answer).await;
+                let _ = futures::AsyncWriteExt::close(stream).await;
                 return Err(NodeError::Invalid("no contract for the requested job".into()));
             }
         },
@@ -429,16 +468,13 @@ async fn run_stream(shared: &Arc<Shared>, peer: PeerId, mut stream: Stream) -> R
     let result = match streamed_call(&job, input) {
         Ok(call) => {
             job.call = job.call.take().or(call);
-            execute(shared, job, &mut stream).await
+            execute(shared, job, stream).await
         }
-        Err(message) => refuse_start(shared, job, &mut stream, message).await,
+        Err(message) => refuse_start(shared, job, stream, message).await,
     };
     jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
-    if result.is_ok() {
-        receive_payment(shared, &mut stream).await;
-    }
-    let _ = futures::AsyncWriteExt::close(&mut stream).await;
-    result
+    result?;
+    Ok(receive_payment(shared, stream).await)
 }
 
 /// The job a `start` frame names, taken off the waiting list (only its consumer may start it).
@@ -626,11 +662,12 @@ async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream
 
 /// After the outcome: the consumer may pay on the same stream (saving a request), within
 /// [`PAY_ON_STREAM_WAIT`]; a payment that does not come here comes by `Pay` or by gossip.
-async fn receive_payment(shared: &Arc<Shared>, stream: &mut Stream) {
+/// Answers whether it was paid here.
+async fn receive_payment(shared: &Arc<Shared>, stream: &mut Stream) -> bool {
     let Ok(Ok(Frame::Pay { transfer })) =
         tokio::time::timeout(PAY_ON_STREAM_WAIT, jobstream::read(stream)).await
     else {
-        return;
+        return false;
     };
     let answer = match hex::decode(&transfer) {
         Ok(bytes) => match take_payment(shared.clone(), bytes).await {
@@ -639,7 +676,8 @@ async fn receive_payment(shared: &Arc<Shared>, stream: &mut Stream) {
         },
         Err(e) => Frame::Refused { message: format!("the transfer is not hex: {e}") },
     };
-    let _ = jobstream::write(stream, &answer).await;
+    let paid = answer == Frame::Paid;
+    jobstream::write(stream, &answer).await.is_ok() && paid
 }
 
 /// Answers a `Pay` request (see [`take_payment`]).

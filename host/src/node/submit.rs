@@ -104,7 +104,7 @@ struct Delivery {
     row: ContractRow,
     offer: u64,
     /// The job stream, kept open to pay on (dropped unused when not paid).
-    stream: crate::net::Stream,
+    stream: Option<crate::net::Stream>,
     /// The contract's log entries when they are not stored yet (it came with its outcome):
     /// stored with whatever this node records next on it.
     unstored: Vec<ProtocolEvent>,
@@ -364,7 +364,7 @@ impl Plan {
         let row = self.row(&request, &accept, offer);
         match failure {
             Ok((receipt, output, stream)) => {
-                Ok(Delivery { provider, accept, receipt, output, row, offer, stream, unstored })
+                Ok(Delivery { provider, accept, receipt, output, row, offer, stream: Some(stream), unstored })
             }
             Err((_, detail)) => {
                 let failed = ContractRow {
@@ -481,6 +481,17 @@ impl Plan {
             JobInput::Streamed { .. } => Some(self.call_text.clone()),
         };
         let start = Frame::Request { request: hex::encode(request.bytes()), input };
+        // A stream kept from a paid job first; one that has gone stale fails before the
+        // provider reads anything, and a fresh one is opened.
+        while let Some(mut stream) = self.shared.idle_job_streams.take(provider) {
+            let first = async {
+                jobstream::write(&mut stream, &start).await?;
+                jobstream::read(&mut stream).await
+            };
+            if let Ok(frame) = first.await {
+                return Ok((stream, frame));
+            }
+        }
         let mut failure = String::new();
         for attempt in 0..START_ATTEMPTS {
             if attempt > 0 {
@@ -631,7 +642,12 @@ impl Plan {
         .await?;
         let bytes = entry.event.bytes().to_vec();
         let provider = delivery.provider;
-        let told = if pay_on_stream(&mut delivery.stream, &bytes).await {
+        let paid_on_stream = match delivery.stream.take() {
+            Some(stream) => pay_on_stream(stream, &bytes).await,
+            None => None,
+        };
+        let told = if let Some(stream) = paid_on_stream {
+            shared.idle_job_streams.put(provider, stream);
             Ok(RpcResponse::Paid)
         } else {
             shared.client.request(provider, RpcRequest::Pay(bytes.clone())).await
@@ -647,16 +663,67 @@ impl Plan {
     }
 }
 
-/// Pays on the job stream; answers whether the provider confirmed it stored the payment.
-async fn pay_on_stream(stream: &mut crate::net::Stream, transfer: &[u8]) -> bool {
+/// Pays on the job stream; answers the stream when the provider confirmed it stored the
+/// payment (it then stays open for the next job), and closes it otherwise.
+async fn pay_on_stream(mut stream: crate::net::Stream, transfer: &[u8]) -> Option<crate::net::Stream> {
     let pay = Frame::Pay { transfer: hex::encode(transfer) };
     let confirmed = async {
-        jobstream::write(stream, &pay).await?;
-        jobstream::read(stream).await
+        jobstream::write(&mut stream, &pay).await?;
+        jobstream::read(&mut stream).await
     };
-    let confirmed = tokio::time::timeout(PAID_WAIT, confirmed).await;
-    let _ = futures::AsyncWriteExt::close(stream).await;
-    matches!(confirmed, Ok(Ok(Frame::Paid)))
+    if matches!(tokio::time::timeout(PAID_WAIT, confirmed).await, Ok(Ok(Frame::Paid))) {
+        return Some(stream);
+    }
+    let _ = futures::AsyncWriteExt::close(&mut stream).await;
+    None
+}
+
+/// Job streams kept open after a job paid on them, to carry the next job to the same provider
+/// without opening a stream (at most [`IDLE_PER_PROVIDER`] per provider and [`MAX_IDLE`] in
+/// all, each for [`IDLE_REUSE`]: the provider keeps one open 10 s).
+#[derive(Default)]
+pub(super) struct IdleStreams(std::sync::Mutex<IdleMap>);
+
+type IdleMap = std::collections::HashMap<PeerId, Vec<(std::time::Instant, crate::net::Stream)>>;
+
+/// Idle job streams kept per provider.
+const IDLE_PER_PROVIDER: usize = 32;
+/// Idle job streams kept in all.
+const MAX_IDLE: usize = 256;
+/// How long an idle job stream is reused: well within the provider's 10 s.
+const IDLE_REUSE: Duration = Duration::from_secs(5);
+
+impl IdleStreams {
+    /// The most recently used live stream to `provider`, if any (stale ones are dropped).
+    fn take(&self, provider: PeerId) -> Option<crate::net::Stream> {
+        let mut idle = self.0.lock().ok()?;
+        let streams = idle.get_mut(&provider)?;
+        let found = loop {
+            match streams.pop() {
+                Some((since, stream)) if since.elapsed() < IDLE_REUSE => break Some(stream),
+                Some(_) => continue,
+                None => break None,
+            }
+        };
+        if streams.is_empty() {
+            idle.remove(&provider);
+        }
+        found
+    }
+
+    /// Keeps a stream for the next job to `provider`; beyond the bounds it is dropped.
+    fn put(&self, provider: PeerId, stream: crate::net::Stream) {
+        let Ok(mut idle) = self.0.lock() else { return };
+        idle.retain(|_, streams| {
+            streams.retain(|(since, _)| since.elapsed() < IDLE_REUSE);
+            !streams.is_empty()
+        });
+        let total: usize = idle.values().map(Vec::len).sum();
+        let streams = idle.entry(provider).or_default();
+        if total < MAX_IDLE && streams.len() < IDLE_PER_PROVIDER {
+            streams.push((std::time::Instant::now(), stream));
+        }
+    }
 }
 
 /// The log entry of a delivery's receipt, linked to its contract.

@@ -23,6 +23,9 @@
 //! provider → consumer: "paid" (stored), or {"refused": {"message": ".."}}
 //! ```
 //!
+//! After `"paid"` the stream stays open for the same consumer's next job (a new `request` or
+//! `start` frame), 10 s on the provider's side.
+//!
 //! The origin design names the stream `/cue-compute-job/<job-id>`; one protocol name with the
 //! contract in the first frame does the same without registering a protocol per job. Only the
 //! contract's consumer may start it, once.

@@ -611,7 +611,14 @@ async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream
             None => received.recv().await,
         };
         let Some(event) = event else { break };
-        jobstream::write(stream, &Frame::Event(event)).await.map_err(broken)?;
+        if let Err(e) = jobstream::write(stream, &Frame::Event(event)).await {
+            // The consumer is gone mid-run: a contract already told ends failed (nothing is
+            // owed); one not told yet was never made.
+            if quick_until.is_none() {
+                save(shared, failed(&job.row, "the consumer's job stream broke during the run")).await;
+            }
+            return Err(broken(e));
+        }
     }
     let outcome = run.await.map_err(|e| NodeError::Store(format!("job task: {e}")))?;
     let wall_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -645,19 +652,37 @@ async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream
         price: Some(price),
         updated_ms: now_ms(),
         detail: outcome.result.as_ref().err().map(|e| e.to_string()),
-        ..job.row
+        ..job.row.clone()
     };
     if !store_all(shared, events, vec![delivered]).await {
         return Err(NodeError::Store("the receipt could not be stored".into()));
     }
     let receipt = hex::encode(receipt.bytes());
+    let untold = (!told).then(|| job.row.clone());
     let frame = if told {
         Frame::Outcome { receipt, output }
     } else {
         Frame::Delivered { accept: hex::encode(job.accept.bytes()), receipt, output }
     };
-    jobstream::write(stream, &frame).await.map_err(broken)?;
+    if let Err(e) = jobstream::write(stream, &frame).await {
+        // A contract that could not be told at all binds nobody: its consumer never saw it,
+        // so it is not left to default.
+        if let Some(row) = untold {
+            save(shared, failed(&row, "the consumer was gone before the contract reached it")).await;
+        }
+        return Err(broken(e));
+    }
     Ok(())
+}
+
+/// A contract's row, ended as failed (nothing is owed either way).
+fn failed(row: &ContractRow, why: &str) -> ContractRow {
+    ContractRow {
+        state: ContractState::Failed,
+        updated_ms: now_ms(),
+        detail: Some(why.into()),
+        ..row.clone()
+    }
 }
 
 /// After the outcome: the consumer may pay on the same stream (saving a request), within

@@ -228,20 +228,7 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
     // A bare peer: it asks, runs, reads the receipt, and never pays.
     let client = bare_consumer(&consumer, &node).await;
     let provider = node.peer_id();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let request = ComputeRequest {
-        job_id: JobId([3; 16]),
-        provider: provider.public_key(),
-        genesis: genesis.id(),
-        component: cue_host::crypto::Digest::of(&fib),
-        reference: None,
-        input: JobInput::Inline("fib(20)".into()),
-        offer: 1_000,
-        max_fuel: 1_000_000,
-        max_memory_bytes: 16 << 20,
-        max_execution_ms: 1_000,
-    };
-    let request = Signed::sign(&consumer, request, Validity::starting(now, 60_000)).unwrap();
+    let request = request_for(&consumer, provider, &genesis, &fib, 3);
     let answer = client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
     let RpcResponse::Accepted(accept) = answer else { panic!("not accepted: {answer:?}") };
     let accept = Signed::<ComputeAccept>::decode(&accept).unwrap();
@@ -290,9 +277,7 @@ async fn a_streamed_call_that_is_not_the_one_announced_is_refused() {
         let mut request = request_for(&consumer, provider, &genesis, &words, job).body().clone();
         request.input = JobInput::for_call(text, function);
         assert!(matches!(request.input, JobInput::Streamed { .. }));
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        Signed::sign(&consumer, request, Validity::starting(now, 60_000)).unwrap()
+        sign_now(&consumer, request)
     };
 
     // A function the component does not export is rejected before anything is accepted.
@@ -380,6 +365,16 @@ async fn bare_consumer(key: &Keypair, node: &cue_host::node::Node) -> net::Clien
     client
 }
 
+/// Milliseconds since the epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A request body signed now, acceptable for a minute.
+fn sign_now(key: &Keypair, body: ComputeRequest) -> Signed<ComputeRequest> {
+    Signed::sign(key, body, Validity::starting(now_ms(), 60_000)).unwrap()
+}
+
 fn request_for(
     key: &Keypair,
     provider: PeerId,
@@ -387,7 +382,7 @@ fn request_for(
     component: &[u8],
     job: u8,
 ) -> Signed<ComputeRequest> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = now_ms();
     let body = ComputeRequest {
         job_id: JobId([job; 16]),
         provider: provider.public_key(),
@@ -536,8 +531,7 @@ async fn a_job_requested_on_its_stream_is_contracted_with_its_outcome_or_before_
     let call = format!("count-words(\"{}\")", "a ".repeat(40_000));
     let mut body = request_for(&consumer, provider, &genesis, &words, 3).body().clone();
     body.input = JobInput::for_call(&call, "count-words");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let streamed = Signed::sign(&consumer, body, Validity::starting(now, 60_000)).unwrap();
+    let streamed = sign_now(&consumer, body);
     let other = call.replacen('a', "b", 1);
     let (_stream, frame) = ask_on_stream(&client, provider, &streamed, Some(&other)).await;
     let reject: Signed<cue_host::protocol::ComputeReject> = decode_hex(&frame["rejected"]["reject"]);
@@ -553,7 +547,7 @@ async fn a_job_requested_on_its_stream_is_contracted_with_its_outcome_or_before_
     body.max_fuel = 1_000_000_000_000;
     body.max_execution_ms = 600;
     body.offer = 10 + 2 * 1_000_000;
-    let long = Signed::sign(&consumer, body, Validity::starting(now, 60_000)).unwrap();
+    let long = sign_now(&consumer, body);
     let (mut stream, frame) = ask_on_stream(&client, provider, &long, None).await;
     let accept: Signed<ComputeAccept> = decode_hex(&frame["contract"]["accept"]);
     assert_eq!(accept.body().request, long.hash());
@@ -586,8 +580,6 @@ async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_
     node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
     let client = bare_consumer(&consumer, &node).await;
     let provider = node.peer_id();
-    let now =
-        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     // Pays a delivered job on the stream with the chain entry after `prev`.
     let pay = |delivered: &serde_json::Value, link: ChainLink| {
         let accept: Signed<ComputeAccept> = decode_hex(&delivered["accept"]);
@@ -599,7 +591,7 @@ async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_
             amount: accept.body().price(receipt.body().fuel_used, 1_000),
             reference: Some(PaymentReference::Receipt(receipt.hash())),
         };
-        let transfer = Signed::sign(&consumer, body, Validity::starting(now(), 60_000)).unwrap();
+        let transfer = Signed::sign(&consumer, body, Validity::starting(now_ms(), 60_000)).unwrap();
         (transfer.hash(), serde_json::json!({"pay": {"transfer": hex::encode(transfer.bytes())}}))
     };
 

@@ -377,9 +377,7 @@ async fn expire_unstarted(shared: &Shared) {
     };
     for job in expired {
         jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let detail = Some("the consumer never started the job".to_owned());
-        save(shared, ContractRow { state: ContractState::Failed, updated_ms: now_ms(), detail, ..job.row })
-            .await;
+        save(shared, failed(&job.row, "the consumer never started the job")).await;
     }
 }
 
@@ -551,13 +549,7 @@ async fn refuse_start(
     };
     // After the contract itself is stored, so the failure is its last word.
     let _ = stored.await;
-    let failed = ContractRow {
-        state: ContractState::Failed,
-        updated_ms: now_ms(),
-        detail: Some(message.clone()),
-        ..job.row
-    };
-    save(shared, failed).await;
+    save(shared, failed(&job.row, &message)).await;
     let _ = jobstream::write(stream, &Frame::Refused { message: message.clone() }).await;
     let _ = futures::AsyncWriteExt::close(stream).await;
     Err(NodeError::Invalid(message))
@@ -658,7 +650,6 @@ async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream
         return Err(NodeError::Store("the receipt could not be stored".into()));
     }
     let receipt = hex::encode(receipt.bytes());
-    let untold = (!told).then(|| job.row.clone());
     let frame = if told {
         Frame::Outcome { receipt, output }
     } else {
@@ -667,8 +658,8 @@ async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream
     if let Err(e) = jobstream::write(stream, &frame).await {
         // A contract that could not be told at all binds nobody: its consumer never saw it,
         // so it is not left to default.
-        if let Some(row) = untold {
-            save(shared, failed(&row, "the consumer was gone before the contract reached it")).await;
+        if !told {
+            save(shared, failed(&job.row, "the consumer was gone before the contract reached it")).await;
         }
         return Err(broken(e));
     }
@@ -921,8 +912,7 @@ pub(super) async fn fail_unfinished(shared: &Shared) -> usize {
     let count = rows.len();
     for row in rows {
         tracing::warn!(contract = %row.contract, "this provider stopped before finishing the job: recorded as failed");
-        let detail = Some("the provider restarted before the job finished".to_owned());
-        save(shared, ContractRow { state: ContractState::Failed, updated_ms: now_ms(), detail, ..row }).await;
+        save(shared, failed(&row, "the provider restarted before the job finished")).await;
     }
     count
 }

@@ -50,7 +50,7 @@ impl JobId {
     pub fn new(now_ms: u64) -> Result<JobId, crate::crypto::CryptoError> {
         let mut id = [0; 16];
         id[..8].copy_from_slice(&now_ms.to_be_bytes());
-        id[8..].copy_from_slice(&crate::crypto::random_bytes::<8>()?);
+        id[8..].copy_from_slice(&crate::crypto::unique_bytes::<8>()?);
         Ok(JobId(id))
     }
 }

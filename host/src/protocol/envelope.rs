@@ -135,7 +135,7 @@ pub struct Signed<T> {
 impl<T: EventBody> Signed<T> {
     /// Signs `body` with `keypair`, with a fresh random nonce.
     pub fn sign(keypair: &Keypair, body: T, validity: Validity) -> Result<Signed<T>, EventError> {
-        let nonce = crate::crypto::random_bytes().map_err(|e| EventError::Signing(e.to_string()))?;
+        let nonce = crate::crypto::unique_bytes().map_err(|e| EventError::Signing(e.to_string()))?;
         Ok(Signed::sign_with_nonce(keypair, body, validity, nonce))
     }
 

@@ -302,7 +302,7 @@ struct TempFile {
 impl TempFile {
     /// Creates a new, randomly named file in `dir`.
     fn create(dir: &Path) -> Result<TempFile, BlobError> {
-        let random = crate::crypto::random_bytes::<8>()
+        let random = crate::crypto::unique_bytes::<8>()
             .map_err(|e| io_error("name a file in", dir)(io::Error::other(e)))?;
         let path = dir.join(format!("{}.part", hex::encode(random)));
         let file =

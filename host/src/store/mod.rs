@@ -16,6 +16,7 @@ mod contracts;
 mod reader;
 mod registry;
 mod schema;
+mod walbuf;
 mod writer;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter};
@@ -36,7 +37,7 @@ use crate::protocol::EventError;
 #[non_exhaustive]
 pub enum StoreError {
     /// SQLite failed (I/O, corruption, locking).
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     /// The database was made by a newer build.
     #[error("database schema version {found} is newer than this build knows ({known})")]

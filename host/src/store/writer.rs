@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Transaction, params};
 
 use super::contracts::{ContractRow, ProtocolEvent, upsert_contract};
 use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, now_ms, schema, stored_genesis};
@@ -175,7 +175,14 @@ impl LedgerStore {
                 source,
             })?;
         }
-        let mut conn = Connection::open(path)?;
+        // The WAL-gathering VFS needs `synchronous=FULL`, set below (see `walbuf`).
+        let mut conn = match super::walbuf::register() {
+            Ok(()) => Connection::open_with_flags_and_vfs(path, OpenFlags::default(), super::walbuf::NAME)?,
+            Err(e) => {
+                tracing::warn!("the ledger writes its log without gathering WAL writes: {e}");
+                Connection::open(path)?
+            }
+        };
         schema::configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

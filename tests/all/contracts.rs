@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use cue_host::crypto::{Keypair, PeerId};
 use cue_host::net::{self, RpcRequest, RpcResponse};
-use cue_host::protocol::{ComputeAccept, ComputeRequest, JobId, JobInput, Signed, Validity};
+use cue_host::protocol::{
+    ComputeAccept, ComputeRequest, JobId, JobInput, OutcomeAttestations, Signed, Validity, Verdict,
+};
 
 use crate::support::{Cue, NodeProcess, eventually, guest, guest_bytes, keyed_dir, stderr, stdout};
 
@@ -208,10 +210,20 @@ fn a_lying_provider_is_caught_by_replication_and_not_paid() {
     };
     assert!(reputation(liar_id) < 0.5, "the liar's reputation fell: {views}");
     assert!(reputation(&providers[0].peer_id) > 0.5, "an honest provider's rose: {views}");
-    let job = consumer.cue.json(&["job", report["job"].as_str().unwrap(), "--json"]);
-    let kinds: Vec<&str> =
-        job["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"cue/receipt") && kinds.contains(&"cue/outcome-attestation"), "{job}");
+    // The consumer's verdicts are signed in a set within ~50 ms of the job; the job's view
+    // shows the set with the job's own events.
+    let job_id = report["job"].as_str().unwrap();
+    eventually_blocking(|| {
+        let job = consumer.cue.json(&["job", job_id, "--json"]);
+        let kinds: Vec<String> = job["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(kinds.iter().any(|k| k == "cue/receipt"), "{job}");
+        kinds.iter().any(|k| k == "cue/outcome-attestations").then_some(())
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,12 +369,20 @@ fn consumer_with_genesis(network_id: &str) -> (Keypair, cue_host::ledger::Genesi
 
 /// A peer built from the bare network layer that signs requests with `key`.
 async fn bare_consumer(key: &Keypair, node: &cue_host::node::Node) -> net::Client {
+    bare_consumer_with_events(key, node).await.0
+}
+
+/// [`bare_consumer`], with the events of its network (gossip among them).
+async fn bare_consumer_with_events(
+    key: &Keypair,
+    node: &cue_host::node::Node,
+) -> (net::Client, tokio::sync::mpsc::Receiver<net::NetEvent>) {
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     let config = net::NetConfig::new(listen, node.listen_addrs(), Arc::new(NoRecords));
-    let (client, _events, event_loop) = net::new(key, config).unwrap();
+    let (client, events, event_loop) = net::new(key, config).unwrap();
     tokio::spawn(event_loop.run(std::future::pending()));
     client.dial(node.listen_addrs()[0].clone()).await.unwrap();
-    client
+    (client, events)
 }
 
 /// Milliseconds since the epoch.
@@ -578,7 +598,8 @@ async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_
         provider_node("stream-reuse-test", crate::support::quick_provider()).await;
     let fib = guest_bytes("fib");
     node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
-    let client = bare_consumer(&consumer, &node).await;
+    let (client, mut events) = bare_consumer_with_events(&consumer, &node).await;
+    client.subscribe(cue_host::node::REPUTATION_TOPIC).await.unwrap();
     let provider = node.peer_id();
     // Pays a delivered job on the stream with the chain entry after `prev`.
     let pay = |delivered: &serde_json::Value, link: ChainLink| {
@@ -612,6 +633,44 @@ async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_
     assert_eq!(read_frame(&mut stream).await, "paid");
     let jobs = node.handle().jobs(10).await.unwrap();
     assert_eq!(jobs.iter().filter(|c| c["state"] == "paid").count(), 2, "{jobs:?}");
+
+    // The provider's `completed` verdicts on both contracts are signed in sets (one signature
+    // for the verdicts of ~50 ms) and gossiped; each job's view shows its set.
+    let contracts: HashSet<String> = jobs
+        .iter()
+        .filter(|c| c["state"] == "paid")
+        .map(|c| c["contract"].as_str().unwrap().to_owned())
+        .collect();
+    let mut attested = HashSet::new();
+    let gossip = async {
+        while attested.len() < 2 {
+            let Some(net::NetEvent::Gossip { topic, data, .. }) = events.recv().await else { continue };
+            if topic != cue_host::node::REPUTATION_TOPIC {
+                continue;
+            }
+            let set = Signed::<OutcomeAttestations>::decode(&data).unwrap();
+            set.verify_signature().unwrap();
+            assert_eq!(set.header().signer, provider.public_key());
+            for attestation in &set.body().attestations {
+                assert_eq!(
+                    (attestation.subject, attestation.verdict),
+                    (consumer.public(), Verdict::Completed)
+                );
+                assert!(contracts.contains(&attestation.contract.to_string()), "{contracts:?}");
+                attested.insert(attestation.contract);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), gossip)
+        .await
+        .expect("the provider's attestations are gossiped");
+    for job in jobs.iter().filter(|c| c["state"] == "paid") {
+        let id = job["job"].as_str().unwrap().parse().unwrap();
+        let view = node.handle().job(id).await.unwrap();
+        let kinds: Vec<&str> =
+            view["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert!(kinds.contains(&"cue/outcome-attestations"), "{view}");
+    }
 
     // A payment refused on the stream (here: not even hex) ends it.
     write_frame(

@@ -138,6 +138,8 @@ struct Shared {
     reputation: std::sync::Mutex<ReputationBook>,
     /// Job streams kept open after paid jobs, for the next job to the same provider.
     idle_job_streams: submit::IdleStreams,
+    /// Wakes the attester: a verdict of this node is owed an attestation.
+    attesting: tokio::sync::Notify,
     /// Gossiped attestations counted in the book and waiting to be logged together.
     unlogged: std::sync::Mutex<Vec<crate::store::ProtocolEvent>>,
     /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
@@ -208,6 +210,7 @@ impl Node {
             recent_manifests: Default::default(),
             names_checked: Default::default(),
             unlogged: Default::default(),
+            attesting: tokio::sync::Notify::new(),
             idle_job_streams: Default::default(),
             reputation: std::sync::Mutex::new(ReputationBook::new(
                 keypair_public,
@@ -230,6 +233,7 @@ impl Node {
             tasks.push(tokio::spawn(provide::watch_payments(shared.clone(), shutdown_rx.clone())));
         }
         tasks.push(tokio::spawn(serve::announcer(shared.clone(), kicks, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(reputation::run_attester(shared.clone(), shutdown_rx.clone())));
         let node = Node { shared, shutdown, tasks };
         tracing::info!(peer = %node.peer_id(), "node started");
         Ok(node)

@@ -123,22 +123,18 @@ pub(super) async fn save(shared: &Shared, row: ContractRow) {
 /// (one disk sync), and waits until they are durable; answers whether they are (a failure is
 /// logged).
 pub(super) async fn store_all(shared: &Shared, events: Vec<ProtocolEvent>, rows: Vec<ContractRow>) -> bool {
+    store_records(shared, Records { events, rows, ..Records::default() }).await
+}
+
+/// Stores `records` in one transaction and waits until they are durable; answers whether they
+/// are (a failure is logged).
+pub(super) async fn store_records(shared: &Shared, records: Records) -> bool {
     let Some(store) = shared.ledger.clone() else { return false };
-    let queued = super::ledger::queue(&store, move |store| {
-        let mut pending = Vec::new();
-        for event in events {
-            pending.push(store.record(event)?);
-        }
-        for row in rows {
-            pending.push(store.save_contract(row)?);
-        }
-        Ok(pending)
-    })
-    .await;
-    let mut stored = queued.is_ok();
-    for pending in queued.unwrap_or_default() {
-        stored &= pending.done().await.is_ok();
-    }
+    let queued = super::ledger::queue(&store, move |store| store.store(records)).await;
+    let stored = match queued {
+        Ok(pending) => pending.done().await.is_ok(),
+        Err(_) => false,
+    };
     if !stored {
         tracing::error!("a contract event or row could not be stored");
     }
@@ -720,9 +716,7 @@ async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String>
         }
         if settled {
             tracing::info!(contract = %settling.row.contract, state = "paid", "contract settled");
-            // Off the answer's path: the payer waits for `paid`, not for the gossip.
-            let shared = shared.clone();
-            tokio::spawn(async move { super::reputation::announce(&shared, &settling.attestation).await });
+            super::reputation::owed_stored(&shared, &settling.verdict);
         }
     }
     if let Err(e) = imported {
@@ -745,10 +739,11 @@ async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String>
 }
 
 /// A delivered contract a payment settles, claimed (in [`ProviderJobs::concluding`]) so no
-/// other task concludes it meanwhile, with its paid row and this node's signed verdict.
+/// other task concludes it meanwhile, with its paid row and this node's verdict (owed: signed
+/// later in a set).
 struct Settling {
     row: ContractRow,
-    attestation: Signed<crate::protocol::OutcomeAttestation>,
+    verdict: crate::protocol::OutcomeAttestation,
 }
 
 impl Settling {
@@ -774,27 +769,26 @@ impl Settling {
             .ok()
             .flatten()
             .is_some_and(|c| c.state == ContractState::Delivered);
-        let attestation = delivered
-            .then(|| super::reputation::sign(shared, row.contract, row.peer, Verdict::Completed, Vec::new()))
-            .flatten();
-        let Some(attestation) = attestation else {
+        if !delivered {
             jobs.release(&row.contract);
             return None;
-        };
+        }
+        let verdict = super::reputation::owe(row.contract, row.peer, Verdict::Completed, Vec::new());
         let row = ContractRow {
             state: ContractState::Paid,
             payment: Some(transfer.hash()),
             updated_ms: now_ms(),
             ..row
         };
-        Some(Settling { row, attestation })
+        Some(Settling { row, verdict })
     }
 
     /// What is stored with the transfer.
     fn records(&self) -> Records {
         Records {
-            events: vec![super::reputation::event(&self.attestation, self.row.job)],
             rows: vec![self.row.clone()],
+            owe: vec![self.verdict.to_body_bytes()],
+            ..Records::default()
         }
     }
 }
@@ -836,10 +830,10 @@ async fn conclude(shared: &Shared, row: ContractRow) {
     let current = store.reader().and_then(|r| r.contract(&row.contract)).ok().flatten();
     if current.is_some_and(|c| c.state == ContractState::Delivered) {
         tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
-        let (contract, job, consumer, state) = (row.contract, row.job, row.peer, row.state);
+        let (contract, consumer, state) = (row.contract, row.peer, row.state);
         let verdict = if state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
         let with = Records::rows(vec![row]);
-        super::reputation::attest(shared, contract, job, consumer, verdict, Vec::new(), with).await;
+        super::reputation::attest(shared, contract, consumer, verdict, Vec::new(), with).await;
     }
     jobs.release(&id);
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::discovery::ProviderView;
 use super::jobstream::{self, Frame, JOB_PROTOCOL};
-use super::provide::{keep, store_all};
+use super::provide::{keep, store_all, store_records};
 use super::{NodeError, Shared, components, discovery, ledger, now_ms, reputation};
 use crate::contract::{self, Breach};
 use crate::crypto::{Digest, PeerId};
@@ -373,10 +373,9 @@ impl Plan {
                     detail: Some(detail.clone()),
                     ..row
                 };
-                let with = Records { events: unstored, rows: vec![failed] };
+                let with = Records { events: unstored, rows: vec![failed], ..Records::default() };
                 let provider = manifest.provider;
-                reputation::attest(shared, contract, self.job, provider, Verdict::Timeout, Vec::new(), with)
-                    .await;
+                reputation::attest(shared, contract, provider, Verdict::Timeout, Vec::new(), with).await;
                 Err(("failed", detail, Some(contract)))
             }
         }
@@ -556,11 +555,10 @@ impl Plan {
                 let evidence = vec![delivery.receipt.bytes().to_vec(), majority_receipt.clone()];
                 let mut events = std::mem::take(&mut delivery.unstored);
                 events.push(receipt_event(delivery, self.job));
-                let with = Records { events, rows: vec![invalid] };
+                let with = Records { events, rows: vec![invalid], ..Records::default() };
                 reputation::attest(
                     shared,
                     delivery.accept.hash(),
-                    self.job,
                     delivery.row.peer,
                     Verdict::InvalidResult,
                     evidence,
@@ -624,12 +622,11 @@ impl Plan {
             ..delivery.row.clone()
         };
         let (contract, peer) = (delivery.accept.hash(), delivery.row.peer);
-        let attestation = reputation::sign(shared, contract, peer, Verdict::Completed, Vec::new());
-        events.extend(attestation.iter().map(|signed| reputation::event(signed, self.job)));
+        let verdict = reputation::owe(contract, peer, Verdict::Completed, Vec::new());
+        let owe = vec![verdict.to_body_bytes()];
         if price == 0 {
-            let _ = store_all(shared, events, vec![row]).await;
-            if let Some(signed) = &attestation {
-                reputation::announce(shared, signed).await;
+            if store_records(shared, Records { events, rows: vec![row], owe, ..Records::default() }).await {
+                reputation::owed_stored(shared, &verdict);
             }
             return Ok(price);
         }
@@ -638,8 +635,11 @@ impl Plan {
         let entry = ledger::author_with(shared, draft, move |transfer| Records {
             events,
             rows: vec![ContractRow { payment: Some(transfer.hash()), ..row }],
+            owe,
+            ..Records::default()
         })
         .await?;
+        reputation::owed_stored(shared, &verdict);
         let bytes = entry.event.bytes().to_vec();
         let provider = delivery.provider;
         let paid_on_stream = match delivery.stream.take() {
@@ -654,9 +654,6 @@ impl Plan {
         };
         if !matches!(told, Ok(RpcResponse::Paid)) {
             tracing::info!(%provider, "payment not confirmed directly ({told:?}); it travels by gossip");
-        }
-        if let Some(signed) = &attestation {
-            reputation::announce(shared, signed).await;
         }
         ledger::gossip(shared, bytes).await;
         Ok(price)

@@ -489,6 +489,59 @@ impl EventBody for OutcomeAttestation {
     }
 }
 
+impl OutcomeAttestation {
+    /// The body alone, canonically encoded (as inside an event): how a node keeps a verdict it
+    /// has yet to sign in an [`OutcomeAttestations`] set.
+    pub fn to_body_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+
+    /// Reads what [`to_body_bytes`](Self::to_body_bytes) wrote.
+    pub fn from_body_bytes(bytes: &[u8]) -> Result<OutcomeAttestation, EventError> {
+        let mut r = Reader::new(bytes);
+        let body = OutcomeAttestation::read(&mut r)?;
+        r.finish()?;
+        Ok(body)
+    }
+}
+
+/// Most attestations in one [`OutcomeAttestations`] set (the set must also fit
+/// [`MAX_EVENT_BYTES`](super::MAX_EVENT_BYTES)).
+pub const MAX_ATTESTATIONS_PER_SET: usize = 256;
+
+/// `OUTCOME_ATTESTATIONS`: one party's verdicts on several contracts under one signature —
+/// each exactly an [`OutcomeAttestation`] body. A node signs its verdicts in sets (see
+/// docs/protocol.md, "Reputation"): one signature and one gossip message for many contracts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutcomeAttestations {
+    /// The verdicts, 1 to [`MAX_ATTESTATIONS_PER_SET`].
+    pub attestations: Vec<OutcomeAttestation>,
+}
+
+impl EventBody for OutcomeAttestations {
+    const KIND: EventKind = EventKind::OutcomeAttestations;
+
+    fn write(&self, w: &mut Writer) {
+        w.array(self.attestations.len() as u64);
+        for attestation in &self.attestations {
+            attestation.write(w);
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<OutcomeAttestations, EventError> {
+        let count = r.array_len()?;
+        if count == 0 || count > MAX_ATTESTATIONS_PER_SET as u64 {
+            return Err(EventError::Malformed(format!(
+                "{count} attestations in a set; 1 to {MAX_ATTESTATIONS_PER_SET} are allowed"
+            )));
+        }
+        let attestations = (0..count).map(|_| OutcomeAttestation::read(r)).collect::<Result<_, _>>()?;
+        Ok(OutcomeAttestations { attestations })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,8 +638,41 @@ mod tests {
                 verdict,
                 evidence: vec![vec![1, 2, 3], vec![4]],
             };
-            round_trip(&consumer, attestation);
+            round_trip(&consumer, attestation.clone());
+            let kept = OutcomeAttestation::from_body_bytes(&attestation.to_body_bytes()).unwrap();
+            assert_eq!(kept, attestation);
         }
+        let one = |verdict| OutcomeAttestation {
+            contract: Digest([5; 32]),
+            subject: provider.public(),
+            verdict,
+            evidence: Vec::new(),
+        };
+        round_trip(&consumer, OutcomeAttestations { attestations: Verdict::ALL.map(one).to_vec() });
+    }
+
+    #[test]
+    fn an_attestation_set_is_refused_empty_or_beyond_its_limit() {
+        let consumer = Keypair::from_seed([1; 32]);
+        let one = OutcomeAttestation {
+            contract: Digest([5; 32]),
+            subject: Keypair::from_seed([2; 32]).public(),
+            verdict: Verdict::Completed,
+            evidence: Vec::new(),
+        };
+        for count in [0, MAX_ATTESTATIONS_PER_SET + 1] {
+            let set = OutcomeAttestations { attestations: vec![one.clone(); count] };
+            let signed = Signed::sign(&consumer, set, Validity::starting(NOW, 60_000)).unwrap();
+            assert!(
+                matches!(
+                    Signed::<OutcomeAttestations>::decode(signed.bytes()),
+                    Err(EventError::Malformed(_))
+                ),
+                "{count}"
+            );
+        }
+        let full = OutcomeAttestations { attestations: vec![one; MAX_ATTESTATIONS_PER_SET] };
+        round_trip(&consumer, full);
     }
 
     #[test]

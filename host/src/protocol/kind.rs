@@ -32,6 +32,8 @@ pub enum EventKind {
     TokenTransfer,
     /// A peer's verdict on a completed or defaulted contract (reputation).
     OutcomeAttestation,
+    /// A peer's verdicts on several contracts under one signature (reputation).
+    OutcomeAttestations,
     /// A provider's measured capacity and prices (the market); body in
     /// [`market::ResourceManifest`](crate::market::ResourceManifest).
     ResourceManifest,
@@ -42,7 +44,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// All kinds, in tag order.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::ComputeRequest,
         EventKind::ComputeAccept,
         EventKind::ComputeReject,
@@ -52,6 +54,7 @@ impl EventKind {
         EventKind::OutcomeAttestation,
         EventKind::ResourceManifest,
         EventKind::ComponentManifest,
+        EventKind::OutcomeAttestations,
     ];
 
     /// The domain-separation tag (ASCII, written in the header and signed).
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::OutcomeAttestation => "cue/outcome-attestation",
             EventKind::ResourceManifest => "cue/resource-manifest",
             EventKind::ComponentManifest => "cue/component-manifest",
+            EventKind::OutcomeAttestations => "cue/outcome-attestations",
         }
     }
 

@@ -18,9 +18,9 @@ pub use component::{
     check_name, open_component_manifest, verify_component_manifest,
 };
 pub use compute::{
-    ComputeAccept, ComputeReject, ComputeRequest, JobId, JobInput, MAX_CALL_BYTES, MAX_EVIDENCE,
-    MAX_MESSAGE_BYTES, MAX_STREAMED_CALL_BYTES, OutcomeAttestation, Receipt, RejectReason, RunOutcome,
-    Verdict,
+    ComputeAccept, ComputeReject, ComputeRequest, JobId, JobInput, MAX_ATTESTATIONS_PER_SET, MAX_CALL_BYTES,
+    MAX_EVIDENCE, MAX_MESSAGE_BYTES, MAX_STREAMED_CALL_BYTES, OutcomeAttestation, OutcomeAttestations,
+    Receipt, RejectReason, RunOutcome, Verdict,
 };
 pub use envelope::{
     EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION, Signed,

@@ -331,6 +331,51 @@ mod tests {
     }
 
     #[test]
+    fn owed_attestations_outlive_a_restart_and_go_with_the_set_that_signs_them() {
+        use super::super::now_ms;
+        use crate::store::Records;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let genesis = Genesis {
+            network_id: "t".into(),
+            mint_authority: Keypair::from_seed([1; 32]).public(),
+            allocations: Default::default(),
+        };
+        let store = LedgerStore::open(&path, Some(genesis.clone())).unwrap();
+        let owe = |bodies: &[&[u8]]| Records {
+            owe: bodies.iter().map(|b| b.to_vec()).collect(),
+            ..Records::default()
+        };
+        store.store(owe(&[b"first", b"second"])).unwrap().wait().unwrap();
+        store.store(owe(&[b"third"])).unwrap().wait().unwrap();
+        drop(store);
+
+        let store = LedgerStore::open(&path, None).unwrap();
+        let owed = store.reader().unwrap().owed_attestations(2).unwrap();
+        let bodies: Vec<&[u8]> = owed.iter().map(|(_, b)| b.as_slice()).collect();
+        assert_eq!(bodies, [b"first".as_slice(), b"second"], "oldest first, at most the limit");
+        let verdicts = crate::protocol::OutcomeAttestations {
+            attestations: vec![crate::protocol::OutcomeAttestation {
+                contract: Digest([3; 32]),
+                subject: Keypair::from_seed([2; 32]).public(),
+                verdict: crate::protocol::Verdict::Completed,
+                evidence: Vec::new(),
+            }],
+        };
+        let signed =
+            Signed::sign(&Keypair::from_seed([1; 32]), verdicts, Validity::starting(now_ms(), 60_000));
+        let set = ProtocolEvent::of(&signed.unwrap(), None, vec![(Digest([3; 32]), "contract")]);
+        let ids = owed.iter().map(|(id, _)| *id).collect();
+        store
+            .store(Records { events: vec![set], attested: ids, ..Records::default() })
+            .unwrap()
+            .wait()
+            .unwrap();
+        let left = store.reader().unwrap().owed_attestations(10).unwrap();
+        assert_eq!(left.iter().map(|(_, b)| b.as_slice()).collect::<Vec<_>>(), [b"third".as_slice()]);
+    }
+
+    #[test]
     fn records_go_with_a_payment_only_when_the_payment_is_accepted() {
         use crate::protocol::{ChainLink, Event, Transfer};
         use crate::store::{Admission, Records};
@@ -372,7 +417,7 @@ mod tests {
             detail: None,
         };
         let fresh = Admission::Fresh { now_ms: now };
-        let with = |contract| Records { events: Vec::new(), rows: vec![row(contract)] };
+        let with = |contract| Records::rows(vec![row(contract)]);
         // More than the balance: refused, and its contract row is not stored either.
         assert!(store.submit_with(transfer(11), fresh, with(7)).unwrap().wait().is_err());
         assert!(store.reader().unwrap().contract(&Digest([7; 32])).unwrap().is_none());
@@ -388,8 +433,8 @@ mod tests {
             let payer = std::sync::Arc::new(Keypair::from_seed([1; 32]));
             let unpaid = row(contract);
             store.author_with(payer, draft, Validity::starting(now, 60_000), move |event| Records {
-                events: Vec::new(),
                 rows: vec![ContractRow { payment: Some(event.hash()), ..unpaid }],
+                ..Records::default()
             })
         };
         assert!(author(6, 9).unwrap().wait().is_err());

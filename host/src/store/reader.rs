@@ -278,10 +278,17 @@ impl LogReader {
         rows.map(|row| row?).collect()
     }
 
-    /// Every protocol event of a job, in log order: (kind, hash, bytes).
+    /// Every protocol event of a job, in log order: (kind, hash, bytes) — its own, and the
+    /// attestation sets (this node's and gossiped ones) that name one of its contracts.
     pub fn job_events(&self, job: &JobId) -> Result<Vec<(String, Digest, Vec<u8>)>, StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT kind, hash, bytes FROM events WHERE job = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, hash, bytes FROM events WHERE job = ?1 OR id IN ( \
+                SELECT l.event_id FROM contracts c JOIN event_links l \
+                    ON l.target = c.contract AND l.relation = 'contract' \
+                JOIN events e ON e.id = l.event_id AND e.kind = 'cue/outcome-attestations' \
+                WHERE c.job = ?1) \
+             ORDER BY id",
+        )?;
         let rows = stmt.query_map([job.0.to_vec()], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Vec<u8>>(2)?))
         })?;
@@ -290,6 +297,15 @@ impl LogReader {
             Ok((kind, digest_from_blob(hash)?, bytes))
         })
         .collect()
+    }
+
+    /// The oldest verdicts this node still owes an attestation for: (id, canonical body), at
+    /// most `limit`.
+    pub fn owed_attestations(&self, limit: u32) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT id, body FROM owed_attestations ORDER BY id LIMIT ?1")?;
+        let rows = stmt.query_map([limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every stored equivocation proof (encoded), for gossip.

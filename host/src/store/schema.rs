@@ -96,6 +96,14 @@ CREATE INDEX contracts_by_receipt ON contracts (receipt) WHERE receipt IS NOT NU
 DROP INDEX events_by_signer;
 DROP INDEX events_by_kind;
 "#,
+    r#"
+-- Verdicts this node has reached and not yet signed: each is stored with the contract's end,
+-- signed with others in one `cue/outcome-attestations` set, and deleted in that set's commit.
+CREATE TABLE owed_attestations (
+    id   INTEGER PRIMARY KEY,
+    body BLOB NOT NULL   -- canonical OUTCOME_ATTESTATION body
+) STRICT;
+"#,
 ];
 
 /// The registry database (component manifests, pinned names, known peers), separate from the

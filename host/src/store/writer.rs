@@ -128,6 +128,10 @@ enum Command {
         row: Box<ContractRow>,
         reply: Reply<()>,
     },
+    Records {
+        records: Box<Records>,
+        reply: Reply<()>,
+    },
 }
 
 /// What an authored entry is stored with, made once the entry is signed (its hash known).
@@ -141,12 +145,17 @@ pub struct Records {
     pub events: Vec<ProtocolEvent>,
     /// Contract rows to insert or update.
     pub rows: Vec<ContractRow>,
+    /// Verdicts this node owes an attestation for (canonical `OUTCOME_ATTESTATION` bodies),
+    /// kept until they are signed in a set.
+    pub owe: Vec<Vec<u8>>,
+    /// Owed attestations (their ids) that an event of `events` now signs: deleted.
+    pub attested: Vec<i64>,
 }
 
 impl Records {
     /// Only contract rows.
     pub fn rows(rows: Vec<ContractRow>) -> Records {
-        Records { events: Vec::new(), rows }
+        Records { rows, ..Records::default() }
     }
 }
 
@@ -301,6 +310,12 @@ impl LedgerStore {
     /// storing the same event twice is a no-op.
     pub fn record(&self, event: ProtocolEvent) -> Result<Pending<()>, StoreError> {
         self.send(|reply| Command::Record { event: Box::new(event), reply })
+    }
+
+    /// Queues events, contract rows and owed attestations to be stored together (in one
+    /// transaction: all or none).
+    pub fn store(&self, records: Records) -> Result<Pending<()>, StoreError> {
+        self.send(|reply| Command::Records { records: Box::new(records), reply })
     }
 
     /// Queues a contract's row (insert, or update of its state, receipt, payment and price).
@@ -527,6 +542,11 @@ impl Writer {
                 Command::Contract { row, reply } => {
                     answers.push(Answer::Unit(reply, upsert_contract(&tx, &row).map_err(SubmitError::Store)));
                 }
+                Command::Records { records, reply } => {
+                    // A failure is a database error: it fails the whole batch (all or none).
+                    let result = store_records(&tx, &records, received).map_err(SubmitError::Store);
+                    answers.push(Answer::Unit(reply, result));
+                }
             }
             if let Some(e) = answers[first..].iter().find_map(Answer::database_failure) {
                 // The rest of the batch is not processed; its commands get the same failure.
@@ -645,9 +665,9 @@ impl Command {
                 Answer::Event(reply, Box::new(Err(failed())))
             }
             Command::Proof { reply, .. } => Answer::Proof(reply, Err(failed())),
-            Command::Record { reply, .. } | Command::Contract { reply, .. } => {
-                Answer::Unit(reply, Err(failed()))
-            }
+            Command::Record { reply, .. }
+            | Command::Contract { reply, .. }
+            | Command::Records { reply, .. } => Answer::Unit(reply, Err(failed())),
         }
     }
 }
@@ -690,6 +710,12 @@ fn store_records(tx: &Transaction<'_>, records: &Records, received_ms: u64) -> R
     }
     for row in &records.rows {
         upsert_contract(tx, row)?;
+    }
+    for body in &records.owe {
+        tx.prepare_cached("INSERT INTO owed_attestations (body) VALUES (?1)")?.execute([body])?;
+    }
+    for id in &records.attested {
+        tx.prepare_cached("DELETE FROM owed_attestations WHERE id = ?1")?.execute([id])?;
     }
     Ok(())
 }

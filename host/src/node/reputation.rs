@@ -89,23 +89,19 @@ pub(super) fn owed_stored(shared: &Shared, owed: &OutcomeAttestation) {
 /// [`ATTEST_WAIT`] for more, then signs, stores and gossips sets until none is owed. At start
 /// it signs what a previous run left owed; at shutdown, what is owed by then.
 pub(super) async fn run_attester(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    let mut first = true;
     loop {
-        if !first {
-            tokio::select! {
-                () = super::wait_for(shutdown.clone()) => {
-                    while attest_owed(&shared).await {}
-                    return;
-                }
-                () = shared.attesting.notified() => {}
-            }
-            tokio::select! {
-                () = super::wait_for(shutdown.clone()) => {}
-                () = tokio::time::sleep(ATTEST_WAIT) => {}
-            }
-        }
-        first = false;
         while attest_owed(&shared).await {}
+        tokio::select! {
+            () = super::wait_for(shutdown.clone()) => {
+                while attest_owed(&shared).await {}
+                return;
+            }
+            () = shared.attesting.notified() => {}
+        }
+        tokio::select! {
+            () = super::wait_for(shutdown.clone()) => {}
+            () = tokio::time::sleep(ATTEST_WAIT) => {}
+        }
     }
 }
 

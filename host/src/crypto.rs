@@ -190,6 +190,12 @@ impl KeyCache {
     }
 }
 
+/// The canonical encodings of the eight points of small order of edwards25519 (its torsion
+/// subgroup): a signature whose `R` is one of them is refused (see [`PublicKey::verify`]).
+static SMALL_ORDER_POINTS: std::sync::LazyLock<[[u8; PUBLIC_KEY_LEN]; 8]> = std::sync::LazyLock::new(|| {
+    curve25519_dalek::constants::EIGHT_TORSION.map(|point| point.compress().to_bytes())
+});
+
 /// An ed25519 public key: an agent, an account, a libp2p peer.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicKey([u8; PUBLIC_KEY_LEN]);
@@ -215,11 +221,21 @@ impl PublicKey {
     }
 
     /// Verifies `signature` over `message` with RFC 8032 strict rules (canonical `s`, no
-    /// small-order `R`), so a signature cannot be altered into a second valid one.
+    /// small-order `R` or key), so a signature cannot be altered into a second valid one.
+    ///
+    /// It accepts exactly what ed25519-dalek's `verify_strict` accepts, one field square root
+    /// cheaper: the cofactorless check (canonical `s` required) holds only when `R` is the
+    /// encoding of `[s]B − [k]A` as compression makes it — canonical, of a valid point, so `R`
+    /// needs no decompression — and such a point is of small order exactly when that encoding
+    /// is one of the eight of [`SMALL_ORDER_POINTS`]. Small-order keys are refused when the key
+    /// is decoded ([`KeyCache`]).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
         let key = KEYS.verifying_key(&self.0)?;
+        if SMALL_ORDER_POINTS.iter().any(|point| signature.0[..32] == *point) {
+            return Err(CryptoError::BadSignature);
+        }
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &signature).map_err(|_| CryptoError::BadSignature)
+        ed25519_dalek::Verifier::verify(&key, message, &signature).map_err(|_| CryptoError::BadSignature)
     }
 
     /// The libp2p peer id of this key.
@@ -394,6 +410,94 @@ fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use curve25519_dalek::{EdwardsPoint, Scalar, constants::EIGHT_TORSION};
+
+    fn random_scalar() -> Scalar {
+        Scalar::from_bytes_mod_order_wide(&random_bytes::<64>().unwrap())
+    }
+
+    /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`, the challenge of an ed25519 signature.
+    fn challenge(r: &[u8; 32], key: &[u8; 32], message: &[u8]) -> Scalar {
+        let hash = sha2::Sha512::new().chain_update(r).chain_update(key).chain_update(message).finalize();
+        Scalar::from_bytes_mod_order_wide(&hash.into())
+    }
+
+    fn signature(r: [u8; 32], s: Scalar) -> Signature {
+        let mut bytes = [0; SIGNATURE_LEN];
+        bytes[..32].copy_from_slice(&r);
+        bytes[32..].copy_from_slice(s.as_bytes());
+        Signature(bytes)
+    }
+
+    fn dalek_verifies(key: &[u8; 32], message: &[u8], signature: &Signature, strict: bool) -> bool {
+        let key = VerifyingKey::from_bytes(key).unwrap();
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        if strict {
+            key.verify_strict(message, &signature).is_ok()
+        } else {
+            ed25519_dalek::Verifier::verify(&key, message, &signature).is_ok()
+        }
+    }
+
+    #[test]
+    fn the_small_order_table_holds_the_eight_torsion_points() {
+        let table: std::collections::HashSet<[u8; 32]> = SMALL_ORDER_POINTS.iter().copied().collect();
+        assert_eq!(table.len(), 8);
+        for point in table {
+            assert!(VerifyingKey::from_bytes(&point).unwrap().is_weak(), "{}", hex::encode(point));
+        }
+    }
+
+    /// Signatures the plain RFC 8032 check accepts although their `R` is of small order: with
+    /// `R` the identity (any key), and with `R` of order 8 under a key that has a torsion part
+    /// (not itself of small order, so it decodes). `verify` refuses both, as `verify_strict`.
+    #[test]
+    fn a_signature_with_a_small_order_r_is_refused_as_verify_strict_refuses_it() {
+        let secret = random_scalar();
+        let key = EdwardsPoint::mul_base(&secret).compress().to_bytes();
+        let identity = EIGHT_TORSION[0].compress().to_bytes();
+        let forged = signature(identity, challenge(&identity, &key, b"pay me") * secret);
+        assert!(dalek_verifies(&key, b"pay me", &forged, false));
+        assert!(!dalek_verifies(&key, b"pay me", &forged, true));
+        assert!(matches!(
+            PublicKey::from_bytes(key).unwrap().verify(b"pay me", &forged),
+            Err(CryptoError::BadSignature)
+        ));
+
+        // A = aB + T (T of order 8): [s]B − [k]A = −[k]T when s = k·a, so R = −[k]T passes the
+        // plain check; find a message whose challenge gives the chosen R (1 in 8 do).
+        let torsion = EIGHT_TORSION[1];
+        let mixed = (EdwardsPoint::mul_base(&secret) + torsion).compress().to_bytes();
+        let r = EIGHT_TORSION[3].compress().to_bytes();
+        let (message, k) = (0u32..10_000)
+            .map(|i| i.to_le_bytes())
+            .map(|m| (m, challenge(&r, &mixed, &m)))
+            .find(|(_, k)| (-(k * torsion)).compress().to_bytes() == r)
+            .expect("one message in eight fits");
+        let forged = signature(r, k * secret);
+        assert!(dalek_verifies(&mixed, &message, &forged, false));
+        assert!(!dalek_verifies(&mixed, &message, &forged, true));
+        let key = PublicKey::from_bytes(mixed).expect("a key with a torsion part is not of small order");
+        assert!(matches!(key.verify(&message, &forged), Err(CryptoError::BadSignature)));
+    }
+
+    #[test]
+    fn verify_accepts_and_refuses_what_verify_strict_does() {
+        for round in 0..200u32 {
+            let keypair = Keypair::generate().unwrap();
+            let public = keypair.public();
+            let message = round.to_le_bytes().repeat(round as usize % 7 + 1);
+            let good = keypair.sign(&message);
+            assert!(public.verify(&message, &good).is_ok());
+            assert!(dalek_verifies(public.as_bytes(), &message, &good, true));
+            let mut bad = good;
+            bad.0[round as usize % SIGNATURE_LEN] ^= 1 << (round % 8);
+            let strict = dalek_verifies(public.as_bytes(), &message, &bad, true);
+            assert_eq!(public.verify(&message, &bad).is_ok(), strict);
+            assert!(public.verify(b"another message", &good).is_err());
+        }
+    }
 
     #[test]
     fn unique_bytes_do_not_repeat_within_a_thread_or_across_threads() {

@@ -316,3 +316,63 @@ async fn forged_gossip_is_refused_and_valid_gossip_is_learnt() {
     assert!(handle.refusals()["component-manifests"] >= 1, "{:?}", handle.refusals());
     node.stop().await;
 }
+
+/// Ledger gossip comes in batches (`cue/ledger/2`): a garbage batch is refused, and in a batch
+/// holding a forged entry, the valid entries around it are still applied, in their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossiped_batch_keeps_its_valid_entries_and_refuses_a_forged_one() {
+    use cue_host::node::LEDGER_TOPIC;
+    use cue_host::protocol::{ChainLink, Mint, Transfer, Verified, encode_entry_batch};
+
+    let hostile = Keypair::generate().unwrap();
+    let payee = Keypair::generate().unwrap().public();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "batch-test".into(),
+        mint_authority: hostile.public(),
+        allocations: Default::default(),
+    };
+    let node = TestNode::start_with_ledger(tempfile::tempdir().unwrap(), &[], &genesis).await;
+    let config =
+        NetConfig::new(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()], node.addrs(), Arc::new(StoreNothing));
+    let (client, _events, event_loop) = net::new(&hostile, config).unwrap();
+    tokio::spawn(event_loop.run(std::future::pending()));
+    for addr in node.addrs() {
+        client.dial(addr).await.unwrap();
+    }
+    client.subscribe(LEDGER_TOPIC).await.unwrap();
+
+    let validity = Validity::starting(now_ms(), 3_600_000);
+    let mint = Verified::sign_mint(
+        &hostile,
+        Mint { genesis: genesis.id(), link: ChainLink::FIRST, to: hostile.public(), amount: 1_000 },
+        validity,
+    )
+    .unwrap();
+    let pay = |seq: u64, prev: Digest, amount: u64| {
+        let link = ChainLink { seq, prev: Some(prev) };
+        let body = Transfer { genesis: genesis.id(), link, to: payee, amount, reference: None };
+        Verified::sign_transfer(&hostile, body, validity).unwrap()
+    };
+    let first = pay(1, mint.event().hash(), 100);
+    let second = pay(2, first.event().hash(), 200);
+    let mut forged = pay(2, first.event().hash(), 900).event().bytes().to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let batch = encode_entry_batch(
+        [mint.event().bytes(), first.event().bytes(), &forged, second.event().bytes()].into_iter(),
+    );
+
+    let handle = node.handle();
+    eventually("the batch's valid entries to be applied", Duration::from_secs(30), || {
+        let (client, batch, handle) = (client.clone(), batch.clone(), handle.clone());
+        async move {
+            let _ = client.publish(LEDGER_TOPIC, b"garbage".to_vec()).await;
+            let _ = client.publish(LEDGER_TOPIC, batch).await;
+            (handle.balance(payee.peer_id()).await.ok()?.0 == 300).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(handle.balance(hostile.peer_id()).await.unwrap().0, 700);
+    assert!(handle.refusals()["ledger-entries"] >= 2, "{:?}", handle.refusals());
+    node.stop().await;
+}

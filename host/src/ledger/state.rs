@@ -41,6 +41,8 @@ pub struct Ledger {
     genesis_id: Digest,
     accounts: HashMap<PublicKey, Account>,
     supply: u64,
+    /// Accounts flagged for equivocation.
+    flagged: usize,
 }
 
 impl Ledger {
@@ -55,7 +57,7 @@ impl Ledger {
                 (*key, account)
             })
             .collect();
-        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply })
+        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply, flagged: 0 })
     }
 
     /// A state restored from storage (balances, chains and flags persisted earlier).
@@ -65,7 +67,8 @@ impl Ledger {
             .try_fold(0u64, |sum, a| sum.checked_add(a.balance))
             .filter(|s| *s <= MAX_SUPPLY)
             .ok_or(LedgerError::SupplyOverflow)?;
-        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply })
+        let flagged = accounts.values().filter(|a| a.flagged).count();
+        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply, flagged })
     }
 
     /// The genesis.
@@ -184,7 +187,14 @@ impl Ledger {
             return Err(LedgerError::WrongNetwork { expected: self.genesis_id, found: proof.genesis() });
         }
         let account = self.accounts.entry(proof.account()).or_default();
-        Ok(!std::mem::replace(&mut account.flagged, true))
+        let newly = !std::mem::replace(&mut account.flagged, true);
+        self.flagged += usize::from(newly);
+        Ok(newly)
+    }
+
+    /// How many accounts are flagged for equivocation.
+    pub fn flagged_count(&self) -> usize {
+        self.flagged
     }
 }
 

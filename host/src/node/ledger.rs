@@ -2,26 +2,46 @@
 //! [`LEDGER_TOPIC`], checking and applying entries others gossip, and catching up on a chain
 //! when an entry arrives before the ones it follows.
 //!
+//! Entries are gossiped in batches: an entry stored here waits [`GOSSIP_WAIT`] in the outbox
+//! for others, and the gossiper publishes what waits as one message of up to
+//! [`MAX_ENTRIES_PER_BATCH`] entries (one message, one dispatch and one lookup per receiver
+//! for every payment of ~50 ms). Single entries on [`LEDGER_TOPIC_V1`] are still accepted.
+//!
 //! Every gossiped entry is decoded, its signature checked, and submitted as a fresh event:
 //! the store applies the ledger rules (chain order, balance, mint authority) and keeps it.
 //! When the rules say "out of order", the node asks the peer that forwarded it for the
 //! account's entries from the expected sequence on (`GetChain`), applies them as history
 //! (signature and rules still checked), and tries the gossiped entry again.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::sync::{Notify, watch};
 
 use super::{NodeError, Shared, now_ms};
 use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::ledger::LedgerError;
 use crate::net::rpc::MAX_CHAIN_ENTRIES;
 use crate::net::{Refusal, RpcRequest, RpcResponse};
-use crate::protocol::{Event, EventError, PaymentReference, Validity, Verified};
+use crate::protocol::{
+    Event, EventError, MAX_ENTRIES_PER_BATCH, PaymentReference, Validity, Verified, decode_entry_batch,
+    encode_entry_batch,
+};
 use crate::store::{Accepted, Admission, Draft, HistoryEntry, LedgerStore, Records, StoreError, SubmitError};
 
-/// Gossip topic of signed ledger entries.
-pub const LEDGER_TOPIC: &str = "cue/ledger/1";
+/// Gossip topic of signed ledger entries, in batches ([`encode_entry_batch`]).
+pub const LEDGER_TOPIC: &str = "cue/ledger/2";
+/// The topic of one signed ledger entry per message, as nodes before batches gossip them:
+/// still subscribed to and accepted, no longer published on.
+pub const LEDGER_TOPIC_V1: &str = "cue/ledger/1";
+/// How long an entry in the outbox waits for others to be gossiped with.
+pub const GOSSIP_WAIT: Duration = Duration::from_millis(50);
+/// Entries waiting in the outbox at most; one beyond is published at once, on its own.
+const MAX_OUTBOX: usize = 4_096;
+/// Bytes of entries in one batch at most (gossip messages are limited to 128 KiB).
+const MAX_BATCH_BYTES: usize = 120 * 1024;
 /// How long an entry this node authors stays acceptable to others.
 const ENTRY_LIFETIME_MS: u64 = 3_600_000;
 /// Catch-up rounds for one gossiped entry (each brings up to `MAX_CHAIN_ENTRIES`).
@@ -151,10 +171,82 @@ pub(super) async fn author_with(
         .map_err(refused)
 }
 
-/// Gossips a stored ledger entry on [`LEDGER_TOPIC`].
+/// Ledger entries stored here and waiting to be gossiped (at most [`MAX_OUTBOX`]).
+#[derive(Default)]
+pub(super) struct Outbox {
+    entries: Mutex<VecDeque<Vec<u8>>>,
+    /// Wakes the gossiper ([`run_gossiper`]).
+    ready: Notify,
+}
+
+impl Outbox {
+    /// Takes the oldest entries that fit one batch; empty when none waits.
+    fn take_batch(&self) -> Vec<Vec<u8>> {
+        let mut entries = self.entries.lock().expect("outbox lock");
+        let mut batch = Vec::new();
+        let mut size = 0;
+        while let Some(next) = entries.front() {
+            if batch.len() == MAX_ENTRIES_PER_BATCH
+                || (!batch.is_empty() && size + next.len() > MAX_BATCH_BYTES)
+            {
+                break;
+            }
+            size += next.len();
+            batch.extend(entries.pop_front());
+        }
+        batch
+    }
+}
+
+/// Gossips a stored ledger entry on [`LEDGER_TOPIC`]: with the others stored within
+/// [`GOSSIP_WAIT`], or at once when the outbox is full.
 pub(super) async fn gossip(shared: &Shared, bytes: Vec<u8>) {
-    if let Err(e) = shared.client.publish(LEDGER_TOPIC, bytes).await {
+    let overflow = {
+        let mut entries = shared.outbox.entries.lock().expect("outbox lock");
+        if entries.len() < MAX_OUTBOX {
+            entries.push_back(bytes);
+            None
+        } else {
+            Some(bytes)
+        }
+    };
+    match overflow {
+        None => shared.outbox.ready.notify_one(),
+        Some(bytes) => publish(shared, vec![bytes]).await,
+    }
+}
+
+async fn publish(shared: &Shared, batch: Vec<Vec<u8>>) {
+    let message = encode_entry_batch(batch.iter().map(Vec::as_slice));
+    if let Err(e) = shared.client.publish(LEDGER_TOPIC, message).await {
         tracing::debug!("ledger gossip not sent: {e}");
+    }
+}
+
+/// Publishes what waits in the outbox, in batches.
+async fn flush(shared: &Shared) {
+    loop {
+        let batch = shared.outbox.take_batch();
+        if batch.is_empty() {
+            return;
+        }
+        publish(shared, batch).await;
+    }
+}
+
+/// Until shutdown: woken by an entry put in the outbox, waits [`GOSSIP_WAIT`] for more, then
+/// gossips what waits; at shutdown, gossips what waits by then.
+pub(super) async fn run_gossiper(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = super::wait_for(shutdown.clone()) => return flush(&shared).await,
+            () = shared.outbox.ready.notified() => {}
+        }
+        tokio::select! {
+            () = super::wait_for(shutdown.clone()) => {}
+            () = tokio::time::sleep(GOSSIP_WAIT) => {}
+        }
+        flush(&shared).await;
     }
 }
 
@@ -269,6 +361,63 @@ async fn submit_with(
     then: Records,
 ) -> Result<Accepted, SubmitError> {
     queue(&store, move |store| store.submit_with(event, admission, then)).await?.done().await
+}
+
+/// A gossiped batch of entries: those not in the log yet (found in one read) are checked and
+/// queued together, so the writer commits them in one transaction, in their order; one that
+/// comes out of order (or cannot be queued) goes the single-entry way of [`on_gossip`], which
+/// catches up on its chain. A bad entry is refused and counted; the others still count.
+pub(super) async fn on_gossip_batch(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) {
+    let Some(store) = shared.ledger.clone() else { return };
+    let entries = match decode_entry_batch(&bytes) {
+        Ok(entries) => entries,
+        Err(e) => {
+            shared.refusals.count(Refusal::LedgerEntry);
+            tracing::info!(%from, "refused a gossiped batch of ledger entries: {e}");
+            return;
+        }
+    };
+    // Without a reader every entry is tried: the writer knows the ones it has.
+    let fresh: Vec<&[u8]> = match store.reader() {
+        Ok(reader) => {
+            entries.into_iter().filter(|e| !reader.has_event(&Digest::of(e)).unwrap_or(false)).collect()
+        }
+        Err(_) => entries,
+    };
+    let mut queued = Vec::new();
+    for entry in fresh {
+        match Event::decode(entry).and_then(Event::verify) {
+            Ok(event) => {
+                let admission = Admission::Fresh { now_ms: now_ms() };
+                let pending =
+                    queue(&store, move |store| store.submit_with(event, admission, Records::default())).await;
+                queued.push((entry.to_vec(), pending));
+            }
+            Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+            }
+        }
+    }
+    for (entry, pending) in queued {
+        let submitted = match pending {
+            Ok(pending) => pending.done().await,
+            Err(e) => Err(SubmitError::Store(e)),
+        };
+        match submitted {
+            Ok(accepted) => tracing::debug!(hash = %accepted.event.hash(), "applied a gossiped ledger entry"),
+            Err(
+                SubmitError::Ledger(LedgerError::Duplicate { .. }) | SubmitError::Event(EventError::Replay),
+            ) => {}
+            Err(SubmitError::Ledger(LedgerError::OutOfOrder { .. }) | SubmitError::Store(_)) => {
+                on_gossip(shared.clone(), from, entry).await
+            }
+            Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+            }
+        }
+    }
 }
 
 /// A gossiped entry: check it, apply it, catch up on its chain if it came early.

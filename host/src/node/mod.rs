@@ -38,7 +38,7 @@ pub use blobs::{BLOB_PROTOCOL, TransferError};
 pub use components::{FetchReport, PublishReport};
 pub use discovery::ProviderView;
 pub use jobstream::JOB_PROTOCOL;
-pub use ledger::{EntryView, LEDGER_TOPIC};
+pub use ledger::{EntryView, GOSSIP_WAIT, LEDGER_TOPIC, LEDGER_TOPIC_V1};
 pub use provide::{DEFAULT_PAY_GRACE, FaultInjection};
 pub use provider::ProviderSettings;
 pub use reputation::REPUTATION_TOPIC;
@@ -140,6 +140,8 @@ struct Shared {
     idle_job_streams: submit::IdleStreams,
     /// Wakes the attester: a verdict of this node is owed an attestation.
     attesting: tokio::sync::Notify,
+    /// Ledger entries stored here and waiting to be gossiped together.
+    outbox: ledger::Outbox,
     /// Gossiped attestations counted in the book and waiting to be logged together.
     unlogged: std::sync::Mutex<Vec<crate::store::ProtocolEvent>>,
     /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
@@ -211,6 +213,7 @@ impl Node {
             names_checked: Default::default(),
             unlogged: Default::default(),
             attesting: tokio::sync::Notify::new(),
+            outbox: ledger::Outbox::default(),
             idle_job_streams: Default::default(),
             reputation: std::sync::Mutex::new(ReputationBook::new(
                 keypair_public,
@@ -222,6 +225,7 @@ impl Node {
         shared.client.subscribe(REPUTATION_TOPIC).await?;
         if shared.ledger.is_some() {
             shared.client.subscribe(LEDGER_TOPIC).await?;
+            shared.client.subscribe(ledger::LEDGER_TOPIC_V1).await?;
         }
         let kicks = Arc::new(tokio::sync::Notify::new());
         tasks.push(tokio::spawn(serve::dispatch(shared.clone(), events, kicks.clone())));
@@ -234,6 +238,7 @@ impl Node {
         }
         tasks.push(tokio::spawn(serve::announcer(shared.clone(), kicks, shutdown_rx.clone())));
         tasks.push(tokio::spawn(reputation::run_attester(shared.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(ledger::run_gossiper(shared.clone(), shutdown_rx.clone())));
         let node = Node { shared, shutdown, tasks };
         tracing::info!(peer = %node.peer_id(), "node started");
         Ok(node)
@@ -463,9 +468,7 @@ impl Shared {
     /// A peer's reputation here: 0 for an account the ledger flagged for equivocation, else
     /// from the attestations this node holds (see `market::reputation`).
     fn reputation_of(&self, peer: &crate::crypto::PublicKey) -> f64 {
-        let flagged =
-            self.ledger.as_ref().and_then(|l| l.reader().ok()).and_then(|r| r.is_flagged(peer).ok());
-        if flagged == Some(true) {
+        if self.ledger.as_ref().is_some_and(|ledger| ledger.is_flagged(peer)) {
             return 0.0;
         }
         self.reputation

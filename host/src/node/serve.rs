@@ -70,6 +70,10 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<Net
                 on_component_gossip(&shared, &from, &data)
             }
             NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => {
+                let work = ledger::on_gossip_batch(shared.clone(), from, data);
+                spawn_gossip(&shared, &ledger_work, from, "ledger entries", work)
+            }
+            NetEvent::Gossip { topic, from, data } if topic == ledger::LEDGER_TOPIC_V1 => {
                 let work = ledger::on_gossip(shared.clone(), from, data);
                 spawn_gossip(&shared, &ledger_work, from, "ledger entries", work)
             }

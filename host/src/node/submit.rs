@@ -214,7 +214,7 @@ async fn load_locally(
 /// Providers that may take the job, best first: not this node, within their policies, and
 /// (when the offer is fixed) cheap enough.
 async fn candidates(shared: &Shared, options: &SubmitOptions) -> Result<Vec<ProviderView>, NodeError> {
-    let me = shared.keypair.peer_id().to_string();
+    let me = shared.keypair.peer_id();
     // A named provider is asked directly (its checked manifest reused while it lives): no
     // sweep of the DHT.
     let all = match options.provider {
@@ -230,8 +230,8 @@ async fn candidates(shared: &Shared, options: &SubmitOptions) -> Result<Vec<Prov
     };
     let chosen: Vec<ProviderView> = all
         .into_iter()
-        .filter(|view| view.peer_id != me)
-        .filter(|view| options.provider.is_none_or(|p| p.to_string() == view.peer_id))
+        .filter(|view| view.signed.body().peer_id() != me)
+        .filter(|view| options.provider.is_none_or(|p| p == view.signed.body().peer_id()))
         .filter(fits)
         .collect();
     if chosen.is_empty() {

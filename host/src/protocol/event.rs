@@ -125,3 +125,70 @@ pub struct LedgerEntry {
     /// The amount moved or created.
     pub amount: u64,
 }
+
+/// The most ledger entries one gossiped batch carries.
+pub const MAX_ENTRIES_PER_BATCH: usize = 64;
+
+/// A batch of ledger entries as gossiped on `cue/ledger/2`: the canonical CBOR array of 1 to
+/// [`MAX_ENTRIES_PER_BATCH`] byte strings, each a whole signed `TOKEN_MINT` or
+/// `TOKEN_TRANSFER` as [`Event::decode`] reads it. The batch itself is not signed: each entry
+/// carries its own signature, checked on its own.
+pub fn encode_entry_batch<'e>(entries: impl ExactSizeIterator<Item = &'e [u8]>) -> Vec<u8> {
+    let mut w = super::codec::Writer::default();
+    w.array(entries.len() as u64);
+    for entry in entries {
+        w.bytes(entry);
+    }
+    w.into_bytes()
+}
+
+/// Reads a batch written by [`encode_entry_batch`] (the entries are neither decoded nor
+/// verified here). Refuses an empty or oversized batch, an entry beyond [`MAX_EVENT_BYTES`]
+/// and any byte after the array.
+///
+/// [`MAX_EVENT_BYTES`]: super::MAX_EVENT_BYTES
+pub fn decode_entry_batch(bytes: &[u8]) -> Result<Vec<&[u8]>, EventError> {
+    let mut r = super::codec::Reader::new(bytes);
+    let len = r.array_len()?;
+    if len == 0 || len > MAX_ENTRIES_PER_BATCH as u64 {
+        return Err(EventError::Malformed(format!(
+            "a batch holds 1 to {MAX_ENTRIES_PER_BATCH} entries, not {len}"
+        )));
+    }
+    let mut entries = Vec::with_capacity(len as usize);
+    for _ in 0..len {
+        let entry = r.bytes()?;
+        if entry.len() > super::MAX_EVENT_BYTES {
+            return Err(EventError::TooLarge { size: entry.len(), limit: super::MAX_EVENT_BYTES });
+        }
+        entries.push(entry);
+    }
+    r.finish()?;
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_round_trips_and_is_refused_empty_oversized_or_with_trailing_bytes() {
+        let entries: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 10 + i as usize]).collect();
+        let bytes = encode_entry_batch(entries.iter().map(Vec::as_slice));
+        let read = decode_entry_batch(&bytes).unwrap();
+        assert_eq!(read, entries.iter().map(Vec::as_slice).collect::<Vec<_>>());
+
+        assert!(decode_entry_batch(&encode_entry_batch(std::iter::empty())).is_err());
+        let too_many: Vec<Vec<u8>> = (0..=MAX_ENTRIES_PER_BATCH).map(|_| vec![1]).collect();
+        assert!(decode_entry_batch(&encode_entry_batch(too_many.iter().map(Vec::as_slice))).is_err());
+        let huge = [vec![0u8; super::super::MAX_EVENT_BYTES + 1]];
+        assert!(matches!(
+            decode_entry_batch(&encode_entry_batch(huge.iter().map(Vec::as_slice))),
+            Err(EventError::TooLarge { .. })
+        ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode_entry_batch(&trailing).is_err());
+        assert!(decode_entry_batch(b"garbage").is_err());
+    }
+}

@@ -26,7 +26,9 @@ pub use envelope::{
     EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION, Signed,
     Validity,
 };
-pub use event::{Event, LedgerEntry, Verified};
+pub use event::{
+    Event, LedgerEntry, MAX_ENTRIES_PER_BATCH, Verified, decode_entry_batch, encode_entry_batch,
+};
 pub use kind::EventKind;
 pub use nonce::{DEFAULT_NONCE_CAPACITY, SeenNonces};
 pub use token::{ChainLink, Mint, PaymentReference, Transfer};

@@ -1,11 +1,11 @@
 //! The single writer: a thread that owns the write connection and the ledger state, fed by a
 //! bounded queue, committing commands in groups.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Transaction, params};
@@ -172,6 +172,8 @@ pub struct LedgerStore {
     /// Idle read connections, reused by [`reader`](LedgerStore::reader).
     readers: super::reader::ReaderPool,
     writer: Option<JoinHandle<()>>,
+    /// The accounts flagged for equivocation as of the last commit (see [`Writer::flagged`]).
+    flagged: Arc<RwLock<HashSet<PublicKey>>>,
 }
 
 impl LedgerStore {
@@ -200,13 +202,16 @@ impl LedgerStore {
         let state = load_state(&conn, &genesis)?;
         let (queue, commands) = sync_channel(QUEUE_CAPACITY);
         let queued = Arc::new(AtomicUsize::new(0));
+        let flagged = Arc::new(RwLock::new(flagged_accounts(&state.0)));
         let writer = Writer {
             conn,
             genesis: genesis.clone(),
+            published_flags: state.0.flagged_count(),
             ledger: state.0,
             nonces: state.1,
             queued: queued.clone(),
             held: HashMap::new(),
+            flagged: flagged.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("cue-ledger-writer".into())
@@ -218,7 +223,14 @@ impl LedgerStore {
             queued,
             readers: super::reader::ReaderPool::new(path),
             writer: Some(writer),
+            flagged,
         })
+    }
+
+    /// Whether `account` is flagged for equivocation, as of the last commit: from memory, so
+    /// answering a request costs no read of the database.
+    pub fn is_flagged(&self, account: &PublicKey) -> bool {
+        self.flagged.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(account)
     }
 
     /// The network's genesis.
@@ -377,6 +389,11 @@ fn init_genesis(conn: &mut Connection, given: Option<Genesis>) -> Result<Genesis
     }
 }
 
+/// The accounts `ledger` has flagged for equivocation.
+fn flagged_accounts(ledger: &Ledger) -> HashSet<PublicKey> {
+    ledger.accounts().filter(|(_, account)| account.flagged).map(|(key, _)| *key).collect()
+}
+
 /// Rebuilds the in-memory ledger (balances and flags from `accounts`, chains from `events`) and
 /// the live nonces from the database.
 fn load_state(conn: &Connection, genesis: &Genesis) -> Result<(Ledger, SeenNonces), StoreError> {
@@ -425,6 +442,11 @@ struct Writer {
     queued: Arc<AtomicUsize>,
     /// Entries ahead of their chain waiting for their predecessors, by (signer, position).
     held: HashMap<(PublicKey, u64), Vec<Held>>,
+    /// The flagged accounts as [`LedgerStore::is_flagged`] answers them: set again after a
+    /// commit (or a reload) changes how many there are.
+    flagged: Arc<RwLock<HashSet<PublicKey>>>,
+    /// How many accounts were flagged when `flagged` was last set.
+    published_flags: usize,
 }
 
 /// A submitted entry with its answer; held (in [`Writer::held`]) while it is ahead of its
@@ -490,6 +512,11 @@ impl Writer {
                 self.nonces = nonces;
             }),
         };
+        if self.ledger.flagged_count() != self.published_flags {
+            self.published_flags = self.ledger.flagged_count();
+            *self.flagged.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                flagged_accounts(&self.ledger);
+        }
         for answer in answers {
             answer.send(failure.as_deref());
         }
@@ -940,6 +967,7 @@ mod tests {
         };
         let fresh = Admission::Fresh { now_ms: now_ms() };
         a.submit(fork(10), fresh).unwrap().wait().unwrap();
+        assert!(!a.is_flagged(&key.public()));
         let refused = a.submit(fork(20), fresh).unwrap().wait();
         assert!(matches!(refused, Err(SubmitError::Ledger(LedgerError::Equivocation { seq: 0, .. }))));
         let proofs = a.reader().unwrap().equivocation_proofs().unwrap();
@@ -952,6 +980,12 @@ mod tests {
         assert!(b.reader().unwrap().is_flagged(&key.public()).unwrap());
         let late = b.submit(fork(5), fresh).unwrap().wait();
         assert!(matches!(late, Err(SubmitError::Ledger(LedgerError::AccountFlagged(_)))));
+        // The in-memory answer (what reputation reads) follows each commit, and a restart.
+        assert!(a.is_flagged(&key.public()) && b.is_flagged(&key.public()));
+        assert!(!a.is_flagged(&payee));
+        drop(a);
+        let a = LedgerStore::open(&dir.path().join("a.sqlite3"), None).unwrap();
+        assert!(a.is_flagged(&key.public()));
     }
 
     /// A chain of `count` transfers authored on a store of its own, as verified entries.

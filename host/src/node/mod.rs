@@ -424,14 +424,19 @@ impl NodeHandle {
 impl Shared {
     /// The component with this hash, loaded (verified, compiled or from the code cache) — from
     /// the warm cache when it was loaded recently.
+    /// The component, if it is loaded in the sandbox now (see [`Shared::load`]).
+    fn loaded_now(&self, sha256: &crate::crypto::Digest) -> Option<Arc<LoadedComponent>> {
+        let loaded = self.loaded.lock().expect("loaded lock");
+        loaded.iter().find(|(d, _)| d == sha256).map(|(_, loaded)| loaded.clone())
+    }
+
     async fn load(
         &self,
         sha256: crate::crypto::Digest,
     ) -> Result<Arc<LoadedComponent>, crate::sandbox::JobError> {
         use crate::sandbox::{FailureKind, JobError};
-        if let Some((_, loaded)) = self.loaded.lock().expect("loaded lock").iter().find(|(d, _)| *d == sha256)
-        {
-            return Ok(loaded.clone());
+        if let Some(loaded) = self.loaded_now(&sha256) {
+            return Ok(loaded);
         }
         let bytes = self
             .blobs

@@ -344,10 +344,16 @@ async fn load(
     request: &ComputeRequest,
 ) -> Result<(Arc<LoadedComponent>, Option<Call>), contract::Refusal> {
     let component_error = |e: &dyn std::fmt::Display| (RejectReason::Component, e.to_string());
-    components::ensure_blob(shared, request.component, &mut |_, _| {})
-        .await
-        .map_err(|e| component_error(&e))?;
-    let loaded = shared.load(request.component).await.map_err(|e| component_error(&e))?;
+    // A component loaded now was verified and is here: neither is checked again.
+    let loaded = match shared.loaded_now(&request.component) {
+        Some(loaded) => loaded,
+        None => {
+            components::ensure_blob(shared, request.component, &mut |_, _| {})
+                .await
+                .map_err(|e| component_error(&e))?;
+            shared.load(request.component).await.map_err(|e| component_error(&e))?
+        }
+    };
     let bad_call = |e: crate::sandbox::JobError| (RejectReason::BadCall, e.to_string());
     let call = match &request.input {
         JobInput::Inline(call) => Some(loaded.parse_call(call).map_err(bad_call)?),
@@ -464,11 +470,11 @@ async fn run_job(
             job.call = job.call.take().or(call);
             execute(shared, job, stream).await
         }
-        Err(message) => refuse_start(shared, job, stream, message).await,
+        Err(message) => Err(refuse_start(shared, job, stream, message).await),
     };
     jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
-    result?;
-    Ok(receive_payment(shared, stream).await)
+    let delivered = result?;
+    Ok(receive_payment(shared, stream, &delivered).await)
 }
 
 /// The job a `start` frame names, taken off the waiting list (only its consumer may start it).
@@ -527,12 +533,13 @@ fn streamed_call(job: &PreparedJob, input: Option<String>) -> Result<Option<Call
 
 /// Tells the consumer the job will not run: a contract already told is recorded as failed;
 /// one negotiated on this stream is rejected instead (nothing of it was stored or told).
+/// Answers the error that ends the stream.
 async fn refuse_start(
     shared: &Shared,
     mut job: PreparedJob,
     stream: &mut Stream,
     message: String,
-) -> Result<(), NodeError> {
+) -> NodeError {
     tracing::info!(job = %job.request.body().job_id, "refused to start a job: {message}");
     let Some(stored) = job.stored.take() else {
         if let NoContract::Rejected(reject) =
@@ -541,20 +548,25 @@ async fn refuse_start(
             let _ = jobstream::write(stream, &Frame::Rejected { reject: hex::encode(reject.bytes()) }).await;
         }
         let _ = futures::AsyncWriteExt::close(stream).await;
-        return Err(NodeError::Invalid(message));
+        return NodeError::Invalid(message);
     };
     // After the contract itself is stored, so the failure is its last word.
     let _ = stored.await;
     save(shared, failed(&job.row, &message)).await;
     let _ = jobstream::write(stream, &Frame::Refused { message: message.clone() }).await;
     let _ = futures::AsyncWriteExt::close(stream).await;
-    Err(NodeError::Invalid(message))
+    NodeError::Invalid(message)
 }
 
 /// Runs the job, streaming its events, then signs, stores and sends the receipt. A contract not
 /// yet stored (negotiated on this stream) is stored with the receipt and told with the outcome
 /// when the job ends within [`QUICK_JOB`]; otherwise it is stored and told at that moment.
-async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream) -> Result<(), NodeError> {
+/// Answers the contract's row as stored, delivered.
+async fn execute(
+    shared: &Arc<Shared>,
+    mut job: PreparedJob,
+    stream: &mut Stream,
+) -> Result<ContractRow, NodeError> {
     let broken = |e: jobstream::FrameError| NodeError::Invalid(e.to_string());
     let body = job.request.body();
     let limits = Limits {
@@ -642,7 +654,7 @@ async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream
         detail: outcome.result.as_ref().err().map(|e| e.to_string()),
         ..job.row.clone()
     };
-    if !store_all(shared, events, vec![delivered]).await {
+    if !store_all(shared, events, vec![delivered.clone()]).await {
         return Err(NodeError::Store("the receipt could not be stored".into()));
     }
     let receipt = hex::encode(receipt.bytes());
@@ -659,7 +671,7 @@ async fn execute(shared: &Arc<Shared>, mut job: PreparedJob, stream: &mut Stream
         }
         return Err(broken(e));
     }
-    Ok(())
+    Ok(delivered)
 }
 
 /// A contract's row, ended as failed (nothing is owed either way).
@@ -674,15 +686,15 @@ fn failed(row: &ContractRow, why: &str) -> ContractRow {
 
 /// After the outcome: the consumer may pay on the same stream (saving a request), within
 /// [`PAY_ON_STREAM_WAIT`]; a payment that does not come here comes by `Pay` or by gossip.
-/// Answers whether it was paid here.
-async fn receive_payment(shared: &Arc<Shared>, stream: &mut Stream) -> bool {
+/// Answers whether it was paid here. `delivered` is the contract the stream just delivered.
+async fn receive_payment(shared: &Arc<Shared>, stream: &mut Stream, delivered: &ContractRow) -> bool {
     let Ok(Ok(Frame::Pay { transfer })) =
         tokio::time::timeout(PAY_ON_STREAM_WAIT, jobstream::read(stream)).await
     else {
         return false;
     };
     let answer = match hex::decode(&transfer) {
-        Ok(bytes) => match take_payment(shared.clone(), bytes).await {
+        Ok(bytes) => match take_payment(shared.clone(), bytes, Some(delivered)).await {
             Ok(()) => Frame::Paid,
             Err(message) => Frame::Refused { message },
         },
@@ -694,7 +706,7 @@ async fn receive_payment(shared: &Arc<Shared>, stream: &mut Stream) -> bool {
 
 /// Answers a `Pay` request (see [`take_payment`]).
 pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcResponse {
-    match take_payment(shared, bytes).await {
+    match take_payment(shared, bytes, None).await {
         Ok(()) => RpcResponse::Paid,
         Err(message) => RpcResponse::refused(RefusalReason::BadRequest, message),
     }
@@ -705,8 +717,13 @@ pub(super) async fn on_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> RpcRespon
 /// this node, the paid contract and this node's `completed` attestation are stored in the same
 /// commit; otherwise (a payment for something else, a contract another task is concluding)
 /// the contract is settled off the answer's path. The payer gossips the entry itself.
-async fn take_payment(shared: Arc<Shared>, bytes: Vec<u8>) -> Result<(), String> {
-    let settling = Settling::claim(&shared, &bytes);
+/// `delivered`: the contract the payment is expected for (its row need not be looked up).
+async fn take_payment(
+    shared: Arc<Shared>,
+    bytes: Vec<u8>,
+    delivered: Option<&ContractRow>,
+) -> Result<(), String> {
+    let settling = Settling::claim(&shared, &bytes, delivered);
     let then = settling.as_ref().map(Settling::records).unwrap_or_default();
     let imported = ledger::import_with(&shared, bytes.clone(), false, then).await;
     let settled = matches!(imported, Ok(ledger::Imported::New(_))) && settling.is_some();
@@ -749,8 +766,9 @@ struct Settling {
 impl Settling {
     /// The contract `bytes` (a transfer, not yet verified: what is claimed is only stored if
     /// the transfer is accepted) pays for, if it is this provider's, still delivered, and
-    /// covered, and no other task is concluding it.
-    fn claim(shared: &Shared, bytes: &[u8]) -> Option<Settling> {
+    /// covered, and no other task is concluding it. `delivered`, when it is the contract the
+    /// transfer names, saves looking it up by its receipt.
+    fn claim(shared: &Shared, bytes: &[u8], delivered: Option<&ContractRow>) -> Option<Settling> {
         let (jobs, store) = (shared.provider_jobs.as_ref()?, shared.ledger.as_ref()?);
         let crate::protocol::Event::Transfer(transfer) = crate::protocol::Event::decode(bytes).ok()? else {
             return None;
@@ -759,7 +777,10 @@ impl Settling {
             return None;
         };
         let reader = store.reader().ok()?;
-        let row = reader.contract_with_receipt(Role::Provider, &receipt).ok()??;
+        let row = match delivered.filter(|row| row.receipt == Some(receipt)) {
+            Some(row) => row.clone(),
+            None => reader.contract_with_receipt(Role::Provider, &receipt).ok()??,
+        };
         if !covers(shared, &transfer, &row) || !jobs.claim(row.contract) {
             return None;
         }

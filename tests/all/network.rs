@@ -308,3 +308,34 @@ impl cue_host::net::RecordValidator for NoRecords {
         false
     }
 }
+
+/// An entry waits ~50 ms in its node's outbox to be gossiped with others: a node stopped in
+/// that time publishes it before its network goes down, so the payee's node learns it without
+/// waiting for the payer's next entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_right_after_a_transfer_still_gossips_it() {
+    let (mint_dir, authority) = keyed_dir();
+    let (payee_dir, payee) = keyed_dir();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "flush-test".into(),
+        mint_authority: authority.public_key(),
+        allocations: [(authority.public_key(), 1_000)].into_iter().collect(),
+    };
+    let minter = TestNode::start_with_ledger(mint_dir, &[], &genesis).await;
+    let payee_node = TestNode::start_with_ledger(payee_dir, &minter.addrs(), &genesis).await;
+    let (m, p) = (minter.handle(), payee_node.handle());
+    eventually("the nodes to connect", Duration::from_secs(20), || {
+        let m = m.clone();
+        async move { (!m.connected_peers().await.ok()?.is_empty()).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // the gossip mesh forms on heartbeats
+    m.transfer(payee, 100, None).await.unwrap();
+    minter.stop().await;
+    eventually("the payee's node to apply the transfer", Duration::from_secs(10), || {
+        let p = p.clone();
+        async move { (p.balance(payee).await.ok()?.0 == 100).then_some(()) }
+    })
+    .await;
+    payee_node.stop().await;
+}

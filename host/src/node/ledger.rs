@@ -234,8 +234,25 @@ async fn flush(shared: &Shared) {
     }
 }
 
+/// How long a stopping node keeps its network up after publishing its outbox, for the
+/// messages to leave.
+const FLUSH_LINGER: Duration = Duration::from_millis(100);
+
+/// Before the node's tasks stop: publishes what waits in the outbox (at most 2 s), then gives
+/// the messages [`FLUSH_LINGER`] to leave. Nothing waiting, no delay.
+pub(super) async fn flush_before_stop(shared: &Shared) {
+    if shared.outbox.entries.lock().expect("outbox lock").is_empty() {
+        return;
+    }
+    if tokio::time::timeout(Duration::from_secs(2), flush(shared)).await.is_err() {
+        tracing::warn!("ledger entries not gossiped before stopping: peers catch up on them later");
+    }
+    tokio::time::sleep(FLUSH_LINGER).await;
+}
+
 /// Until shutdown: woken by an entry put in the outbox, waits [`GOSSIP_WAIT`] for more, then
-/// gossips what waits; at shutdown, gossips what waits by then.
+/// gossips what waits; at shutdown, tries to gossip what waits by then (what a stopping node
+/// had waiting was published before, see [`flush_before_stop`]).
 pub(super) async fn run_gossiper(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {

@@ -259,8 +259,10 @@ impl Node {
         self.shared.listen_addrs.read().map(|a| a.clone()).unwrap_or_default()
     }
 
-    /// Stops every task and waits for them (at most `grace` each).
+    /// Stops every task and waits for them (at most `grace` each). Ledger entries waiting to
+    /// be gossiped are published first, while the network still runs.
     pub async fn shutdown(self) {
+        ledger::flush_before_stop(&self.shared).await;
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let abort = task.abort_handle();

@@ -37,7 +37,7 @@ pub const LEDGER_TOPIC: &str = "cue/ledger/2";
 /// still subscribed to and accepted, no longer published on.
 pub const LEDGER_TOPIC_V1: &str = "cue/ledger/1";
 /// How long an entry in the outbox waits for others to be gossiped with.
-pub const GOSSIP_WAIT: Duration = Duration::from_millis(50);
+const GOSSIP_WAIT: Duration = Duration::from_millis(50);
 /// Entries waiting in the outbox at most; one beyond is published at once, on its own.
 const MAX_OUTBOX: usize = 4_096;
 /// Bytes of entries in one batch at most (gossip messages are limited to 128 KiB).
@@ -223,15 +223,19 @@ async fn publish(shared: &Shared, batch: Vec<Vec<u8>>) {
     }
 }
 
-/// Publishes what waits in the outbox, in batches.
-async fn flush(shared: &Shared) {
-    loop {
-        let batch = shared.outbox.take_batch();
-        if batch.is_empty() {
-            return;
-        }
+/// Publishes one batch of what waits in the outbox; answers whether there was one.
+async fn publish_batch(shared: &Shared) -> bool {
+    let batch = shared.outbox.take_batch();
+    let some = !batch.is_empty();
+    if some {
         publish(shared, batch).await;
     }
+    some
+}
+
+/// Publishes what waits in the outbox, in batches.
+async fn flush(shared: &Shared) {
+    while publish_batch(shared).await {}
 }
 
 /// How long a stopping node keeps its network up after publishing its outbox, for the
@@ -254,17 +258,8 @@ pub(super) async fn flush_before_stop(shared: &Shared) {
 /// gossips what waits; at shutdown, tries to gossip what waits by then (what a stopping node
 /// had waiting was published before, see [`flush_before_stop`]).
 pub(super) async fn run_gossiper(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = super::wait_for(shutdown.clone()) => return flush(&shared).await,
-            () = shared.outbox.ready.notified() => {}
-        }
-        tokio::select! {
-            () = super::wait_for(shutdown.clone()) => {}
-            () = tokio::time::sleep(GOSSIP_WAIT) => {}
-        }
-        flush(&shared).await;
-    }
+    let shared = &shared;
+    super::drain_in_batches(shutdown, &shared.outbox.ready, GOSSIP_WAIT, || publish_batch(shared)).await
 }
 
 /// The draft of a transfer.

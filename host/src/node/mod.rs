@@ -38,7 +38,7 @@ pub use blobs::{BLOB_PROTOCOL, TransferError};
 pub use components::{FetchReport, PublishReport};
 pub use discovery::ProviderView;
 pub use jobstream::JOB_PROTOCOL;
-pub use ledger::{EntryView, GOSSIP_WAIT, LEDGER_TOPIC, LEDGER_TOPIC_V1};
+pub use ledger::{EntryView, LEDGER_TOPIC, LEDGER_TOPIC_V1};
 pub use provide::{DEFAULT_PAY_GRACE, FaultInjection};
 pub use provider::ProviderSettings;
 pub use reputation::REPUTATION_TOPIC;
@@ -424,14 +424,14 @@ impl NodeHandle {
 }
 
 impl Shared {
-    /// The component with this hash, loaded (verified, compiled or from the code cache) — from
-    /// the warm cache when it was loaded recently.
     /// The component, if it is loaded in the sandbox now (see [`Shared::load`]).
     fn loaded_now(&self, sha256: &crate::crypto::Digest) -> Option<Arc<LoadedComponent>> {
         let loaded = self.loaded.lock().expect("loaded lock");
         loaded.iter().find(|(d, _)| d == sha256).map(|(_, loaded)| loaded.clone())
     }
 
+    /// The component with this hash, loaded (verified, compiled or from the code cache) — from
+    /// the warm cache when it was loaded recently.
     async fn load(
         &self,
         sha256: crate::crypto::Digest,
@@ -520,6 +520,31 @@ fn contract_json(row: &crate::store::ContractRow) -> serde_json::Value {
 /// Resolves when the shutdown flag turns true (or its sender is gone).
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Until shutdown: runs `drain` while it answers that more may be waiting (at start too), then
+/// waits to be woken by `wake`, waits `gather` for more work to come, and drains again; at
+/// shutdown, drains once more. What the attester and the ledger gossiper do with their queues.
+async fn drain_in_batches<F: Future<Output = bool>>(
+    shutdown: watch::Receiver<bool>,
+    wake: &tokio::sync::Notify,
+    gather: Duration,
+    mut drain: impl FnMut() -> F,
+) {
+    loop {
+        while drain().await {}
+        tokio::select! {
+            () = wait_for(shutdown.clone()) => {
+                while drain().await {}
+                return;
+            }
+            () = wake.notified() => {}
+        }
+        tokio::select! {
+            () = wait_for(shutdown.clone()) => {}
+            () = tokio::time::sleep(gather) => {}
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -89,20 +89,8 @@ pub(super) fn owed_stored(shared: &Shared, owed: &OutcomeAttestation) {
 /// [`ATTEST_WAIT`] for more, then signs, stores and gossips sets until none is owed. At start
 /// it signs what a previous run left owed; at shutdown, what is owed by then.
 pub(super) async fn run_attester(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    loop {
-        while attest_owed(&shared).await {}
-        tokio::select! {
-            () = super::wait_for(shutdown.clone()) => {
-                while attest_owed(&shared).await {}
-                return;
-            }
-            () = shared.attesting.notified() => {}
-        }
-        tokio::select! {
-            () = super::wait_for(shutdown.clone()) => {}
-            () = tokio::time::sleep(ATTEST_WAIT) => {}
-        }
-    }
+    let shared = &shared;
+    super::drain_in_batches(shutdown, &shared.attesting, ATTEST_WAIT, || attest_owed(shared)).await
 }
 
 /// Signs one set of the oldest owed verdicts, stores it (deleting them, in one commit) and

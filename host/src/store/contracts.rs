@@ -302,9 +302,10 @@ mod tests {
         {
             let store = LedgerStore::open(&path, Some(genesis.clone())).unwrap();
             let event = ProtocolEvent::of(&signed, Some(job), vec![]);
-            store.record(event.clone()).unwrap().wait().unwrap();
-            store.record(event).unwrap().wait().unwrap();
-            store.save_contract(row.clone()).unwrap().wait().unwrap();
+            let events = |event| crate::store::Records { events: vec![event], ..Default::default() };
+            store.store(events(event.clone())).unwrap().wait().unwrap();
+            store.store(events(event)).unwrap().wait().unwrap();
+            store.store(crate::store::Records::rows(vec![row.clone()])).unwrap().wait().unwrap();
             let delivered = ContractRow {
                 state: ContractState::Delivered,
                 receipt: Some(Digest([6; 32])),
@@ -312,7 +313,7 @@ mod tests {
                 updated_ms: now + 1,
                 ..row.clone()
             };
-            store.save_contract(delivered).unwrap().wait().unwrap();
+            store.store(crate::store::Records::rows(vec![delivered])).unwrap().wait().unwrap();
         }
         let store = LedgerStore::open(&path, None).expect("reopens with protocol events in the log");
         let reader = store.reader().unwrap();

@@ -120,14 +120,6 @@ enum Command {
         proof: Box<EquivocationProof>,
         reply: Reply<bool>,
     },
-    Record {
-        event: Box<ProtocolEvent>,
-        reply: Reply<()>,
-    },
-    Contract {
-        row: Box<ContractRow>,
-        reply: Reply<()>,
-    },
     Records {
         records: Box<Records>,
         reply: Reply<()>,
@@ -206,7 +198,6 @@ impl LedgerStore {
         let writer = Writer {
             conn,
             genesis: genesis.clone(),
-            published_flags: state.0.flagged_count(),
             ledger: state.0,
             nonces: state.1,
             queued: queued.clone(),
@@ -318,21 +309,10 @@ impl LedgerStore {
         self.send(|reply| Command::Proof { proof: Box::new(proof), reply })
     }
 
-    /// Queues a protocol event (request, accept, reject, receipt, attestation) for the log;
-    /// storing the same event twice is a no-op.
-    pub fn record(&self, event: ProtocolEvent) -> Result<Pending<()>, StoreError> {
-        self.send(|reply| Command::Record { event: Box::new(event), reply })
-    }
-
     /// Queues events, contract rows and owed attestations to be stored together (in one
     /// transaction: all or none).
     pub fn store(&self, records: Records) -> Result<Pending<()>, StoreError> {
         self.send(|reply| Command::Records { records: Box::new(records), reply })
-    }
-
-    /// Queues a contract's row (insert, or update of its state, receipt, payment and price).
-    pub fn save_contract(&self, row: ContractRow) -> Result<Pending<()>, StoreError> {
-        self.send(|reply| Command::Contract { row: Box::new(row), reply })
     }
 
     fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, StoreError> {
@@ -445,8 +425,6 @@ struct Writer {
     /// The flagged accounts as [`LedgerStore::is_flagged`] answers them: set again after a
     /// commit (or a reload) changes how many there are.
     flagged: Arc<RwLock<HashSet<PublicKey>>>,
-    /// How many accounts were flagged when `flagged` was last set.
-    published_flags: usize,
 }
 
 /// A submitted entry with its answer; held (in [`Writer::held`]) while it is ahead of its
@@ -512,11 +490,11 @@ impl Writer {
                 self.nonces = nonces;
             }),
         };
-        if self.ledger.flagged_count() != self.published_flags {
-            self.published_flags = self.ledger.flagged_count();
-            *self.flagged.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                flagged_accounts(&self.ledger);
+        let mut flagged = self.flagged.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if flagged.len() != self.ledger.flagged_count() {
+            *flagged = flagged_accounts(&self.ledger);
         }
+        drop(flagged);
         for answer in answers {
             answer.send(failure.as_deref());
         }
@@ -561,13 +539,6 @@ impl Writer {
                 Command::Proof { proof, reply } => {
                     let result = record_proof(&tx, chains.ledger, &proof, received);
                     answers.push(Answer::Proof(reply, result));
-                }
-                Command::Record { event, reply } => {
-                    let result = super::contracts::insert_event(&tx, &event, received);
-                    answers.push(Answer::Unit(reply, result.map_err(SubmitError::Store)));
-                }
-                Command::Contract { row, reply } => {
-                    answers.push(Answer::Unit(reply, upsert_contract(&tx, &row).map_err(SubmitError::Store)));
                 }
                 Command::Records { records, reply } => {
                     // A failure is a database error: it fails the whole batch (all or none).
@@ -692,9 +663,7 @@ impl Command {
                 Answer::Event(reply, Box::new(Err(failed())))
             }
             Command::Proof { reply, .. } => Answer::Proof(reply, Err(failed())),
-            Command::Record { reply, .. }
-            | Command::Contract { reply, .. }
-            | Command::Records { reply, .. } => Answer::Unit(reply, Err(failed())),
+            Command::Records { reply, .. } => Answer::Unit(reply, Err(failed())),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use serde_json::Value;
 
 use crate::api::ApiClient;
 use crate::datadir::DataDir;
@@ -29,6 +30,16 @@ pub struct JobArgs {
     json: bool,
 }
 
+/// A field of the API's answer as a person reads it: a string without its JSON quotes, a
+/// missing or null field (an unpaid contract's price and payment) as `-`.
+fn field(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Lists contracts, most recently changed first.
 pub fn list(args: JobsArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let api = ApiClient::discover(data_dir, Duration::from_secs(30))?;
@@ -44,7 +55,7 @@ pub fn list(args: JobsArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
             c["role"].as_str().unwrap_or("?"),
             c["state"].as_str().unwrap_or("?"),
             c["peer"].as_str().unwrap_or("?"),
-            c["price"],
+            field(&c["price"]),
             c["detail"].as_str().unwrap_or("")
         );
     }
@@ -68,7 +79,12 @@ pub fn show(args: JobArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
             c["peer"].as_str().unwrap_or("?"),
             c["state"].as_str().unwrap_or("?")
         );
-        println!("  receipt {}  payment {}  price {}", c["receipt"], c["payment"], c["price"]);
+        println!(
+            "  receipt {}  payment {}  price {}",
+            field(&c["receipt"]),
+            field(&c["payment"]),
+            field(&c["price"])
+        );
         if let Some(detail) = c["detail"].as_str() {
             println!("  {detail}");
         }
@@ -77,4 +93,19 @@ pub fn show(args: JobArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
         println!("event {:<24} {}", e["kind"].as_str().unwrap_or("?"), e["hash"].as_str().unwrap_or("?"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+    use serde_json::json;
+
+    #[test]
+    fn fields_print_without_quotes_and_absent_ones_as_a_dash() {
+        let contract = json!({"price": null, "payment": "ab12", "receipt": "cd34"});
+        assert_eq!(field(&contract["price"]), "-");
+        assert_eq!(field(&contract["missing"]), "-");
+        assert_eq!(field(&contract["payment"]), "ab12");
+        assert_eq!(field(&json!(305)), "305");
+    }
 }

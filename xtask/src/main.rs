@@ -2,7 +2,10 @@
 //!
 //! - `guests`: install the wasm32-wasip2 target if missing, build every example guest in
 //!   release, and place the components at `target/guests/<name>.wasm`.
-//! - `test`: guests, `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, every test.
+//! - `test`: guests, `cargo fmt --check`, `cycles`, `cargo clippy --all-targets -D warnings`,
+//!   every test.
+//! - `cycles`: fail on an import cycle between sibling or cousin modules of `host/src`
+//!   (see `cycles::find` for the rule), listing each cycle's imports by file and line.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
 //! - `bench [sandbox|ledger|net|contracts]`: every benchmark, or the one named; the sandbox and
 //!   contracts benchmarks build the guests first (figures go to docs/PERFORMANCE.md).
@@ -12,15 +15,18 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+mod cycles;
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
         "guests" => guests().map(|_| ()),
         "test" => test(),
+        "cycles" => cycles::check(&root()),
         "demo" => demo(),
         "bench" => bench(std::env::args().nth(2).as_deref()),
         _ => {
-            eprintln!("usage: cargo xtask <guests|test|demo|bench [{}]>", BENCHES.join("|"));
+            eprintln!("usage: cargo xtask <guests|test|cycles|demo|bench [{}]>", BENCHES.join("|"));
             bail!("unknown task `{task}`")
         }
     }
@@ -97,6 +103,7 @@ fn test() -> Result<()> {
     guests()?;
     run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(root().join("examples-guests")).args(["fmt", "--all", "--check"]))?;
+    cycles::check(&root())?;
     run(cargo().current_dir(root()).args([
         "clippy",
         "--workspace",

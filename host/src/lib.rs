@@ -18,6 +18,7 @@
 //! | rules | [`market`] | pure market rules: the signed resource manifest, provider score, reputation |
 //! | rules | [`contract`] | pure contract rules: provider evaluation, accept and receipt checks, replica majority |
 //! | base | [`crypto`] | keys, signatures, peer ids |
+//! | base | [`clock`] | the wall clock (`now_ms`), read by the layers above the rules |
 //! | app | [`local`] | running a component on this machine (`cue run`) |
 //! | app | [`benchmark`] | measuring this machine and signing its manifest (`cue benchmark`) |
 //! | app | [`authoring`] | scaffolding and building job crates (`cue new`, `cue build`) |
@@ -32,6 +33,7 @@ pub mod api;
 pub mod authoring;
 pub mod benchmark;
 pub mod cli;
+pub mod clock;
 pub mod contract;
 pub mod crypto;
 pub mod datadir;

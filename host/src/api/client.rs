@@ -4,10 +4,12 @@
 use std::io::BufRead as _;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use super::Endpoint;
 use crate::datadir::DataDir;
+use crate::node::{BalanceView, EntryView};
 
 /// Why a command could not talk to its node, or what the node refused.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +127,37 @@ impl ApiClient {
         Err(ApiError::Protocol("the answer ended without a result".into()))
     }
 
+    /// An account's balance (`None`: the node's own).
+    pub fn balance(&self, peer: Option<&str>) -> Result<BalanceView, ApiError> {
+        typed(self.get(&format!("/v1/wallet/balance?{}", peer_query(peer)))?)
+    }
+
+    /// An account's latest `limit` ledger entries, newest first (`None`: the node's own).
+    pub fn history(&self, peer: Option<&str>, limit: u32) -> Result<Vec<EntryView>, ApiError> {
+        typed(self.get(&format!("/v1/wallet/history?{}limit={limit}", peer_query(peer)))?)
+    }
+
+    /// Pays `amount` to `to` from the node's account (`reference`: `contract:<hash>` or
+    /// `receipt:<hash>`).
+    pub fn transfer(&self, to: &str, amount: u64, reference: Option<&str>) -> Result<EntryView, ApiError> {
+        typed(
+            self.post_json(
+                "/v1/wallet/transfer",
+                &json!({"to": to, "amount": amount, "reference": reference}),
+            )?,
+        )
+    }
+
+    /// Mints `amount` to `to` (the node must be the mint authority).
+    pub fn mint(&self, to: &str, amount: u64) -> Result<EntryView, ApiError> {
+        typed(self.post_json("/v1/wallet/mint", &json!({"to": to, "amount": amount}))?)
+    }
+
+    /// Verifies and applies a signed ledger entry on the node, which gossips it.
+    pub fn import(&self, bytes: &[u8], historical: bool) -> Result<EntryView, ApiError> {
+        typed(self.post_bytes(&format!("/v1/wallet/import?historical={historical}"), bytes)?)
+    }
+
     fn bearer(&self) -> String {
         format!("Bearer {}", self.token)
     }
@@ -148,6 +181,16 @@ impl ApiClient {
             .map_err(|e| ApiError::Protocol(e.to_string()))?;
         if ok { Ok(value) } else { Err(refusal(&value)) }
     }
+}
+
+/// An answer read as the view the API promises.
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| ApiError::Protocol(e.to_string()))
+}
+
+/// `peer=<id>&`, or nothing for the node's own account.
+fn peer_query(peer: Option<&str>) -> String {
+    peer.map(|p| format!("peer={}&", encode_query(p))).unwrap_or_default()
 }
 
 fn refusal(value: &Value) -> ApiError {

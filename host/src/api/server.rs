@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Endpoint, MAX_BODY_BYTES};
 use crate::crypto::PeerId;
 use crate::datadir::DataDir;
-use crate::node::{NodeError, NodeHandle};
+use crate::node::{BalanceView, NodeError, NodeHandle};
 
 /// Progress lines buffered per fetch; when full, progress lines are skipped (never the result).
 const PROGRESS_BUFFER: usize = 64;
@@ -127,11 +127,17 @@ fn node_error(e: NodeError) -> Response {
     error(status, kind, e)
 }
 
+/// The HTTP status and the stable kind of a node's error (docs/architecture.md, "Local API").
 fn error_kind(e: &NodeError) -> (StatusCode, &'static str) {
     match e {
-        NodeError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        NodeError::Invalid(_) | NodeError::Refused(_) | NodeError::NoLedger => {
+            (StatusCode::BAD_REQUEST, "invalid")
+        }
         NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-        NodeError::Net(_) | NodeError::Transfer(_) => (StatusCode::BAD_GATEWAY, "network"),
+        NodeError::Disagreement { .. } => (StatusCode::CONFLICT, "disagreement"),
+        NodeError::Net(_) | NodeError::Transfer(_) | NodeError::Undelivered(_) => {
+            (StatusCode::BAD_GATEWAY, "network")
+        }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
@@ -215,7 +221,7 @@ async fn wallet_balance(State(state): State<AppState>, Query(query): Query<Accou
         async {
             let peer = account(node, query.peer.as_deref())?;
             let (balance, flagged) = node.balance(peer).await?;
-            Ok(json!({"peer_id": peer.to_string(), "balance": balance, "flagged": flagged}))
+            Ok(BalanceView { peer_id: peer.to_string(), balance, flagged })
         }
         .await,
     )

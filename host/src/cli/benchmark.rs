@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::LedgerContext;
-use super::context::now_ms;
 use super::policy::PolicyArgs;
 use crate::benchmark::{Measurement, Plan, measure_and_sign};
+use crate::clock::now_ms;
 use crate::datadir::DataDir;
 use crate::market::ResourceManifest;
 use crate::protocol::Signed;

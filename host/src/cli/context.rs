@@ -62,8 +62,3 @@ fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
         .with_context(|| format!("cannot read genesis file {}", path.display()))?;
     Genesis::from_toml(&text).with_context(|| format!("genesis file {}", path.display()))
 }
-
-/// Milliseconds since the Unix epoch, by this machine's clock.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}

@@ -4,18 +4,17 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use serde_json::json;
+use anyhow::Context as _;
 
 use super::LedgerContext;
-use super::context::now_ms;
-use crate::api::{ApiClient, encode_query};
+use crate::api::ApiClient;
+use crate::clock::now_ms;
 use crate::crypto::{Digest, PeerId};
+use crate::node::{BalanceView, EntryView};
 use crate::protocol::{Event, PaymentReference, Validity};
-use crate::store::{Accepted, Admission, Draft, HistoryEntry, LogReader};
+use crate::store::{Admission, Draft, LedgerStore, LogReader, Pending};
 
 /// `cue wallet` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -116,19 +115,32 @@ pub struct ImportArgs {
 
 /// Runs a wallet subcommand: through the running node's API when a node runs on this data
 /// dir (so entries are gossiped and the node's ledger stays the only writer), else against the
-/// local ledger.
+/// local ledger. Either way the command gets the same typed views and prints them one way.
 pub fn run(command: WalletCommand, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
-    if let Some(api) = running_node(ctx) {
-        return through_node(command, &api, ctx);
-    }
+    let wallet = match running_node(ctx) {
+        Some(api) => Wallet::Node(api),
+        None => Wallet::Local,
+    };
     match command {
-        WalletCommand::Balance(args) => balance(args, ctx),
-        WalletCommand::History(args) => history(args, ctx),
-        WalletCommand::Transfer(args) => transfer(args, ctx),
-        WalletCommand::Mint(args) => mint(args, ctx),
-        WalletCommand::Export(args) => export(args, ctx),
-        WalletCommand::Import(args) => import(args, ctx),
+        WalletCommand::Balance(args) => print_balance(&wallet.balance(args.peer.as_deref(), ctx)?, args.json),
+        WalletCommand::History(args) => {
+            print_entries(&wallet.history(args.peer.as_deref(), args.limit, ctx)?, args.json)
+        }
+        WalletCommand::Transfer(args) => wallet.transfer(&args, ctx)?,
+        WalletCommand::Mint(args) => print_entry(&wallet.mint(&args, ctx)?, args.json),
+        // Reading the log is safe beside a running node (WAL readers do not block it).
+        WalletCommand::Export(args) => export(args, ctx)?,
+        WalletCommand::Import(args) => print_entry(&wallet.import(&args, ctx)?, args.json),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the wallet's commands go.
+enum Wallet {
+    /// The node running on this data dir, through its API.
+    Node(ApiClient),
+    /// The data dir's ledger, opened here (no node runs).
+    Local,
 }
 
 /// The API of the node running on this data dir, if one answers.
@@ -142,86 +154,94 @@ fn running_node(ctx: &LedgerContext) -> Option<ApiClient> {
     }
 }
 
-fn through_node(command: WalletCommand, api: &ApiClient, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
-    let peer_query = |peer: &Option<String>| peer.as_deref().map(|p| format!("peer={}&", encode_query(p)));
-    match command {
-        WalletCommand::Balance(args) => {
-            let path = format!("/v1/wallet/balance?{}", peer_query(&args.peer).unwrap_or_default());
-            let answer = api.get(&path)?;
-            if args.json {
-                println!("{}", json!({"peer_id": answer["peer_id"], "balance": answer["balance"]}));
-            } else {
-                println!("{}", answer["balance"]);
-                if answer["flagged"] == true {
-                    eprintln!("warning: {} is flagged for equivocation", answer["peer_id"]);
-                }
-            }
+/// Most transfers of one `--count` run in flight at once (bounds memory; keeps group commit fed).
+const MAX_IN_FLIGHT: usize = 256;
+
+impl Wallet {
+    fn balance(&self, peer: Option<&str>, ctx: &LedgerContext) -> anyhow::Result<BalanceView> {
+        if let Wallet::Node(api) = self {
+            return Ok(api.balance(peer)?);
         }
-        WalletCommand::History(args) => {
-            let peer = peer_query(&args.peer).unwrap_or_default();
-            let answer = api.get(&format!("/v1/wallet/history?{peer}limit={}", args.limit))?;
-            print_entries(answer.as_array().map(Vec::as_slice).unwrap_or_default(), args.json);
+        let peer = account(peer, ctx)?;
+        let store = ctx.open_ledger()?;
+        let reader = store.reader()?;
+        let key = peer.public_key();
+        Ok(BalanceView {
+            peer_id: peer.to_string(),
+            balance: reader.balance(&key)?,
+            flagged: reader.is_flagged(&key)?,
+        })
+    }
+
+    fn history(&self, peer: Option<&str>, limit: u32, ctx: &LedgerContext) -> anyhow::Result<Vec<EntryView>> {
+        if let Wallet::Node(api) = self {
+            return Ok(api.history(peer, limit)?);
         }
-        WalletCommand::Transfer(args) => {
-            let body = json!({"to": args.peer, "amount": args.amount, "reference": args.reference});
+        let peer = account(peer, ctx)?;
+        let entries = ctx.open_ledger()?.reader()?.history(&peer.public_key(), limit)?;
+        Ok(entries.iter().map(EntryView::of_history).collect())
+    }
+
+    /// Makes `--count` transfers, printing each once it is durable.
+    fn transfer(&self, args: &TransferArgs, ctx: &LedgerContext) -> anyhow::Result<()> {
+        if let Wallet::Node(api) = self {
             for _ in 0..args.count {
-                print_entry(
-                    &api.post_json("/v1/wallet/transfer", &body).context("transfer refused")?,
-                    args.json,
-                );
+                let entry = api.transfer(&args.peer, args.amount, args.reference.as_deref());
+                print_entry(&entry.context("transfer refused")?, args.json);
+            }
+            return Ok(());
+        }
+        let to = args.peer.parse::<PeerId>()?.public_key();
+        let reference = args
+            .reference
+            .as_deref()
+            .map(str::parse::<PaymentReference>)
+            .transpose()
+            .context("--reference")?;
+        let signer = Arc::new(ctx.keypair()?);
+        let store = ctx.open_ledger()?;
+        let draft = Draft::Transfer { to, amount: args.amount, reference };
+        let mut in_flight = VecDeque::new();
+        let done = |pending: Pending<_>| -> anyhow::Result<()> {
+            print_entry(&EntryView::of(&pending.wait().context("transfer refused")?), args.json);
+            Ok(())
+        };
+        for _ in 0..args.count {
+            let validity = Validity::starting(now_ms(), args.lifetime_secs.saturating_mul(1000));
+            in_flight.push_back(store.author(signer.clone(), draft, validity)?);
+            if in_flight.len() >= MAX_IN_FLIGHT
+                && let Some(pending) = in_flight.pop_front()
+            {
+                done(pending)?;
             }
         }
-        WalletCommand::Mint(args) => {
-            let body = json!({"to": args.peer, "amount": args.amount});
-            print_entry(&api.post_json("/v1/wallet/mint", &body).context("mint refused")?, args.json);
-        }
-        WalletCommand::Import(args) => {
-            let bytes =
-                std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-            let path = format!("/v1/wallet/import?historical={}", args.historical);
-            let entry = api
-                .post_bytes(&path, &bytes)
-                .with_context(|| format!("event in {} refused", args.file.display()))?;
-            print_entry(&entry, args.json);
-        }
-        // Reading the log is safe beside a running node (WAL readers do not block it).
-        WalletCommand::Export(args) => return export(args, ctx),
+        in_flight.into_iter().try_for_each(done)
     }
-    Ok(ExitCode::SUCCESS)
-}
 
-fn print_entries(entries: &[serde_json::Value], json: bool) {
-    if json {
-        println!("{}", serde_json::Value::Array(entries.to_vec()));
-        return;
+    fn mint(&self, args: &MintArgs, ctx: &LedgerContext) -> anyhow::Result<EntryView> {
+        if let Wallet::Node(api) = self {
+            return api.mint(&args.peer, args.amount).context("mint refused");
+        }
+        let to = args.peer.parse::<PeerId>()?.public_key();
+        let store = ctx.open_ledger()?;
+        let validity = Validity::starting(now_ms(), 3_600_000);
+        let pending =
+            store.author(Arc::new(ctx.keypair()?), Draft::Mint { to, amount: args.amount }, validity)?;
+        Ok(EntryView::of(&pending.wait().context("mint refused")?))
     }
-    for e in entries {
-        println!(
-            "#{:<6} {:<18} {} seq {} -> {} {:>12}  {}",
-            e["log_position"],
-            e["kind"].as_str().unwrap_or("?"),
-            e["from"].as_str().unwrap_or("?"),
-            e["seq"],
-            e["to"].as_str().unwrap_or("?"),
-            e["amount"],
-            e["hash"].as_str().unwrap_or("?")
-        );
-    }
-}
 
-fn print_entry(e: &serde_json::Value, json: bool) {
-    if json {
-        println!("{e}");
-    } else {
-        println!(
-            "{} {} seq {}: {} to {} ({})",
-            e["kind"].as_str().unwrap_or("?"),
-            e["from"].as_str().unwrap_or("?"),
-            e["seq"],
-            e["amount"],
-            e["to"].as_str().unwrap_or("?"),
-            e["hash"].as_str().unwrap_or("?")
-        );
+    fn import(&self, args: &ImportArgs, ctx: &LedgerContext) -> anyhow::Result<EntryView> {
+        let bytes =
+            std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+        let refused = || format!("event in {} refused", args.file.display());
+        if let Wallet::Node(api) = self {
+            return api.import(&bytes, args.historical).with_context(refused);
+        }
+        let event = Event::decode(&bytes).and_then(Event::verify).with_context(refused)?;
+        let store: LedgerStore = ctx.open_ledger()?;
+        let admission =
+            if args.historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
+        Ok(EntryView::of(&store.submit(event, admission)?.wait().with_context(refused)?))
     }
 }
 
@@ -232,165 +252,47 @@ fn account(peer: Option<&str>, ctx: &LedgerContext) -> anyhow::Result<PeerId> {
     }
 }
 
-fn balance(args: BalanceArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
-    let peer = account(args.peer.as_deref(), ctx)?;
-    let store = ctx.open_ledger()?;
-    let reader = store.reader()?;
-    let balance = reader.balance(&peer.public_key())?;
-    let flagged = reader.is_flagged(&peer.public_key())?;
-    if args.json {
-        let json = BalanceJson { peer_id: peer.to_string(), balance };
-        println!("{}", serde_json::to_string(&json)?);
-    } else {
-        println!("{balance}");
-        if flagged {
-            eprintln!("warning: {peer} is flagged for equivocation");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `balance --json`, fields in the documented order.
-#[derive(serde::Serialize)]
-struct BalanceJson {
-    peer_id: String,
-    balance: u64,
-}
-
-fn history(args: HistoryArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
-    let peer = account(args.peer.as_deref(), ctx)?;
-    let store = ctx.open_ledger()?;
-    let entries = store.reader()?.history(&peer.public_key(), args.limit)?;
-    if args.json {
-        let entries: Vec<_> = entries.iter().map(history_json).collect();
-        println!("{}", serde_json::Value::Array(entries));
-    } else {
-        for e in &entries {
-            println!(
-                "#{:<6} {:<18} {} seq {} -> {} {:>12}  {}",
-                e.log_position,
-                e.kind,
-                e.signer.peer_id(),
-                e.seq,
-                e.to.peer_id(),
-                e.amount,
-                e.hash
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn history_json(e: &HistoryEntry) -> serde_json::Value {
-    serde_json::json!({
-        "log_position": e.log_position,
-        "hash": e.hash.to_string(),
-        "kind": e.kind,
-        "from": e.signer.peer_id().to_string(),
-        "seq": e.seq,
-        "to": e.to.peer_id().to_string(),
-        "amount": e.amount,
-        "timestamp_ms": e.timestamp_ms,
-    })
-}
-
-fn accepted_json(accepted: &Accepted) -> serde_json::Value {
-    let event = &accepted.event;
-    let entry = event.entry();
-    serde_json::json!({
-        "hash": event.hash().to_string(),
-        "kind": event.header().kind.tag(),
-        "from": event.signer().peer_id().to_string(),
-        "seq": entry.link.seq,
-        "to": entry.to.peer_id().to_string(),
-        "amount": entry.amount,
-        "log_position": accepted.log_position,
-    })
-}
-
-fn print_accepted(accepted: &Accepted, json: bool) {
+/// `balance`: the number (a warning when the account is flagged); `--json`:
+/// `{"peer_id": .., "balance": N}`.
+fn print_balance(view: &BalanceView, json: bool) {
     if json {
-        println!("{}", accepted_json(accepted));
-    } else {
-        let entry = accepted.event.entry();
+        println!("{}", serde_json::json!({"peer_id": view.peer_id, "balance": view.balance}));
+        return;
+    }
+    println!("{}", view.balance);
+    if view.flagged {
+        eprintln!("warning: {} is flagged for equivocation", view.peer_id);
+    }
+}
+
+/// `history`: one line per entry; `--json`: an array of entries.
+fn print_entries(entries: &[EntryView], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(entries).unwrap_or_default());
+        return;
+    }
+    for e in entries {
         println!(
-            "{} {} seq {}: {} to {} ({})",
-            accepted.event.header().kind,
-            accepted.event.signer().peer_id(),
-            entry.link.seq,
-            entry.amount,
-            entry.to.peer_id(),
-            accepted.event.hash()
+            "#{:<6} {:<18} {} seq {} -> {} {:>12}  {}",
+            e.log_position, e.kind, e.from, e.seq, e.to, e.amount, e.hash
         );
     }
 }
 
-fn parse_reference(text: &str) -> anyhow::Result<PaymentReference> {
-    let (kind, hash) =
-        text.split_once(':').context("--reference: expected contract:<hash> or receipt:<hash>")?;
-    let hash = Digest::from_hex(hash).context("--reference: the hash must be 64 hex characters")?;
-    match kind {
-        "contract" => Ok(PaymentReference::Contract(hash)),
-        "receipt" => Ok(PaymentReference::Receipt(hash)),
-        other => bail!("--reference: unknown kind {other:?} (contract or receipt)"),
+/// One stored entry (transfer, mint, import); `--json`: one object.
+fn print_entry(e: &EntryView, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(e).unwrap_or_default());
+    } else {
+        println!("{} {} seq {}: {} to {} ({})", e.kind, e.from, e.seq, e.amount, e.to, e.hash);
     }
 }
 
-/// Most transfers of one `--count` run in flight at once (bounds memory; keeps group commit fed).
-const MAX_IN_FLIGHT: usize = 256;
-
-fn transfer(args: TransferArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
-    let to = args.peer.parse::<PeerId>()?.public_key();
-    let reference = args.reference.as_deref().map(parse_reference).transpose()?;
-    let signer = Arc::new(ctx.keypair()?);
-    let store = ctx.open_ledger()?;
-    let draft = Draft::Transfer { to, amount: args.amount, reference };
-    let mut in_flight = VecDeque::new();
-    for _ in 0..args.count {
-        let validity = Validity::starting(now_ms(), args.lifetime_secs.saturating_mul(1000));
-        in_flight.push_back(store.author(signer.clone(), draft, validity)?);
-        if in_flight.len() >= MAX_IN_FLIGHT
-            && let Some(pending) = in_flight.pop_front()
-        {
-            print_accepted(&pending.wait().context("transfer refused")?, args.json);
-        }
-    }
-    for pending in in_flight {
-        print_accepted(&pending.wait().context("transfer refused")?, args.json);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn mint(args: MintArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
-    let to = args.peer.parse::<PeerId>()?.public_key();
-    let signer = Arc::new(ctx.keypair()?);
-    let store = ctx.open_ledger()?;
-    let validity = Validity::starting(now_ms(), 3_600_000);
-    let accepted = store
-        .author(signer, Draft::Mint { to, amount: args.amount }, validity)?
-        .wait()
-        .context("mint refused")?;
-    print_accepted(&accepted, args.json);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn export(args: ExportArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
+fn export(args: ExportArgs, ctx: &LedgerContext) -> anyhow::Result<()> {
     let hash = Digest::from_hex(&args.hash).context("the hash must be 64 hex characters")?;
     let reader = LogReader::open(&ctx.ledger_path())?;
     let bytes = reader.event_bytes(&hash)?.with_context(|| format!("no event {hash} in the local log"))?;
     std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("{} bytes written to {}", bytes.len(), args.out.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn import(args: ImportArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let refused = || format!("event in {} refused", args.file.display());
-    let event = Event::decode(&bytes).and_then(Event::verify).with_context(refused)?;
-    let store = ctx.open_ledger()?;
-    let admission =
-        if args.historical { Admission::Historical } else { Admission::Fresh { now_ms: now_ms() } };
-    let accepted = store.submit(event, admission)?.wait().with_context(refused)?;
-    print_accepted(&accepted, args.json);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

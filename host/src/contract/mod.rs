@@ -1,17 +1,31 @@
 //! The compute contract's rules, without I/O: what a provider accepts, what a consumer checks in
 //! an accept and a receipt, what is owed, and which replicas agree. The node drives these
-//! with the network, the sandbox and the stores (see `node/provide.rs`, `node/submit.rs`).
+//! with the network, the sandbox and the stores (see `node/provider/`, `node/consumer/`).
 
 use crate::crypto::{Digest, PublicKey};
 use crate::market::ProviderPolicy;
 use crate::protocol::{ComputeAccept, ComputeRequest, Receipt, RejectReason, RunOutcome, Signed};
 
-/// Why a provider declines, for the signed reject.
-pub type Refusal = (RejectReason, String);
+/// Why a provider declines a request: the reason and the words of its signed reject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decline {
+    /// The typed reason, signed in the reject.
+    pub reason: RejectReason,
+    /// What the consumer is told.
+    pub message: String,
+}
 
-/// What a provider knows when it evaluates a request.
+impl Decline {
+    /// A decline for `reason`, saying `message`.
+    pub fn new(reason: RejectReason, message: impl Into<String>) -> Decline {
+        Decline { reason, message: message.into() }
+    }
+}
+
+/// What a provider weighs a request against: who and where it is, its policy, its load, and
+/// what it thinks of the consumer.
 #[derive(Clone, Debug)]
-pub struct ProviderView<'a> {
+pub struct Evaluation<'a> {
     /// The provider's key.
     pub me: &'a PublicKey,
     /// The network's genesis id.
@@ -37,27 +51,27 @@ pub fn minimum_offer(policy: &ProviderPolicy, max_fuel: u64) -> u64 {
 /// The checks a provider makes before looking at the component: addressee, network, bounds,
 /// price, capacity, reputation. The component and the call are checked after (they need the
 /// sandbox).
-pub fn evaluate(request: &ComputeRequest, view: &ProviderView<'_>) -> Result<(), Refusal> {
+pub fn evaluate(request: &ComputeRequest, view: &Evaluation<'_>) -> Result<(), Decline> {
     let policy = view.policy;
     if request.provider != *view.me {
-        return Err((RejectReason::Invalid, "the request is for another provider".into()));
+        return Err(Decline::new(RejectReason::Invalid, "the request is for another provider"));
     }
     if request.genesis != *view.genesis {
-        return Err((RejectReason::Invalid, "the request is for another network".into()));
+        return Err(Decline::new(RejectReason::Invalid, "the request is for another network"));
     }
     if request.max_memory_bytes > policy.max_memory_bytes {
         let message = format!(
             "max memory {} exceeds this provider's {}",
             request.max_memory_bytes, policy.max_memory_bytes
         );
-        return Err((RejectReason::OverLimits, message));
+        return Err(Decline::new(RejectReason::OverLimits, message));
     }
     if request.max_execution_ms > policy.max_execution_ms {
         let message = format!(
             "max time {} ms exceeds this provider's {} ms",
             request.max_execution_ms, policy.max_execution_ms
         );
-        return Err((RejectReason::OverLimits, message));
+        return Err(Decline::new(RejectReason::OverLimits, message));
     }
     let minimum = minimum_offer(policy, request.max_fuel);
     if request.offer < minimum {
@@ -65,10 +79,10 @@ pub fn evaluate(request: &ComputeRequest, view: &ProviderView<'_>) -> Result<(),
             "offer {} is below base fee {} + {} per million fuel × {} fuel = {minimum}",
             request.offer, policy.base_fee, policy.price_per_mfuel, request.max_fuel
         );
-        return Err((RejectReason::OfferTooLow, message));
+        return Err(Decline::new(RejectReason::OfferTooLow, message));
     }
     if view.in_flight >= view.capacity {
-        return Err((
+        return Err(Decline::new(
             RejectReason::Busy,
             format!("all {} job slots are taken; try again later", view.capacity),
         ));
@@ -78,7 +92,7 @@ pub fn evaluate(request: &ComputeRequest, view: &ProviderView<'_>) -> Result<(),
             "reputation {:.2} is below this provider's threshold {:.2}",
             view.consumer_reputation, view.min_reputation
         );
-        return Err((RejectReason::Reputation, message));
+        return Err(Decline::new(RejectReason::Reputation, message));
     }
     Ok(())
 }

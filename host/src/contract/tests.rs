@@ -31,8 +31,8 @@ fn request(provider: &Keypair) -> ComputeRequest {
     }
 }
 
-fn view<'a>(me: &'a PublicKey, genesis: &'a Digest, policy: &'a ProviderPolicy) -> ProviderView<'a> {
-    ProviderView {
+fn view<'a>(me: &'a PublicKey, genesis: &'a Digest, policy: &'a ProviderPolicy) -> Evaluation<'a> {
+    Evaluation {
         me,
         genesis,
         policy,
@@ -49,7 +49,8 @@ fn a_provider_refuses_each_broken_term_with_its_reason() {
     let (me, genesis, policy) = (provider.public(), Digest([9; 32]), policy());
     let ok = request(&provider);
     assert_eq!(evaluate(&ok, &view(&me, &genesis, &policy)), Ok(()));
-    let reason = |request: ComputeRequest, view: ProviderView<'_>| evaluate(&request, &view).unwrap_err().0;
+    let reason =
+        |request: ComputeRequest, view: Evaluation<'_>| evaluate(&request, &view).unwrap_err().reason;
     let other = Keypair::from_seed([3; 32]).public();
     assert_eq!(
         reason(ComputeRequest { provider: other, ..ok.clone() }, view(&me, &genesis, &policy)),
@@ -63,9 +64,9 @@ fn a_provider_refuses_each_broken_term_with_its_reason() {
     assert_eq!(reason(slow, view(&me, &genesis, &policy)), RejectReason::OverLimits);
     let cheap = ComputeRequest { offer: ok.offer - 1, ..ok.clone() };
     assert_eq!(reason(cheap, view(&me, &genesis, &policy)), RejectReason::OfferTooLow);
-    let full = ProviderView { in_flight: 4, ..view(&me, &genesis, &policy) };
+    let full = Evaluation { in_flight: 4, ..view(&me, &genesis, &policy) };
     assert_eq!(reason(ok.clone(), full), RejectReason::Busy);
-    let distrusted = ProviderView { consumer_reputation: 0.05, ..view(&me, &genesis, &policy) };
+    let distrusted = Evaluation { consumer_reputation: 0.05, ..view(&me, &genesis, &policy) };
     assert_eq!(reason(ok, distrusted), RejectReason::Reputation);
 }
 

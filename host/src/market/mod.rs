@@ -12,5 +12,5 @@ mod reputation;
 mod score;
 
 pub use manifest::{ManifestError, ProviderPolicy, ResourceManifest, open_manifest};
-pub use reputation::{Attestation, Recorded, ReputationBook, ReputationLimits, ReputationPolicy, Verdict};
+pub use reputation::{Attestation, Recorded, ReputationBook, ReputationLimits, ReputationPolicy};
 pub use score::{NEUTRAL_REPUTATION, REFERENCE_JOB_FUEL, score};

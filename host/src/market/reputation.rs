@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::NEUTRAL_REPUTATION;
 use crate::crypto::PublicKey;
-use crate::protocol::MAX_CLOCK_SKEW_MS;
+use crate::protocol::{MAX_CLOCK_SKEW_MS, Verdict};
 
 /// Evidence loses half its weight every week: a peer can redeem itself, and must keep earning.
 const HALF_LIFE_MS: f64 = 7.0 * 24.0 * 60.0 * 60.0 * 1000.0;
@@ -41,28 +41,13 @@ const MAX_ROUNDS: usize = 50;
 /// The iteration stops earlier once a round moves the trust vector less than this (L1).
 const CONVERGED: f64 = 1e-9;
 
-/// The outcome of a contract, as one of its two sides attests it about the other.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Verdict {
-    /// The other side did its part: the provider delivered a valid result, the consumer paid.
-    Completed,
-    /// The other side walked away from an accepted contract (no result, or no payment).
-    Default,
-    /// The provider returned a result that failed verification: a lie, the worst outcome.
-    InvalidResult,
-    /// The other side did not answer in time; may be a fault rather than malice.
-    Timeout,
-}
-
-impl Verdict {
-    /// Positive and negative evidence of one attestation, before decay.
-    fn evidence(self) -> (f64, f64) {
-        match self {
-            Verdict::Completed => (1.0, 0.0),
-            Verdict::Timeout => (0.0, 1.0),
-            Verdict::Default => (0.0, 2.0),
-            Verdict::InvalidResult => (0.0, 3.0),
-        }
+/// Positive and negative evidence of one attestation's verdict, before decay.
+fn evidence(verdict: Verdict) -> (f64, f64) {
+    match verdict {
+        Verdict::Completed => (1.0, 0.0),
+        Verdict::Timeout => (0.0, 1.0),
+        Verdict::Default => (0.0, 2.0),
+        Verdict::InvalidResult => (0.0, 3.0),
     }
 }
 
@@ -160,7 +145,8 @@ struct Stamp {
 ///
 /// ```
 /// use cue_host::crypto::Keypair;
-/// use cue_host::market::{Attestation, Recorded, ReputationBook, ReputationLimits, Verdict};
+/// use cue_host::market::{Attestation, Recorded, ReputationBook, ReputationLimits};
+/// use cue_host::protocol::Verdict;
 ///
 /// let me = Keypair::from_seed([1; 32]).public();
 /// let provider = Keypair::from_seed([2; 32]).public();
@@ -383,7 +369,7 @@ impl TrustGraph {
                 for stamp in stamps {
                     let age_ms = now_ms.saturating_sub(stamp.at_ms) as f64;
                     let decay = 0.5_f64.powf(age_ms / HALF_LIFE_MS);
-                    let (pos, neg) = stamp.verdict.evidence();
+                    let (pos, neg) = evidence(stamp.verdict);
                     positive += decay * pos;
                     negative += decay * neg;
                 }

@@ -10,16 +10,21 @@
 //! and keeps the blob only if the hash and the size match (the store's `BlobWriter`). Every
 //! read and write has a deadline, so a stalled peer cannot hold a transfer open.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{Semaphore, watch};
 
+use super::{NodeError, Shared, next_stream};
 use crate::crypto::Digest;
-use crate::net::Stream;
+use crate::net::{Refusal, Stream};
 use crate::store::{BlobError, BlobStore};
 
 /// The stream protocol for blobs.
 pub const BLOB_PROTOCOL: &str = "/cue-blob/1.0.0";
+/// Blob transfers served at once; more requests are answered "busy" (and counted as overload).
+pub const MAX_UPLOADS: usize = 16;
 /// Bytes per read or write.
 const CHUNK: usize = 64 * 1024;
 /// Longest wait for any one read or write.
@@ -60,7 +65,7 @@ async fn timed<T>(what: &str, io: impl Future<Output = std::io::Result<T>>) -> R
 
 /// Asks the peer at the other end of `stream` for `sha256` and stores it in `blobs`, calling
 /// `progress(received, total)` as bytes arrive.
-pub async fn fetch(
+pub(super) async fn fetch(
     mut stream: Stream,
     sha256: Digest,
     blobs: &BlobStore,
@@ -99,7 +104,7 @@ pub async fn fetch(
 }
 
 /// Answers one blob request on `stream` from `blobs` (`busy`: refuse politely instead).
-pub async fn serve(mut stream: Stream, blobs: &BlobStore, busy: bool) -> Result<(), TransferError> {
+async fn serve(mut stream: Stream, blobs: &BlobStore, busy: bool) -> Result<(), TransferError> {
     let mut wanted = [0u8; 32];
     timed("read request", stream.read_exact(&mut wanted)).await?;
     let wanted = Digest(wanted);
@@ -116,4 +121,29 @@ pub async fn serve(mut stream: Stream, blobs: &BlobStore, busy: bool) -> Result<
     }
     timed("flush", stream.flush()).await?;
     timed("close", stream.close()).await
+}
+
+/// Serves `/cue-blob/1.0.0` until shutdown, at most [`MAX_UPLOADS`] transfers at once.
+pub(super) fn serve_all(
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<impl Future<Output = ()>, NodeError> {
+    let mut incoming = shared.client.accept(BLOB_PROTOCOL)?;
+    let uploads = Arc::new(Semaphore::new(MAX_UPLOADS));
+    Ok(async move {
+        while let Some((peer, stream)) = next_stream(&mut incoming, &shutdown).await {
+            let permit = uploads.clone().try_acquire_owned().ok();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let busy = permit.is_none();
+                if busy {
+                    shared.refusals.count(Refusal::Overload);
+                }
+                if let Err(e) = serve(stream, shared.components.blobs(), busy).await {
+                    tracing::info!(%peer, "blob transfer failed: {e}");
+                }
+                drop(permit);
+            });
+        }
+    })
 }

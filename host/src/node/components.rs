@@ -1,21 +1,109 @@
-//! Publishing and fetching components: sign a component manifest, keep the blob, announce
-//! both; resolve a reference (name and semver requirement, hash, or file) and fetch the blob
-//! by hash from a peer that has it.
+//! Components: the sandbox, the registry of names and the blob store, with the components
+//! loaded warm; publishing (sign a component manifest, keep the blob, announce both) and
+//! fetching (resolve a reference — name and semver requirement, hash, or file — and fetch the
+//! blob by hash from a peer that has it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use semver::Version;
 use serde::Serialize;
 
-use super::{COMPONENTS_TOPIC, NodeError, Shared, TransferError, blobs, now_ms};
+use super::blobs::{self, BLOB_PROTOCOL, TransferError};
+use super::topics::COMPONENTS_TOPIC;
+use super::{NodeError, Shared, lock};
+use crate::clock::now_ms;
 use crate::crypto::{Digest, PeerId};
 use crate::net::{DhtKey, Refusal, RpcRequest, RpcResponse};
 use crate::protocol::{ComponentManifest, ComponentRef, Signed, check_name, open_component_manifest};
-use crate::store::{Added, Registry};
+use crate::sandbox::{FailureKind, JobError, LoadedComponent, Sandbox};
+use crate::store::{Added, BlobStore, Registry};
 
 /// Peers asked for a name's manifests, or for a blob, before giving up.
 const MAX_SOURCES: usize = 8;
+/// Loaded components kept warm per node.
+const LOADED_CACHE: usize = 32;
+/// Names whose last network lookup time is remembered; beyond, the memory is cleared.
+const NAMES_CHECKED: usize = 1024;
+/// A name looked up this recently is resolved from the registry alone.
+const NAME_RECHECK: Duration = Duration::from_secs(30);
+
+/// The sandbox, the registry and the blob store, with what the node keeps warm of them.
+pub(super) struct Components {
+    sandbox: Arc<Sandbox>,
+    registry: Registry,
+    blobs: BlobStore,
+    /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
+    loaded: Mutex<VecDeque<(Digest, Arc<LoadedComponent>)>>,
+    /// When each name was last looked up on the network (at most [`NAMES_CHECKED`] names).
+    names_checked: Mutex<HashMap<String, Instant>>,
+}
+
+impl Components {
+    pub(super) fn new(sandbox: Arc<Sandbox>, registry: Registry, blobs: BlobStore) -> Components {
+        Components { sandbox, registry, blobs, loaded: Mutex::default(), names_checked: Mutex::default() }
+    }
+
+    /// The sandbox every job runs in.
+    pub(super) fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// The signed component manifests this node knows, by name.
+    pub(super) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The component bytes this node holds, by hash.
+    pub(super) fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The component, if it is loaded in the sandbox now (see [`Components::load`]).
+    pub(super) fn loaded_now(&self, sha256: &Digest) -> Option<Arc<LoadedComponent>> {
+        lock(&self.loaded).iter().find(|(d, _)| d == sha256).map(|(_, loaded)| loaded.clone())
+    }
+
+    /// The component with this hash, loaded (verified, compiled or from the code cache) — from
+    /// the warm cache when it was loaded recently. Its bytes must be here.
+    pub(super) async fn load(&self, sha256: Digest) -> Result<Arc<LoadedComponent>, JobError> {
+        if let Some(loaded) = self.loaded_now(&sha256) {
+            return Ok(loaded);
+        }
+        let bytes = self
+            .blobs
+            .get(&sha256)
+            .map_err(|e| JobError::new(FailureKind::InvalidComponent, e.to_string()))?;
+        let bytes =
+            bytes.ok_or_else(|| JobError::new(FailureKind::InvalidComponent, "the component is not here"))?;
+        let sandbox = self.sandbox.clone();
+        let loaded = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+            .await
+            .map_err(|e| JobError::new(FailureKind::InvalidComponent, format!("loading task: {e}")))??;
+        let loaded = Arc::new(loaded);
+        let mut cache = lock(&self.loaded);
+        cache.push_back((sha256, loaded.clone()));
+        while cache.len() > LOADED_CACHE {
+            cache.pop_front();
+        }
+        Ok(loaded)
+    }
+
+    /// Whether `name` should be looked up on the network now (and notes that it is).
+    fn name_needs_lookup(&self, name: &str) -> bool {
+        let mut checked = lock(&self.names_checked);
+        if checked.get(name).is_some_and(|at| at.elapsed() < NAME_RECHECK) {
+            return false;
+        }
+        if checked.len() >= NAMES_CHECKED {
+            checked.clear();
+        }
+        checked.insert(name.to_owned(), Instant::now());
+        true
+    }
+}
 
 /// What `cue publish` reports.
 #[derive(Clone, Debug, Serialize)]
@@ -67,14 +155,14 @@ pub(super) async fn publish(
     check_name(name).map_err(|e| NodeError::Invalid(e.to_string()))?;
     let version =
         Version::parse(version).map_err(|e| NodeError::Invalid(format!("version {version:?}: {e}")))?;
-    let sandbox = shared.sandbox.clone();
+    let sandbox = shared.components.sandbox().clone();
     let (bytes, world) = tokio::task::spawn_blocking(move || {
         sandbox.load(&bytes)?;
         let report = crate::sandbox::inspect(&bytes)?;
         Ok::<_, crate::sandbox::JobError>((bytes, report.wit))
     })
     .await
-    .map_err(|e| NodeError::Setup(format!("verification task: {e}")))?
+    .map_err(|e| NodeError::task("verification", e))?
     .map_err(|e| NodeError::Invalid(format!("the component was refused: {e}")))?;
     let sha256 = Digest::of(&bytes);
     let manifest = ComponentManifest {
@@ -87,8 +175,8 @@ pub(super) async fn publish(
     }
     .sign(&shared.keypair, now_ms())
     .map_err(|e| NodeError::Invalid(e.to_string()))?;
-    let added = shared.registry.add(&manifest).map_err(|e| NodeError::Invalid(e.to_string()))?;
-    shared.blobs.put_expected(&bytes, &sha256).map_err(|e| NodeError::Store(e.to_string()))?;
+    let added = shared.components.registry().add(&manifest).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    shared.components.blobs().put_expected(&bytes, &sha256)?;
     announce(shared, &manifest).await;
     let body = manifest.body();
     Ok(PublishReport {
@@ -98,7 +186,7 @@ pub(super) async fn publish(
         size: body.size,
         publisher: body.publisher.peer_id().to_string(),
         already_published: added == Added::Known,
-        path: shared.blobs.path(&sha256),
+        path: shared.components.blobs().path(&sha256),
     })
 }
 
@@ -129,7 +217,7 @@ pub(super) async fn fetch(
             reference: reference.to_owned(),
             sha256: sha256.to_string(),
             size,
-            path: shared.blobs.path(&sha256),
+            path: shared.components.blobs().path(&sha256),
             name: manifest.map(|m| m.body().name.clone()),
             version: manifest.map(|m| m.body().version.to_string()),
             publisher: manifest.map(|m| m.body().publisher.peer_id().to_string()),
@@ -140,7 +228,7 @@ pub(super) async fn fetch(
         ComponentRef::File(path) => {
             let bytes = std::fs::read(&path)
                 .map_err(|e| NodeError::Invalid(format!("cannot read {}: {e}", path.display())))?;
-            let sha256 = shared.blobs.put(&bytes).map_err(|e| NodeError::Store(e.to_string()))?;
+            let sha256 = shared.components.blobs().put(&bytes)?;
             Ok(report(sha256, bytes.len() as u64, None, "file".into()))
         }
         ComponentRef::Hash(sha256) => {
@@ -149,10 +237,9 @@ pub(super) async fn fetch(
         }
         ComponentRef::Named { name, req } => {
             // A version known here and looked up recently is used as is; otherwise ask the network.
-            let resolve =
-                || shared.registry.resolve(&name, &req).map_err(|e| NodeError::Store(e.to_string()));
+            let resolve = || shared.components.registry().resolve(&name, &req).map_err(NodeError::from);
             let mut manifest = resolve()?;
-            if shared.name_needs_lookup(&name) || manifest.is_none() {
+            if shared.components.name_needs_lookup(&name) || manifest.is_none() {
                 learn_name(shared, &name).await;
                 manifest = resolve()?;
             }
@@ -192,13 +279,13 @@ async fn learn_name(shared: &Shared, name: &str) {
             Err(e) => tracing::debug!(%peer, "cannot ask for {name}: {e}"),
         }
     }
-    if shared.registry.owner(name).ok().flatten().is_none()
+    if shared.components.registry().owner(name).ok().flatten().is_none()
         && let Some(owner) = Registry::choose_owner(name, &claims)
     {
         claims.sort_by_key(|claim| claim.body().publisher != owner);
     }
     for claim in claims {
-        if let Err(e) = shared.registry.add(&claim) {
+        if let Err(e) = shared.components.registry().add(&claim) {
             tracing::info!(name, "refused a claim: {e}");
         }
     }
@@ -210,7 +297,7 @@ pub(super) async fn ensure_blob(
     sha256: Digest,
     progress: &mut (impl FnMut(u64, u64) + Send),
 ) -> Result<(u64, String), NodeError> {
-    if let Some(size) = shared.blobs.size(&sha256).map_err(|e| NodeError::Store(e.to_string()))? {
+    if let Some(size) = shared.components.blobs().size(&sha256)? {
         return Ok((size, "local".into()));
     }
     let me = shared.keypair.peer_id();
@@ -218,14 +305,14 @@ pub(super) async fn ensure_blob(
         shared.client.find_providers(DhtKey::Blob(sha256)).await.unwrap_or_default();
     let mut last_error = None;
     for peer in holders.into_iter().filter(|peer| *peer != me).take(MAX_SOURCES) {
-        let stream = match shared.client.open_stream(peer, super::BLOB_PROTOCOL).await {
+        let stream = match shared.client.open_stream(peer, BLOB_PROTOCOL).await {
             Ok(stream) => stream,
             Err(e) => {
                 last_error = Some(e.to_string());
                 continue;
             }
         };
-        match blobs::fetch(stream, sha256, &shared.blobs, &mut *progress).await {
+        match blobs::fetch(stream, sha256, shared.components.blobs(), &mut *progress).await {
             Ok(size) => {
                 if let Err(e) = shared.client.provide(DhtKey::Blob(sha256)).await {
                     tracing::debug!(%sha256, "blob announcement incomplete: {e}");

@@ -1,13 +1,15 @@
 //! Finding providers: sweep every service shard of the DHT, ask each provider for its signed
 //! manifest, check it, measure the round trip, and rank them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use super::{NodeError, Shared, now_ms};
+use super::{NodeError, Shared, lock};
+use crate::clock::now_ms;
 use crate::crypto::PeerId;
 use crate::market::{ResourceManifest, open_manifest, score};
 use crate::net::{DhtKey, Refusal, RpcRequest, RpcResponse};
@@ -15,6 +17,13 @@ use crate::protocol::Signed;
 
 /// Manifests asked for at once during a sweep.
 const CONCURRENT_CHECKS: usize = 32;
+
+/// Providers' checked manifests, for jobs sent to a named provider (at most
+/// [`RECENT_MANIFESTS`], each reused for [`RECHECK`]).
+#[derive(Default)]
+pub(super) struct Discovery {
+    recent: Mutex<HashMap<PeerId, (Instant, ProviderView)>>,
+}
 
 /// A provider as `cue providers` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -65,22 +74,19 @@ pub(super) async fn providers(shared: &Shared) -> Result<Vec<ProviderView>, Node
 /// One provider's view, from the recent-manifest cache when its manifest was checked less
 /// than [`RECHECK`] ago and is still live, else asked for afresh.
 pub(super) async fn checked(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
-    let cached = shared.recent_manifests.lock().ok().and_then(|recent| {
-        recent
-            .get(&peer)
-            .filter(|(at, view)| at.elapsed() < RECHECK && view.signed.header().expires_ms > now_ms())
-            .map(|(_, view)| view.clone())
-    });
+    let cached = lock(&shared.discovery.recent)
+        .get(&peer)
+        .filter(|(at, view)| at.elapsed() < RECHECK && view.signed.header().expires_ms > now_ms())
+        .map(|(_, view)| view.clone());
     if cached.is_some() {
         return cached;
     }
     let view = check(shared, peer).await?;
-    if let Ok(mut recent) = shared.recent_manifests.lock() {
-        if recent.len() >= RECENT_MANIFESTS {
-            recent.clear();
-        }
-        recent.insert(peer, (Instant::now(), view.clone()));
+    let mut recent = lock(&shared.discovery.recent);
+    if recent.len() >= RECENT_MANIFESTS {
+        recent.clear();
     }
+    recent.insert(peer, (Instant::now(), view.clone()));
     Some(view)
 }
 
@@ -92,7 +98,7 @@ const RECENT_MANIFESTS: usize = 1024;
 /// Asks one provider for its manifest and checks it; `None` when it is unreachable or lies.
 pub(super) async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView> {
     if peer == shared.keypair.peer_id() {
-        let manifest = shared.manifest.read().ok().and_then(|m| m.clone())?;
+        let manifest = shared.advert.current()?;
         return Some(view(shared, &manifest, 0.0));
     }
     let started = Instant::now();
@@ -123,9 +129,12 @@ pub(super) async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView>
         }
     };
     let addresses: Vec<String> = Vec::new();
-    if let Err(e) =
-        shared.registry.remember_peer(&manifest.body().provider, Some(&bytes), &addresses, now_ms())
-    {
+    if let Err(e) = shared.components.registry().remember_peer(
+        &manifest.body().provider,
+        Some(&bytes),
+        &addresses,
+        now_ms(),
+    ) {
         tracing::debug!("cannot remember {peer}: {e}");
     }
     let latency = shared.client.rtt(peer).await.ok().flatten().unwrap_or(round_trip);
@@ -134,7 +143,7 @@ pub(super) async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView>
 
 fn view(shared: &Shared, manifest: &Signed<ResourceManifest>, latency_ms: f64) -> ProviderView {
     let body = manifest.body();
-    let reputation = shared.reputation_of(&body.provider);
+    let reputation = shared.reputation.of(&body.provider);
     let mut json = serde_json::to_value(body).unwrap_or_default();
     if let Some(object) = json.as_object_mut() {
         object.insert("expires_ms".into(), manifest.header().expires_ms.into());

@@ -425,7 +425,7 @@ fn read_outcome(r: &mut Reader<'_>) -> Result<RunOutcome, EventError> {
 }
 
 /// What a party says about the other side of a contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// The contract was fulfilled (result delivered and checked / payment received).

@@ -31,7 +31,7 @@ pub use event::{
 };
 pub use kind::EventKind;
 pub use nonce::{DEFAULT_NONCE_CAPACITY, SeenNonces};
-pub use token::{ChainLink, Mint, PaymentReference, Transfer};
+pub use token::{ChainLink, Mint, PaymentReference, ReferenceParseError, Transfer};
 
 /// Why an event was refused. Each verification failure has its own variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

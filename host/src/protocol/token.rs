@@ -53,6 +53,31 @@ pub enum PaymentReference {
     Receipt(Digest),
 }
 
+/// Why a text is not a payment reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reference {text:?}: {why} (expected contract:<hash> or receipt:<hash>)")]
+pub struct ReferenceParseError {
+    text: String,
+    why: &'static str,
+}
+
+/// `contract:<hex hash>` or `receipt:<hex hash>`, as `cue wallet transfer --reference` and the
+/// API take it.
+impl std::str::FromStr for PaymentReference {
+    type Err = ReferenceParseError;
+
+    fn from_str(text: &str) -> Result<PaymentReference, ReferenceParseError> {
+        let invalid = |why| ReferenceParseError { text: text.to_owned(), why };
+        let (kind, hash) = text.split_once(':').ok_or_else(|| invalid("no kind"))?;
+        let hash = Digest::from_hex(hash).ok_or_else(|| invalid("the hash must be 64 hex characters"))?;
+        match kind {
+            "contract" => Ok(PaymentReference::Contract(hash)),
+            "receipt" => Ok(PaymentReference::Receipt(hash)),
+            _ => Err(invalid("the kind must be contract or receipt")),
+        }
+    }
+}
+
 impl PaymentReference {
     /// The referenced event hash.
     pub fn target(&self) -> Digest {

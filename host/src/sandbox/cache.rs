@@ -18,6 +18,16 @@ use wasmtime::component::Component;
 
 use super::error::SandboxError;
 
+/// How a component's compiled code was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodeSource {
+    /// Compiled now from the component.
+    Compiled,
+    /// Loaded from this host's compiled-code cache.
+    Cache,
+}
+
 type Tag = Hmac<Sha256>;
 const TAG_LEN: usize = 32;
 

@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use super::cache::CodeCache;
+use super::cache::{CodeCache, CodeSource};
 use super::caps::{self, JobState};
 use super::error::{FailureKind, JobError, SandboxError};
-use super::invoke::LoadedComponent;
+use super::invoke::{InstanceSettings, LoadedComponent};
 use super::verify::{self, VerifiedComponent};
 
 /// The wasmtime release this host embeds (checked against Cargo.lock by a test).
@@ -93,16 +93,6 @@ impl EngineFingerprint {
     }
 }
 
-/// How a component's compiled code was obtained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CodeSource {
-    /// Compiled now from the component.
-    Compiled,
-    /// Loaded from this host's compiled-code cache.
-    Cache,
-}
-
 /// A wasmtime engine ready to run untrusted components. Cheap to share behind an `Arc`;
 /// loading and invoking take `&self` and run concurrently.
 pub struct Sandbox {
@@ -168,7 +158,12 @@ impl Sandbox {
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             JobError::new(FailureKind::InvalidComponent, format!("cannot link the component: {e:#}"))
         })?;
-        Ok(LoadedComponent::new(self, verified, component, pre, source, started.elapsed()))
+        let settings = InstanceSettings {
+            engine: self.engine.clone(),
+            epoch_tick: self.config.epoch_tick,
+            max_memory_bytes: self.config.max_memory_bytes,
+        };
+        Ok(LoadedComponent::new(settings, verified, component, pre, source, started.elapsed()))
     }
 
     fn compile(
@@ -185,10 +180,6 @@ impl Sandbox {
             cache.store(&verified.sha256, &component);
         }
         Ok((component, CodeSource::Compiled))
-    }
-
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
     }
 }
 

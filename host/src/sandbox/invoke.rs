@@ -11,8 +11,8 @@ use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use super::cache::CodeSource;
 use super::caps::{EventSink, JobLog, JobState, LogLine};
-use super::engine::{CodeSource, Sandbox};
 use super::error::{FailureKind, JobError, Stop};
 use super::json;
 use super::limits::{JobLimiter, Limits};
@@ -118,23 +118,34 @@ pub struct Outcome {
     pub log: Vec<LogLine>,
 }
 
+/// What a loaded component keeps of the sandbox that loaded it, to run its calls: given by
+/// [`Sandbox::load`](super::Sandbox::load), so this module never reads the sandbox back.
+pub(crate) struct InstanceSettings {
+    /// The engine that compiled the component.
+    pub(crate) engine: wasmtime::Engine,
+    /// How often the epoch advances (the unit of a call's deadline).
+    pub(crate) epoch_tick: Duration,
+    /// The host-wide cap on a job's linear memory.
+    pub(crate) max_memory_bytes: u64,
+}
+
 impl LoadedComponent {
     pub(crate) fn new(
-        sandbox: &Sandbox,
+        settings: InstanceSettings,
         verified: VerifiedComponent,
         component: Component,
         pre: InstancePre<JobState>,
         source: CodeSource,
         load_time: Duration,
     ) -> Self {
-        let exports = list_exports(sandbox.engine(), &component);
+        let exports = list_exports(&settings.engine, &component);
         LoadedComponent {
             verified,
             pre,
             exports,
-            engine: sandbox.engine().clone(),
-            epoch_tick: sandbox.config().epoch_tick,
-            max_memory_bytes: sandbox.config().max_memory_bytes,
+            engine: settings.engine,
+            epoch_tick: settings.epoch_tick,
+            max_memory_bytes: settings.max_memory_bytes,
             source,
             load_time,
         }

@@ -21,8 +21,9 @@ mod policy;
 mod verify;
 mod wit;
 
+pub use cache::CodeSource;
 pub use caps::{EventSink, HOST_CALL_FUEL, JobEvent, LogLevel, LogLine, LogSource};
-pub use engine::{CodeSource, EngineFingerprint, Sandbox, SandboxConfig, WASMTIME_VERSION};
+pub use engine::{EngineFingerprint, Sandbox, SandboxConfig, WASMTIME_VERSION};
 pub use error::{FailureKind, JobError, SandboxError};
 pub use invoke::{Call, Export, Invocation, JobOutput, LoadedComponent, Outcome};
 pub use limits::{Limits, human_bytes, parse_bytes, parse_duration};

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension as _, Row, Transaction, params};
 
 use super::{StoreError, digest_from_blob, key_from_blob};
 use crate::crypto::{Digest, PublicKey};
-use crate::protocol::{EventBody, JobId, Signed};
+use crate::protocol::{ComputeAccept, ComputeRequest, EventBody, JobId, Signed};
 
 /// A signed protocol event to keep in the log (not a ledger entry: no balances move).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl ProtocolEvent {
 }
 
 /// Which side of a contract this node is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// It asked and pays.
@@ -64,7 +64,7 @@ pub enum Role {
 }
 
 /// Where a contract stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ContractState {
     /// Accepted; the job has not delivered yet.
@@ -142,6 +142,66 @@ pub struct ContractRow {
     pub updated_ms: u64,
     /// A human note on the last change (failure message, why invalid, ...).
     pub detail: Option<String>,
+}
+
+impl ContractRow {
+    /// A contract just made: `role` is this node's side; the other party is the request's
+    /// signer (for a provider) or the provider it names (for a consumer).
+    pub fn accepted(
+        role: Role,
+        request: &Signed<ComputeRequest>,
+        accept: &Signed<ComputeAccept>,
+    ) -> ContractRow {
+        let now = crate::clock::now_ms();
+        let body = request.body();
+        ContractRow {
+            contract: accept.hash(),
+            job: body.job_id,
+            role,
+            peer: match role {
+                Role::Provider => request.header().signer,
+                Role::Consumer => body.provider,
+            },
+            state: ContractState::Accepted,
+            request: request.hash(),
+            receipt: None,
+            payment: None,
+            offer: body.offer,
+            price: None,
+            pay_by_ms: accept.body().pay_by_ms,
+            created_ms: now,
+            updated_ms: now,
+            detail: None,
+        }
+    }
+
+    /// The same contract, delivered: the receipt, the price it makes due, and the failure
+    /// message when the run failed.
+    pub fn delivered(&self, receipt: Digest, price: u64, detail: Option<String>) -> ContractRow {
+        ContractRow {
+            state: ContractState::Delivered,
+            receipt: Some(receipt),
+            price: Some(price),
+            detail,
+            updated_ms: crate::clock::now_ms(),
+            ..self.clone()
+        }
+    }
+
+    /// The same contract, paid by `payment` (the transfer's hash).
+    pub fn paid(&self, payment: Digest) -> ContractRow {
+        ContractRow {
+            state: ContractState::Paid,
+            payment: Some(payment),
+            updated_ms: crate::clock::now_ms(),
+            ..self.clone()
+        }
+    }
+
+    /// The same contract, ended in `state` (failed, defaulted, invalid) for the reason `why`.
+    pub fn ended(&self, state: ContractState, why: impl Into<String>) -> ContractRow {
+        ContractRow { state, detail: Some(why.into()), updated_ms: crate::clock::now_ms(), ..self.clone() }
+    }
 }
 
 pub(super) fn insert_event(
@@ -281,7 +341,7 @@ mod tests {
             max_memory_bytes: 1 << 20,
             max_execution_ms: 1_000,
         };
-        let now = super::super::now_ms();
+        let now = crate::clock::now_ms();
         let signed = Signed::sign(&consumer, request, Validity::starting(now, 60_000)).unwrap();
         let row = ContractRow {
             contract: Digest([5; 32]),
@@ -333,7 +393,7 @@ mod tests {
 
     #[test]
     fn owed_attestations_outlive_a_restart_and_go_with_the_set_that_signs_them() {
-        use super::super::now_ms;
+        use crate::clock::now_ms;
         use crate::store::Records;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite3");
@@ -388,7 +448,7 @@ mod tests {
             allocations: [(payer.public(), 10)].into_iter().collect(),
         };
         let store = LedgerStore::open(&dir.path().join("l.sqlite3"), Some(genesis.clone())).unwrap();
-        let now = super::super::now_ms();
+        let now = crate::clock::now_ms();
         let transfer = |amount| {
             let body = Transfer {
                 genesis: genesis.id(),

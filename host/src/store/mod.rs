@@ -12,21 +12,25 @@
 //! their SHA-256.
 
 mod blobs;
+mod command;
 mod contracts;
 mod reader;
 mod registry;
 mod schema;
 mod walbuf;
 mod writer;
+mod writer_thread;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use command::{Accepted, Admission, AuthorRecords, Draft, Pending, Records};
 pub use contracts::{ContractRow, ContractState, ProtocolEvent, Role};
 pub use reader::{HistoryEntry, LogReader, MAX_IDLE_READERS, PooledReader};
 pub use registry::{
     Added, KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS, MAX_VERSIONS_PER_NAME, PinnedName,
     Registry, RegistryError,
 };
-pub use writer::{Accepted, Admission, Draft, LedgerStore, MAX_BATCH, Pending, QUEUE_CAPACITY, Records};
+pub use writer::{LedgerStore, QUEUE_CAPACITY};
+pub use writer_thread::{MAX_BATCH, MAX_HELD, REORDER_WINDOW};
 
 use crate::crypto::Digest;
 use crate::ledger::{Genesis, LedgerError};
@@ -106,10 +110,6 @@ fn stored_genesis(conn: &rusqlite::Connection) -> Result<Option<Genesis>, StoreE
         Genesis::from_toml(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
     })
     .transpose()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn key_from_blob(blob: Vec<u8>) -> Result<crate::crypto::PublicKey, StoreError> {

@@ -8,7 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
 use semver::{Version, VersionReq};
 
-use super::{StoreError, digest_from_blob, key_from_blob, now_ms, schema};
+use super::{StoreError, digest_from_blob, key_from_blob, schema};
+use crate::clock::now_ms;
 use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::protocol::{
     ComponentError, ComponentManifest, MAX_EVENT_BYTES, Signed, verify_component_manifest,

@@ -1,21 +1,20 @@
-//! What a node does for others: answers `/cue-rpc` requests, checks gossip, serves blobs,
-//! checks the DHT records peers ask it to store, and keeps its own announcements alive.
+//! The dispatcher: every network event goes to the room that handles it — `/cue-rpc` requests
+//! (contracts to the provider, chains to `gossip::ledger`, manifests and component lists
+//! answered here), gossip to `gossip/`, new connections to the announcer — and the DHT records
+//! peers ask this node to store are checked here.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
-use super::{
-    BLOB_PROTOCOL, COMPONENTS_TOPIC, LEDGER_TOPIC, MAX_UPLOADS, NodeError, REPUTATION_TOPIC, Shared, blobs,
-    ledger, now_ms, provide, provider, reputation,
-};
+use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, LEDGER_TOPIC_V1, REPUTATION_TOPIC};
+use super::{Shared, gossip, provider};
+use crate::clock::now_ms;
 use crate::crypto::PeerId;
 use crate::market::open_manifest;
 use crate::net::rpc::MAX_COMPONENT_VERSIONS;
 use crate::net::{DhtKey, NetEvent, RecordValidator, Refusal, RefusalReason, RpcRequest, RpcResponse};
-use crate::protocol::{check_name, open_component_manifest};
-use crate::store::Added;
+use crate::protocol::check_name;
 
 /// Gossiped ledger entries being checked and applied at once; more are dropped (and logged):
 /// their senders' chains are caught up on with the next entry that arrives.
@@ -24,12 +23,6 @@ const MAX_LEDGER_GOSSIP_IN_FLIGHT: usize = 64;
 const MAX_ATTESTATION_GOSSIP_IN_FLIGHT: usize = 64;
 /// Compute and payment requests being handled at once; more are answered `Busy`.
 const MAX_CONTRACT_REQUESTS_IN_FLIGHT: usize = 128;
-/// How often announcements are renewed besides the DHT's own republishing.
-const REANNOUNCE_EVERY: Duration = Duration::from_secs(300);
-/// Announcements triggered by new connections, at most this many (then only the timer).
-const EAGER_ANNOUNCEMENTS: u32 = 8;
-/// Connected peers (Kademlia's k) beyond which new connections trigger no announcement.
-const WELL_CONNECTED: usize = 20;
 
 /// The DHT records this node stores for others: only live manifests signed by the provider
 /// the key names. Everything else is refused (and logged by the network layer).
@@ -50,48 +43,52 @@ impl RecordValidator for Validator {
     }
 }
 
-/// Handles network events until the network stops.
-pub(super) async fn dispatch(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>, kicks: Arc<Notify>) {
+/// Handles network events until the network stops; `connected` is told of each new
+/// connection (the announcer's cue).
+pub(super) async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>, connected: Arc<Notify>) {
     let ledger_work = Arc::new(Semaphore::new(MAX_LEDGER_GOSSIP_IN_FLIGHT));
     let contract_work = Arc::new(Semaphore::new(MAX_CONTRACT_REQUESTS_IN_FLIGHT));
     let attestation_work = Arc::new(Semaphore::new(MAX_ATTESTATION_GOSSIP_IN_FLIGHT));
     while let Some(event) = events.recv().await {
         match event {
-            NetEvent::Request { peer, request: RpcRequest::Compute(bytes), reply } => {
-                spawn_answer(&shared, &contract_work, reply, provide::on_request(shared.clone(), peer, bytes))
-            }
+            NetEvent::Request { peer, request: RpcRequest::Compute(bytes), reply } => spawn_answer(
+                &shared,
+                &contract_work,
+                reply,
+                provider::on_request(shared.clone(), peer, bytes),
+            ),
             NetEvent::Request { request: RpcRequest::Pay(bytes), reply, .. } => {
-                spawn_answer(&shared, &contract_work, reply, provide::on_payment(shared.clone(), bytes))
+                spawn_answer(&shared, &contract_work, reply, provider::on_payment(shared.clone(), bytes))
             }
             NetEvent::Request { peer, request, reply } => {
                 let _ = reply.send(answer(&shared, &peer, request));
             }
             NetEvent::Gossip { topic, from, data } if topic == COMPONENTS_TOPIC => {
-                on_component_gossip(&shared, &from, &data)
+                gossip::components::on_gossip(&shared, &from, &data)
             }
             NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => {
-                let work = ledger::on_gossip_batch(shared.clone(), from, data);
+                let work = gossip::ledger::on_gossip_batch(shared.clone(), from, data);
                 spawn_gossip(&shared, &ledger_work, from, "ledger entries", work)
             }
-            NetEvent::Gossip { topic, from, data } if topic == ledger::LEDGER_TOPIC_V1 => {
-                let work = ledger::on_gossip(shared.clone(), from, data);
+            NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC_V1 => {
+                let work = gossip::ledger::on_gossip(shared.clone(), from, data);
                 spawn_gossip(&shared, &ledger_work, from, "ledger entries", work)
             }
             NetEvent::Gossip { topic, from, data } if topic == REPUTATION_TOPIC => {
-                let shared2 = shared.clone();
-                let work = async move { reputation::on_gossip(&shared2, from, data).await };
+                let handler = shared.clone();
+                let work = async move { gossip::attestations::on_gossip(&handler, from, data).await };
                 spawn_gossip(&shared, &attestation_work, from, "attestations", work)
             }
             NetEvent::Gossip { topic, from, .. } => {
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
             }
-            NetEvent::Connected { .. } => kicks.notify_one(),
+            NetEvent::Connected { .. } => connected.notify_one(),
         }
     }
 }
 
-/// A place for one more task of a kind bounded by `work`; without one, counts an overload.
-fn place(shared: &Shared, work: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+/// A permit for one more task of a kind bounded by `work`; without one, counts an overload.
+fn permit_or_overload(shared: &Shared, work: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let place = work.clone().try_acquire_owned().ok();
     if place.is_none() {
         shared.refusals.count(Refusal::Overload);
@@ -108,13 +105,13 @@ fn spawn_gossip(
     what: &'static str,
     handle: impl Future<Output = ()> + Send + 'static,
 ) {
-    let Some(place) = place(shared, work) else {
+    let Some(permit) = permit_or_overload(shared, work) else {
         tracing::warn!(%from, "too many {what} being handled: one dropped");
         return;
     };
     tokio::spawn(async move {
         handle.await;
-        drop(place);
+        drop(permit);
     });
 }
 
@@ -125,23 +122,23 @@ fn spawn_answer(
     reply: tokio::sync::oneshot::Sender<RpcResponse>,
     answer: impl Future<Output = RpcResponse> + Send + 'static,
 ) {
-    let Some(place) = place(shared, work) else {
+    let Some(permit) = permit_or_overload(shared, work) else {
         let _ = reply.send(RpcResponse::refused(RefusalReason::Busy, "too many requests in progress"));
         return;
     };
     tokio::spawn(async move {
         let _ = reply.send(answer.await);
-        drop(place);
+        drop(permit);
     });
 }
 
 fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
     match request {
-        RpcRequest::GetManifest => match shared.manifest.read().ok().and_then(|m| m.clone()) {
+        RpcRequest::GetManifest => match shared.advert.current() {
             Some(manifest) => RpcResponse::Manifest(manifest.bytes().to_vec()),
             None => RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute"),
         },
-        RpcRequest::GetChain { account, from_seq } => ledger::chain(shared, &account, from_seq),
+        RpcRequest::GetChain { account, from_seq } => gossip::ledger::chain(shared, &account, from_seq),
         RpcRequest::Compute(_) | RpcRequest::Pay(_) => {
             RpcResponse::refused(RefusalReason::BadRequest, "handled by the contract tasks")
         }
@@ -151,7 +148,7 @@ fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
                 tracing::info!(%peer, "refused a malformed component request: {e}");
                 return RpcResponse::refused(RefusalReason::BadRequest, e.to_string());
             }
-            match shared.registry.versions(&name) {
+            match shared.components.registry().versions(&name) {
                 Ok(versions) if versions.is_empty() => {
                     RpcResponse::refused(RefusalReason::NotFound, format!("no component named {name}"))
                 }
@@ -168,105 +165,6 @@ fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
                     RpcResponse::refused(RefusalReason::Busy, "the registry failed; try again later")
                 }
             }
-        }
-    }
-}
-
-/// A component manifest arrived by gossip: verify it and learn it (pinning a new name to its
-/// publisher); refuse it if the name belongs to someone else here.
-fn on_component_gossip(shared: &Shared, from: &PeerId, data: &[u8]) {
-    let manifest = match open_component_manifest(data, now_ms()) {
-        Ok(manifest) => manifest,
-        Err(e) => {
-            shared.refusals.count(Refusal::ComponentManifest);
-            tracing::info!(%from, "refused a gossiped component manifest: {e}");
-            return;
-        }
-    };
-    let body = manifest.body();
-    match shared.registry.add(&manifest) {
-        Ok(Added::New) => tracing::info!(name = %body.name, version = %body.version, "learnt a component"),
-        Ok(_) => {}
-        Err(e) => {
-            shared.refusals.count(Refusal::ComponentManifest);
-            tracing::info!(%from, name = %body.name, "refused a gossiped component manifest: {e}")
-        }
-    }
-}
-
-/// Serves `/cue-blob/1.0.0` until shutdown, at most [`MAX_UPLOADS`] transfers at once.
-pub(super) fn serve_blobs(
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<impl Future<Output = ()>, NodeError> {
-    let mut incoming = shared.client.accept(BLOB_PROTOCOL)?;
-    let uploads = Arc::new(Semaphore::new(MAX_UPLOADS));
-    Ok(async move {
-        loop {
-            let Some((peer, stream)) = next_stream(&mut incoming, &shutdown).await else { return };
-            let permit = uploads.clone().try_acquire_owned().ok();
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let busy = permit.is_none();
-                if busy {
-                    shared.refusals.count(Refusal::Overload);
-                }
-                if let Err(e) = blobs::serve(stream, &shared.blobs, busy).await {
-                    tracing::info!(%peer, "blob transfer failed: {e}");
-                }
-                drop(permit);
-            });
-        }
-    })
-}
-
-/// The next inbound stream, or `None` at shutdown or when the network has stopped.
-pub(super) async fn next_stream(
-    incoming: &mut crate::net::Incoming,
-    shutdown: &watch::Receiver<bool>,
-) -> Option<(PeerId, crate::net::Stream)> {
-    tokio::select! {
-        () = super::wait_for(shutdown.clone()) => None,
-        next = incoming.next() => next,
-    }
-}
-
-/// Keeps this node's announcements alive: at start, when new peers connect (the first few
-/// times), and every [`REANNOUNCE_EVERY`].
-pub(super) async fn announcer(shared: Arc<Shared>, kicks: Arc<Notify>, shutdown: watch::Receiver<bool>) {
-    let mut eager = 0;
-    loop {
-        announce_all(&shared).await;
-        let timer = tokio::time::sleep(REANNOUNCE_EVERY);
-        tokio::select! {
-            () = super::wait_for(shutdown.clone()) => return,
-            () = timer => {}
-            () = kicks.notified(), if eager < EAGER_ANNOUNCEMENTS => {
-                eager += 1;
-                // Let the routing table fill before announcing again.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                // Well connected: announcements reach the closest peers now; a consumer's
-                // sweep connecting to every provider must not set off a storm of them.
-                if shared.client.connected_peers().await.map_or(0, |p| p.len()) >= WELL_CONNECTED {
-                    eager = EAGER_ANNOUNCEMENTS;
-                }
-            }
-        }
-    }
-}
-
-/// Announces the manifest (if providing), every held blob and every held name.
-async fn announce_all(shared: &Shared) {
-    provider::announce(shared).await;
-    let blobs = shared.blobs.list().unwrap_or_default();
-    for (digest, _) in blobs {
-        if let Err(e) = shared.client.provide(DhtKey::Blob(digest)).await {
-            tracing::debug!(%digest, "blob announcement incomplete: {e}");
-        }
-    }
-    for pinned in shared.registry.names().unwrap_or_default() {
-        if let Err(e) = shared.client.provide(DhtKey::Name(pinned.name.clone())).await {
-            tracing::debug!(name = %pinned.name, "name announcement incomplete: {e}");
         }
     }
 }

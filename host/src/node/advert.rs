@@ -1,36 +1,30 @@
-//! The provider's manifest: measured on this machine at start (or reused while the stored one
-//! is fresh and still true), signed, announced on the DHT, and re-signed before it expires.
+//! The provider's advertisement: its resource manifest, measured on this machine at start (or
+//! reused while the stored one is fresh and still true), signed, announced on the DHT, and
+//! re-signed before it expires. Read by the dispatcher (`GetManifest`), by the provider's
+//! negotiation (its policy) and by discovery (this node's own entry).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::{NodeError, Shared, now_ms};
-use crate::benchmark::{Plan, measure_and_sign};
-use crate::market::{ProviderPolicy, ResourceManifest, open_manifest};
+use super::{NodeError, ProviderSettings, Shared, lock, wait_for};
+use crate::benchmark::measure_and_sign;
+use crate::clock::now_ms;
+use crate::market::{ResourceManifest, open_manifest};
 use crate::net::DhtKey;
 use crate::protocol::Signed;
 
-/// What a provider sells and how it measures itself.
-#[derive(Clone, Debug)]
-pub struct ProviderSettings {
-    /// Prices and per-job bounds.
-    pub policy: ProviderPolicy,
-    /// How much of the reference workload to run when measuring.
-    pub plan: Plan,
-    /// How long peers may believe a manifest; it is re-signed at half of this.
-    pub manifest_lifetime: Duration,
-    /// The lowest consumer reputation served, in `[0, 1]`.
-    pub min_reputation: f64,
-    /// A deliberate misbehaviour for tests; `None` in production.
-    pub fault: Option<super::FaultInjection>,
-    /// How long after a job's time limit the consumer may pay before it is recorded as a
-    /// default.
-    pub pay_grace: Duration,
-    /// Run only components published (signed) by one of these keys; empty: any verified
-    /// component.
-    pub allowed_publishers: Vec<crate::crypto::PeerId>,
+/// This node's current signed manifest: none until it provides.
+#[derive(Default)]
+pub(super) struct Advert {
+    current: Mutex<Option<Signed<ResourceManifest>>>,
+}
+
+impl Advert {
+    /// The manifest peers are told now, if this node provides.
+    pub(super) fn current(&self) -> Option<Signed<ResourceManifest>> {
+        lock(&self.current).clone()
+    }
 }
 
 /// Installs a manifest (a stored one that is still fresh and true, else a new measurement; the
@@ -58,7 +52,7 @@ fn reusable(shared: &Shared, settings: &ProviderSettings) -> Option<Signed<Resou
     let half_life = u64::try_from(settings.manifest_lifetime.as_millis() / 2).unwrap_or(u64::MAX);
     let fresh = manifest.header().expires_ms.saturating_sub(now) > half_life;
     let same = body.provider == shared.keypair.public()
-        && body.engine == shared.sandbox.fingerprint().id
+        && body.engine == shared.components.sandbox().fingerprint().id
         && body.policy == settings.policy;
     (fresh && same).then_some(manifest)
 }
@@ -67,14 +61,14 @@ async fn measure(
     shared: &Arc<Shared>,
     settings: &ProviderSettings,
 ) -> Result<Signed<ResourceManifest>, NodeError> {
-    let (sandbox, keypair) = (shared.sandbox.clone(), shared.keypair.clone());
+    let (sandbox, keypair) = (shared.components.sandbox().clone(), shared.keypair.clone());
     let (policy, plan, lifetime) = (settings.policy, settings.plan, settings.manifest_lifetime);
     tracing::info!("measuring this machine for the provider manifest");
     let signed = tokio::task::spawn_blocking(move || {
         measure_and_sign(&sandbox, plan, &keypair, policy, now_ms(), lifetime)
     })
     .await
-    .map_err(|e| NodeError::Setup(format!("benchmark task: {e}")))?
+    .map_err(|e| NodeError::task("benchmark", e))?
     .map_err(|e| NodeError::Setup(format!("benchmark: {e}")))?;
     let (measurement, manifest) = signed;
     tracing::info!(fuel_per_second = measurement.fuel_per_second, "manifest signed");
@@ -86,13 +80,13 @@ fn install(shared: &Shared, manifest: Signed<ResourceManifest>) {
     if let Err(e) = std::fs::write(&path, manifest.bytes()) {
         tracing::warn!("cannot save the manifest to {}: {e}", path.display());
     }
-    *shared.manifest.write().expect("manifest lock") = Some(manifest);
+    *lock(&shared.advert.current) = Some(manifest);
 }
 
 /// Announces the manifest as a DHT record and this node under its service shard. Alone on
 /// the network this fails quietly; the announcer repeats it when peers arrive.
 pub(super) async fn announce(shared: &Shared) {
-    let Some(manifest) = shared.manifest.read().ok().and_then(|m| m.clone()) else { return };
+    let Some(manifest) = shared.advert.current() else { return };
     let me = shared.keypair.peer_id();
     if let Err(e) = shared.client.put_record(DhtKey::Manifest(me), manifest.bytes().to_vec()).await {
         tracing::debug!("manifest record not stored remotely: {e}");
@@ -106,7 +100,7 @@ async fn refresh(shared: Arc<Shared>, settings: ProviderSettings, shutdown: watc
     loop {
         let wait = settings.manifest_lifetime / 2;
         tokio::select! {
-            () = super::wait_for(shutdown.clone()) => return,
+            () = wait_for(shutdown.clone()) => return,
             () = tokio::time::sleep(wait) => {}
         }
         match measure(&shared, &settings).await {

@@ -1,0 +1,30 @@
+//! Gossiped component manifests (`cue/components/1`): verified and learnt, pinning a new name
+//! to its publisher; one for a name someone else owns here is refused.
+
+use super::super::Shared;
+use crate::clock::now_ms;
+use crate::crypto::PeerId;
+use crate::net::Refusal;
+use crate::protocol::open_component_manifest;
+use crate::store::Added;
+
+/// A component manifest arrived by gossip: verify it and learn it, or refuse it (counted).
+pub(in crate::node) fn on_gossip(shared: &Shared, from: &PeerId, data: &[u8]) {
+    let manifest = match open_component_manifest(data, now_ms()) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            shared.refusals.count(Refusal::ComponentManifest);
+            tracing::info!(%from, "refused a gossiped component manifest: {e}");
+            return;
+        }
+    };
+    let body = manifest.body();
+    match shared.components.registry().add(&manifest) {
+        Ok(Added::New) => tracing::info!(name = %body.name, version = %body.version, "learnt a component"),
+        Ok(_) => {}
+        Err(e) => {
+            shared.refusals.count(Refusal::ComponentManifest);
+            tracing::info!(%from, name = %body.name, "refused a gossiped component manifest: {e}")
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Gossiped ledger entries (`cue/ledger/2` in batches, `cue/ledger/1` one by one): every
+//! entry is decoded, its signature checked, and submitted as a fresh event; the store applies
+//! the ledger rules (chain order, balance, mint authority) and keeps it. When the rules say
+//! "out of order", the node asks the peer that forwarded it for the account's entries from the
+//! expected sequence on (`GetChain`), applies them as history (signature and rules still
+//! checked), and tries the gossiped entry again. This file also answers `GetChain`.
+
+use std::sync::Arc;
+
+use super::super::Shared;
+use crate::clock::now_ms;
+use crate::crypto::{Digest, PeerId, PublicKey};
+use crate::ledger::LedgerError;
+use crate::net::rpc::MAX_CHAIN_ENTRIES;
+use crate::net::{Refusal, RefusalReason, RpcRequest, RpcResponse};
+use crate::protocol::{Event, EventError, decode_entry_batch};
+use crate::store::{Admission, SubmitError};
+
+/// Catch-up rounds for one gossiped entry (each brings up to `MAX_CHAIN_ENTRIES`).
+const MAX_CATCH_UP_ROUNDS: u32 = 16;
+
+/// A gossiped batch of entries: those not in the log yet (found in one read) are checked and
+/// queued together, so the writer commits them in one transaction, in their order; one that
+/// comes out of order (or cannot be queued) goes the single-entry way of [`on_gossip`], which
+/// catches up on its chain. A bad entry is refused and counted; the others still count.
+pub(in crate::node) async fn on_gossip_batch(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) {
+    let journal = &shared.journal;
+    if !journal.is_kept() {
+        return;
+    }
+    let entries = match decode_entry_batch(&bytes) {
+        Ok(entries) => entries,
+        Err(e) => {
+            shared.refusals.count(Refusal::LedgerEntry);
+            tracing::info!(%from, "refused a gossiped batch of ledger entries: {e}");
+            return;
+        }
+    };
+    // Without a reader every entry is tried: the writer knows the ones it has.
+    let fresh: Vec<&[u8]> = match journal.reader() {
+        Ok(reader) => {
+            entries.into_iter().filter(|e| !reader.has_event(&Digest::of(e)).unwrap_or(false)).collect()
+        }
+        Err(_) => entries,
+    };
+    let mut queued = Vec::new();
+    for entry in fresh {
+        match Event::decode(entry).and_then(Event::verify) {
+            Ok(event) => {
+                let admission = Admission::Fresh { now_ms: now_ms() };
+                queued.push((entry.to_vec(), journal.queue_entry(event, admission).await));
+            }
+            Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+            }
+        }
+    }
+    for (entry, pending) in queued {
+        let submitted = match pending {
+            Ok(pending) => pending.done().await,
+            Err(e) => Err(e),
+        };
+        match submitted {
+            Ok(accepted) => tracing::debug!(hash = %accepted.event.hash(), "applied a gossiped ledger entry"),
+            Err(
+                SubmitError::Ledger(LedgerError::Duplicate { .. }) | SubmitError::Event(EventError::Replay),
+            ) => {}
+            Err(SubmitError::Ledger(LedgerError::OutOfOrder { .. }) | SubmitError::Store(_)) => {
+                on_gossip(shared.clone(), from, entry).await
+            }
+            Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+            }
+        }
+    }
+}
+
+/// A gossiped entry: check it, apply it, catch up on its chain if it came early.
+pub(in crate::node) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) {
+    let journal = &shared.journal;
+    if !journal.is_kept() {
+        return;
+    }
+    // A payment usually reaches its payee directly before its gossip does: an entry already
+    // in the log costs a lookup, not a signature check.
+    if journal.reader().is_ok_and(|r| r.has_event(&Digest::of(&bytes)).unwrap_or(false)) {
+        return;
+    }
+    for _ in 0..=MAX_CATCH_UP_ROUNDS {
+        let event = match Event::decode(&bytes).and_then(Event::verify) {
+            Ok(event) => event,
+            Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+                return;
+            }
+        };
+        let signer = event.event().signer();
+        match journal.submit(event, Admission::Fresh { now_ms: now_ms() }).await {
+            Ok(accepted) => {
+                tracing::debug!(hash = %accepted.event.hash(), "applied a gossiped ledger entry");
+                return;
+            }
+            Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, .. })) => {
+                if !catch_up(&shared, from, signer, expected).await {
+                    return;
+                }
+            }
+            Err(SubmitError::Ledger(LedgerError::Duplicate { .. })) => return,
+            Err(e) => {
+                shared.refusals.count(Refusal::LedgerEntry);
+                tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Asks `peer` for `account`'s entries from `from_seq` on and applies them as history;
+/// answers whether anything was applied.
+async fn catch_up(shared: &Shared, peer: PeerId, account: PublicKey, from_seq: u64) -> bool {
+    let request = RpcRequest::GetChain { account: account.as_bytes().to_vec(), from_seq };
+    let entries = match shared.client.request(peer, request).await {
+        Ok(RpcResponse::Chain(entries)) => entries,
+        other => {
+            tracing::info!(%peer, "cannot catch up on {}: {other:?}", account.peer_id());
+            return false;
+        }
+    };
+    let mut applied = 0usize;
+    for bytes in entries.into_iter().take(MAX_CHAIN_ENTRIES as usize) {
+        let event = match Event::decode(&bytes).and_then(Event::verify) {
+            Ok(event) if event.event().signer() == account => event,
+            Ok(_) => {
+                tracing::warn!(%peer, "answered entries of another account");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, "sent a bad ledger entry: {e}");
+                break;
+            }
+        };
+        match shared.journal.submit(event, Admission::Historical).await {
+            Ok(_) => applied += 1,
+            Err(SubmitError::Ledger(LedgerError::Duplicate { .. })) => {}
+            Err(e) => {
+                tracing::info!(%peer, "catch-up entry refused: {e}");
+                break;
+            }
+        }
+    }
+    applied > 0
+}
+
+/// Answers a `GetChain` request from the local log.
+pub(in crate::node) fn chain(shared: &Shared, account: &[u8], from_seq: u64) -> RpcResponse {
+    if !shared.journal.is_kept() {
+        return RpcResponse::refused(RefusalReason::NotFound, "this node keeps no ledger");
+    }
+    let Ok(account) =
+        <[u8; 32]>::try_from(account).map_err(drop).and_then(|k| PublicKey::from_bytes(k).map_err(drop))
+    else {
+        return RpcResponse::refused(RefusalReason::BadRequest, "not an ed25519 public key");
+    };
+    let entries =
+        shared.journal.reader().and_then(|r| Ok(r.chain_from(&account, from_seq, MAX_CHAIN_ENTRIES)?));
+    match entries {
+        Ok(entries) => RpcResponse::Chain(entries.into_iter().map(serde_bytes::ByteBuf::from).collect()),
+        Err(e) => {
+            tracing::error!("ledger read: {e}");
+            RpcResponse::refused(RefusalReason::Busy, "the ledger could not be read")
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! What peers gossip to this node, checked and kept: ledger entries ([`ledger`]: applied,
+//! with a catch-up on the sender's chain when one comes early), outcome attestations
+//! ([`attestations`]: weighed by the reputation book, logged in batches; and the attester,
+//! which signs this node's own verdicts), and component manifests ([`components`]). Publishing
+//! ledger entries is the outbox's (`node/outbox.rs`).
+
+pub(super) mod attestations;
+pub(super) mod components;
+pub(super) mod ledger;
+
+pub(super) use attestations::UnloggedAttestations;
+
+use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, LEDGER_TOPIC_V1, REPUTATION_TOPIC};
+use super::{NodeError, Shared};
+
+/// Subscribes to every topic this node reads (the ledger's only when it keeps a ledger).
+pub(super) async fn subscribe(shared: &Shared) -> Result<(), NodeError> {
+    shared.client.subscribe(COMPONENTS_TOPIC).await?;
+    shared.client.subscribe(REPUTATION_TOPIC).await?;
+    if shared.journal.is_kept() {
+        shared.client.subscribe(LEDGER_TOPIC).await?;
+        shared.client.subscribe(LEDGER_TOPIC_V1).await?;
+    }
+    Ok(())
+}

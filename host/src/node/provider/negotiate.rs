@@ -1,0 +1,258 @@
+//! Where a provider decides: a `COMPUTE_REQUEST` (by `Compute` on `/cue-rpc`, or in a job
+//! stream's `request` frame) is checked — signed by the peer that sent it, fresh — then
+//! evaluated against the policy (`contract::evaluate`), the publisher allow-list, the
+//! component (fetched and loaded) and the call (type-checked). The answer is a signed
+//! `COMPUTE_ACCEPT` that takes a place for the job, or a signed, stored `COMPUTE_REJECT`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::super::{NodeError, Shared, components, lock};
+use super::Provider;
+use crate::clock::now_ms;
+use crate::contract::{self, Decline, Evaluation};
+use crate::crypto::PeerId;
+use crate::net::{RefusalReason, RpcResponse};
+use crate::protocol::{
+    ComputeAccept, ComputeReject, ComputeRequest, EventBody, JobInput, MAX_LIFETIME_MS, RejectReason, Signed,
+    Validity,
+};
+use crate::sandbox::{Call, LoadedComponent};
+use crate::store::{ContractRow, ProtocolEvent, Role};
+
+/// An accepted job waiting for its consumer to start it.
+pub(super) struct PreparedJob {
+    pub(super) request: Signed<ComputeRequest>,
+    pub(super) accept: Signed<ComputeAccept>,
+    pub(super) component: Arc<LoadedComponent>,
+    /// The type-checked call; `None` until a streamed input arrives with the start frame.
+    pub(super) call: Option<Call>,
+    pub(super) row: ContractRow,
+    /// When it was accepted: an unstarted job expires (see `run::expire_unstarted`).
+    pub(super) accepted_at: Instant,
+    /// Resolves once the contract is stored: the job does not run before. `None`: a job
+    /// negotiated on its stream, whose contract is neither stored nor told yet (it is stored
+    /// with the receipt when the job is quick, see `run::QUICK_JOB`).
+    pub(super) stored: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl PreparedJob {
+    /// The log entries of the job's contract: its request and accept.
+    pub(super) fn contract_events(&self) -> Vec<ProtocolEvent> {
+        let job_id = Some(self.request.body().job_id);
+        vec![
+            ProtocolEvent::of(&self.request, job_id, vec![]),
+            ProtocolEvent::of(&self.accept, job_id, vec![(self.request.hash(), "request")]),
+        ]
+    }
+}
+
+/// Why a request gets no contract.
+pub(super) enum NoContract {
+    /// Not a readable, fresh request of the peer that sent it (or this node is no provider):
+    /// an unsigned refusal.
+    Refused(RefusalReason, String),
+    /// A request this provider will not take, with its signed reason (stored).
+    Rejected(Box<Signed<ComputeReject>>),
+}
+
+/// Answers a `Compute` request: the signed contract (stored while the answer travels; the job
+/// waits for its start frame), or a signed reject.
+pub(in crate::node) async fn on_request(shared: Arc<Shared>, peer: PeerId, bytes: Vec<u8>) -> RpcResponse {
+    match negotiate(&shared, peer, &bytes).await {
+        Ok(mut job) => {
+            job.stored = Some(store_contract(&shared, &job));
+            let accept = job.accept.bytes().to_vec();
+            if let Some(provider) = shared.provider.as_ref() {
+                provider.wait_for_start(job);
+            }
+            RpcResponse::Accepted(accept)
+        }
+        Err(NoContract::Refused(reason, message)) => RpcResponse::refused(reason, message),
+        Err(NoContract::Rejected(reject)) => RpcResponse::Rejected(reject.bytes().to_vec()),
+    }
+}
+
+/// Checks a request (signed by the peer that sent it, fresh: a replay is rejected) and
+/// evaluates it; the contract it answers is signed and not yet stored.
+pub(super) async fn negotiate(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    bytes: &[u8],
+) -> Result<PreparedJob, NoContract> {
+    let Some(provider) = shared.provider.as_ref() else {
+        return Err(NoContract::Refused(
+            RefusalReason::NotAProvider,
+            "this node does not provide compute".into(),
+        ));
+    };
+    let request = match Signed::<ComputeRequest>::decode(bytes).and_then(|r| r.verify_signature().map(|()| r))
+    {
+        Ok(request) if request.header().signer.peer_id() == peer => request,
+        Ok(_) => {
+            return Err(NoContract::Refused(
+                RefusalReason::BadRequest,
+                "a request must come from its signer".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(NoContract::Refused(
+                RefusalReason::BadRequest,
+                format!("not a signed compute request: {e}"),
+            ));
+        }
+    };
+    let fresh = {
+        let mut nonces = lock(&provider.nonces);
+        let checked = request.verify_fresh(now_ms(), &mut nonces);
+        if checked.is_ok() {
+            nonces.record(request.header());
+        }
+        checked
+    };
+    if let Err(e) = fresh {
+        return Err(reject(shared, &request, Decline::new(RejectReason::Invalid, e.to_string())).await);
+    }
+    match prepare(shared, provider, &request).await {
+        Ok(job) => Ok(job),
+        Err(decline) => Err(reject(shared, &request, decline).await),
+    }
+}
+
+/// Signs this node's `body` with a validity starting now.
+pub(super) fn sign<T: EventBody>(shared: &Shared, body: T) -> Result<Signed<T>, NodeError> {
+    Signed::sign(&shared.keypair, body, Validity::starting(now_ms(), MAX_LIFETIME_MS))
+        .map_err(NodeError::Signing)
+}
+
+/// Signs and stores a reject.
+pub(super) async fn reject(
+    shared: &Shared,
+    request: &Signed<ComputeRequest>,
+    decline: Decline,
+) -> NoContract {
+    let Decline { reason, message } = decline;
+    tracing::info!(job = %request.body().job_id, ?reason, "rejected a job: {message}");
+    let body = ComputeReject { request: request.hash(), job_id: request.body().job_id, reason, message };
+    match sign(shared, body) {
+        Ok(reject) => {
+            let job = Some(request.body().job_id);
+            shared.journal.log(ProtocolEvent::of(&reject, job, vec![(request.hash(), "request")])).await;
+            NoContract::Rejected(Box::new(reject))
+        }
+        Err(e) => NoContract::Refused(RefusalReason::Busy, e.to_string()),
+    }
+}
+
+/// Evaluates, loads and type-checks; on success signs the contract (not yet stored) and takes
+/// a place for the job.
+async fn prepare(
+    shared: &Arc<Shared>,
+    provider: &Provider,
+    request: &Signed<ComputeRequest>,
+) -> Result<PreparedJob, Decline> {
+    let body = request.body();
+    let (Some(genesis), Some(manifest)) = (shared.journal.genesis_id(), shared.advert.current()) else {
+        return Err(Decline::new(
+            RejectReason::Invalid,
+            "this provider keeps no ledger, so it cannot be paid",
+        ));
+    };
+    let policy = manifest.body().policy;
+    let evaluation = Evaluation {
+        me: &shared.keypair.public(),
+        genesis: &genesis,
+        policy: &policy,
+        in_flight: provider.in_flight(),
+        capacity: policy.max_concurrent_jobs as usize * 2,
+        consumer_reputation: shared.reputation.of(&request.header().signer),
+        min_reputation: provider.min_reputation,
+    };
+    contract::evaluate(body, &evaluation)?;
+    check_publisher(shared, provider, body)?;
+    let (component, call) = load(shared, body).await?;
+    let accept = ComputeAccept {
+        request: request.hash(),
+        job_id: body.job_id,
+        consumer: request.header().signer,
+        price_per_mfuel: policy.price_per_mfuel,
+        base_fee: policy.base_fee,
+        engine: shared.components.sandbox().fingerprint().id.clone(),
+        pay_by_ms: now_ms().saturating_add(body.max_execution_ms).saturating_add(provider.pay_grace_ms),
+    };
+    let accept = sign(shared, accept).map_err(|e| Decline::new(RejectReason::Busy, e.to_string()))?;
+    let row = ContractRow::accepted(Role::Provider, request, &accept);
+    provider.started();
+    Ok(PreparedJob {
+        request: request.clone(),
+        accept,
+        component,
+        call,
+        row,
+        accepted_at: Instant::now(),
+        stored: None,
+    })
+}
+
+/// Stores a job's contract off the caller's path; the answer resolves once it is stored. The
+/// accept may be told meanwhile: the job runs only once it is stored (see `run::execute`), so
+/// a provider that stops in between never ran the job, owes nothing and is owed nothing.
+fn store_contract(shared: &Arc<Shared>, job: &PreparedJob) -> tokio::sync::oneshot::Receiver<()> {
+    let (stored_tx, stored) = tokio::sync::oneshot::channel();
+    let records = crate::store::Records {
+        events: job.contract_events(),
+        rows: vec![job.row.clone()],
+        ..Default::default()
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let _ = shared.journal.commit(records).await;
+        let _ = stored_tx.send(());
+    });
+    stored
+}
+
+/// With an allow-list, the component must be one an allowed publisher signed a manifest for
+/// (the registry holds only manifests whose signatures checked).
+fn check_publisher(shared: &Shared, provider: &Provider, request: &ComputeRequest) -> Result<(), Decline> {
+    if provider.allowed_publishers.is_empty() {
+        return Ok(());
+    }
+    let manifests = shared.components.registry().by_sha256(&request.component).unwrap_or_default();
+    if manifests.iter().any(|m| provider.allowed_publishers.contains(&m.body().publisher.peer_id())) {
+        Ok(())
+    } else {
+        Err(Decline::new(
+            RejectReason::Component,
+            "this provider runs only components of the publishers it allows",
+        ))
+    }
+}
+
+/// Fetches the component if needed, loads it in the sandbox and type-checks the call (a
+/// streamed call: checks that its function exists; the arguments are checked when they come).
+async fn load(
+    shared: &Shared,
+    request: &ComputeRequest,
+) -> Result<(Arc<LoadedComponent>, Option<Call>), Decline> {
+    let component_error = |e: &dyn std::fmt::Display| Decline::new(RejectReason::Component, e.to_string());
+    // A component loaded now was verified and is here: neither is checked again.
+    let loaded = match shared.components.loaded_now(&request.component) {
+        Some(loaded) => loaded,
+        None => {
+            components::ensure_blob(shared, request.component, &mut |_, _| {})
+                .await
+                .map_err(|e| component_error(&e))?;
+            shared.components.load(request.component).await.map_err(|e| component_error(&e))?
+        }
+    };
+    let bad_call = |e: crate::sandbox::JobError| Decline::new(RejectReason::BadCall, e.to_string());
+    let call = match &request.input {
+        JobInput::Inline(call) => Some(loaded.parse_call(call).map_err(bad_call)?),
+        JobInput::Streamed { function, .. } => {
+            loaded.export(function).map_err(bad_call)?;
+            None
+        }
+    };
+    Ok((loaded, call))
+}

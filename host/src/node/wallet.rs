@@ -1,0 +1,97 @@
+//! This node's account: signing mints and transfers, importing entries from outside, and the
+//! view of a ledger entry the API and `cue wallet` print. Every entry stored here is gossiped
+//! through the outbox.
+
+use serde::{Deserialize, Serialize};
+
+use super::journal::Imported;
+use super::{NodeError, Shared};
+use crate::crypto::PeerId;
+use crate::protocol::PaymentReference;
+use crate::store::{Accepted, Draft, HistoryEntry, Records};
+
+/// A ledger entry as the API and `cue wallet --json` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    /// The event's hash.
+    pub hash: String,
+    /// `cue/token-mint` or `cue/token-transfer`.
+    pub kind: String,
+    /// The signer (payer or mint authority).
+    pub from: String,
+    /// Position in the signer's chain.
+    pub seq: u64,
+    /// The credited account.
+    pub to: String,
+    /// Tokens moved or created.
+    pub amount: u64,
+    /// Position in this node's log.
+    pub log_position: i64,
+    /// Signing time, ms since the epoch.
+    pub timestamp_ms: u64,
+}
+
+impl EntryView {
+    /// The view of an entry just stored.
+    pub fn of(accepted: &Accepted) -> EntryView {
+        let event = &accepted.event;
+        let entry = event.entry();
+        EntryView {
+            hash: event.hash().to_string(),
+            kind: event.header().kind.tag().to_owned(),
+            from: event.signer().peer_id().to_string(),
+            seq: entry.link.seq,
+            to: entry.to.peer_id().to_string(),
+            amount: entry.amount,
+            log_position: accepted.log_position,
+            timestamp_ms: event.header().timestamp_ms,
+        }
+    }
+
+    /// The view of a history row.
+    pub fn of_history(e: &HistoryEntry) -> EntryView {
+        EntryView {
+            hash: e.hash.to_string(),
+            kind: e.kind.clone(),
+            from: e.signer.peer_id().to_string(),
+            seq: e.seq,
+            to: e.to.peer_id().to_string(),
+            amount: e.amount,
+            log_position: e.log_position,
+            timestamp_ms: e.timestamp_ms,
+        }
+    }
+}
+
+/// The draft of a transfer.
+pub(super) fn transfer(to: PeerId, amount: u64, reference: Option<PaymentReference>) -> Draft {
+    Draft::Transfer { to: to.public_key(), amount, reference }
+}
+
+/// The draft of a mint.
+pub(super) fn mint(to: PeerId, amount: u64) -> Draft {
+    Draft::Mint { to: to.public_key(), amount }
+}
+
+/// Signs a mint or transfer with the node's key, stores it, and gossips it.
+pub(super) async fn author(shared: &Shared, draft: Draft) -> Result<EntryView, NodeError> {
+    let accepted = shared.journal.author(shared.keypair.clone(), draft, |_| Records::default()).await?;
+    shared.outbox.gossip(accepted.event.bytes().to_vec()).await;
+    Ok(EntryView::of(&accepted))
+}
+
+/// Verifies and applies a signed entry from outside (a file, the API), and gossips it; one
+/// already stored is refused as such.
+pub(super) async fn import(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    historical: bool,
+) -> Result<EntryView, NodeError> {
+    match shared.journal.import(&bytes, historical, Records::default()).await? {
+        Imported::New(accepted) => {
+            shared.outbox.gossip(bytes).await;
+            Ok(EntryView::of(&accepted))
+        }
+        Imported::Known(why) => Err(NodeError::Invalid(why)),
+    }
+}

@@ -324,7 +324,7 @@ async fn a_streamed_call_that_is_not_the_one_announced_is_refused() {
 
 /// An in-process provider on a network of its own, and the consumer key that network's genesis
 /// funds; the temp dir holds the provider's data.
-async fn provider_node(
+pub(crate) async fn provider_node(
     network_id: &str,
     settings: cue_host::node::ProviderSettings,
 ) -> (cue_host::node::Node, Keypair, cue_host::ledger::Genesis, tempfile::TempDir) {
@@ -339,7 +339,7 @@ async fn provider_node(
 }
 
 /// Reads one job-stream frame (`u32` big-endian length, then JSON).
-async fn read_frame(stream: &mut cue_host::net::Stream) -> serde_json::Value {
+pub(crate) async fn read_frame(stream: &mut cue_host::net::Stream) -> serde_json::Value {
     use futures::AsyncReadExt as _;
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await.unwrap();
@@ -357,7 +357,7 @@ impl net::RecordValidator for NoRecords {
 }
 
 /// A consumer key and a network whose genesis gives it 1,000 tokens and the mint.
-fn consumer_with_genesis(network_id: &str) -> (Keypair, cue_host::ledger::Genesis) {
+pub(crate) fn consumer_with_genesis(network_id: &str) -> (Keypair, cue_host::ledger::Genesis) {
     let consumer = Keypair::generate().unwrap();
     let genesis = cue_host::ledger::Genesis {
         network_id: network_id.into(),
@@ -368,7 +368,7 @@ fn consumer_with_genesis(network_id: &str) -> (Keypair, cue_host::ledger::Genesi
 }
 
 /// A peer built from the bare network layer that signs requests with `key`.
-async fn bare_consumer(key: &Keypair, node: &cue_host::node::Node) -> net::Client {
+pub(crate) async fn bare_consumer(key: &Keypair, node: &cue_host::node::Node) -> net::Client {
     bare_consumer_with_events(key, node).await.0
 }
 
@@ -391,11 +391,11 @@ fn now_ms() -> u64 {
 }
 
 /// A request body signed now, acceptable for a minute.
-fn sign_now(key: &Keypair, body: ComputeRequest) -> Signed<ComputeRequest> {
+pub(crate) fn sign_now(key: &Keypair, body: ComputeRequest) -> Signed<ComputeRequest> {
     Signed::sign(key, body, Validity::starting(now_ms(), 60_000)).unwrap()
 }
 
-fn request_for(
+pub(crate) fn request_for(
     key: &Keypair,
     provider: PeerId,
     genesis: &cue_host::ledger::Genesis,
@@ -469,7 +469,7 @@ async fn a_restarted_provider_reports_unfinished_contracts_and_allow_lists_hold(
 }
 
 /// Writes one job-stream frame.
-async fn write_frame(stream: &mut cue_host::net::Stream, frame: &serde_json::Value) {
+pub(crate) async fn write_frame(stream: &mut cue_host::net::Stream, frame: &serde_json::Value) {
     use futures::AsyncWriteExt as _;
     let body = serde_json::to_vec(frame).unwrap();
     stream.write_all(&(body.len() as u32).to_be_bytes()).await.unwrap();
@@ -479,7 +479,7 @@ async fn write_frame(stream: &mut cue_host::net::Stream, frame: &serde_json::Val
 
 /// Opens a job stream, sends `request` in its first frame, and answers the frames that follow
 /// up to the first that is not a guest event.
-async fn ask_on_stream(
+pub(crate) async fn ask_on_stream(
     client: &net::Client,
     provider: PeerId,
     request: &Signed<ComputeRequest>,
@@ -499,7 +499,7 @@ async fn ask_on_stream(
     }
 }
 
-fn decode_hex<T: cue_host::protocol::EventBody>(value: &serde_json::Value) -> Signed<T> {
+pub(crate) fn decode_hex<T: cue_host::protocol::EventBody>(value: &serde_json::Value) -> Signed<T> {
     let signed = Signed::<T>::decode(&hex::decode(value.as_str().unwrap()).unwrap()).unwrap();
     signed.verify_signature().unwrap();
     signed

@@ -17,3 +17,4 @@ mod network;
 mod network_hostile;
 mod sandbox;
 mod sdk;
+mod strangers;

@@ -36,6 +36,10 @@ pub struct Evaluation<'a> {
     pub in_flight: usize,
     /// Most jobs accepted at once (running plus waiting to start).
     pub capacity: usize,
+    /// Jobs of this consumer accepted and not finished.
+    pub consumer_in_flight: usize,
+    /// Most jobs one consumer may hold at once (its share of the capacity).
+    pub per_consumer: usize,
     /// The consumer's reputation here, in `[0, 1]`.
     pub consumer_reputation: f64,
     /// The lowest reputation this provider serves.
@@ -85,6 +89,15 @@ pub fn evaluate(request: &ComputeRequest, view: &Evaluation<'_>) -> Result<(), D
         return Err(Decline::new(
             RejectReason::Busy,
             format!("all {} job slots are taken; try again later", view.capacity),
+        ));
+    }
+    if view.consumer_in_flight >= view.per_consumer {
+        return Err(Decline::new(
+            RejectReason::Busy,
+            format!(
+                "you hold {} of the {} job slots, the most one consumer may; try again later",
+                view.consumer_in_flight, view.capacity
+            ),
         ));
     }
     if view.consumer_reputation < view.min_reputation {

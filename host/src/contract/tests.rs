@@ -38,6 +38,8 @@ fn view<'a>(me: &'a PublicKey, genesis: &'a Digest, policy: &'a ProviderPolicy) 
         policy,
         in_flight: 0,
         capacity: 4,
+        consumer_in_flight: 0,
+        per_consumer: 3,
         consumer_reputation: 0.5,
         min_reputation: 0.1,
     }
@@ -66,6 +68,10 @@ fn a_provider_refuses_each_broken_term_with_its_reason() {
     assert_eq!(reason(cheap, view(&me, &genesis, &policy)), RejectReason::OfferTooLow);
     let full = Evaluation { in_flight: 4, ..view(&me, &genesis, &policy) };
     assert_eq!(reason(ok.clone(), full), RejectReason::Busy);
+    let greedy = Evaluation { in_flight: 3, consumer_in_flight: 3, ..view(&me, &genesis, &policy) };
+    assert_eq!(reason(ok.clone(), greedy), RejectReason::Busy, "one consumer holds its whole share");
+    let shared = Evaluation { in_flight: 3, consumer_in_flight: 0, ..view(&me, &genesis, &policy) };
+    assert_eq!(evaluate(&ok, &shared), Ok(()), "another consumer still gets the slot left");
     let distrusted = Evaluation { consumer_reputation: 0.05, ..view(&me, &genesis, &policy) };
     assert_eq!(reason(ok, distrusted), RejectReason::Reputation);
 }

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
+use super::quota::Places;
 use super::{NodeError, Shared, next_stream};
 use crate::crypto::Digest;
 use crate::net::{Refusal, Stream};
@@ -25,6 +26,8 @@ use crate::store::{BlobError, BlobStore};
 pub const BLOB_PROTOCOL: &str = "/cue-blob/1.0.0";
 /// Blob transfers served at once; more requests are answered "busy" (and counted as overload).
 pub const MAX_UPLOADS: usize = 16;
+/// Blob transfers served at once to one peer; more of its requests are answered "busy".
+pub const MAX_UPLOADS_PER_PEER: usize = 4;
 /// Bytes per read or write.
 const CHUNK: usize = 64 * 1024;
 /// Longest wait for any one read or write.
@@ -123,16 +126,17 @@ async fn serve(mut stream: Stream, blobs: &BlobStore, busy: bool) -> Result<(), 
     timed("close", stream.close()).await
 }
 
-/// Serves `/cue-blob/1.0.0` until shutdown, at most [`MAX_UPLOADS`] transfers at once.
+/// Serves `/cue-blob/1.0.0` until shutdown: at most [`MAX_UPLOADS`] transfers at once, at
+/// most [`MAX_UPLOADS_PER_PEER`] of them to one peer.
 pub(super) fn serve_all(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, NodeError> {
     let mut incoming = shared.client.accept(BLOB_PROTOCOL)?;
-    let uploads = Arc::new(Semaphore::new(MAX_UPLOADS));
+    let uploads = Places::new(MAX_UPLOADS, MAX_UPLOADS_PER_PEER);
     Ok(async move {
         while let Some((peer, stream)) = next_stream(&mut incoming, &shutdown).await {
-            let permit = uploads.clone().try_acquire_owned().ok();
+            let permit = uploads.take(peer).ok();
             let shared = shared.clone();
             tokio::spawn(async move {
                 let busy = permit.is_none();

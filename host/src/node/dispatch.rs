@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 
+use super::quota::{Place, Places};
 use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, LEDGER_TOPIC_V1, REPUTATION_TOPIC};
 use super::{Shared, gossip, provider};
 use crate::clock::now_ms;
@@ -23,6 +24,10 @@ const MAX_LEDGER_GOSSIP_IN_FLIGHT: usize = 64;
 const MAX_ATTESTATION_GOSSIP_IN_FLIGHT: usize = 64;
 /// Compute and payment requests being handled at once; more are answered `Busy`.
 const MAX_CONTRACT_REQUESTS_IN_FLIGHT: usize = 128;
+/// Component and chain requests being answered at once; more are answered `Busy`.
+const MAX_READS_IN_FLIGHT: usize = 32;
+/// Gossiped component manifests being checked at once; more are dropped (and counted).
+const MAX_COMPONENT_GOSSIP_IN_FLIGHT: usize = 16;
 
 /// The DHT records this node stores for others: only live manifests signed by the provider
 /// the key names. Everything else is refused (and logged by the network layer).
@@ -43,41 +48,86 @@ impl RecordValidator for Validator {
     }
 }
 
+/// The places of the dispatcher's kinds of work: each bounded in all and per peer (see
+/// `quota`), so a flood from one peer leaves room for the others.
+struct Work {
+    /// Compute and payment requests being answered.
+    contracts: Arc<Places>,
+    /// Component and chain requests being answered (they read the stores).
+    reads: Arc<Places>,
+    /// Gossiped ledger messages being checked and applied.
+    ledger: Arc<Places>,
+    /// Gossiped attestations being checked and stored.
+    attestations: Arc<Places>,
+    /// Gossiped component manifests being checked and learnt.
+    components: Arc<Places>,
+}
+
+impl Work {
+    fn new() -> Work {
+        Work {
+            contracts: Places::shared(MAX_CONTRACT_REQUESTS_IN_FLIGHT),
+            reads: Places::shared(MAX_READS_IN_FLIGHT),
+            ledger: Places::shared(MAX_LEDGER_GOSSIP_IN_FLIGHT),
+            attestations: Places::shared(MAX_ATTESTATION_GOSSIP_IN_FLIGHT),
+            components: Places::shared(MAX_COMPONENT_GOSSIP_IN_FLIGHT),
+        }
+    }
+}
+
 /// Handles network events until the network stops; `connected` is told of each new
-/// connection (the announcer's cue).
+/// connection (the announcer's cue). Nothing here waits on the disk or decodes a large
+/// message: every request and gossip message but `GetManifest` (answered from memory) is
+/// handled in a task of its own.
 pub(super) async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent>, connected: Arc<Notify>) {
-    let ledger_work = Arc::new(Semaphore::new(MAX_LEDGER_GOSSIP_IN_FLIGHT));
-    let contract_work = Arc::new(Semaphore::new(MAX_CONTRACT_REQUESTS_IN_FLIGHT));
-    let attestation_work = Arc::new(Semaphore::new(MAX_ATTESTATION_GOSSIP_IN_FLIGHT));
+    let work = Work::new();
     while let Some(event) = events.recv().await {
         match event {
-            NetEvent::Request { peer, request: RpcRequest::Compute(bytes), reply } => spawn_answer(
+            NetEvent::Request { peer, request: RpcRequest::Compute(bytes), reply } => {
+                let answer = provider::on_request(shared.clone(), peer, bytes);
+                spawn_answer(&shared, &work.contracts, peer, reply, answer)
+            }
+            NetEvent::Request { peer, request: RpcRequest::Pay(bytes), reply } => spawn_answer(
                 &shared,
-                &contract_work,
+                &work.contracts,
+                peer,
                 reply,
-                provider::on_request(shared.clone(), peer, bytes),
+                provider::on_payment(shared.clone(), bytes),
             ),
-            NetEvent::Request { request: RpcRequest::Pay(bytes), reply, .. } => {
-                spawn_answer(&shared, &contract_work, reply, provider::on_payment(shared.clone(), bytes))
+            NetEvent::Request { request: RpcRequest::GetManifest, reply, .. } => {
+                let _ = reply.send(manifest(&shared));
             }
             NetEvent::Request { peer, request, reply } => {
-                let _ = reply.send(answer(&shared, &peer, request));
+                let handler = shared.clone();
+                let read = async move {
+                    tokio::task::spawn_blocking(move || answer(&handler, &peer, request))
+                        .await
+                        .unwrap_or_else(|_| RpcResponse::refused(RefusalReason::Busy, "the request failed"))
+                };
+                spawn_answer(&shared, &work.reads, peer, reply, read)
             }
             NetEvent::Gossip { topic, from, data } if topic == COMPONENTS_TOPIC => {
-                gossip::components::on_gossip(&shared, &from, &data)
+                let handler = shared.clone();
+                let learn = async move {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        gossip::components::on_gossip(&handler, &from, &data)
+                    })
+                    .await;
+                };
+                spawn_gossip(&shared, &work.components, from, "component manifests", learn)
             }
             NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => {
-                let work = gossip::ledger::on_gossip_batch(shared.clone(), from, data);
-                spawn_gossip(&shared, &ledger_work, from, "ledger entries", work)
+                let handle = gossip::ledger::on_gossip_batch(shared.clone(), from, data);
+                spawn_gossip(&shared, &work.ledger, from, "ledger entries", handle)
             }
             NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC_V1 => {
-                let work = gossip::ledger::on_gossip(shared.clone(), from, data);
-                spawn_gossip(&shared, &ledger_work, from, "ledger entries", work)
+                let handle = gossip::ledger::on_gossip(shared.clone(), from, data);
+                spawn_gossip(&shared, &work.ledger, from, "ledger entries", handle)
             }
             NetEvent::Gossip { topic, from, data } if topic == REPUTATION_TOPIC => {
                 let handler = shared.clone();
-                let work = async move { gossip::attestations::on_gossip(&handler, from, data).await };
-                spawn_gossip(&shared, &attestation_work, from, "attestations", work)
+                let handle = async move { gossip::attestations::on_gossip(&handler, from, data).await };
+                spawn_gossip(&shared, &work.attestations, from, "attestations", handle)
             }
             NetEvent::Gossip { topic, from, .. } => {
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
@@ -87,57 +137,68 @@ pub(super) async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent
     }
 }
 
-/// A permit for one more task of a kind bounded by `work`; without one, counts an overload.
-fn permit_or_overload(shared: &Shared, work: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let place = work.clone().try_acquire_owned().ok();
-    if place.is_none() {
+/// A place for one more task of a kind bounded by `work`, for `peer`; without one, counts an
+/// overload.
+fn place_or_overload(shared: &Shared, work: &Arc<Places>, peer: PeerId) -> Option<Place> {
+    let place = work.take(peer);
+    if let Err(full) = &place {
         shared.refusals.count(Refusal::Overload);
+        tracing::debug!(%peer, "no place: {full}");
     }
-    place
+    place.ok()
 }
 
-/// Handles a gossip message in a task of its own (bounded by `work`: the dispatcher never
-/// waits for a disk commit), or drops it (counted) when too many are in progress.
+/// Handles a gossip message in a task of its own (bounded by `work`, in all and per sender:
+/// the dispatcher never waits for a disk commit), or drops it (counted) when too many are in
+/// progress.
 fn spawn_gossip(
     shared: &Shared,
-    work: &Arc<Semaphore>,
+    work: &Arc<Places>,
     from: PeerId,
     what: &'static str,
     handle: impl Future<Output = ()> + Send + 'static,
 ) {
-    let Some(permit) = permit_or_overload(shared, work) else {
+    let Some(place) = place_or_overload(shared, work, from) else {
         tracing::warn!(%from, "too many {what} being handled: one dropped");
         return;
     };
     tokio::spawn(async move {
         handle.await;
-        drop(permit);
+        drop(place);
     });
 }
 
-/// Answers a request from a task of its own (bounded by `work`), or `Busy` at once.
+/// Answers a request from a task of its own (bounded by `work`, in all and per peer), or
+/// `Busy` at once.
 fn spawn_answer(
     shared: &Shared,
-    work: &Arc<Semaphore>,
+    work: &Arc<Places>,
+    peer: PeerId,
     reply: tokio::sync::oneshot::Sender<RpcResponse>,
     answer: impl Future<Output = RpcResponse> + Send + 'static,
 ) {
-    let Some(permit) = permit_or_overload(shared, work) else {
+    let Some(place) = place_or_overload(shared, work, peer) else {
         let _ = reply.send(RpcResponse::refused(RefusalReason::Busy, "too many requests in progress"));
         return;
     };
     tokio::spawn(async move {
         let _ = reply.send(answer.await);
-        drop(permit);
+        drop(place);
     });
 }
 
+/// This node's manifest, from memory.
+fn manifest(shared: &Shared) -> RpcResponse {
+    match shared.advert.current() {
+        Some(manifest) => RpcResponse::Manifest(manifest.bytes().to_vec()),
+        None => RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute"),
+    }
+}
+
+/// Answers a request that reads the stores (on a blocking thread).
 fn answer(shared: &Shared, peer: &PeerId, request: RpcRequest) -> RpcResponse {
     match request {
-        RpcRequest::GetManifest => match shared.advert.current() {
-            Some(manifest) => RpcResponse::Manifest(manifest.bytes().to_vec()),
-            None => RpcResponse::refused(RefusalReason::NotAProvider, "this node does not provide compute"),
-        },
+        RpcRequest::GetManifest => manifest(shared),
         RpcRequest::GetChain { account, from_seq } => gossip::ledger::chain(shared, &account, from_seq),
         RpcRequest::Compute(_) | RpcRequest::Pay(_) => {
             RpcResponse::refused(RefusalReason::BadRequest, "handled by the contract tasks")

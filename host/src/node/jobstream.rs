@@ -121,21 +121,35 @@ pub enum FrameError {
     /// Not a frame of this protocol.
     #[error("job stream: malformed frame: {0}")]
     Malformed(String),
+    /// The other side took nothing of a frame for [`WRITE_STALL`].
+    #[error("job stream: the reader took nothing for {WRITE_STALL:?}")]
+    Stalled,
 }
 
-/// Writes one frame.
+/// Longest wait for any 64 KiB of a frame to be taken by the stream: a reader that stops
+/// reading (or reads all but the last bytes) fails the write instead of holding the writer.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
+/// Bytes written at once, each within [`WRITE_STALL`].
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Writes one frame, failing with [`FrameError::Stalled`] when the reader takes no part of it
+/// for [`WRITE_STALL`].
 pub async fn write(stream: &mut Stream, frame: &Frame) -> Result<(), FrameError> {
     let body = serde_json::to_vec(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if body.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(body.len()));
     }
-    // One write: the length and the body travel in one multiplexer frame (one encryption, one
-    // wake-up of the reader) instead of two.
+    // The length and the body travel together: a small frame is one multiplexer frame (one
+    // encryption, one wake-up of the reader) instead of two.
     let mut framed = Vec::with_capacity(4 + body.len());
     framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
     framed.extend_from_slice(&body);
-    stream.write_all(&framed).await?;
-    stream.flush().await?;
+    for chunk in framed.chunks(WRITE_CHUNK) {
+        tokio::time::timeout(WRITE_STALL, stream.write_all(chunk))
+            .await
+            .map_err(|_| FrameError::Stalled)??;
+    }
+    tokio::time::timeout(WRITE_STALL, stream.flush()).await.map_err(|_| FrameError::Stalled)??;
     Ok(())
 }
 

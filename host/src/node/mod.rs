@@ -59,6 +59,7 @@ mod jobstream;
 mod journal;
 mod outbox;
 mod provider;
+mod quota;
 mod reputation;
 mod topics;
 mod wallet;
@@ -134,6 +135,7 @@ impl Node {
         let mut sandbox_config = config.sandbox.clone();
         sandbox_config.cache_dir.get_or_insert_with(|| data_dir.code_cache());
         let sandbox = Sandbox::new(sandbox_config).map_err(|e| setup("sandbox", &e))?;
+        let pool = sandbox.config().max_concurrent_jobs as usize;
         let registry = Registry::open(&data_dir.registry()).map_err(|e| setup("registry", &e))?;
         let blobs = BlobStore::open(&data_dir.blobs(), sandbox.config().max_component_bytes as u64)
             .map_err(|e| setup("blob store", &e))?;
@@ -158,7 +160,7 @@ impl Node {
             ),
             outbox: outbox::Outbox::new(client.clone()),
             discovery: discovery::Discovery::default(),
-            provider: config.provide.as_ref().map(provider::Provider::new),
+            provider: config.provide.as_ref().map(|settings| provider::Provider::new(settings, pool)),
             consumer: consumer::Consumer::default(),
             unlogged: gossip::UnloggedAttestations::default(),
             journal,
@@ -173,6 +175,7 @@ impl Node {
         if let Some(settings) = config.provide.clone() {
             tasks.push(advert::start(&shared, settings, shutdown_rx.clone()).await?);
             provider::fail_unfinished(&shared).await;
+            provider::restore_request_window(&shared).await;
             tasks.push(tokio::spawn(provider::serve_jobs(shared.clone(), shutdown_rx.clone())?));
             tasks.push(tokio::spawn(provider::watch_payments(shared.clone(), shutdown_rx.clone())));
         }

@@ -391,6 +391,34 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_fresh_nonces_from_one_signer_leaves_room_for_every_other_signer() {
+        let flooder = Keypair::from_seed([7; 32]);
+        let mut nonces = SeenNonces::fair(8, 2);
+        let mut refused = 0;
+        for _ in 0..100 {
+            let e = transfer(&flooder, Validity::starting(NOW, 60_000));
+            match e.verify_fresh(NOW, &mut nonces) {
+                Ok(()) => nonces.record(e.header()),
+                Err(err) => {
+                    assert_eq!(err, EventError::SignerWindowFull { per_signer: 2 });
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 98, "the flooder holds its share and no more");
+        for seed in 10..13 {
+            let other = Keypair::from_seed([seed; 32]);
+            for _ in 0..2 {
+                let e = transfer(&other, Validity::starting(NOW, 60_000));
+                e.verify_fresh(NOW, &mut nonces).unwrap_or_else(|e| panic!("another signer refused: {e}"));
+                nonces.record(e.header());
+            }
+        }
+        let late = transfer(&flooder, Validity::starting(NOW + 60_000, 60_000));
+        late.verify_fresh(NOW + 60_000, &mut nonces).expect("the flooder's expired nonces were pruned");
+    }
+
+    #[test]
     fn the_nonce_window_is_bounded_and_forgets_expired_nonces() {
         let key = Keypair::from_seed([7; 32]);
         let mut nonces = SeenNonces::new(2);

@@ -72,6 +72,15 @@ impl Event {
         }
     }
 
+    /// Checks only the times at `now_ms` (see [`Signed::verify_live`]): what a ledger entry
+    /// needs, its chain position standing in for a nonce window (a replay is a duplicate).
+    pub fn verify_live(&self, now_ms: u64) -> Result<(), EventError> {
+        match self {
+            Event::Mint(e) => e.verify_live(now_ms),
+            Event::Transfer(e) => e.verify_live(now_ms),
+        }
+    }
+
     /// The header.
     pub fn header(&self) -> &Header {
         match self {

@@ -30,7 +30,7 @@ pub use event::{
     Event, LedgerEntry, MAX_ENTRIES_PER_BATCH, Verified, decode_entry_batch, encode_entry_batch,
 };
 pub use kind::EventKind;
-pub use nonce::{DEFAULT_NONCE_CAPACITY, SeenNonces};
+pub use nonce::{DEFAULT_NONCE_CAPACITY, DEFAULT_SIGNER_NONCES, SeenNonces};
 pub use token::{ChainLink, Mint, PaymentReference, ReferenceParseError, Transfer};
 
 /// Why an event was refused. Each verification failure has its own variant.
@@ -111,6 +111,13 @@ pub enum EventError {
     ReplayWindowFull {
         /// The window's capacity.
         capacity: usize,
+    },
+    /// This signer holds its whole share of the seen-nonce window; retry when some of its
+    /// events expire (other signers are still served).
+    #[error("too many live events from this signer ({per_signer}); retry later")]
+    SignerWindowFull {
+        /// The most live nonces one signer may hold.
+        per_signer: usize,
     },
     /// The operating system could not supply a nonce.
     #[error("cannot sign: {0}")]

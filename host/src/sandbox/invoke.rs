@@ -92,6 +92,29 @@ pub struct Invocation {
     pub seed: Option<[u8; 32]>,
     /// Receives log lines and progress while the job runs.
     pub events: Option<EventSink>,
+    /// Stops the run early when cancelled (its contract ended): it is interrupted at the next
+    /// epoch tick and ends as a `timeout`.
+    pub cancel: Option<Cancel>,
+}
+
+/// Epoch ticks between two looks at a cancellable run's cancel flag (10 ms at the default
+/// 2 ms tick): how long a cancelled run may go on.
+const CANCEL_CHECK_TICKS: u64 = 5;
+
+/// A handle that stops a running invocation from another thread (see [`Invocation::cancel`]).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// Asks the run to stop; it is interrupted within one epoch tick of wasm code.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A successful job's result.
@@ -284,13 +307,21 @@ impl LoadedComponent {
             let tick = self.epoch_tick.as_nanos().max(1);
             let ticks_for = move |left: Duration| (left.as_nanos().div_ceil(tick) as u64).max(1);
             let deadline = started.checked_add(limits.timeout);
-            store.set_epoch_deadline(ticks_for(limits.timeout));
+            // A cancellable run looks at its cancel flag every few ticks, not only at its deadline.
+            let cancel = options.cancel.clone();
+            let check = if cancel.is_some() { CANCEL_CHECK_TICKS } else { u64::MAX };
+            store.set_epoch_deadline(ticks_for(limits.timeout).min(check));
             store.epoch_deadline_callback(move |_| {
+                if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+                    return Ok(UpdateDeadline::Interrupt);
+                }
                 let now = Instant::now();
                 Ok(match deadline {
-                    Some(deadline) if now < deadline => UpdateDeadline::Continue(ticks_for(deadline - now)),
+                    Some(deadline) if now < deadline => {
+                        UpdateDeadline::Continue(ticks_for(deadline - now).min(check))
+                    }
                     Some(_) => UpdateDeadline::Interrupt,
-                    None => UpdateDeadline::Continue(u64::MAX / 2),
+                    None => UpdateDeadline::Continue(check.min(u64::MAX / 2)),
                 })
             });
             self.run(&mut store, call, &limits)

@@ -25,7 +25,7 @@ pub use cache::CodeSource;
 pub use caps::{EventSink, HOST_CALL_FUEL, JobEvent, LogLevel, LogLine, LogSource};
 pub use engine::{EngineFingerprint, Sandbox, SandboxConfig, WASMTIME_VERSION};
 pub use error::{FailureKind, JobError, SandboxError};
-pub use invoke::{Call, Export, Invocation, JobOutput, LoadedComponent, Outcome};
+pub use invoke::{Call, Cancel, Export, Invocation, JobOutput, LoadedComponent, Outcome};
 pub use limits::{Limits, human_bytes, parse_bytes, parse_duration};
 pub use policy::{ImportKind, ImportVerdict, judge_import};
 pub use verify::{VerifiedComponent, component_imports, sha256_hex, verify};

@@ -178,6 +178,29 @@ impl LogReader {
         Ok(stmt.exists([&hash.0])?)
     }
 
+    /// The signer, nonce and expiry of the stored events of `kind` (a tag such as
+    /// `cue/compute-request`) still live at `now_ms`, at most `limit`: what a restarted node's replay window starts from.
+    pub fn live_nonces(
+        &self,
+        kind: &str,
+        now_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<(PublicKey, [u8; 16], u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT signer, nonce, expires_ms FROM events WHERE kind = ?1 AND expires_ms > ?2 LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![kind, now_ms as i64, limit], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, i64>(2)?))
+        })?;
+        rows.map(|row| {
+            let (signer, nonce, expires) = row?;
+            let nonce = <[u8; 16]>::try_from(nonce)
+                .map_err(|_| StoreError::Corrupt("a nonce is not 16 bytes".into()))?;
+            Ok((key_from_blob(signer)?, nonce, expires as u64))
+        })
+        .collect()
+    }
+
     /// The stored bytes of the event with this hash.
     pub fn event_bytes(&self, hash: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self

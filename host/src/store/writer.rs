@@ -65,7 +65,7 @@ impl LedgerStore {
         let state = load_state(&conn, &genesis)?;
         let (queue, commands) = sync_channel(QUEUE_CAPACITY);
         let queued = Arc::new(AtomicUsize::new(0));
-        let flagged = Arc::new(RwLock::new(flagged_accounts(&state.0)));
+        let flagged = Arc::new(RwLock::new(flagged_accounts(&state)));
         let writer = Writer::new(conn, genesis.clone(), state, queued.clone(), flagged.clone());
         let writer = std::thread::Builder::new()
             .name("cue-ledger-writer".into())

@@ -15,9 +15,7 @@ use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, stored_gen
 use crate::clock::now_ms;
 use crate::crypto::{Digest, Keypair, PublicKey};
 use crate::ledger::{Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError};
-use crate::protocol::{
-    DEFAULT_NONCE_CAPACITY, Event, Mint, PaymentReference, SeenNonces, Transfer, Validity, Verified,
-};
+use crate::protocol::{Event, Mint, PaymentReference, Transfer, Validity, Verified};
 
 /// Most commands committed in one transaction (one fsync).
 pub const MAX_BATCH: usize = 1024;
@@ -58,9 +56,10 @@ pub(super) fn flagged_accounts(ledger: &Ledger) -> HashSet<PublicKey> {
     ledger.accounts().filter(|(_, account)| account.flagged).map(|(key, _)| *key).collect()
 }
 
-/// Rebuilds the in-memory ledger (balances and flags from `accounts`, chains from `events`) and
-/// the live nonces from the database.
-pub(super) fn load_state(conn: &Connection, genesis: &Genesis) -> Result<(Ledger, SeenNonces), StoreError> {
+/// Rebuilds the in-memory ledger (balances and flags from `accounts`, chains from `events`)
+/// from the database. Ledger entries need no nonce window: a replayed entry holds a chain
+/// position already taken, and is refused as a duplicate.
+pub(super) fn load_state(conn: &Connection, genesis: &Genesis) -> Result<Ledger, StoreError> {
     let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
     let mut stmt = conn.prepare("SELECT key, balance, flagged FROM accounts")?;
     let mut rows = stmt.query([])?;
@@ -81,17 +80,7 @@ pub(super) fn load_state(conn: &Connection, genesis: &Genesis) -> Result<(Ledger
     }
     let ledger =
         Ledger::restore(genesis.clone(), accounts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut nonces = SeenNonces::new(DEFAULT_NONCE_CAPACITY);
-    let mut stmt = conn.prepare(
-        "SELECT bytes FROM events WHERE expires_ms > ?1 AND kind IN ('cue/token-mint', 'cue/token-transfer')",
-    )?;
-    let mut rows = stmt.query([now_ms() as i64])?;
-    while let Some(row) = rows.next()? {
-        let event = Event::decode(row.get_ref(0)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
-        nonces.record(event.header());
-    }
-    Ok((ledger, nonces))
+    Ok(ledger)
 }
 
 /// The writer thread's state.
@@ -100,8 +89,6 @@ pub(super) struct Writer {
     genesis: Genesis,
     /// The ledger as of the last commit plus the current batch.
     ledger: Ledger,
-    /// Live nonces as of the last commit plus the current batch.
-    nonces: SeenNonces,
     /// The store's count of commands waiting, decremented as they are taken.
     queued: Arc<AtomicUsize>,
     /// Entries ahead of their chain waiting for their predecessors, by (signer, position).
@@ -131,16 +118,15 @@ enum Answer {
 }
 
 impl Writer {
-    /// The writer of `conn`, starting from `state` (the ledger and the live nonces, as
-    /// [`load_state`] read them); `queued` and `flagged` are shared with the store's handle.
+    /// The writer of `conn`, starting from `ledger` (as [`load_state`] read it); `queued` and `flagged` are shared with the store's handle.
     pub(super) fn new(
         conn: Connection,
         genesis: Genesis,
-        state: (Ledger, SeenNonces),
+        ledger: Ledger,
         queued: Arc<AtomicUsize>,
         flagged: Arc<RwLock<HashSet<PublicKey>>>,
     ) -> Writer {
-        Writer { conn, genesis, ledger: state.0, nonces: state.1, queued, held: HashMap::new(), flagged }
+        Writer { conn, genesis, ledger, queued, held: HashMap::new(), flagged }
     }
 
     pub(super) fn run(mut self, commands: Receiver<Command>) {
@@ -181,10 +167,7 @@ impl Writer {
         let failure = self.process(batch, &mut answers).err().map(|e| e.to_string());
         let reloaded = match failure {
             None => Ok(()),
-            Some(_) => load_state(&self.conn, &self.genesis).map(|(ledger, nonces)| {
-                self.ledger = ledger;
-                self.nonces = nonces;
-            }),
+            Some(_) => load_state(&self.conn, &self.genesis).map(|ledger| self.ledger = ledger),
         };
         let mut flagged = self.flagged.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if flagged.len() != self.ledger.flagged_count() {
@@ -200,7 +183,7 @@ impl Writer {
     fn process(&mut self, batch: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let received = now_ms();
-        let mut chains = Chains { ledger: &mut self.ledger, nonces: &mut self.nonces, held: &mut self.held };
+        let mut chains = Chains { ledger: &mut self.ledger, held: &mut self.held };
         let mut commands = batch.into_iter();
         while let Some(command) = commands.next() {
             // A command answers itself and, when it moves a chain, the held entries it lets in.
@@ -212,14 +195,7 @@ impl Writer {
                 }
                 Command::Author { signer, draft, validity, then, reply } => {
                     let result = author(chains.ledger, &signer, draft, validity).and_then(|event| {
-                        let accepted = admit(
-                            &tx,
-                            chains.ledger,
-                            chains.nonces,
-                            &event,
-                            Admission::Historical,
-                            received,
-                        )?;
+                        let accepted = admit(&tx, chains.ledger, &event, Admission::Historical, received)?;
                         if let Some(then) = then {
                             store_records(&tx, &then(&accepted.event), received)
                                 .map_err(SubmitError::Store)?;
@@ -273,7 +249,6 @@ impl Writer {
 /// The writer's in-memory state a batch changes (borrowed apart from its connection).
 struct Chains<'a> {
     ledger: &'a mut Ledger,
-    nonces: &'a mut SeenNonces,
     held: &'a mut HashMap<(PublicKey, u64), Vec<Held>>,
 }
 
@@ -344,7 +319,7 @@ impl Chains<'_> {
         admission: Admission,
         received: u64,
     ) -> Result<Accepted, SubmitError> {
-        let accepted = admit(tx, self.ledger, self.nonces, &submitted.event, admission, received)?;
+        let accepted = admit(tx, self.ledger, &submitted.event, admission, received)?;
         store_records(tx, &submitted.then, received).map_err(SubmitError::Store)?;
         Ok(accepted)
     }
@@ -435,14 +410,13 @@ fn author(
 fn admit(
     tx: &Transaction<'_>,
     ledger: &mut Ledger,
-    nonces: &mut SeenNonces,
     verified: &Verified,
     admission: Admission,
     received_ms: u64,
 ) -> Result<Accepted, SubmitError> {
     let event = verified.event();
     if let Admission::Fresh { now_ms } = admission {
-        event.verify_fresh(now_ms, nonces)?;
+        event.verify_live(now_ms)?;
     }
     let applied = match ledger.apply(verified) {
         Ok(applied) => applied,
@@ -451,7 +425,6 @@ fn admit(
         }
         Err(e) => return Err(e.into()),
     };
-    nonces.record(event.header());
     let log_position = insert_event(tx, event, &applied, received_ms).map_err(SubmitError::Store)?;
     Ok(Accepted { event: verified.event().clone(), log_position })
 }

@@ -15,7 +15,6 @@ mod payment;
 mod run;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +24,11 @@ pub(super) use negotiate::on_request;
 pub(super) use payment::on_payment;
 pub(super) use run::serve_jobs;
 
+use super::quota::{Place, Places};
 use super::{FaultInjection, ProviderSettings, Shared, lock, wait_for};
+use crate::clock::now_ms;
 use crate::crypto::{Digest, PeerId};
-use crate::protocol::{DEFAULT_NONCE_CAPACITY, SeenNonces};
+use crate::protocol::{DEFAULT_NONCE_CAPACITY, DEFAULT_SIGNER_NONCES, EventKind, SeenNonces};
 use crate::store::{ContractState, Role};
 use negotiate::PreparedJob;
 
@@ -35,15 +36,24 @@ use negotiate::PreparedJob;
 const PAYMENT_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Payments settled at once off their answer's path; more wait for the watcher's sweep.
 const MAX_SETTLING: usize = 256;
+/// How long an accepted job waits for its consumer's start frame before its place is given
+/// back and its contract recorded failed (a job negotiated on its stream starts at once).
+const UNSTARTED_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What a providing node keeps about its jobs.
 pub(super) struct Provider {
-    /// Accepted jobs waiting for their consumer's start frame, by contract.
+    /// Accepted jobs waiting for their consumer's start frame, by contract (each holds one of
+    /// [`Provider::jobs`]' places, so they are bounded by it).
     prepared: Mutex<HashMap<Digest, PreparedJob>>,
-    /// Jobs accepted and not finished (running or waiting to start): what the policy's
-    /// capacity counts.
-    in_flight: AtomicUsize,
-    /// Request nonces seen while fresh: a replayed request is rejected.
+    /// Places for jobs accepted and not finished (running or waiting to start): twice the
+    /// policy's concurrent jobs, one consumer holding at most its share (`quota::share_of`).
+    jobs: Arc<Places>,
+    /// Runs at once: the policy's concurrent jobs, at most the sandbox's pool. An accepted job
+    /// waits here for a run permit once started.
+    runs: Arc<Semaphore>,
+    /// Request nonces seen while fresh: a replayed request is rejected. Each consumer key holds
+    /// at most a quarter of the window (a flood from one key refuses only that key), and the
+    /// window is restored from the log at start (see [`restore_request_window`]).
     nonces: Mutex<SeenNonces>,
     fault: Option<FaultInjection>,
     min_reputation: f64,
@@ -57,11 +67,15 @@ pub(super) struct Provider {
 }
 
 impl Provider {
-    pub(super) fn new(settings: &ProviderSettings) -> Provider {
+    /// The provider's side for `settings`, running at most `pool` jobs at once (the sandbox's
+    /// instance pool).
+    pub(super) fn new(settings: &ProviderSettings, pool: usize) -> Provider {
+        let concurrent = (settings.policy.max_concurrent_jobs as usize).clamp(1, pool.max(1));
         Provider {
             prepared: Mutex::default(),
-            in_flight: AtomicUsize::new(0),
-            nonces: Mutex::new(SeenNonces::new(DEFAULT_NONCE_CAPACITY)),
+            jobs: Places::shared(settings.policy.max_concurrent_jobs as usize * 2),
+            runs: Arc::new(Semaphore::new(concurrent)),
+            nonces: Mutex::new(SeenNonces::fair(DEFAULT_NONCE_CAPACITY, DEFAULT_SIGNER_NONCES)),
             fault: settings.fault,
             min_reputation: settings.min_reputation,
             pay_grace_ms: u64::try_from(settings.pay_grace.as_millis()).unwrap_or(u64::MAX),
@@ -71,19 +85,9 @@ impl Provider {
         }
     }
 
-    /// Takes a place for an accepted job (given back by [`Provider::finished`]).
-    fn started(&self) {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Gives an accepted job's place back: it ran, or it will never run.
-    fn finished(&self) {
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Jobs accepted and not finished.
-    fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+    /// A job place for `consumer` (given back when the job, which holds it, is dropped).
+    fn job_place(&self, consumer: PeerId) -> Result<Place, super::quota::Full> {
+        self.jobs.take(consumer)
     }
 
     /// Keeps an accepted job until its consumer starts it.
@@ -142,4 +146,19 @@ pub(super) async fn fail_unfinished(shared: &Shared) -> usize {
         shared.journal.update(failed).await;
     }
     count
+}
+
+/// At start: the nonces of the requests in the log that are still live, so a request replayed
+/// to a restarted provider is refused as a replay instead of running again; answers how many.
+pub(super) async fn restore_request_window(shared: &Shared) -> usize {
+    let Some(provider) = shared.provider.as_ref() else { return 0 };
+    let tag = EventKind::ComputeRequest.tag();
+    let limit = u32::try_from(DEFAULT_NONCE_CAPACITY).unwrap_or(u32::MAX);
+    let live =
+        shared.journal.read(move |reader| reader.live_nonces(tag, now_ms(), limit)).await.unwrap_or_default();
+    let mut nonces = lock(&provider.nonces);
+    for (signer, nonce, expires_ms) in &live {
+        nonces.record_nonce(*signer, *nonce, *expires_ms);
+    }
+    live.len()
 }

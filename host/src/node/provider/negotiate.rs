@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::super::quota::Place;
 use super::super::{NodeError, Shared, components, lock};
 use super::Provider;
 use crate::clock::now_ms;
@@ -30,6 +31,9 @@ pub(super) struct PreparedJob {
     pub(super) row: ContractRow,
     /// When it was accepted: an unstarted job expires (see `run::expire_unstarted`).
     pub(super) accepted_at: Instant,
+    /// The job's place among the provider's jobs, held for as long as the job lives and given
+    /// back when it is dropped (it ran, it was refused, or its consumer never started it).
+    pub(super) _place: Place,
     /// Resolves once the contract is stored: the job does not run before. `None`: a job
     /// negotiated on its stream, whose contract is neither stored nor told yet (it is stored
     /// with the receipt when the job is quick, see `run::QUICK_JOB`).
@@ -159,16 +163,24 @@ async fn prepare(
         ));
     };
     let policy = manifest.body().policy;
+    let consumer = request.header().signer.peer_id();
     let evaluation = Evaluation {
         me: &shared.keypair.public(),
         genesis: &genesis,
         policy: &policy,
-        in_flight: provider.in_flight(),
-        capacity: policy.max_concurrent_jobs as usize * 2,
+        in_flight: provider.jobs.held(),
+        capacity: provider.jobs.total(),
+        consumer_in_flight: provider.jobs.held_by(&consumer),
+        per_consumer: provider.jobs.per_peer(),
         consumer_reputation: shared.reputation.of(&request.header().signer),
         min_reputation: provider.min_reputation,
     };
     contract::evaluate(body, &evaluation)?;
+    // Taken before the component is fetched or compiled, so a flood of requests holds no more
+    // of that work than its places allow.
+    let place = provider
+        .job_place(consumer)
+        .map_err(|full| Decline::new(RejectReason::Busy, format!("no job slot: {full}; try again later")))?;
     check_publisher(shared, provider, body)?;
     let (component, call) = load(shared, body).await?;
     let accept = ComputeAccept {
@@ -182,7 +194,6 @@ async fn prepare(
     };
     let accept = sign(shared, accept).map_err(|e| Decline::new(RejectReason::Busy, e.to_string()))?;
     let row = ContractRow::accepted(Role::Provider, request, &accept);
-    provider.started();
     Ok(PreparedJob {
         request: request.clone(),
         accept,
@@ -190,6 +201,7 @@ async fn prepare(
         call,
         row,
         accepted_at: Instant::now(),
+        _place: place,
         stored: None,
     })
 }

@@ -7,17 +7,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::super::jobstream::{self, Frame, FrameError, JOB_PROTOCOL, MAX_START_FRAME_BYTES, START_DEADLINE};
+use super::super::quota::Places;
 use super::super::{FaultInjection, NodeError, Shared, lock, next_stream};
 use super::negotiate::{self, NoContract, PreparedJob};
-use super::{Provider, payment};
+use super::{Provider, UNSTARTED_DEADLINE, payment};
 use crate::contract::Decline;
 use crate::crypto::{Digest, PeerId};
-use crate::net::Stream;
+use crate::net::{Refusal, Stream};
 use crate::protocol::{JobInput, Receipt, RejectReason, RunOutcome, Signed};
-use crate::sandbox::{Call, Invocation, JobEvent, Limits, Outcome};
+use crate::sandbox::{Call, Cancel, Invocation, JobEvent, Limits, Outcome};
 use crate::store::{ContractRow, ContractState, ProtocolEvent, Records};
 
 /// Job streams open at once; more are closed at once.
@@ -31,40 +32,42 @@ const EVENT_BUFFER: usize = 256;
 /// stored and told at that moment, so a provider that stops later reports it unfinished.
 const QUICK_JOB: Duration = Duration::from_millis(50);
 
-/// Serves `/cue-job/1.0.0` until shutdown, at most [`MAX_JOB_STREAMS`] streams at once.
+/// Serves `/cue-job/1.0.0` until shutdown: at most [`MAX_JOB_STREAMS`] streams at once, one
+/// consumer holding at most its share (`quota::share_of`); a stream beyond is closed at once.
 pub(in crate::node) fn serve_jobs(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, NodeError> {
     let mut incoming = shared.client.accept(JOB_PROTOCOL)?;
-    let streams = Arc::new(Semaphore::new(MAX_JOB_STREAMS));
+    let streams = Places::shared(MAX_JOB_STREAMS);
     Ok(async move {
         while let Some((peer, stream)) = next_stream(&mut incoming, &shutdown).await {
-            let Ok(permit) = streams.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "too many job streams: one closed");
-                continue;
+            let place = match streams.take(peer) {
+                Ok(place) => place,
+                Err(full) => {
+                    shared.refusals.count(Refusal::Overload);
+                    tracing::warn!(%peer, "job stream closed: {full}");
+                    continue;
+                }
             };
             let (shared, streams) = (shared.clone(), streams.clone());
             tokio::spawn(async move {
                 if let Err(e) = run_stream(&shared, peer, stream, &streams).await {
                     tracing::info!(%peer, "job stream ended early: {e}");
                 }
-                drop(permit);
+                drop(place);
             });
         }
     })
 }
 
-/// Contracts whose consumer never started the job free their places and are recorded as
-/// failed (an unstarted job waits twice the start deadline).
+/// Contracts whose consumer never started the job within [`UNSTARTED_DEADLINE`] give their
+/// places back (the job holds it) and are recorded as failed.
 pub(super) async fn expire_unstarted(shared: &Shared) {
     let Some(provider) = shared.provider.as_ref() else { return };
-    for job in provider.take_unstarted(START_DEADLINE * 2) {
-        provider.finished();
-        shared
-            .journal
-            .update(job.row.ended(ContractState::Failed, "the consumer never started the job"))
-            .await;
+    for job in provider.take_unstarted(UNSTARTED_DEADLINE) {
+        let failed = job.row.ended(ContractState::Failed, "the consumer never started the job");
+        shared.journal.update(failed).await;
     }
 }
 
@@ -75,7 +78,7 @@ async fn run_stream(
     shared: &Arc<Shared>,
     peer: PeerId,
     mut stream: Stream,
-    places: &Semaphore,
+    places: &Places,
 ) -> Result<(), NodeError> {
     let mut reused = false;
     loop {
@@ -90,9 +93,7 @@ async fn run_stream(
                 Err(_) => return Err(NodeError::Invalid("no start frame in time".into())),
                 Ok(Err(e)) => return Err(broken(e)),
             };
-        if !run_job(shared, peer, &mut stream, first).await?
-            || places.available_permits() < MAX_JOB_STREAMS / 2
-        {
+        if !run_job(shared, peer, &mut stream, first).await? || places.held() > MAX_JOB_STREAMS / 2 {
             break;
         }
         reused = true;
@@ -134,7 +135,6 @@ async fn run_job(
         }
         Err(message) => Err(refuse_start(shared, job, stream, message).await),
     };
-    provider.finished();
     let delivered = result?;
     Ok(payment::receive_on_stream(shared, stream, &delivered).await)
 }
@@ -222,6 +222,8 @@ async fn refuse_start(
 /// Runs the job, streaming its events, then signs, stores and sends the receipt. A contract not
 /// yet stored (negotiated on this stream) is stored with the receipt and told with the outcome
 /// when the job ends within [`QUICK_JOB`]; otherwise it is stored and told at that moment.
+/// The run waits for one of the provider's run permits; a consumer gone mid-run stops it, and
+/// this returns only once the run has ended, so the job's place is free only when its run is.
 /// Answers the contract's row as stored, delivered.
 async fn execute(
     shared: &Arc<Shared>,
@@ -235,42 +237,79 @@ async fn execute(
         }
         None => false,
     };
+    let provider = shared.provider.as_ref().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
+    let permit =
+        provider.runs.clone().acquire_owned().await.map_err(|_| NodeError::Invalid("stopping".into()))?;
     let started = Instant::now();
-    let (run, events) = start(&job)?;
-    let told = forward_events(shared, &job, stream, events, told).await?;
-    let outcome = run.await.map_err(|e| NodeError::task("job", e))?;
+    let (running, events) = Running::start(&job, permit)?;
+    let told = match forward_events(shared, &job, stream, events, told).await {
+        Ok(told) => told,
+        Err(e) => {
+            running.stop().await;
+            return Err(e);
+        }
+    };
+    let outcome = running.outcome.await.map_err(|e| NodeError::task("job", e))?;
     let wall_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     deliver(shared, &job, stream, &outcome, wall_us, told).await
 }
 
-/// Starts the run on a blocking thread; answers it and the job's events (at most
-/// [`EVENT_BUFFER`] wait; progress beyond is skipped).
-fn start(
-    job: &PreparedJob,
-) -> Result<(tokio::task::JoinHandle<Outcome>, mpsc::Receiver<JobEvent>), NodeError> {
-    let body = job.request.body();
-    let limits = Limits {
-        fuel: body.max_fuel,
-        timeout: Duration::from_millis(body.max_execution_ms),
-        memory_bytes: body.max_memory_bytes,
-        ..Limits::default()
-    };
-    let (events, received) = mpsc::channel::<JobEvent>(EVENT_BUFFER);
-    let sink: crate::sandbox::EventSink = Arc::new(move |event| {
-        let _ = events.try_send(event);
-    });
-    let call = job.call.clone().ok_or_else(|| NodeError::Invalid("the job has no call".into()))?;
-    let component = job.component.clone();
-    let run = tokio::task::spawn_blocking(move || {
-        component.invoke(&call, &limits, &Invocation { seed: None, events: Some(sink) })
-    });
-    Ok((run, received))
+/// A job running in the sandbox on a blocking thread.
+struct Running {
+    /// Its outcome, once it ends.
+    outcome: tokio::task::JoinHandle<Outcome>,
+    /// Stops it at the next epoch tick.
+    cancel: Cancel,
+}
+
+impl Running {
+    /// Starts the run, which holds `permit` until it ends; answers it and the job's events (at
+    /// most [`EVENT_BUFFER`] wait; progress beyond is skipped).
+    fn start(
+        job: &PreparedJob,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(Running, mpsc::Receiver<JobEvent>), NodeError> {
+        let body = job.request.body();
+        let limits = Limits {
+            fuel: body.max_fuel,
+            timeout: Duration::from_millis(body.max_execution_ms),
+            memory_bytes: body.max_memory_bytes,
+            ..Limits::default()
+        };
+        let (events, received) = mpsc::channel::<JobEvent>(EVENT_BUFFER);
+        let sink: crate::sandbox::EventSink = Arc::new(move |event| {
+            let _ = events.try_send(event);
+        });
+        let call = job.call.clone().ok_or_else(|| NodeError::Invalid("the job has no call".into()))?;
+        let component = job.component.clone();
+        let cancel = Cancel::default();
+        let invocation = Invocation { seed: None, events: Some(sink), cancel: Some(cancel.clone()) };
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = component.invoke(&call, &limits, &invocation);
+            drop(permit);
+            outcome
+        });
+        Ok((Running { outcome, cancel }, received))
+    }
+
+    /// Stops the run and waits until it has ended (its contract ended: nobody will read it).
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.outcome.await;
+    }
+}
+
+/// Resolves when the consumer does anything on the stream during the run — sends bytes, closes
+/// it, resets it — none of which an honest consumer does before the outcome.
+async fn consumer_left(stream: &mut Stream) {
+    let mut byte = [0u8; 1];
+    let _ = futures::AsyncReadExt::read(stream, &mut byte).await;
 }
 
 /// Streams the job's events until the run ends. A contract not told yet (`told` false) is
 /// stored and told once the run outlives [`QUICK_JOB`]. Answers whether the contract has been
-/// told by the end. A consumer gone mid-run ends a told contract failed (nothing is owed); one
-/// not told yet was never made.
+/// told by the end. A consumer gone mid-run (its stream reset, closed, stalled or written to)
+/// ends a told contract failed (nothing is owed); one not told yet was never made.
 async fn forward_events(
     shared: &Shared,
     job: &PreparedJob,
@@ -279,29 +318,25 @@ async fn forward_events(
     mut told: bool,
 ) -> Result<bool, NodeError> {
     let quick_until = tokio::time::Instant::now() + QUICK_JOB;
-    loop {
-        let event = if told {
-            events.recv().await
-        } else {
-            tokio::select! {
-                event = events.recv() => event,
-                () = tokio::time::sleep_until(quick_until) => {
-                    tell_contract(shared, job, stream).await?;
-                    told = true;
-                    continue;
-                }
+    let gone = loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = tokio::time::sleep_until(quick_until), if !told => {
+                tell_contract(shared, job, stream).await?;
+                told = true;
+                continue;
             }
+            () = consumer_left(stream) => break "the consumer left its job stream during the run",
         };
         let Some(event) = event else { return Ok(told) };
-        if let Err(e) = jobstream::write(stream, &Frame::Event(event)).await {
-            if told {
-                let failed =
-                    job.row.ended(ContractState::Failed, "the consumer's job stream broke during the run");
-                shared.journal.update(failed).await;
-            }
-            return Err(broken(e));
+        if jobstream::write(stream, &Frame::Event(event)).await.is_err() {
+            break "the consumer's job stream broke during the run";
         }
+    };
+    if told {
+        shared.journal.update(job.row.ended(ContractState::Failed, gone)).await;
     }
+    Err(NodeError::Invalid(gone.into()))
 }
 
 /// Not a quick job: its contract is stored and told now, as a negotiated one.

@@ -1,0 +1,143 @@
+//! Strangers holding a provider's resources: each test attacks a real in-process provider on
+//! 127.0.0.1 through the bare network layer and shows the defence — a replay after a restart
+//! refused, one key's flood leaving a slot for another consumer, unstarted reservations given
+//! back in seconds, and a consumer gone mid-run stopping the run and freeing its slot.
+
+use std::time::{Duration, Instant};
+
+use cue_host::crypto::Keypair;
+use cue_host::net::{RpcRequest, RpcResponse};
+use cue_host::protocol::{ComputeReject, JobInput, RejectReason, Signed};
+
+use crate::contracts::{
+    ask_on_stream, bare_consumer, consumer_with_genesis, decode_hex, request_for, sign_now,
+};
+use crate::support::{guest_bytes, keyed_dir};
+
+/// A provider on `dir` for `genesis`, as `quick_provider` sells (2 concurrent jobs: 4 job
+/// places, 3 of them at most for one consumer).
+async fn start_provider(
+    dir: &tempfile::TempDir,
+    genesis: &cue_host::ledger::Genesis,
+) -> cue_host::node::Node {
+    let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+    let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
+    config.sandbox = crate::support::small_sandbox_config();
+    config.genesis = Some(genesis.clone());
+    config.provide = Some(crate::support::quick_provider());
+    cue_host::node::Node::start(config).await.unwrap()
+}
+
+fn rejected(answer: &RpcResponse) -> Signed<ComputeReject> {
+    let RpcResponse::Rejected(bytes) = answer else { panic!("not rejected: {answer:?}") };
+    Signed::<ComputeReject>::decode(bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_provider_refuses_a_request_it_already_ran() {
+    let (dir, _) = keyed_dir();
+    let (consumer, genesis) = consumer_with_genesis("replay-restart-test");
+    let node = start_provider(&dir, &genesis).await;
+    let fib = guest_bytes("fib");
+    node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let request = request_for(&consumer, node.peer_id(), &genesis, &fib, 1);
+    let client = bare_consumer(&consumer, &node).await;
+    let (_stream, frame) = ask_on_stream(&client, node.peer_id(), &request, None).await;
+    assert_eq!(frame["delivered"]["output"], "6765", "{frame}");
+    drop(client);
+    node.shutdown().await;
+
+    let node = start_provider(&dir, &genesis).await;
+    let client = bare_consumer(&consumer, &node).await;
+    let (_stream, frame) = ask_on_stream(&client, node.peer_id(), &request, None).await;
+    let reject: Signed<ComputeReject> = decode_hex(&frame["rejected"]["reject"]);
+    assert_eq!(reject.body().reason, RejectReason::Invalid, "{:?}", reject.body());
+    assert!(reject.body().message.contains("replay"), "{:?}", reject.body());
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_flooding_requests_leaves_a_slot_for_another_and_its_unstarted_places_return_in_seconds() {
+    let (dir, _) = keyed_dir();
+    let (flooder, genesis) = consumer_with_genesis("flood-test");
+    let node = start_provider(&dir, &genesis).await;
+    let fib = guest_bytes("fib");
+    node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let provider = node.peer_id();
+    let flood = bare_consumer(&flooder, &node).await;
+
+    // Accepted contracts never started hold places: the flooder gets its share and no more.
+    let mut accepted = 0;
+    let mut busy = None;
+    for job in 1..=10 {
+        let request = request_for(&flooder, provider, &genesis, &fib, job);
+        match flood.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap() {
+            RpcResponse::Accepted(_) => accepted += 1,
+            other => busy = Some(rejected(&other)),
+        }
+    }
+    assert_eq!(accepted, 3, "3 of the 4 job places at most for one key");
+    let busy = busy.expect("the flood was refused");
+    assert_eq!(busy.body().reason, RejectReason::Busy, "{:?}", busy.body());
+    let flooded = Instant::now();
+
+    // Another consumer still gets its job run.
+    let honest = Keypair::generate().unwrap();
+    let client = bare_consumer(&honest, &node).await;
+    let request = request_for(&honest, provider, &genesis, &fib, 20);
+    let (_stream, frame) = ask_on_stream(&client, provider, &request, None).await;
+    assert_eq!(frame["delivered"]["output"], "6765", "{frame}");
+
+    // The flooder's unstarted contracts end in seconds, failed, and its places come back.
+    let again = loop {
+        let request = request_for(&flooder, provider, &genesis, &fib, 30);
+        let answer = flood.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+        if matches!(answer, RpcResponse::Accepted(_)) {
+            break flooded.elapsed();
+        }
+        assert!(flooded.elapsed() < Duration::from_secs(10), "places still held: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(again < Duration::from_secs(7), "unstarted places held {again:?}");
+    let jobs = node.handle().jobs(20).await.unwrap();
+    let expired = jobs.iter().filter(|c| c["detail"] == "the consumer never started the job").count();
+    assert_eq!(expired, 3, "{jobs:?}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_gone_mid_run_stops_the_run_and_frees_its_slot() {
+    let (dir, _) = keyed_dir();
+    let (consumer, genesis) = consumer_with_genesis("gone-mid-run-test");
+    let node = start_provider(&dir, &genesis).await;
+    let spin = guest_bytes("hostile-infinite-loop");
+    node.handle().publish(spin.clone(), "spin", "1.0.0").await.unwrap();
+    let fib = guest_bytes("fib");
+    node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let provider = node.peer_id();
+    let client = bare_consumer(&consumer, &node).await;
+
+    // Two 8-second runs take both of the provider's run permits; their consumer leaves.
+    for job in 1..=2 {
+        let mut body = request_for(&consumer, provider, &genesis, &spin, job).body().clone();
+        body.input = JobInput::Inline("run()".into());
+        body.max_fuel = 1_000_000_000_000;
+        body.max_execution_ms = 8_000;
+        body.offer = 10 + 2 * 1_000_000;
+        let (stream, frame) = ask_on_stream(&client, provider, &sign_now(&consumer, body), None).await;
+        assert!(frame.get("contract").is_some(), "a long job is contracted while it runs: {frame}");
+        drop(stream);
+    }
+    let left = Instant::now();
+
+    // Both runs stop: a quick job gets a run permit at once instead of after 8 s.
+    let request = request_for(&consumer, provider, &genesis, &fib, 3);
+    let (_stream, frame) = ask_on_stream(&client, provider, &request, None).await;
+    assert_eq!(frame["delivered"]["output"], "6765", "{frame}");
+    assert!(left.elapsed() < Duration::from_secs(4), "the runs held the provider {:?}", left.elapsed());
+    let jobs = node.handle().jobs(10).await.unwrap();
+    let failed: Vec<_> = jobs.iter().filter(|c| c["state"] == "failed").collect();
+    assert_eq!(failed.len(), 2, "{jobs:?}");
+    assert!(failed.iter().all(|c| c["detail"].as_str().unwrap().contains("during the run")), "{failed:?}");
+    node.shutdown().await;
+}

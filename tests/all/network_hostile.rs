@@ -376,3 +376,80 @@ async fn a_gossiped_batch_keeps_its_valid_entries_and_refuses_a_forged_one() {
     assert!(handle.refusals()["ledger-entries"] >= 2, "{:?}", handle.refusals());
     node.stop().await;
 }
+
+/// Gossip is forwarded only once checked: a relay passes a valid ledger entry on to its other
+/// peers, never a malformed or forged one, and the peer that sent those loses gossip score.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_forwards_valid_gossip_only_and_penalises_the_sender_of_invalid_gossip() {
+    use cue_host::node::LEDGER_TOPIC;
+    use cue_host::protocol::{ChainLink, Mint, Verified, encode_entry_batch};
+
+    let hostile = Keypair::generate().unwrap();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "relay-test".into(),
+        mint_authority: hostile.public(),
+        allocations: Default::default(),
+    };
+    let relay = TestNode::start_with_ledger(tempfile::tempdir().unwrap(), &[], &genesis).await;
+    // Neither the sender nor the observer listens, so they can reach each other only through
+    // the relay: whatever the observer receives, the relay forwarded.
+    let join = |key: &Keypair| {
+        let config = NetConfig::new(vec![], relay.addrs(), Arc::new(StoreNothing));
+        let (client, events, event_loop) = net::new(key, config).unwrap();
+        tokio::spawn(event_loop.run(std::future::pending()));
+        (client, events)
+    };
+    let (sender, _sender_events) = join(&hostile);
+    let (observer, mut observed) = join(&Keypair::generate().unwrap());
+    for client in [&sender, &observer] {
+        client.dial(relay.addrs()[0].clone()).await.unwrap();
+        client.subscribe(LEDGER_TOPIC).await.unwrap();
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Some(event) = observed.recv().await {
+            if let NetEvent::Gossip { data, .. } = event {
+                record.lock().unwrap().push(data);
+            }
+        }
+    });
+
+    let mint = Verified::sign_mint(
+        &hostile,
+        Mint { genesis: genesis.id(), link: ChainLink::FIRST, to: hostile.public(), amount: 1_000 },
+        Validity::starting(now_ms(), 3_600_000),
+    )
+    .unwrap();
+    let valid = encode_entry_batch([mint.event().bytes()].into_iter());
+    eventually("the valid entry to be forwarded", Duration::from_secs(30), || {
+        let (sender, valid, seen) = (sender.clone(), valid.clone(), seen.clone());
+        async move {
+            let _ = sender.publish(LEDGER_TOPIC, valid.clone()).await;
+            seen.lock().unwrap().contains(&valid).then_some(())
+        }
+    })
+    .await;
+
+    let mut forged = mint.event().bytes().to_vec();
+    *forged.last_mut().unwrap() ^= 1;
+    let invalid: Vec<Vec<u8>> = (0..5u8)
+        .map(|i| if i % 2 == 0 { vec![0xff, i] } else { encode_entry_batch([&forged[..], &[i]].into_iter()) })
+        .collect();
+    let handle = relay.handle();
+    let sender_id = hostile.peer_id();
+    eventually("the sender to lose its score", Duration::from_secs(30), || {
+        let (sender, invalid, handle) = (sender.clone(), invalid.clone(), handle.clone());
+        async move {
+            for message in invalid {
+                let _ = sender.publish(LEDGER_TOPIC, message).await;
+            }
+            (handle.gossip_score(sender_id).await.ok()?? < -50.0).then_some(())
+        }
+    })
+    .await;
+    let forwarded = invalid.iter().any(|message| seen.lock().unwrap().contains(message));
+    assert!(!forwarded, "an invalid message was forwarded");
+    assert_eq!(handle.balance(hostile.peer_id()).await.unwrap().0, 1_000);
+    relay.stop().await;
+}

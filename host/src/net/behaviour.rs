@@ -60,11 +60,13 @@ impl Behaviour {
         // signature by gossipsub's envelope would cost a signing per publish and a verification
         // per receipt for nothing. Messages are anonymous and identified by their content, so the
         // same event published twice (by its author and a relay) is one message.
-        let gossipsub = gossipsub::Behaviour::new(
+        // Every message waits for the node's verdict before it is forwarded (see `gossip`).
+        let mut gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Anonymous,
             gossipsub::ConfigBuilder::default()
                 .max_transmit_size(MAX_GOSSIP_BYTES)
                 .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .validate_messages()
                 .message_id_fn(|message: &gossipsub::Message| {
                     gossipsub::MessageId::from(crate::crypto::Digest::of(&message.data).0.to_vec())
                 })
@@ -73,6 +75,10 @@ impl Behaviour {
                 .map_err(|e| NetError::Setup(format!("gossipsub: {e}")))?,
         )
         .map_err(|e| NetError::Setup(format!("gossipsub: {e}")))?;
+        let (params, thresholds) = super::gossip::score_params();
+        gossipsub
+            .with_peer_score(params, thresholds)
+            .map_err(|e| NetError::Setup(format!("gossipsub: {e}")))?;
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify,

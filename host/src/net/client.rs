@@ -7,7 +7,9 @@ use futures::StreamExt as _;
 use libp2p::StreamProtocol;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DhtKey, Multiaddr, NetError, RpcRequest, RpcResponse, from_libp2p, to_libp2p};
+use super::{
+    DhtKey, GossipId, GossipVerdict, Multiaddr, NetError, RpcRequest, RpcResponse, from_libp2p, to_libp2p,
+};
 use crate::crypto::PeerId;
 
 /// A bidirectional byte stream to a peer (futures' `AsyncRead + AsyncWrite`).
@@ -30,6 +32,8 @@ pub(super) enum Command {
     Subscribe { topic: String, reply: oneshot::Sender<Result<(), NetError>> },
     Publish { topic: String, data: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>> },
     ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
+    Validated { id: GossipId, from: PeerId, verdict: GossipVerdict },
+    GossipScore { peer: PeerId, reply: oneshot::Sender<Option<f64>> },
     Rtt { peer: PeerId, reply: oneshot::Sender<Option<Duration>> },
 }
 
@@ -70,6 +74,19 @@ impl Client {
     /// The addresses the node listens on now (with `/p2p/<peer id>` appended).
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
         self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Reports the node's verdict on a gossip message from `from` (see [`super::NetEvent`]):
+    /// accepted, it is forwarded; rejected, its sender is penalised. Waits only for room in the
+    /// command queue.
+    pub async fn validated(&self, id: GossipId, from: PeerId, verdict: GossipVerdict) {
+        let _ = self.commands.send(Command::Validated { id, from, verdict }).await;
+    }
+
+    /// `peer`'s gossip score here (`None` when it has none yet); below -80 its gossip is
+    /// ignored.
+    pub async fn gossip_score(&self, peer: PeerId) -> Result<Option<f64>, NetError> {
+        self.ask(|reply| Command::GossipScore { peer, reply }).await
     }
 
     /// Connects to `addr` and answers the peer id found there.

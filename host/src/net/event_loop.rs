@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Client, Command};
+use super::gossip::{GossipId, GossipVerdict, RateLimits};
 use super::{
     COMMAND_CHANNEL_CAPACITY, DhtKey, EVENT_CHANNEL_CAPACITY, Multiaddr, NetConfig, NetError, NetEvent,
     Refusal, RefusalReason, RpcRequest, RpcResponse, from_libp2p, to_libp2p,
@@ -61,6 +62,8 @@ pub struct EventLoop {
     addresses: HashMap<libp2p::PeerId, Vec<Multiaddr>>,
     address_order: VecDeque<libp2p::PeerId>,
     rtts: HashMap<libp2p::PeerId, Duration>,
+    /// Gossip messages handled per sender and topic (see `gossip::RateLimits`).
+    gossip_rates: RateLimits,
 }
 
 pub(super) fn build(
@@ -108,6 +111,7 @@ pub(super) fn build(
         addresses: HashMap::new(),
         address_order: VecDeque::new(),
         rtts: HashMap::new(),
+        gossip_rates: RateLimits::default(),
     };
     event_loop.join_bootstrap_peers();
     Ok((Client::new(peer_id, command_tx, streams), event_rx, event_loop))
@@ -192,9 +196,13 @@ impl EventLoop {
                 self.requests.insert(id, (peer, reply));
             }
             Command::Subscribe { topic, reply } => {
-                let result =
-                    self.swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(topic));
-                let _ = reply.send(result.map(drop).map_err(|e| NetError::Gossip(e.to_string())));
+                let topic = gossipsub::IdentTopic::new(topic);
+                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+                let scored = gossipsub.set_topic_params(topic.clone(), super::gossip::topic_params());
+                let result = scored
+                    .map_err(str::to_owned)
+                    .and_then(|()| gossipsub.subscribe(&topic).map(drop).map_err(|e| e.to_string()));
+                let _ = reply.send(result.map_err(NetError::Gossip));
             }
             Command::Publish { topic, data, reply } => {
                 let result =
@@ -207,7 +215,37 @@ impl EventLoop {
             Command::Rtt { peer, reply } => {
                 let _ = reply.send(self.rtts.get(&to_libp2p(&peer)).copied());
             }
+            Command::Validated { id, from, verdict } => self.report(&id, &to_libp2p(&from), verdict),
+            Command::GossipScore { peer, reply } => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&to_libp2p(&peer)));
+            }
         }
+    }
+
+    /// A gossip message: handed to the node for its verdict, unless its sender is over its
+    /// rate on the topic or the node is behind (then it is ignored: not forwarded, counted).
+    fn on_gossip(&mut self, source: libp2p::PeerId, id: GossipId, message: gossipsub::Message) {
+        let Some(from) = from_libp2p(&source) else {
+            return self.report(&id, &source, GossipVerdict::Reject);
+        };
+        if !self.gossip_rates.allow(source, &message.topic) {
+            self.config.refusals.count(Refusal::Overload);
+            tracing::debug!(%from, topic = %message.topic, "over its gossip rate: a message ignored");
+            return self.report(&id, &source, GossipVerdict::Ignore);
+        }
+        let event =
+            NetEvent::Gossip { topic: message.topic.into_string(), from, data: message.data, id: id.clone() };
+        if self.events.try_send(event).is_err() {
+            self.config.refusals.count(Refusal::Overload);
+            tracing::warn!("node is behind: dropped a gossip message");
+            self.report(&id, &source, GossipVerdict::Ignore);
+        }
+    }
+
+    /// Tells gossipsub the verdict on a held message.
+    fn report(&mut self, id: &GossipId, source: &libp2p::PeerId, verdict: GossipVerdict) {
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        gossipsub.report_message_validation_result(&id.0, source, verdict.acceptance());
     }
 
     fn connect(&mut self, peer: PeerId, reply: oneshot::Sender<Result<(), NetError>>) {
@@ -337,14 +375,11 @@ impl EventLoop {
             BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
                 self.rtts.insert(peer, rtt);
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message, .. }) => {
-                let Some(from) = from_libp2p(&propagation_source) else { return };
-                let event = NetEvent::Gossip { topic: message.topic.into_string(), from, data: message.data };
-                if self.events.try_send(event).is_err() {
-                    self.config.refusals.count(Refusal::Overload);
-                    tracing::warn!("node is behind: dropped a gossip message");
-                }
-            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, GossipId(message_id), message),
             _ => {}
         }
     }

@@ -16,6 +16,7 @@ mod behaviour;
 mod client;
 mod codec;
 mod event_loop;
+mod gossip;
 mod keys;
 mod refusals;
 pub mod rpc;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use client::{Client, Incoming, Stream};
 pub use event_loop::EventLoop;
+pub use gossip::{BURST_PER_TOPIC, GossipId, GossipVerdict, RATE_PER_TOPIC};
 pub use keys::{DhtKey, SERVICE_SHARDS};
 pub use libp2p::Multiaddr;
 pub use refusals::{Refusal, Refusals};
@@ -104,7 +106,8 @@ pub enum NetEvent {
         /// Where the answer goes.
         reply: tokio::sync::oneshot::Sender<RpcResponse>,
     },
-    /// A gossip message on a topic we subscribe to; its content is not yet verified.
+    /// A gossip message on a topic we subscribe to; its content is not yet verified, and it is
+    /// forwarded to other peers only once the node accepts it.
     Gossip {
         /// The topic.
         topic: String,
@@ -112,6 +115,8 @@ pub enum NetEvent {
         from: PeerId,
         /// The payload (a signed event's bytes).
         data: Vec<u8>,
+        /// Report the verdict on it with [`Client::validated`]: until then it is not forwarded.
+        id: GossipId,
     },
     /// A connection to a peer was established (first one).
     Connected {

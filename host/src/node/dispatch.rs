@@ -14,7 +14,10 @@ use crate::clock::now_ms;
 use crate::crypto::PeerId;
 use crate::market::open_manifest;
 use crate::net::rpc::MAX_COMPONENT_VERSIONS;
-use crate::net::{DhtKey, NetEvent, RecordValidator, Refusal, RefusalReason, RpcRequest, RpcResponse};
+use crate::net::{
+    DhtKey, GossipId, GossipVerdict, NetEvent, RecordValidator, Refusal, RefusalReason, RpcRequest,
+    RpcResponse,
+};
 use crate::protocol::check_name;
 
 /// Gossiped ledger entries being checked and applied at once; more are dropped (and logged):
@@ -106,31 +109,32 @@ pub(super) async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent
                 };
                 spawn_answer(&shared, &work.reads, peer, reply, read)
             }
-            NetEvent::Gossip { topic, from, data } if topic == COMPONENTS_TOPIC => {
+            NetEvent::Gossip { topic, from, data, id } if topic == COMPONENTS_TOPIC => {
                 let handler = shared.clone();
                 let learn = async move {
-                    let _ = tokio::task::spawn_blocking(move || {
-                        gossip::components::on_gossip(&handler, &from, &data)
-                    })
-                    .await;
+                    tokio::task::spawn_blocking(move || gossip::components::on_gossip(&handler, &from, &data))
+                        .await
+                        .unwrap_or(GossipVerdict::Ignore)
                 };
-                spawn_gossip(&shared, &work.components, from, "component manifests", learn)
+                spawn_gossip(&shared, &work.components, (from, id), "component manifests", learn)
             }
-            NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC => {
+            NetEvent::Gossip { topic, from, data, id } if topic == LEDGER_TOPIC => {
                 let handle = gossip::ledger::on_gossip_batch(shared.clone(), from, data);
-                spawn_gossip(&shared, &work.ledger, from, "ledger entries", handle)
+                spawn_gossip(&shared, &work.ledger, (from, id), "ledger entries", handle)
             }
-            NetEvent::Gossip { topic, from, data } if topic == LEDGER_TOPIC_V1 => {
+            NetEvent::Gossip { topic, from, data, id } if topic == LEDGER_TOPIC_V1 => {
                 let handle = gossip::ledger::on_gossip(shared.clone(), from, data);
-                spawn_gossip(&shared, &work.ledger, from, "ledger entries", handle)
+                spawn_gossip(&shared, &work.ledger, (from, id), "ledger entries", handle)
             }
-            NetEvent::Gossip { topic, from, data } if topic == REPUTATION_TOPIC => {
+            NetEvent::Gossip { topic, from, data, id } if topic == REPUTATION_TOPIC => {
                 let handler = shared.clone();
                 let handle = async move { gossip::attestations::on_gossip(&handler, from, data).await };
-                spawn_gossip(&shared, &work.attestations, from, "attestations", handle)
+                spawn_gossip(&shared, &work.attestations, (from, id), "attestations", handle)
             }
-            NetEvent::Gossip { topic, from, .. } => {
-                tracing::debug!(%from, topic, "gossip on an unknown topic ignored")
+            NetEvent::Gossip { topic, from, id, .. } => {
+                tracing::debug!(%from, topic, "gossip on an unknown topic ignored");
+                let client = shared.client.clone();
+                tokio::spawn(async move { client.validated(id, from, GossipVerdict::Ignore).await });
             }
             NetEvent::Connected { .. } => connected.notify_one(),
         }
@@ -149,22 +153,25 @@ fn place_or_overload(shared: &Shared, work: &Arc<Places>, peer: PeerId) -> Optio
 }
 
 /// Handles a gossip message in a task of its own (bounded by `work`, in all and per sender:
-/// the dispatcher never waits for a disk commit), or drops it (counted) when too many are in
-/// progress.
+/// the dispatcher never waits for a disk commit) and reports its verdict, so gossipsub forwards
+/// it only when accepted; or ignores it (not forwarded, counted) when too many are in progress.
 fn spawn_gossip(
     shared: &Shared,
     work: &Arc<Places>,
-    from: PeerId,
+    (from, id): (PeerId, GossipId),
     what: &'static str,
-    handle: impl Future<Output = ()> + Send + 'static,
+    handle: impl Future<Output = GossipVerdict> + Send + 'static,
 ) {
+    let client = shared.client.clone();
     let Some(place) = place_or_overload(shared, work, from) else {
         tracing::warn!(%from, "too many {what} being handled: one dropped");
+        tokio::spawn(async move { client.validated(id, from, GossipVerdict::Ignore).await });
         return;
     };
     tokio::spawn(async move {
-        handle.await;
+        let verdict = handle.await;
         drop(place);
+        client.validated(id, from, verdict).await;
     });
 }
 

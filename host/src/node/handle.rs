@@ -144,6 +144,11 @@ impl NodeHandle {
         self.shared.reputation.of(&peer.public_key())
     }
 
+    /// `peer`'s gossip score here (`None` before it has one); a peer below -80 is ignored.
+    pub async fn gossip_score(&self, peer: PeerId) -> Result<Option<f64>, NodeError> {
+        Ok(self.shared.client.gossip_score(peer).await?)
+    }
+
     /// Peers connected now.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NodeError> {
         Ok(self.shared.client.connected_peers().await?)

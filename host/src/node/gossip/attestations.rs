@@ -13,7 +13,7 @@ use super::super::topics::REPUTATION_TOPIC;
 use super::super::{Shared, drain_in_batches, lock};
 use crate::clock::now_ms;
 use crate::crypto::PeerId;
-use crate::net::Refusal;
+use crate::net::{GossipVerdict, Refusal};
 use crate::protocol::{
     MAX_ATTESTATIONS_PER_SET, MAX_EVENT_BYTES, MAX_LIFETIME_MS, OutcomeAttestation, OutcomeAttestations,
     Signed, Validity,
@@ -114,11 +114,13 @@ fn one_set(owed: Vec<(i64, Vec<u8>)>) -> (Vec<i64>, Vec<OutcomeAttestation>) {
 }
 
 /// A gossiped attestation or set of them: check the signature (once for a set), then let the
-/// book weigh each; one that tells the book anything new is logged.
-pub(in crate::node) async fn on_gossip(shared: &Shared, from: PeerId, bytes: Vec<u8>) {
+/// book weigh each; one that tells the book anything new is logged. Rejected when malformed,
+/// forged or expired; accepted otherwise.
+pub(in crate::node) async fn on_gossip(shared: &Shared, from: PeerId, bytes: Vec<u8>) -> GossipVerdict {
     let refuse = || {
         shared.refusals.count(Refusal::Record);
         tracing::info!(%from, "refused a gossiped attestation");
+        GossipVerdict::Reject
     };
     let (attester, at_ms, attestations, event) = match Signed::<OutcomeAttestations>::decode(&bytes) {
         Ok(set) => {
@@ -140,6 +142,7 @@ pub(in crate::node) async fn on_gossip(shared: &Shared, from: PeerId, bytes: Vec
     if shared.reputation.hear(attester, at_ms, &attestations) {
         log_gossiped(shared, event).await;
     }
+    GossipVerdict::Accept
 }
 
 /// Logs a gossiped attestation with the others that come within [`LOG_BATCH_WAIT`] (one

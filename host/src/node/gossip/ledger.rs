@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::ledger::LedgerError;
 use crate::net::rpc::MAX_CHAIN_ENTRIES;
-use crate::net::{Refusal, RefusalReason, RpcRequest, RpcResponse};
+use crate::net::{GossipVerdict, Refusal, RefusalReason, RpcRequest, RpcResponse};
 use crate::protocol::{Event, EventError, decode_entry_batch};
 use crate::store::{Admission, SubmitError};
 
@@ -23,17 +23,24 @@ const MAX_CATCH_UP_ROUNDS: u32 = 16;
 /// queued together, so the writer commits them in one transaction, in their order; one that
 /// comes out of order (or cannot be queued) goes the single-entry way of [`on_gossip`], which
 /// catches up on its chain. A bad entry is refused and counted; the others still count.
-pub(in crate::node) async fn on_gossip_batch(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) {
+/// The verdict: rejected when the batch or any entry in it is malformed or forged (its sender
+/// relayed a forgery), ignored when the ledger rules refused an entry here (this node's view may
+/// lag), accepted otherwise.
+pub(in crate::node) async fn on_gossip_batch(
+    shared: Arc<Shared>,
+    from: PeerId,
+    bytes: Vec<u8>,
+) -> GossipVerdict {
     let journal = &shared.journal;
     if !journal.is_kept() {
-        return;
+        return GossipVerdict::Ignore;
     }
     let entries = match decode_entry_batch(&bytes) {
         Ok(entries) => entries,
         Err(e) => {
             shared.refusals.count(Refusal::LedgerEntry);
             tracing::info!(%from, "refused a gossiped batch of ledger entries: {e}");
-            return;
+            return GossipVerdict::Reject;
         }
     };
     // Without a reader every entry is tried: the writer knows the ones it has.
@@ -43,6 +50,7 @@ pub(in crate::node) async fn on_gossip_batch(shared: Arc<Shared>, from: PeerId, 
         }
         Err(_) => entries,
     };
+    let mut verdict = GossipVerdict::Accept;
     let mut queued = Vec::new();
     for entry in fresh {
         match Event::decode(entry).and_then(Event::verify) {
@@ -53,6 +61,7 @@ pub(in crate::node) async fn on_gossip_batch(shared: Arc<Shared>, from: PeerId, 
             Err(e) => {
                 shared.refusals.count(Refusal::LedgerEntry);
                 tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+                verdict = GossipVerdict::Reject;
             }
         }
     }
@@ -61,32 +70,48 @@ pub(in crate::node) async fn on_gossip_batch(shared: Arc<Shared>, from: PeerId, 
             Ok(pending) => pending.done().await,
             Err(e) => Err(e),
         };
-        match submitted {
-            Ok(accepted) => tracing::debug!(hash = %accepted.event.hash(), "applied a gossiped ledger entry"),
+        let outcome = match submitted {
+            Ok(accepted) => {
+                tracing::debug!(hash = %accepted.event.hash(), "applied a gossiped ledger entry");
+                GossipVerdict::Accept
+            }
             Err(
                 SubmitError::Ledger(LedgerError::Duplicate { .. }) | SubmitError::Event(EventError::Replay),
-            ) => {}
+            ) => GossipVerdict::Accept,
             Err(SubmitError::Ledger(LedgerError::OutOfOrder { .. }) | SubmitError::Store(_)) => {
                 on_gossip(shared.clone(), from, entry).await
             }
             Err(e) => {
                 shared.refusals.count(Refusal::LedgerEntry);
                 tracing::info!(%from, "refused a gossiped ledger entry: {e}");
+                GossipVerdict::Ignore
             }
-        }
+        };
+        verdict = worse(verdict, outcome);
+    }
+    verdict
+}
+
+/// The verdict of a batch holding entries judged `a` and `b`.
+fn worse(a: GossipVerdict, b: GossipVerdict) -> GossipVerdict {
+    match (a, b) {
+        (GossipVerdict::Reject, _) | (_, GossipVerdict::Reject) => GossipVerdict::Reject,
+        (GossipVerdict::Ignore, _) | (_, GossipVerdict::Ignore) => GossipVerdict::Ignore,
+        _ => GossipVerdict::Accept,
     }
 }
 
-/// A gossiped entry: check it, apply it, catch up on its chain if it came early.
-pub(in crate::node) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) {
+/// A gossiped entry: check it, apply it, catch up on its chain if it came early. Rejected when
+/// malformed or forged; ignored when the ledger rules refuse it here; accepted otherwise.
+pub(in crate::node) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes: Vec<u8>) -> GossipVerdict {
     let journal = &shared.journal;
     if !journal.is_kept() {
-        return;
+        return GossipVerdict::Ignore;
     }
     // A payment usually reaches its payee directly before its gossip does: an entry already
     // in the log costs a lookup, not a signature check.
     if journal.reader().is_ok_and(|r| r.has_event(&Digest::of(&bytes)).unwrap_or(false)) {
-        return;
+        return GossipVerdict::Accept;
     }
     for _ in 0..=MAX_CATCH_UP_ROUNDS {
         let event = match Event::decode(&bytes).and_then(Event::verify) {
@@ -94,28 +119,29 @@ pub(in crate::node) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes:
             Err(e) => {
                 shared.refusals.count(Refusal::LedgerEntry);
                 tracing::info!(%from, "refused a gossiped ledger entry: {e}");
-                return;
+                return GossipVerdict::Reject;
             }
         };
         let signer = event.event().signer();
         match journal.submit(event, Admission::Fresh { now_ms: now_ms() }).await {
             Ok(accepted) => {
                 tracing::debug!(hash = %accepted.event.hash(), "applied a gossiped ledger entry");
-                return;
+                return GossipVerdict::Accept;
             }
             Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, .. })) => {
                 if !catch_up(&shared, from, signer, expected).await {
-                    return;
+                    return GossipVerdict::Ignore;
                 }
             }
-            Err(SubmitError::Ledger(LedgerError::Duplicate { .. })) => return,
+            Err(SubmitError::Ledger(LedgerError::Duplicate { .. })) => return GossipVerdict::Accept,
             Err(e) => {
                 shared.refusals.count(Refusal::LedgerEntry);
                 tracing::info!(%from, "refused a gossiped ledger entry: {e}");
-                return;
+                return GossipVerdict::Ignore;
             }
         }
     }
+    GossipVerdict::Ignore
 }
 
 /// Asks `peer` for `account`'s entries from `from_seq` on and applies them as history;

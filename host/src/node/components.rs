@@ -25,6 +25,10 @@ use crate::store::{Added, BlobStore, Registry};
 const MAX_SOURCES: usize = 8;
 /// Loaded components kept warm per node.
 const LOADED_CACHE: usize = 32;
+/// Components compiled at once (each takes a core); more wait for a place.
+pub(super) const MAX_COMPILES: usize = 2;
+/// How long loading a component may take, waiting for a compile place included.
+pub(super) const COMPILE_DEADLINE: Duration = Duration::from_secs(30);
 /// Names whose last network lookup time is remembered; beyond, the memory is cleared.
 const NAMES_CHECKED: usize = 1024;
 /// A name looked up this recently is resolved from the registry alone.
@@ -39,11 +43,20 @@ pub(super) struct Components {
     loaded: Mutex<VecDeque<(Digest, Arc<LoadedComponent>)>>,
     /// When each name was last looked up on the network (at most [`NAMES_CHECKED`] names).
     names_checked: Mutex<HashMap<String, Instant>>,
+    /// Places for compiles ([`MAX_COMPILES`]).
+    compiles: Arc<tokio::sync::Semaphore>,
 }
 
 impl Components {
     pub(super) fn new(sandbox: Arc<Sandbox>, registry: Registry, blobs: BlobStore) -> Components {
-        Components { sandbox, registry, blobs, loaded: Mutex::default(), names_checked: Mutex::default() }
+        Components {
+            sandbox,
+            registry,
+            blobs,
+            loaded: Mutex::default(),
+            names_checked: Mutex::default(),
+            compiles: Arc::new(tokio::sync::Semaphore::new(MAX_COMPILES)),
+        }
     }
 
     /// The sandbox every job runs in.
@@ -78,10 +91,7 @@ impl Components {
             .map_err(|e| JobError::new(FailureKind::InvalidComponent, e.to_string()))?;
         let bytes =
             bytes.ok_or_else(|| JobError::new(FailureKind::InvalidComponent, "the component is not here"))?;
-        let sandbox = self.sandbox.clone();
-        let loaded = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
-            .await
-            .map_err(|e| JobError::new(FailureKind::InvalidComponent, format!("loading task: {e}")))??;
+        let loaded = self.compile(bytes).await?;
         let loaded = Arc::new(loaded);
         let mut cache = lock(&self.loaded);
         cache.push_back((sha256, loaded.clone()));
@@ -89,6 +99,32 @@ impl Components {
             cache.pop_front();
         }
         Ok(loaded)
+    }
+
+    /// Verifies and compiles `bytes` (or loads their code from the cache) on a blocking thread:
+    /// at most [`MAX_COMPILES`] at once, each waited for at most [`COMPILE_DEADLINE`] (queueing
+    /// included). A compile past its deadline still finishes in the background, holding its
+    /// place, so no more than [`MAX_COMPILES`] ever run; its caller is answered at once.
+    async fn compile(&self, bytes: Vec<u8>) -> Result<LoadedComponent, JobError> {
+        let too_slow = || {
+            JobError::new(
+                FailureKind::Timeout,
+                format!("the component was not compiled within {COMPILE_DEADLINE:?}"),
+            )
+        };
+        let compiling = async {
+            let permit = self.compiles.clone().acquire_owned().await.map_err(|_| too_slow())?;
+            let sandbox = self.sandbox.clone();
+            let compiled = tokio::task::spawn_blocking(move || {
+                let loaded = sandbox.load(&bytes);
+                drop(permit);
+                loaded
+            });
+            compiled
+                .await
+                .map_err(|e| JobError::new(FailureKind::InvalidComponent, format!("loading task: {e}")))?
+        };
+        tokio::time::timeout(COMPILE_DEADLINE, compiling).await.map_err(|_| too_slow())?
     }
 
     /// Whether `name` should be looked up on the network now (and notes that it is).

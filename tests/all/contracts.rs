@@ -129,11 +129,16 @@ fn jobs_are_paid_what_their_receipts_say_and_a_killed_provider_is_replaced() {
     let killer = std::thread::spawn({
         let pid = providers[victim].child.id();
         move || {
-            std::thread::sleep(Duration::from_millis(1_500));
+            // Early enough that the job (seconds of n-body) is still running on a fast, quiet
+            // machine; killed before its request arrives, the attempt fails the same way.
+            std::thread::sleep(Duration::from_millis(700));
             let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     });
-    let (code, nbody) = submit(&consumer, &["nbody@1", "energy-after(5000000)", "--timeout", "30s"]);
+    let (code, nbody) = submit(
+        &consumer,
+        &["nbody@1", "energy-after(8000000)", "--timeout", "30s", "--max-fuel", "20000000000"],
+    );
     killer.join().unwrap();
     providers[victim].kill();
     assert_eq!(code, 0, "{nbody}");
@@ -378,7 +383,8 @@ async fn bare_consumer_with_events(
     node: &cue_host::node::Node,
 ) -> (net::Client, tokio::sync::mpsc::Receiver<net::NetEvent>) {
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let config = net::NetConfig::new(listen, node.listen_addrs(), Arc::new(NoRecords));
+    let mut config = net::NetConfig::new(listen, node.listen_addrs(), Arc::new(NoRecords));
+    config.network = node.network();
     let (client, events, event_loop) = net::new(key, config).unwrap();
     tokio::spawn(event_loop.run(std::future::pending()));
     client.dial(node.listen_addrs()[0].clone()).await.unwrap();

@@ -332,8 +332,9 @@ async fn a_gossiped_batch_keeps_its_valid_entries_and_refuses_a_forged_one() {
         allocations: Default::default(),
     };
     let node = TestNode::start_with_ledger(tempfile::tempdir().unwrap(), &[], &genesis).await;
-    let config =
+    let mut config =
         NetConfig::new(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()], node.addrs(), Arc::new(StoreNothing));
+    config.network = node.node.network();
     let (client, _events, event_loop) = net::new(&hostile, config).unwrap();
     tokio::spawn(event_loop.run(std::future::pending()));
     for addr in node.addrs() {
@@ -394,7 +395,8 @@ async fn a_relay_forwards_valid_gossip_only_and_penalises_the_sender_of_invalid_
     // Neither the sender nor the observer listens, so they can reach each other only through
     // the relay: whatever the observer receives, the relay forwarded.
     let join = |key: &Keypair| {
-        let config = NetConfig::new(vec![], relay.addrs(), Arc::new(StoreNothing));
+        let mut config = NetConfig::new(vec![], relay.addrs(), Arc::new(StoreNothing));
+        config.network = relay.node.network();
         let (client, events, event_loop) = net::new(key, config).unwrap();
         tokio::spawn(event_loop.run(std::future::pending()));
         (client, events)

@@ -141,3 +141,41 @@ async fn a_consumer_gone_mid_run_stops_the_run_and_frees_its_slot() {
     assert!(failed.iter().all(|c| c["detail"].as_str().unwrap().contains("during the run")), "{failed:?}");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_networks_on_one_machine_do_not_see_each_others_providers() {
+    let start = |genesis: cue_host::ledger::Genesis, bootstrap: Vec<cue_host::net::Multiaddr>| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+        let mut config = cue_host::node::NodeConfig::loopback(data_dir, bootstrap);
+        config.sandbox = crate::support::small_sandbox_config();
+        config.genesis = Some(genesis);
+        config.provide = Some(crate::support::quick_provider());
+        (cue_host::node::Node::start(config).await.unwrap(), dir)
+    };
+    let (_, ours) = consumer_with_genesis("network-a");
+    let (_, theirs) = consumer_with_genesis("network-b");
+    let (mine, _mine_dir) = start(ours.clone(), vec![]).await;
+    let boot = mine.listen_addrs();
+    let (other, _other_dir) = start(theirs, boot.clone()).await;
+    let (consumer, _consumer_dir) = start(ours, boot).await;
+    assert_ne!(mine.network(), other.network());
+
+    let handle = consumer.handle();
+    let found = crate::support::eventually("this network's provider", Duration::from_secs(30), || {
+        let handle = handle.clone();
+        async move { handle.providers().await.ok().filter(|views| !views.is_empty()) }
+    })
+    .await;
+    // Both providers are connected to the consumer's network of peers; only one is in its market.
+    let peers = handle.connected_peers().await.unwrap();
+    assert!(peers.contains(&mine.peer_id()), "{peers:?}");
+    let ids: Vec<_> = found.iter().map(|view| view.peer_id.clone()).collect();
+    assert_eq!(ids, [mine.peer_id().to_string()], "the other network's provider was listed");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again: Vec<_> = handle.providers().await.unwrap().iter().map(|view| view.peer_id.clone()).collect();
+    assert!(!again.contains(&other.peer_id().to_string()), "{again:?}");
+    for node in [consumer, other, mine] {
+        node.shutdown().await;
+    }
+}

@@ -12,7 +12,8 @@ use super::rpc::RPC_PROTOCOL;
 use super::{NetConfig, NetError};
 
 /// Kademlia on our own protocol name, so Cue's DHT never mixes with the public IPFS one.
-pub const KAD_PROTOCOL: &str = "/cue/kad/1.0.0";
+/// Version 2: provider keys are CID multihashes and market keys are scoped to a network.
+pub const KAD_PROTOCOL: &str = "/cue/kad/2.0.0";
 /// What identify announces as our protocol family.
 pub const IDENTIFY_PROTOCOL: &str = "/cue/id/1.0.0";
 /// Largest gossip message, in bytes: one signed event with room to spare.

@@ -169,24 +169,37 @@ impl EventLoop {
             Command::Connect { peer, reply } => self.connect(peer, reply),
             Command::AddAddress { peer, addr } => self.learn_address(to_libp2p(&peer), addr),
             Command::Provide { key, reply } => {
-                match self.swarm.behaviour_mut().kad.start_providing(RecordKey::new(&key.to_bytes())) {
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(RecordKey::new(&key.to_bytes(&self.config.network)))
+                {
                     Ok(id) => drop(self.provides.insert(id, reply)),
                     Err(e) => drop(reply.send(Err(dht("provide", e)))),
                 }
             }
             Command::FindProviders { key, reply } => {
-                let id = self.swarm.behaviour_mut().kad.get_providers(RecordKey::new(&key.to_bytes()));
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(RecordKey::new(&key.to_bytes(&self.config.network)));
                 self.finds.insert(id, (HashSet::new(), reply));
             }
             Command::PutRecord { key, value, reply } => {
-                let record = Record::new(RecordKey::new(&key.to_bytes()), value);
+                let record = Record::new(RecordKey::new(&key.to_bytes(&self.config.network)), value);
                 match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
                     Ok(id) => drop(self.puts.insert(id, reply)),
                     Err(e) => drop(reply.send(Err(dht("put", e)))),
                 }
             }
             Command::GetRecords { key, reply } => {
-                let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key.to_bytes()));
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(RecordKey::new(&key.to_bytes(&self.config.network)));
                 self.gets.insert(id, (Vec::new(), reply));
             }
             Command::Request { peer, request, reply } => {
@@ -196,7 +209,7 @@ impl EventLoop {
                 self.requests.insert(id, (peer, reply));
             }
             Command::Subscribe { topic, reply } => {
-                let topic = gossipsub::IdentTopic::new(topic);
+                let topic = self.topic(&topic);
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
                 let scored = gossipsub.set_topic_params(topic.clone(), super::gossip::topic_params());
                 let result = scored
@@ -205,8 +218,8 @@ impl EventLoop {
                 let _ = reply.send(result.map_err(NetError::Gossip));
             }
             Command::Publish { topic, data, reply } => {
-                let result =
-                    self.swarm.behaviour_mut().gossipsub.publish(gossipsub::IdentTopic::new(topic), data);
+                let topic = self.topic(&topic);
+                let result = self.swarm.behaviour_mut().gossipsub.publish(topic, data);
                 let _ = reply.send(result.map(drop).map_err(|e| NetError::Gossip(e.to_string())));
             }
             Command::ConnectedPeers { reply } => {
@@ -233,13 +246,23 @@ impl EventLoop {
             tracing::debug!(%from, topic = %message.topic, "over its gossip rate: a message ignored");
             return self.report(&id, &source, GossipVerdict::Ignore);
         }
-        let event =
-            NetEvent::Gossip { topic: message.topic.into_string(), from, data: message.data, id: id.clone() };
+        let suffix = format!("/{}", self.config.network);
+        let Some(topic) = message.topic.as_str().strip_suffix(&suffix).map(str::to_owned) else {
+            self.config.refusals.count(Refusal::OtherNetwork);
+            return self.report(&id, &source, GossipVerdict::Ignore);
+        };
+        let event = NetEvent::Gossip { topic, from, data: message.data, id: id.clone() };
         if self.events.try_send(event).is_err() {
             self.config.refusals.count(Refusal::Overload);
             tracing::warn!("node is behind: dropped a gossip message");
             self.report(&id, &source, GossipVerdict::Ignore);
         }
+    }
+
+    /// The gossipsub topic of `topic` in this node's network: `<topic>/<network tag>`, so two
+    /// networks never share a mesh.
+    fn topic(&self, topic: &str) -> gossipsub::IdentTopic {
+        gossipsub::IdentTopic::new(format!("{topic}/{}", self.config.network))
     }
 
     /// Tells gossipsub the verdict on a held message.
@@ -403,7 +426,13 @@ impl EventLoop {
         match request {
             kad::InboundRequest::PutRecord { source, record: Some(record), .. } => {
                 let publisher = record.publisher.as_ref().and_then(from_libp2p);
-                let accepted = DhtKey::parse(record.key.as_ref()).is_some_and(|key| {
+                let key = DhtKey::parse_record(record.key.as_ref());
+                if key.as_ref().is_some_and(|(network, _)| *network != self.config.network) {
+                    self.config.refusals.count(Refusal::OtherNetwork);
+                    tracing::info!(%source, "refused a DHT record of another network");
+                    return;
+                }
+                let accepted = key.is_some_and(|(_, key)| {
                     self.config.validator.accept_record(&key, &record.value, publisher.as_ref())
                 });
                 if accepted {
@@ -423,7 +452,7 @@ impl EventLoop {
                 if record.addresses.is_empty() {
                     record.addresses = self.addresses.get(&record.provider).cloned().unwrap_or_default();
                 }
-                if DhtKey::parse(record.key.as_ref()).is_some() {
+                if DhtKey::is_provider_key(record.key.as_ref()) {
                     let store = self.swarm.behaviour_mut().kad.store_mut();
                     if let Err(e) = libp2p::kad::store::RecordStore::add_provider(store, record) {
                         tracing::debug!("provider record not stored: {e}");

@@ -1,4 +1,14 @@
-//! The DHT keys Cue uses, their text form, and the sharding of the compute service.
+//! The DHT keys Cue uses, their text form and their bytes on the DHT, the network each belongs
+//! to, and the sharding of the compute service.
+//!
+//! A provider-record key (services, blobs, names) goes on the DHT as a CID's multihash: the
+//! sha2-256 multihash of the key's text (`0x12 0x20` then 32 bytes), as js-libp2p and go-libp2p
+//! look providers up. A value record's key (a provider's manifest) stays its text, so whoever
+//! stores it can check the value against the key.
+//!
+//! Keys of the compute market (service shards, manifests) are scoped to a network: the
+//! [`NetworkTag`] of its genesis, so two networks on the same machines never see each other's
+//! providers. Blobs and names are not: a component is the same bytes in every network.
 //!
 //! libp2p-kad keeps at most `k` (20) providers per key on each node and returns at most that
 //! many per answer, so one service key would hide most providers of a large network. Providers
@@ -12,11 +22,49 @@ use crate::crypto::{Digest, PeerId};
 
 /// How many keys the compute service is spread over.
 pub const SERVICE_SHARDS: u8 = 16;
+/// The multihash prefix of a sha2-256 digest: code 0x12, length 32.
+const SHA2_256_MULTIHASH: [u8; 2] = [0x12, 0x20];
 
-/// A key in Cue's DHT.
+/// The network a node belongs to, as its keys and gossip topics name it: the first 8 bytes of
+/// its genesis id in hex, or `open` for a node without a genesis (publishing and fetching only).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NetworkTag(String);
+
+impl NetworkTag {
+    /// The tag of the network of `genesis` (its id), or the open one without a genesis.
+    pub fn of(genesis: Option<&Digest>) -> NetworkTag {
+        match genesis {
+            Some(id) => NetworkTag(hex::encode(&id.0[..8])),
+            None => NetworkTag::open(),
+        }
+    }
+
+    /// The network of nodes without a genesis.
+    pub fn open() -> NetworkTag {
+        NetworkTag("open".into())
+    }
+
+    /// The tag's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn parse(text: &str) -> Option<NetworkTag> {
+        let hex = text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        (hex || text == "open").then(|| NetworkTag(text.to_owned()))
+    }
+}
+
+impl fmt::Display for NetworkTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key in Cue's DHT (its network, where it has one, is the node's: see [`DhtKey::text`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DhtKey {
-    /// `/cue/service/compute/<shard>`: providers of compute (provider records).
+    /// `/cue/<network>/service/compute/<shard>`: providers of compute (provider records).
     Service {
         /// `0..SERVICE_SHARDS`.
         shard: u8,
@@ -25,7 +73,7 @@ pub enum DhtKey {
     Blob(Digest),
     /// `/cue/name/<name>`: peers holding component manifests for a name (provider records).
     Name(String),
-    /// `/cue/manifest/<peer id>`: a provider's signed resource manifest (a record).
+    /// `/cue/<network>/manifest/<peer id>`: a provider's signed resource manifest (a record).
     Manifest(PeerId),
 }
 
@@ -41,47 +89,47 @@ impl DhtKey {
         (0..SERVICE_SHARDS).map(|shard| DhtKey::Service { shard })
     }
 
-    /// Parses the text form; `None` for anything outside Cue's namespaces.
-    pub fn parse(bytes: &[u8]) -> Option<DhtKey> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let rest = text.strip_prefix("/cue/")?;
-        let (space, value) = rest.split_once('/')?;
-        match space {
-            "service" => {
-                let shard = value.strip_prefix("compute/")?;
-                if shard.len() > 2 || shard.starts_with('0') && shard.len() > 1 {
-                    return None;
-                }
-                let shard: u8 = shard.parse().ok()?;
-                (shard < SERVICE_SHARDS).then_some(DhtKey::Service { shard })
-            }
-            "blob" if value.len() == 64 => Digest::from_hex(value).map(DhtKey::Blob),
-            "name" if is_name(value) => Some(DhtKey::Name(value.to_owned())),
-            "manifest" => value.parse().ok().map(DhtKey::Manifest),
-            _ => None,
+    /// The key's text in `network`.
+    pub fn text(&self, network: &NetworkTag) -> String {
+        match self {
+            DhtKey::Service { shard } => format!("/cue/{network}/service/compute/{shard}"),
+            DhtKey::Blob(digest) => format!("/cue/blob/{digest}"),
+            DhtKey::Name(name) => format!("/cue/name/{name}"),
+            DhtKey::Manifest(peer) => format!("/cue/{network}/manifest/{peer}"),
         }
     }
 
-    /// The key's bytes on the DHT.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        self.to_string().into_bytes()
+    /// The key's bytes on the DHT in `network`: a provider-record key's CID multihash, a
+    /// record key's text.
+    pub fn to_bytes(&self, network: &NetworkTag) -> Vec<u8> {
+        let text = self.text(network);
+        match self {
+            DhtKey::Manifest(_) => text.into_bytes(),
+            _ => [&SHA2_256_MULTIHASH[..], &Digest::of(text.as_bytes()).0].concat(),
+        }
     }
-}
 
-/// The shape of a component name at this layer (the registry checks the full rules).
-fn is_name(value: &str) -> bool {
-    (1..=64).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    /// Whether `bytes` can be a provider-record key of Cue's (a sha2-256 multihash: what it
+    /// hashes cannot be told, so every such key is taken; the store's bounds hold).
+    pub fn is_provider_key(bytes: &[u8]) -> bool {
+        bytes.len() == 34 && bytes[..2] == SHA2_256_MULTIHASH
+    }
+
+    /// Parses a value record's key: `Some((network, key))` for a manifest key of any network;
+    /// `None` for anything outside Cue's namespaces.
+    pub fn parse_record(bytes: &[u8]) -> Option<(NetworkTag, DhtKey)> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let rest = text.strip_prefix("/cue/")?;
+        let (network, rest) = rest.split_once('/')?;
+        let network = NetworkTag::parse(network)?;
+        let peer = rest.strip_prefix("manifest/")?.parse().ok()?;
+        Some((network, DhtKey::Manifest(peer)))
+    }
 }
 
 impl fmt::Display for DhtKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DhtKey::Service { shard } => write!(f, "/cue/service/compute/{shard}"),
-            DhtKey::Blob(digest) => write!(f, "/cue/blob/{digest}"),
-            DhtKey::Name(name) => write!(f, "/cue/name/{name}"),
-            DhtKey::Manifest(peer) => write!(f, "/cue/manifest/{peer}"),
-        }
+        f.write_str(&self.text(&NetworkTag::open()))
     }
 }
 
@@ -91,17 +139,36 @@ mod tests {
     use crate::crypto::Keypair;
 
     #[test]
-    fn keys_round_trip_through_their_text() {
+    fn provider_keys_are_cid_multihashes_of_their_text_and_manifest_keys_round_trip() {
+        let network = NetworkTag::of(Some(&Digest::of(b"genesis")));
+        for key in
+            [DhtKey::Service { shard: 3 }, DhtKey::Blob(Digest::of(b"blob")), DhtKey::Name("fib".into())]
+        {
+            let bytes = key.to_bytes(&network);
+            assert!(DhtKey::is_provider_key(&bytes), "{key}");
+            assert_eq!(bytes[2..], Digest::of(key.text(&network).as_bytes()).0, "{key}");
+        }
         let peer = Keypair::from_seed([7; 32]).peer_id();
-        let keys = [
-            DhtKey::Service { shard: 0 },
-            DhtKey::Service { shard: SERVICE_SHARDS - 1 },
-            DhtKey::Blob(Digest::of(b"blob")),
-            DhtKey::Name("fib".into()),
-            DhtKey::Manifest(peer),
-        ];
-        for key in keys {
-            assert_eq!(DhtKey::parse(&key.to_bytes()), Some(key.clone()), "{key}");
+        let manifest = DhtKey::Manifest(peer);
+        assert_eq!(
+            DhtKey::parse_record(&manifest.to_bytes(&network)),
+            Some((network.clone(), manifest.clone()))
+        );
+        assert_eq!(
+            DhtKey::parse_record(&manifest.to_bytes(&NetworkTag::open())).map(|k| k.0),
+            Some(NetworkTag::open())
+        );
+    }
+
+    #[test]
+    fn the_market_keys_of_two_networks_differ_and_component_keys_do_not() {
+        let (a, b) = (NetworkTag::of(Some(&Digest::of(b"a"))), NetworkTag::of(Some(&Digest::of(b"b"))));
+        let peer = Keypair::from_seed([7; 32]).peer_id();
+        for key in [DhtKey::Service { shard: 0 }, DhtKey::Manifest(peer)] {
+            assert_ne!(key.to_bytes(&a), key.to_bytes(&b), "{key}");
+        }
+        for key in [DhtKey::Blob(Digest::of(b"x")), DhtKey::Name("fib".into())] {
+            assert_eq!(key.to_bytes(&a), key.to_bytes(&b), "{key}");
         }
     }
 
@@ -109,16 +176,16 @@ mod tests {
     fn foreign_and_malformed_keys_are_not_ours() {
         for key in [
             "/ipfs/kad",
-            "/cue/service/compute/16",
-            "/cue/service/compute/01",
-            "/cue/service/storage/1",
-            "/cue/blob/abc",
-            "/cue/name/Fib",
-            "/cue/name/",
-            "/cue/manifest/not-a-peer",
+            "/cue/manifest/12D3KooW",
+            "/cue/open/manifest/not-a-peer",
+            "/cue/OPEN/manifest/x",
+            "/cue/0123456789abcdeg/manifest/x",
+            "/cue/open/service/compute/1",
         ] {
-            assert_eq!(DhtKey::parse(key.as_bytes()), None, "{key}");
+            assert_eq!(DhtKey::parse_record(key.as_bytes()), None, "{key}");
         }
+        assert!(!DhtKey::is_provider_key(b"/cue/blob/abc"));
+        assert!(!DhtKey::is_provider_key(&[0x12, 0x20, 1, 2]));
     }
 
     #[test]

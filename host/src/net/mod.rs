@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use client::{Client, Incoming, Stream};
 pub use event_loop::EventLoop;
 pub use gossip::{BURST_PER_TOPIC, GossipId, GossipVerdict, RATE_PER_TOPIC};
-pub use keys::{DhtKey, SERVICE_SHARDS};
+pub use keys::{DhtKey, NetworkTag, SERVICE_SHARDS};
 pub use libp2p::Multiaddr;
 pub use refusals::{Refusal, Refusals};
 pub use rpc::{RefusalReason, RpcRequest, RpcResponse};
@@ -62,6 +62,8 @@ pub struct NetConfig {
     pub validator: Arc<dyn RecordValidator>,
     /// Where refused input is counted (shared with the node).
     pub refusals: Arc<Refusals>,
+    /// The network this node belongs to: its market keys and gossip topics are scoped to it.
+    pub network: NetworkTag,
 }
 
 impl NetConfig {
@@ -82,6 +84,7 @@ impl NetConfig {
             idle_timeout: Duration::from_secs(120),
             validator,
             refusals: Arc::default(),
+            network: NetworkTag::open(),
         }
     }
 }
@@ -106,7 +109,8 @@ pub enum NetEvent {
         /// Where the answer goes.
         reply: tokio::sync::oneshot::Sender<RpcResponse>,
     },
-    /// A gossip message on a topic we subscribe to; its content is not yet verified, and it is
+    /// A gossip message on a topic we subscribe to (named as subscribed: the network's scope
+    /// is the network layer's); its content is not yet verified, and it is
     /// forwarded to other peers only once the node accepts it.
     Gossip {
         /// The topic.

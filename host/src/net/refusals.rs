@@ -25,10 +25,12 @@ pub enum Refusal {
     LedgerEntry,
     /// Work dropped or answered "busy" because a bound was reached.
     Overload,
+    /// A message, record or request of another network (another genesis).
+    OtherNetwork,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 8] = [
+    const ALL: [Refusal; 9] = [
         Refusal::Connection,
         Refusal::Request,
         Refusal::Record,
@@ -37,6 +39,7 @@ impl Refusal {
         Refusal::Blob,
         Refusal::LedgerEntry,
         Refusal::Overload,
+        Refusal::OtherNetwork,
     ];
 
     /// The name `cue status` shows.
@@ -50,6 +53,7 @@ impl Refusal {
             Refusal::Blob => "blobs",
             Refusal::LedgerEntry => "ledger-entries",
             Refusal::Overload => "overload",
+            Refusal::OtherNetwork => "other-network",
         }
     }
 }
@@ -57,7 +61,7 @@ impl Refusal {
 /// The counters, shared by the network task and the node.
 #[derive(Debug, Default)]
 pub struct Refusals {
-    counts: [AtomicU64; 8],
+    counts: [AtomicU64; 9],
 }
 
 impl Refusals {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 
 use super::quota::{Place, Places};
-use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, LEDGER_TOPIC_V1, REPUTATION_TOPIC};
+use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 use super::{Shared, gossip, provider};
 use crate::clock::now_ms;
 use crate::crypto::PeerId;
@@ -120,10 +120,6 @@ pub(super) async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent
             }
             NetEvent::Gossip { topic, from, data, id } if topic == LEDGER_TOPIC => {
                 let handle = gossip::ledger::on_gossip_batch(shared.clone(), from, data);
-                spawn_gossip(&shared, &work.ledger, (from, id), "ledger entries", handle)
-            }
-            NetEvent::Gossip { topic, from, data, id } if topic == LEDGER_TOPIC_V1 => {
-                let handle = gossip::ledger::on_gossip(shared.clone(), from, data);
                 spawn_gossip(&shared, &work.ledger, (from, id), "ledger entries", handle)
             }
             NetEvent::Gossip { topic, from, data, id } if topic == REPUTATION_TOPIC => {

@@ -78,13 +78,13 @@ pub use discovery::ProviderView;
 pub use error::NodeError;
 pub use handle::{BalanceView, ContractView, JobEventView, JobView, NodeHandle};
 pub use jobstream::JOB_PROTOCOL;
-pub use topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, LEDGER_TOPIC_V1, REPUTATION_TOPIC};
+pub use topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 pub use wallet::EntryView;
 
 use crate::crypto::Keypair;
 use crate::datadir::DataDir;
 use crate::market::ReputationLimits;
-use crate::net::{self, Multiaddr, NetConfig, Refusals};
+use crate::net::{self, Multiaddr, NetConfig, NetworkTag, Refusals};
 use crate::sandbox::Sandbox;
 use crate::store::{BlobStore, LedgerStore, Registry, StoreError};
 
@@ -140,8 +140,9 @@ impl Node {
         let blobs = BlobStore::open(&data_dir.blobs(), sandbox.config().max_component_bytes as u64)
             .map_err(|e| setup("blob store", &e))?;
         let ledger = open_ledger(&data_dir, &config).map_err(|e| setup("ledger", &e))?;
-        let net_config =
+        let mut net_config =
             NetConfig::new(config.listen.clone(), config.bootstrap.clone(), Arc::new(dispatch::Validator));
+        net_config.network = NetworkTag::of(ledger.as_ref().map(|store| store.genesis().id()).as_ref());
         let refusals = net_config.refusals.clone();
         let (client, events, event_loop) = net::new(&keypair, net_config)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -195,6 +196,11 @@ impl Node {
     /// This node's peer id.
     pub fn peer_id(&self) -> crate::crypto::PeerId {
         self.shared.keypair.peer_id()
+    }
+
+    /// The network this node belongs to (its genesis's tag, or the open network without one).
+    pub fn network(&self) -> NetworkTag {
+        NetworkTag::of(self.shared.journal.genesis_id().as_ref())
     }
 
     /// The addresses the node listens on, `/p2p/<peer id>` included.

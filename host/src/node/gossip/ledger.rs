@@ -1,4 +1,5 @@
-//! Gossiped ledger entries (`cue/ledger/2` in batches, `cue/ledger/1` one by one): every
+//! Gossiped ledger entries (`cue/ledger/2`, in batches; one that comes out of order is taken
+//! on its own, see [`on_gossip`]): every
 //! entry is decoded, its signature checked, and submitted as a fresh event; the store applies
 //! the ledger rules (chain order, balance, mint authority) and keeps it. When the rules say
 //! "out of order", the node asks the peer that forwarded it for the account's entries from the

@@ -10,7 +10,7 @@ pub(super) mod ledger;
 
 pub(super) use attestations::UnloggedAttestations;
 
-use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, LEDGER_TOPIC_V1, REPUTATION_TOPIC};
+use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 use super::{NodeError, Shared};
 
 /// Subscribes to every topic this node reads (the ledger's only when it keeps a ledger).
@@ -19,7 +19,6 @@ pub(super) async fn subscribe(shared: &Shared) -> Result<(), NodeError> {
     shared.client.subscribe(REPUTATION_TOPIC).await?;
     if shared.journal.is_kept() {
         shared.client.subscribe(LEDGER_TOPIC).await?;
-        shared.client.subscribe(LEDGER_TOPIC_V1).await?;
     }
     Ok(())
 }

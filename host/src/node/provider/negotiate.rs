@@ -13,7 +13,7 @@ use super::Provider;
 use crate::clock::now_ms;
 use crate::contract::{self, Decline, Evaluation};
 use crate::crypto::PeerId;
-use crate::net::{RefusalReason, RpcResponse};
+use crate::net::{Refusal, RefusalReason, RpcResponse};
 use crate::protocol::{
     ComputeAccept, ComputeReject, ComputeRequest, EventBody, JobInput, MAX_LIFETIME_MS, RejectReason, Signed,
     Validity,
@@ -162,6 +162,9 @@ async fn prepare(
             "this provider keeps no ledger, so it cannot be paid",
         ));
     };
+    if body.genesis != genesis {
+        shared.refusals.count(Refusal::OtherNetwork);
+    }
     let policy = manifest.body().policy;
     let consumer = request.header().signer.peer_id();
     let evaluation = Evaluation {

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Client, Command};
-use super::gossip::{GossipId, GossipVerdict, RateLimits};
+use super::gossip::{GossipGate, GossipId, GossipVerdict, scoped_topic};
 use super::{
     COMMAND_CHANNEL_CAPACITY, DhtKey, EVENT_CHANNEL_CAPACITY, Multiaddr, NetConfig, NetError, NetEvent,
     Refusal, RefusalReason, RpcRequest, RpcResponse, from_libp2p, to_libp2p,
@@ -62,8 +62,8 @@ pub struct EventLoop {
     addresses: HashMap<libp2p::PeerId, Vec<Multiaddr>>,
     address_order: VecDeque<libp2p::PeerId>,
     rtts: HashMap<libp2p::PeerId, Duration>,
-    /// Gossip messages handled per sender and topic (see `gossip::RateLimits`).
-    gossip_rates: RateLimits,
+    /// What gossip reaches the node (see `gossip::GossipGate`).
+    gossip_gate: GossipGate,
 }
 
 pub(super) fn build(
@@ -95,6 +95,7 @@ pub(super) fn build(
     let streams = swarm.behaviour().stream.new_control();
     let (command_tx, commands) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (events, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let gossip_gate = GossipGate::new(config.network.clone(), config.refusals.clone());
     let mut event_loop = EventLoop {
         swarm,
         config,
@@ -111,7 +112,7 @@ pub(super) fn build(
         addresses: HashMap::new(),
         address_order: VecDeque::new(),
         rtts: HashMap::new(),
-        gossip_rates: RateLimits::default(),
+        gossip_gate,
     };
     event_loop.join_bootstrap_peers();
     Ok((Client::new(peer_id, command_tx, streams), event_rx, event_loop))
@@ -149,8 +150,7 @@ impl EventLoop {
         }
     }
 
-    /// One arm per [`Command`], each a few lines handing the command to the swarm: kept in one
-    /// match (a little over 60 lines) so every command reads in one place.
+    /// Hands a client's command to the swarm (the DHT's and gossip's to their own handlers).
     fn on_command(&mut self, command: Command) {
         match command {
             Command::ListenAddrs { reply } => {
@@ -168,59 +168,11 @@ impl EventLoop {
             }
             Command::Connect { peer, reply } => self.connect(peer, reply),
             Command::AddAddress { peer, addr } => self.learn_address(to_libp2p(&peer), addr),
-            Command::Provide { key, reply } => {
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(RecordKey::new(&key.to_bytes(&self.config.network)))
-                {
-                    Ok(id) => drop(self.provides.insert(id, reply)),
-                    Err(e) => drop(reply.send(Err(dht("provide", e)))),
-                }
-            }
-            Command::FindProviders { key, reply } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_providers(RecordKey::new(&key.to_bytes(&self.config.network)));
-                self.finds.insert(id, (HashSet::new(), reply));
-            }
-            Command::PutRecord { key, value, reply } => {
-                let record = Record::new(RecordKey::new(&key.to_bytes(&self.config.network)), value);
-                match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
-                    Ok(id) => drop(self.puts.insert(id, reply)),
-                    Err(e) => drop(reply.send(Err(dht("put", e)))),
-                }
-            }
-            Command::GetRecords { key, reply } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_record(RecordKey::new(&key.to_bytes(&self.config.network)));
-                self.gets.insert(id, (Vec::new(), reply));
-            }
             Command::Request { peer, request, reply } => {
                 let target = to_libp2p(&peer);
                 self.dial_known(target);
                 let id = self.swarm.behaviour_mut().rpc.send_request(&target, request);
                 self.requests.insert(id, (peer, reply));
-            }
-            Command::Subscribe { topic, reply } => {
-                let topic = self.topic(&topic);
-                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-                let scored = gossipsub.set_topic_params(topic.clone(), super::gossip::topic_params());
-                let result = scored
-                    .map_err(str::to_owned)
-                    .and_then(|()| gossipsub.subscribe(&topic).map(drop).map_err(|e| e.to_string()));
-                let _ = reply.send(result.map_err(NetError::Gossip));
-            }
-            Command::Publish { topic, data, reply } => {
-                let topic = self.topic(&topic);
-                let result = self.swarm.behaviour_mut().gossipsub.publish(topic, data);
-                let _ = reply.send(result.map(drop).map_err(|e| NetError::Gossip(e.to_string())));
             }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().filter_map(from_libp2p).collect());
@@ -228,28 +180,77 @@ impl EventLoop {
             Command::Rtt { peer, reply } => {
                 let _ = reply.send(self.rtts.get(&to_libp2p(&peer)).copied());
             }
-            Command::Validated { id, from, verdict } => self.report(&id, &to_libp2p(&from), verdict),
-            Command::GossipScore { peer, reply } => {
-                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&to_libp2p(&peer)));
-            }
+            dht @ (Command::Provide { .. }
+            | Command::FindProviders { .. }
+            | Command::PutRecord { .. }
+            | Command::GetRecords { .. }) => self.on_dht_command(dht),
+            gossip => self.on_gossip_command(gossip),
         }
     }
 
-    /// A gossip message: handed to the node for its verdict, unless its sender is over its
-    /// rate on the topic or the node is behind (then it is ignored: not forwarded, counted).
-    fn on_gossip(&mut self, source: libp2p::PeerId, id: GossipId, message: gossipsub::Message) {
-        let Some(from) = from_libp2p(&source) else {
-            return self.report(&id, &source, GossipVerdict::Reject);
-        };
-        if !self.gossip_rates.allow(source, &message.topic) {
-            self.config.refusals.count(Refusal::Overload);
-            tracing::debug!(%from, topic = %message.topic, "over its gossip rate: a message ignored");
-            return self.report(&id, &source, GossipVerdict::Ignore);
+    /// The DHT's commands: keys go on the DHT as `DhtKey::to_bytes` makes them in this
+    /// node's network.
+    fn on_dht_command(&mut self, command: Command) {
+        let network = self.config.network.clone();
+        let key_of = |key: &DhtKey| RecordKey::new(&key.to_bytes(&network));
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        match command {
+            Command::Provide { key, reply } => match kad.start_providing(key_of(&key)) {
+                Ok(id) => drop(self.provides.insert(id, reply)),
+                Err(e) => drop(reply.send(Err(dht("provide", e)))),
+            },
+            Command::FindProviders { key, reply } => {
+                let id = kad.get_providers(key_of(&key));
+                self.finds.insert(id, (HashSet::new(), reply));
+            }
+            Command::PutRecord { key, value, reply } => {
+                match kad.put_record(Record::new(key_of(&key), value), Quorum::One) {
+                    Ok(id) => drop(self.puts.insert(id, reply)),
+                    Err(e) => drop(reply.send(Err(dht("put", e)))),
+                }
+            }
+            Command::GetRecords { key, reply } => {
+                let id = kad.get_record(key_of(&key));
+                self.gets.insert(id, (Vec::new(), reply));
+            }
+            // Not the DHT's: `on_command` hands over only the four above.
+            _ => {}
         }
-        let suffix = format!("/{}", self.config.network);
-        let Some(topic) = message.topic.as_str().strip_suffix(&suffix).map(str::to_owned) else {
-            self.config.refusals.count(Refusal::OtherNetwork);
-            return self.report(&id, &source, GossipVerdict::Ignore);
+    }
+
+    /// Gossip's commands: topics scoped to this node's network, verdicts, scores.
+    fn on_gossip_command(&mut self, command: Command) {
+        let network = self.config.network.clone();
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        match command {
+            Command::Subscribe { topic, reply } => {
+                let topic = scoped_topic(&topic, &network);
+                let scored = gossipsub.set_topic_params(topic.clone(), super::gossip::topic_params());
+                let result = scored
+                    .map_err(str::to_owned)
+                    .and_then(|()| gossipsub.subscribe(&topic).map(drop).map_err(|e| e.to_string()));
+                let _ = reply.send(result.map_err(NetError::Gossip));
+            }
+            Command::Publish { topic, data, reply } => {
+                let result = gossipsub.publish(scoped_topic(&topic, &network), data);
+                let _ = reply.send(result.map(drop).map_err(|e| NetError::Gossip(e.to_string())));
+            }
+            Command::Validated { id, from, verdict } => self.report(&id, &to_libp2p(&from), verdict),
+            Command::GossipScore { peer, reply } => {
+                let _ = reply.send(gossipsub.peer_score(&to_libp2p(&peer)));
+            }
+            // Not gossip's: `on_command` handles the rest itself.
+            _ => {}
+        }
+    }
+
+    /// A gossip message: handed to the node for its verdict, unless the gate turns it away
+    /// (its sender over its rate, another network's topic) or the node is behind (then it is
+    /// ignored: not forwarded, counted).
+    fn on_gossip(&mut self, source: libp2p::PeerId, id: GossipId, message: gossipsub::Message) {
+        let (from, topic) = match self.gossip_gate.admit(source, &message) {
+            Ok(admitted) => admitted,
+            Err(verdict) => return self.report(&id, &source, verdict),
         };
         let event = NetEvent::Gossip { topic, from, data: message.data, id: id.clone() };
         if self.events.try_send(event).is_err() {
@@ -257,12 +258,6 @@ impl EventLoop {
             tracing::warn!("node is behind: dropped a gossip message");
             self.report(&id, &source, GossipVerdict::Ignore);
         }
-    }
-
-    /// The gossipsub topic of `topic` in this node's network: `<topic>/<network tag>`, so two
-    /// networks never share a mesh.
-    fn topic(&self, topic: &str) -> gossipsub::IdentTopic {
-        gossipsub::IdentTopic::new(format!("{topic}/{}", self.config.network))
     }
 
     /// Tells gossipsub the verdict on a held message.

@@ -6,9 +6,13 @@
 //! [`BURST_PER_TOPIC`]); beyond, its messages are ignored (not forwarded, counted).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::gossipsub::{self, MessageId, PeerScoreParams, PeerScoreThresholds, TopicHash, TopicScoreParams};
+
+use super::{NetworkTag, Refusal, Refusals, from_libp2p};
+use crate::crypto::PeerId;
 
 /// Messages one sender may have this node handle per topic and second, on average.
 pub const RATE_PER_TOPIC: f64 = 1_000.0;
@@ -69,15 +73,57 @@ pub(super) fn topic_params() -> TopicScoreParams {
     }
 }
 
+/// The gossipsub topic of `topic` in `network`: `<topic>/<network tag>`, so two networks never
+/// share a mesh.
+pub(super) fn scoped_topic(topic: &str, network: &NetworkTag) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(format!("{topic}/{network}"))
+}
+
+/// What decides which received gossip reaches the node: the sender's rate per topic, and the
+/// topic's network.
+pub(super) struct GossipGate {
+    rates: RateLimits,
+    /// `/<network tag>`: the end of every topic of this node's network.
+    suffix: String,
+    refusals: Arc<Refusals>,
+}
+
+impl GossipGate {
+    pub(super) fn new(network: NetworkTag, refusals: Arc<Refusals>) -> GossipGate {
+        GossipGate { rates: RateLimits::default(), suffix: format!("/{network}"), refusals }
+    }
+
+    /// The sender and the topic (as the node subscribed to it) of a message the node should
+    /// judge, or the verdict it gets here: ignored (counted) when its sender is over its rate
+    /// or the topic is another network's, rejected when the sender has no ed25519 identity.
+    pub(super) fn admit(
+        &mut self,
+        source: libp2p::PeerId,
+        message: &gossipsub::Message,
+    ) -> Result<(PeerId, String), GossipVerdict> {
+        let from = from_libp2p(&source).ok_or(GossipVerdict::Reject)?;
+        if !self.rates.allow(source, &message.topic) {
+            self.refusals.count(Refusal::Overload);
+            tracing::debug!(%from, topic = %message.topic, "over its gossip rate: a message ignored");
+            return Err(GossipVerdict::Ignore);
+        }
+        let Some(topic) = message.topic.as_str().strip_suffix(&self.suffix) else {
+            self.refusals.count(Refusal::OtherNetwork);
+            return Err(GossipVerdict::Ignore);
+        };
+        Ok((from, topic.to_owned()))
+    }
+}
+
 /// Token buckets per sender and topic.
 #[derive(Default)]
-pub(super) struct RateLimits {
+struct RateLimits {
     buckets: HashMap<(libp2p::PeerId, TopicHash), (f64, Instant)>,
 }
 
 impl RateLimits {
     /// Whether `peer` may have one more message on `topic` handled now (and takes it).
-    pub(super) fn allow(&mut self, peer: libp2p::PeerId, topic: &TopicHash) -> bool {
+    fn allow(&mut self, peer: libp2p::PeerId, topic: &TopicHash) -> bool {
         let now = Instant::now();
         if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&(peer, topic.clone())) {
             let full_for = Duration::from_secs_f64(BURST_PER_TOPIC / RATE_PER_TOPIC);

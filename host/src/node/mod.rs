@@ -170,19 +170,7 @@ impl Node {
             client,
         });
         gossip::subscribe(&shared).await?;
-        let connected = Arc::new(tokio::sync::Notify::new());
-        tasks.push(tokio::spawn(dispatch::run(shared.clone(), events, connected.clone())));
-        tasks.push(tokio::spawn(blobs::serve_all(shared.clone(), shutdown_rx.clone())?));
-        if let Some(settings) = config.provide.clone() {
-            tasks.push(advert::start(&shared, settings, shutdown_rx.clone()).await?);
-            provider::fail_unfinished(&shared).await;
-            provider::restore_request_window(&shared).await;
-            tasks.push(tokio::spawn(provider::serve_jobs(shared.clone(), shutdown_rx.clone())?));
-            tasks.push(tokio::spawn(provider::watch_payments(shared.clone(), shutdown_rx.clone())));
-        }
-        tasks.push(tokio::spawn(announce::run(shared.clone(), connected, shutdown_rx.clone())));
-        tasks.push(tokio::spawn(gossip::attestations::run_attester(shared.clone(), shutdown_rx.clone())));
-        tasks.push(tokio::spawn(outbox::run_gossiper(shared.clone(), shutdown_rx)));
+        tasks.extend(spawn_tasks(&shared, events, config.provide.clone(), shutdown_rx).await?);
         let node = Node { shared, shutdown, tasks };
         tracing::info!(peer = %node.shared.keypair.peer_id(), "node started");
         Ok(node)
@@ -221,6 +209,34 @@ impl Node {
         }
         tracing::info!("node stopped");
     }
+}
+
+/// Spawns the node's tasks but the network loop (see the module docs), in order: the dispatcher
+/// and the blob server, the provider's (its manifest measured or reused, its unfinished
+/// contracts failed and its request window restored before it serves jobs), then the
+/// announcer, the attester and the ledger gossiper.
+async fn spawn_tasks(
+    shared: &Arc<Shared>,
+    events: tokio::sync::mpsc::Receiver<net::NetEvent>,
+    provide: Option<ProviderSettings>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, NodeError> {
+    let connected = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = vec![
+        tokio::spawn(dispatch::run(shared.clone(), events, connected.clone())),
+        tokio::spawn(blobs::serve_all(shared.clone(), shutdown.clone())?),
+    ];
+    if let Some(settings) = provide {
+        tasks.push(advert::start(shared, settings, shutdown.clone()).await?);
+        provider::fail_unfinished(shared).await;
+        provider::restore_request_window(shared).await;
+        tasks.push(tokio::spawn(provider::serve_jobs(shared.clone(), shutdown.clone())?));
+        tasks.push(tokio::spawn(provider::watch_payments(shared.clone(), shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(announce::run(shared.clone(), connected, shutdown.clone())));
+    tasks.push(tokio::spawn(gossip::attestations::run_attester(shared.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(outbox::run_gossiper(shared.clone(), shutdown)));
+    Ok(tasks)
 }
 
 /// The data dir's ledger, created from the genesis the first time; `None` without either.

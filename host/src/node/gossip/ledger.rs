@@ -15,7 +15,7 @@ use crate::ledger::LedgerError;
 use crate::net::rpc::MAX_CHAIN_ENTRIES;
 use crate::net::{GossipVerdict, Refusal, RefusalReason, RpcRequest, RpcResponse};
 use crate::protocol::{Event, EventError, decode_entry_batch};
-use crate::store::{Admission, SubmitError};
+use crate::store::{Accepted, Admission, Pending, SubmitError};
 
 /// Catch-up rounds for one gossiped entry (each brings up to `MAX_CHAIN_ENTRIES`).
 const MAX_CATCH_UP_ROUNDS: u32 = 16;
@@ -66,6 +66,16 @@ pub(in crate::node) async fn on_gossip_batch(
             }
         }
     }
+    worse(verdict, settle_queued(&shared, from, queued).await)
+}
+
+/// An entry of a batch as queued on the writer (or why it could not be).
+type Queued = Result<Pending<Accepted>, SubmitError>;
+
+/// Waits for the queued entries of a batch, in their order; one out of order (or that could
+/// not be queued) goes the single-entry way. Answers the worst verdict among them.
+async fn settle_queued(shared: &Arc<Shared>, from: PeerId, queued: Vec<(Vec<u8>, Queued)>) -> GossipVerdict {
+    let mut verdict = GossipVerdict::Accept;
     for (entry, pending) in queued {
         let submitted = match pending {
             Ok(pending) => pending.done().await,

@@ -19,6 +19,8 @@ mod event_loop;
 mod keys;
 mod refusals;
 pub mod rpc;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

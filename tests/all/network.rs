@@ -378,11 +378,12 @@ fn a_node_process_replaces_a_weak_api_token_and_answers_only_to_its_own_names() 
             & 0o777,
         0o600
     );
-    let logs = node.logs();
-    assert!(
-        logs.contains("held no usable token (it holds 3 hex digits"),
-        "the replacement is logged:\n{logs}"
-    );
+    // The warning goes to stderr, read by a thread of its own: give it a moment to arrive.
+    let started = std::time::Instant::now();
+    while !node.logs().contains("held no usable token (it holds 3 hex digits") {
+        assert!(started.elapsed() < Duration::from_secs(10), "the replacement is logged:\n{}", node.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = node.cue(&["status", "--json"]);
     assert!(status.status.success(), "the commands use the new token: {}", stderr(&status));
 

@@ -5,14 +5,9 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::middleware::Next;
-use axum::response::Response;
 
-use super::server::error;
 use crate::datadir::MIN_API_TOKEN_DIGITS;
 
 /// The names every API answers to, besides those given with `cue node --api-host`.
@@ -119,7 +114,7 @@ pub struct Guard {
 
 /// Why the guard refused a request.
 #[derive(Debug, PartialEq, Eq)]
-enum Refusal {
+pub enum Refusal {
     /// The `Host` (or the request target's authority) is not a name of this API.
     Host(String),
     /// The `Origin` is not this API's own.
@@ -144,7 +139,7 @@ impl Guard {
     }
 
     /// Checks a request's head: `Host`, then `Origin`, then the token.
-    fn admit(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+    pub fn admit(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
         self.check_host(uri, headers)?;
         self.check_origin(headers)?;
         self.check_token(headers)
@@ -168,8 +163,9 @@ impl Guard {
         for authority in std::iter::once(host).chain(uri.authority().map(|a| a.as_str())) {
             if !names_this_api(authority) {
                 return Err(Refusal::Host(format!(
-                    "Host {authority:?} is not a name of this API, which answers to {} on port {} \
-                     (more names: `cue node --api-host NAME`); refused, as a DNS-rebinding page would be",
+                    "Host {authority:?} is not a name of this API: it answers to {} on port {}, and to \
+                     the names given with `cue node --api-host NAME` (a page under another name is refused, \
+                     against DNS rebinding)",
                     self.names(),
                     self.port
                 )));
@@ -218,32 +214,25 @@ impl Guard {
 }
 
 impl Refusal {
-    /// The answer: `{"error": {"kind", "message"}}` with the status of the failed check.
-    fn answer(self) -> Response {
+    /// The status and the stable kind it is answered with.
+    pub fn status_and_kind(&self) -> (StatusCode, &'static str) {
         match self {
-            Refusal::Host(message) => error(StatusCode::MISDIRECTED_REQUEST, "misdirected", message),
-            Refusal::Origin(message) => error(StatusCode::FORBIDDEN, "cross-origin", message),
-            Refusal::Token => error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token (see <data-dir>/api.token)",
-            ),
-            Refusal::NoToken => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "this node has no usable API token, so it serves nobody; restart `cue node`",
-            ),
+            Refusal::Host(_) => (StatusCode::MISDIRECTED_REQUEST, "misdirected"),
+            Refusal::Origin(_) => (StatusCode::FORBIDDEN, "cross-origin"),
+            Refusal::Token => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Refusal::NoToken => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
 
-/// The middleware: refuses a request that fails a check, passes the others on.
-pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    match guard.admit(request.uri(), request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => {
-            tracing::debug!(?refusal, "local API request refused");
-            refusal.answer()
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Host(message) | Refusal::Origin(message) => f.write_str(message),
+            Refusal::Token => f.write_str("missing or wrong bearer token (see <data-dir>/api.token)"),
+            Refusal::NoToken => {
+                f.write_str("this node has no usable API token, so it serves nobody; restart `cue node`")
+            }
         }
     }
 }

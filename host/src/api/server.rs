@@ -6,17 +6,17 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::handler::Handler;
 use axum::http::{StatusCode, header};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::guard::{self, Guard};
+use super::guard::Guard;
 use super::{ApiConfig, Endpoint, MAX_BODY_BYTES};
 use crate::crypto::PeerId;
 use crate::datadir::{DataDir, TokenOrigin};
@@ -96,8 +96,21 @@ fn router(node: NodeHandle, guard: Guard) -> Router {
         routes().into_iter().fold(Router::new(), |app, (route, handler)| app.route(route.path, handler));
     app.fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(Arc::new(guard), guard::check))
+        .layer(middleware::from_fn_with_state(Arc::new(guard), guarded))
         .with_state(AppState { node })
+}
+
+/// The guard as middleware: a request that fails a check is answered with the refusal; the
+/// others go on to their route.
+async fn guarded(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    match guard.admit(request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::debug!(?refusal, "local API request refused");
+            let (status, kind) = refusal.status_and_kind();
+            error(status, kind, refusal)
+        }
+    }
 }
 
 async fn unknown_route(uri: axum::http::Uri) -> Response {
@@ -166,7 +179,7 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
 }
 
 /// An answer `{"error": {"kind", "message"}}` with `status`.
-pub(super) fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     (status, axum::Json(json!({"error": {"kind": kind, "message": message.to_string()}}))).into_response()
 }
 

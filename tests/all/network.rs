@@ -339,3 +339,84 @@ async fn a_node_stopped_right_after_a_transfer_still_gossips_it() {
     .await;
     payee_node.stop().await;
 }
+
+/// `method path` to a node process's API with `headers`, as a browser or a script would send
+/// it: the status and the error's kind, if any.
+fn api_request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let url = format!("http://{addr}{path}");
+    let response = match method {
+        "GET" => headers.iter().fold(agent.get(&url), |r, (n, v)| r.header(*n, *v)).call(),
+        _ => headers
+            .iter()
+            .fold(agent.post(&url), |r, (n, v)| r.header(*n, *v))
+            .send_json(serde_json::json!({})),
+    };
+    let mut response = response.expect("an answer");
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.body_mut().read_json().unwrap_or_default();
+    (status, body["error"]["kind"].as_str().unwrap_or("").to_owned())
+}
+
+#[test]
+fn a_node_process_replaces_a_weak_api_token_and_answers_only_to_its_own_names() {
+    let cue = crate::support::Cue::new();
+    let token_path = cue.data_dir.path().join("api.token");
+    std::fs::write(&token_path, "abc\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // Private, as a token file should be: only its contents are wrong.
+        std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let node = NodeProcess::start_with(cue, &["--api-host", "cue.test"]);
+    let token = std::fs::read_to_string(&token_path).unwrap();
+    assert_eq!(token.len(), 64, "a fresh 256-bit token replaced the 3-digit one: {token:?}");
+    #[cfg(unix)]
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token_path).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
+    // The warning goes to stderr, read by a thread of its own: give it a moment to arrive.
+    let started = std::time::Instant::now();
+    while !node.logs().contains("held no usable token (it holds 3 hex digits") {
+        assert!(started.elapsed() < Duration::from_secs(10), "the replacement is logged:\n{}", node.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = node.cue(&["status", "--json"]);
+    assert!(status.status.success(), "the commands use the new token: {}", stderr(&status));
+
+    let endpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(node.cue.data_dir.path().join("api.json")).unwrap()).unwrap();
+    let addr = endpoint["addr"].as_str().unwrap().to_owned();
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let configured = format!("cue.test:{port}");
+    let own_origin = format!("http://cue.test:{port}");
+    let auth = ("Authorization", bearer.as_str());
+    assert_eq!(api_request(&addr, "GET", "/v1/status", &[auth, ("Host", &configured)]).0, 200);
+    assert_eq!(
+        api_request(&addr, "GET", "/v1/status", &[auth, ("Host", "evil.example")]),
+        (421, "misdirected".into())
+    );
+    assert_eq!(
+        api_request(&addr, "GET", "/v1/status", &[("Authorization", "Bearer abc")]),
+        (401, "unauthorized".into())
+    );
+    let cross_site = [auth, ("Origin", "https://evil.example")];
+    assert_eq!(api_request(&addr, "POST", "/v1/wallet/mint", &cross_site), (403, "cross-origin".into()));
+    let own = [auth, ("Host", configured.as_str()), ("Origin", own_origin.as_str())];
+    assert_eq!(
+        api_request(&addr, "POST", "/v1/wallet/mint", &own).0,
+        422,
+        "past the guard, the body is checked"
+    );
+}
+
+#[test]
+fn cue_node_refuses_an_api_host_with_a_port() {
+    let output = crate::support::Cue::new().run(&["node", "--api-host", "cue.test:8080"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("without a port"), "{}", stderr(&output));
+}

@@ -32,7 +32,8 @@ pub enum ApiError {
     /// The node refused the request.
     #[error("{message}")]
     Refused {
-        /// The error kind (`invalid`, `not-found`, `network`, `unauthorized`, `internal`).
+        /// The error kind: the guard's (`misdirected`, `cross-origin`, `unauthorized`) or the
+        /// node's (`invalid`, `not-found`, `disagreement`, `network`, `internal`).
         kind: String,
         /// What the node said.
         message: String,

@@ -1,10 +1,35 @@
 //! The local control API: HTTP + JSON on loopback, through which the other `cue` commands talk
 //! to a running node. The only importer of axum (server) and ureq (client).
 //!
-//! Security: the server binds loopback addresses only and every request must carry
-//! `Authorization: Bearer <token>`, the token being the contents of `<data-dir>/api.token`
-//! (created 0600 on first use). Whoever can read the data dir can drive the node; nobody else
-//! can. Where the server listens is written to `<data-dir>/api.json` while it runs.
+//! # Security
+//!
+//! The server binds loopback addresses only, and a guard (`guard`) stands in front of every
+//! route, unknown paths included. It checks each request in this order and answers the first
+//! failure with `{"error": {"kind", "message"}}`, the message naming what was wrong:
+//!
+//! | # | check | refused with |
+//! |---|---|---|
+//! | 1 | exactly one `Host` header (and the request target's authority, if it has one) naming this API: `localhost`, `127.0.0.1`, `[::1]` or a name given with `cue node --api-host NAME`, with the API's port or none (names compare case-insensitively, IP addresses in canonical form) | 421 `misdirected` |
+//! | 2 | no `Origin` header, or this API's own origin: `http://` + one of those names + `:PORT` | 403 `cross-origin` |
+//! | 3 | `Authorization: Bearer <token>`, the token of `<data-dir>/api.token`, compared in constant time | 401 `unauthorized` (500 `internal` if the node somehow has no usable token: nothing is let in) |
+//!
+//! Check 1 closes DNS rebinding (a web page whose name is made to resolve to 127.0.0.1 still
+//! sends its own name as `Host`); check 2 closes cross-site requests from a browser, on every
+//! method (no route needs to be called from another origin), so a dashboard served from this
+//! API may call it and nothing else may; check 3 means whoever can read the data dir can drive
+//! the node, and nobody else can. The `cue` commands send no `Origin`, and `Host` as the
+//! address in `api.json`.
+//!
+//! The token: the node reads `api.token` at start and uses it only if it holds 32 to 128 hex
+//! digits (128 to 512 bits; whitespace around them is ignored) and, on Unix, only its owner may
+//! read or write it. Otherwise (no file, empty, short, long, not hex, readable by others) the
+//! node writes a fresh token (32 random bytes, 64 hex digits) atomically in its place — a
+//! temporary file created 0600, synced, renamed over `api.token` — and logs a warning naming
+//! the reason; the `cue` commands read the new token from the file. If it cannot (the file or
+//! the data dir cannot be read or written) the node refuses to start. Where the server listens
+//! is written to `<data-dir>/api.json` while it runs.
+//!
+//! # Routes
 //!
 //! | method | path | body | answer |
 //! |---|---|---|---|
@@ -21,18 +46,34 @@
 //! | POST | `/v1/wallet/mint` | `{"to", "amount"}` | `EntryView` |
 //! | POST | `/v1/wallet/import?historical=B` | a signed event's bytes | `EntryView` |
 //!
-//! Errors are `{"error": {"kind": K, "message": M}}` with a matching status code.
+//! Errors are `{"error": {"kind": K, "message": M}}` with a matching status code: the guard's
+//! (above), `not-found` (404) for a path that is no route, and the node's (`server::error_kind`,
+//! docs/architecture.md "Local API").
 
 mod client;
+mod guard;
 mod server;
+#[cfg(test)]
+mod tests;
 
 pub use client::{ApiClient, ApiError, encode_query};
+pub use guard::{HostName, HostNameError, LOOPBACK_HOSTS};
 pub use server::{ApiServer, serve};
 
 use serde::{Deserialize, Serialize};
 
 /// Largest request body: a component of the sandbox's largest size, plus room.
 pub const MAX_BODY_BYTES: usize = 65 * 1024 * 1024;
+
+/// Where the API listens and which names it answers to (`cue node --api`, `--api-host`).
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// A loopback address; port 0 picks a free port.
+    pub listen: std::net::SocketAddr,
+    /// Names a request may give as its `Host` and in its `Origin`, besides
+    /// [`LOOPBACK_HOSTS`].
+    pub hosts: Vec<HostName>,
+}
 
 /// Where a running node's API is, as written to `<data-dir>/api.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

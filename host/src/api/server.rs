@@ -1,38 +1,131 @@
-//! The API server (axum): routes, bearer-token check, error mapping.
+//! The API server (axum): the routes, the guard in front of them, error mapping.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Endpoint, MAX_BODY_BYTES};
+use super::guard::Guard;
+use super::{ApiConfig, Endpoint, MAX_BODY_BYTES};
 use crate::crypto::PeerId;
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, TokenOrigin};
 use crate::node::{BalanceView, NodeError, NodeHandle};
 
 /// Progress lines buffered per fetch; when full, progress lines are skipped (never the result).
 const PROGRESS_BUFFER: usize = 64;
 
+/// What every route's handler is given.
 #[derive(Clone)]
 struct AppState {
+    /// The node the API drives.
     node: NodeHandle,
-    token: Arc<String>,
+}
+
+/// The methods the API's routes take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Method {
+    /// Reads; changes nothing.
+    Get,
+    /// Changes the node's state or starts an operation.
+    Post,
+}
+
+/// A route of the API. The router is built from [`routes`], and the guard's tests walk the
+/// same list, so no route can be added without being shown to refuse strangers.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Route {
+    /// Its method.
+    pub(super) method: Method,
+    /// Its path, as axum matches it (`{job}`: a path parameter).
+    pub(super) path: &'static str,
+}
+
+/// Every route of the API with its handler (the table in the module docs, in its order).
+fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
+    use Method::{Get, Post};
+    vec![
+        route(Get, "/v1/status", status),
+        route(Get, "/v1/providers", providers),
+        route(Post, "/v1/publish", publish),
+        route(Post, "/v1/fetch", fetch),
+        route(Post, "/v1/submit", submit),
+        route(Get, "/v1/jobs", jobs),
+        route(Get, "/v1/jobs/{job}", job),
+        route(Get, "/v1/wallet/balance", wallet_balance),
+        route(Get, "/v1/wallet/history", wallet_history),
+        route(Post, "/v1/wallet/transfer", wallet_transfer),
+        route(Post, "/v1/wallet/mint", wallet_mint),
+        route(Post, "/v1/wallet/import", wallet_import),
+    ]
+}
+
+/// Every route of the API, without the handlers (for the tests).
+#[cfg(test)]
+pub(super) fn route_list() -> Vec<Route> {
+    routes().into_iter().map(|(route, _)| route).collect()
+}
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> (Route, MethodRouter<AppState>)
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let route = Route { method, path };
+    let router = match route.method {
+        Method::Get => get(handler),
+        Method::Post => post(handler),
+    };
+    (route, router)
+}
+
+/// The API: every route, the body limit, and in front of them all (unknown paths included)
+/// the guard.
+fn router(node: NodeHandle, guard: Guard) -> Router {
+    let app =
+        routes().into_iter().fold(Router::new(), |app, (route, handler)| app.route(route.path, handler));
+    app.fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(Arc::new(guard), guarded))
+        .with_state(AppState { node })
+}
+
+/// The guard as middleware: a request that fails a check is answered with the refusal; the
+/// others go on to their route.
+async fn guarded(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    match guard.admit(request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::debug!(?refusal, "local API request refused");
+            let (status, kind) = refusal.status_and_kind();
+            error(status, kind, refusal)
+        }
+    }
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> Response {
+    error(StatusCode::NOT_FOUND, "not-found", format!("no route {}", uri.path()))
 }
 
 /// A running API server. [`ApiServer::stop`] stops it and removes `api.json`.
 pub struct ApiServer {
+    /// Where it listens (the port chosen, if 0 was asked for).
     addr: SocketAddr,
+    /// `<data-dir>/api.json`, removed when the server stops.
     endpoint_file: std::path::PathBuf,
+    /// Tells the server to stop taking requests; taken when sent.
     stop: Option<oneshot::Sender<()>>,
+    /// The task serving requests; ends after a stop, once the requests in flight are answered.
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -52,30 +145,23 @@ impl ApiServer {
     }
 }
 
-/// Serves the API for `node` on `addr` (loopback only; port 0 picks a free port), writing the
-/// token (if new) and `api.json` into the data dir.
-pub async fn serve(node: NodeHandle, addr: SocketAddr, data_dir: &DataDir) -> anyhow::Result<ApiServer> {
+/// Serves the API for `node` as `config` says (loopback only; port 0 picks a free port),
+/// with the data dir's token (created, or replaced when unusable: see
+/// [`DataDir::api_token`]), and writes `api.json` into the data dir. An error (not loopback,
+/// no token, the port taken) means no API.
+pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> anyhow::Result<ApiServer> {
+    let addr = config.listen;
     anyhow::ensure!(addr.ip().is_loopback(), "the API listens on loopback addresses only, not {addr}");
-    let token = data_dir.api_token()?;
+    let token_path = data_dir.api_token_path();
+    let token = data_dir
+        .api_token()
+        .with_context(|| format!("no API token: cannot read or write {}", token_path.display()))?;
+    if let TokenOrigin::Replaced(why) = token.origin() {
+        tracing::warn!("{} held no usable token ({why}); a fresh one replaces it", token_path.display());
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let state = AppState { node: node.clone(), token: Arc::new(token) };
-    let app = Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/providers", get(providers))
-        .route("/v1/publish", post(publish))
-        .route("/v1/fetch", post(fetch))
-        .route("/v1/submit", post(submit))
-        .route("/v1/jobs", get(jobs))
-        .route("/v1/jobs/{job}", get(job))
-        .route("/v1/wallet/balance", get(wallet_balance))
-        .route("/v1/wallet/history", get(wallet_history))
-        .route("/v1/wallet/transfer", post(wallet_transfer))
-        .route("/v1/wallet/mint", post(wallet_mint))
-        .route("/v1/wallet/import", post(wallet_import))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .with_state(state);
+    let app = router(node.clone(), Guard::new(addr.port(), &config.hosts, token.secret()));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -92,32 +178,7 @@ pub async fn serve(node: NodeHandle, addr: SocketAddr, data_dir: &DataDir) -> an
     Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task })
 }
 
-async fn authorize(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
-        next.run(request).await
-    } else {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token (see <data-dir>/api.token)",
-        )
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
+/// An answer `{"error": {"kind", "message"}}` with `status`.
 fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     (status, axum::Json(json!({"error": {"kind": kind, "message": message.to_string()}}))).into_response()
 }

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::LedgerContext;
 use super::policy::PolicyArgs;
+use crate::api::{ApiConfig, HostName};
 use crate::benchmark::Plan;
 use crate::datadir::DataDir;
 use crate::net::Multiaddr;
@@ -50,6 +51,11 @@ pub struct NodeArgs {
     /// Where the local control API listens (loopback only; port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     api: SocketAddr,
+    /// Another name the local API answers to (repeatable), e.g. a name in /etc/hosts for
+    /// 127.0.0.1; besides localhost, 127.0.0.1 and [::1], requests naming any other Host or
+    /// coming from any other web origin are refused
+    #[arg(long, value_name = "NAME")]
+    api_host: Vec<HostName>,
 }
 
 fn default_listen() -> Vec<Multiaddr> {
@@ -85,7 +91,8 @@ async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> an
         genesis: ledger.genesis()?,
     };
     let node = Node::start(config).await?;
-    let api = crate::api::serve(node.handle(), args.api, data_dir).await?;
+    let api_config = ApiConfig { listen: args.api, hosts: args.api_host };
+    let api = crate::api::serve(node.handle(), &api_config, data_dir).await?;
     println!("peer id: {}", node.peer_id());
     for addr in node.listen_addrs() {
         println!("listening on {addr}");

@@ -163,6 +163,13 @@ impl Client {
         }
     }
 
+    /// How many connections the stream behaviour keeps state for: zero once every connection
+    /// has closed (the vendored libp2p-stream's accessor; see its CUE-PATCH.md).
+    #[cfg(test)]
+    pub(super) fn stream_connections_tracked(&self) -> usize {
+        self.streams.connections_tracked()
+    }
+
     /// Starts accepting inbound streams for `protocol` (once per protocol).
     pub fn accept(&self, protocol: &'static str) -> Result<Incoming, NetError> {
         let mut control = self.streams.clone();

@@ -20,6 +20,8 @@ mod gossip;
 mod keys;
 mod refusals;
 pub mod rpc;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use libp2p_swarm::{
     THandlerInEvent, THandlerOutEvent, ToSwarm, dial_opts::DialOpts,
 };
 use swarm::{
-    ConnectionClosed, DialError, DialFailure, behaviour::ConnectionEstablished,
+    ConnectionClosed, DialError, DialFailure, ListenFailure, behaviour::ConnectionEstablished,
     dial_opts::PeerCondition,
 };
 
@@ -102,17 +102,27 @@ impl NetworkBehaviour for Behaviour {
                 Shared::lock(&self.shared).on_connection_closed(connection_id)
             }
             FromSwarm::DialFailure(DialFailure {
-                peer_id: Some(peer_id),
-                error:
-                    error @ (DialError::Transport(_)
-                    | DialError::Denied { .. }
-                    | DialError::NoAddresses
-                    | DialError::WrongPeerId { .. }),
-                ..
+                peer_id,
+                error,
+                connection_id,
             }) => {
-                let reason = error.to_string(); // We can only forward the string repr but it is better than nothing.
-
-                Shared::lock(&self.shared).on_dial_failure(peer_id, reason)
+                let mut shared = Shared::lock(&self.shared);
+                // Cue: a connection denied by a behaviour polled after this one already has a
+                // handler (and a sender) here, and will never be reported closed.
+                shared.on_connection_closed(connection_id);
+                // Cue: every error but a false dial condition means this dial brings no
+                // connection (upstream left the pending streams of `Aborted` and
+                // `LocalPeerId` dials waiting forever).
+                if let Some(peer_id) = peer_id
+                    && !matches!(error, DialError::DialPeerConditionFalse(_))
+                {
+                    // We can only forward the string repr but it is better than nothing.
+                    shared.on_dial_failure(peer_id, error.to_string())
+                }
+            }
+            // Cue: as for a denied outbound connection.
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                Shared::lock(&self.shared).on_connection_closed(connection_id)
             }
             _ => {}
         }

@@ -73,6 +73,13 @@ impl Control {
     ) -> Result<IncomingStreams, AlreadyRegistered> {
         Shared::lock(&self.shared).accept(protocol)
     }
+
+    /// Cue: how many connections the behaviour keeps state for; zero once every connection
+    /// has closed. For tests that prove nothing is kept after a connection ends.
+    #[doc(hidden)]
+    pub fn connections_tracked(&self) -> usize {
+        Shared::lock(&self.shared).connections_tracked()
+    }
 }
 
 /// Errors while opening a new stream.

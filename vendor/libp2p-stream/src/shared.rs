@@ -23,7 +23,11 @@ pub(crate) struct Shared {
     /// [`mpsc::Receiver`] in [`IncomingStreams`].
     supported_inbound_protocols: HashMap<StreamProtocol, mpsc::Sender<(PeerId, Stream)>>,
 
+    /// The peer of each established connection (to pick a connection for a new stream).
     connections: HashMap<ConnectionId, PeerId>,
+    /// The channel to each connection's handler, inserted when its handler is created.
+    /// Cue's patch: removed when the connection closes or is denied (upstream kept it forever,
+    /// one entry per connection the swarm ever established).
     senders: HashMap<ConnectionId, mpsc::Sender<NewStream>>,
 
     /// Tracks channel pairs for a peer whilst we are dialing them.
@@ -109,8 +113,22 @@ impl Shared {
         self.connections.insert(conn, peer);
     }
 
+    /// A connection closed, or (Cue) was denied by another behaviour after this one had built
+    /// its handler: forget everything kept for it.
     pub(crate) fn on_connection_closed(&mut self, conn: ConnectionId) {
         self.connections.remove(&conn);
+        self.senders.remove(&conn);
+    }
+
+    /// Cue: how many connections this behaviour keeps state for (a peer id or a handler's
+    /// channel); zero once every connection has closed.
+    pub(crate) fn connections_tracked(&self) -> usize {
+        let senders_only = self
+            .senders
+            .keys()
+            .filter(|c| !self.connections.contains_key(c))
+            .count();
+        self.connections.len() + senders_only
     }
 
     pub(crate) fn on_dial_failure(&mut self, peer: PeerId, reason: String) {

@@ -93,7 +93,7 @@ impl JobClock {
     fn pass(&mut self, ns: u64) -> Result<(), Stop> {
         let next = self.now_ns.saturating_add(ns);
         if next > self.limit_ns {
-            return Err(self.timeout(format!(
+            return Err(timeout(format!(
                 "the job's virtual clock reached its time limit of {:?} (a clock read takes {:?} of \
                  its time, a readiness check {:?})",
                 Duration::from_nanos(self.limit_ns),
@@ -117,20 +117,21 @@ impl JobClock {
             Some(at) => format!("until {:?} of its virtual time", Duration::from_nanos(at)),
             None => "on something that can never be ready".to_string(),
         };
-        Err(self.timeout(format!(
+        Err(timeout(format!(
             "the job waited {until}, past its time limit of {limit:?}; waiting takes no real time \
              here, so a wait past the limit ends the job at once"
         )))
-    }
-
-    fn timeout(&self, message: String) -> Stop {
-        Stop(JobError::new(FailureKind::Timeout, message))
     }
 
     /// Whether the pollable with handle `rep` is a clock's, and if so whether it is due.
     fn clock_ready(&self, rep: u32) -> Option<bool> {
         self.deadlines.get(&rep).map(|&at| self.now_ns >= at)
     }
+}
+
+/// What ends a job whose virtual clock would pass its limit.
+fn timeout(message: String) -> Stop {
+    Stop(JobError::new(FailureKind::Timeout, message))
 }
 
 /// Links the virtual-time `wasi:io/poll`, `wasi:clocks/monotonic-clock` and

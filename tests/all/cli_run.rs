@@ -72,6 +72,10 @@ fn each_hostile_guest_ends_in_its_own_outcome() {
         ("hostile-log-flood", &[], "too-large", "log"),
         ("hostile-host-call-loop", &["--fuel", "50000000"], "out-of-fuel", "fuel"),
         ("hostile-forbidden-import", &[], "forbidden-import", "cue:examples/exfiltrate@0.1.0"),
+        ("hostile-sleep", &["--timeout", "500ms"], "timeout", "waited until 30.000001s"),
+        ("hostile-subscribe-forever", &["--timeout", "500ms"], "timeout", "waited forever"),
+        ("hostile-poll-list", &["--timeout", "500ms"], "timeout", "past its time limit of 500ms"),
+        ("hostile-busy-ready", &["--timeout", "500ms"], "timeout", "virtual clock reached"),
     ];
     for (name, extra, kind, words) in cases {
         let (code, json) = cue.run_json(name, "run()", extra);
@@ -93,6 +97,29 @@ fn a_timeout_stops_the_job_near_its_deadline() {
     let wall_us = json["wall_us"].as_u64().unwrap();
     assert!((300_000..3_000_000).contains(&wall_us), "stopped after {wall_us} µs");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+/// The measurement, as a new user would make it: a job that sleeps 30 s, run with
+/// `--timeout 500ms`, reports `timeout` at once (it took 30 s before), the same fuel every
+/// time; with `--timeout 60s` the sleep completes in the job's virtual time, also at once.
+#[test]
+fn a_sleeping_job_ends_at_its_time_limit_not_after_its_sleep() {
+    let cue = Cue::new();
+    let mut fuel = Vec::new();
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let (code, json) = cue.run_json("hostile-sleep", "run()", &["--timeout", "500ms"]);
+        let elapsed = started.elapsed();
+        assert_eq!((code, &json["error"]["kind"]), (1, &serde_json::json!("timeout")), "{json}");
+        assert!(elapsed < std::time::Duration::from_millis(1_500), "cue run took {elapsed:?}");
+        fuel.push(json["fuel"].as_u64().unwrap());
+    }
+    assert_eq!(fuel[0], fuel[1], "the same job, the same fuel");
+    let started = std::time::Instant::now();
+    let (code, json) = cue.run_json("hostile-sleep", "run()", &["--timeout", "60s"]);
+    assert_eq!(code, 0, "{json}");
+    assert!(json["result"].as_u64().unwrap() >= 30_000_000_000, "{json}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
 #[test]

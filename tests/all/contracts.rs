@@ -1,7 +1,8 @@
 //! Compute contracts end to end between `cue node` processes on 127.0.0.1: jobs paid exactly
 //! what their receipts make due, supply conserved, an over-budget job paid for the fuel it
 //! used, a provider killed mid-job replaced without paying twice, a lying provider caught by
-//! replication; and (in process) a consumer that never pays recorded as a default.
+//! replication, jobs that wait ended at once by a provider that then serves the next; and (in
+//! process) a consumer that never pays recorded as a default.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -169,6 +170,43 @@ fn jobs_are_paid_what_their_receipts_say_and_a_killed_provider_is_replaced() {
     let states: HashSet<&str> =
         jobs.as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
     assert!(states.contains("paid") && states.contains("failed"), "{jobs}");
+}
+
+/// Jobs that wait — a 30 s sleep, a wait on `u64::MAX`, a poll of a list, a busy loop on
+/// `ready()` — submitted with `--timeout 500ms` to a `cue node --provide` that runs one job
+/// at a time, each get their typed `timeout` in seconds (the provider's sandbox ends them at
+/// once, in virtual time) with the same fuel every time, and the provider then serves the
+/// next job: its thread, pool instance and job slot are free again.
+#[test]
+fn waiting_jobs_time_out_at_once_on_a_provider_that_then_serves_the_next() {
+    let consumer_cue = Cue::new();
+    let (_genesis_dir, genesis) = genesis_for(&consumer_cue);
+    let provider = provider(&genesis, None, &["--max-jobs", "1"]);
+    let boot = provider.listen[0].clone();
+    let consumer = NodeProcess::start_with(consumer_cue, &["--genesis", &genesis, "--bootstrap", &boot]);
+    wait_for_providers(&consumer, 1);
+    let waiters = ["hostile-sleep", "hostile-subscribe-forever", "hostile-poll-list", "hostile-busy-ready"];
+    for guest in waiters {
+        publish(&provider, guest, guest);
+    }
+    publish(&provider, "fib", "fib");
+    for guest in waiters {
+        let mut fuel = Vec::new();
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let (code, job) = submit(&consumer, &[&format!("{guest}@1"), "run()", "--timeout", "500ms"]);
+            let elapsed = started.elapsed();
+            assert_eq!((code, job["error"]["kind"].as_str()), (1, Some("timeout")), "{guest}: {job}");
+            assert!(elapsed < Duration::from_secs(10), "{guest} took {elapsed:?} to end");
+            assert_eq!(job["provider"], provider.peer_id.as_str(), "{guest}: {job}");
+            fuel.push(job["fuel"].as_u64().unwrap());
+        }
+        assert_eq!(fuel[0], fuel[1], "{guest}: the same job, the same fuel on the provider");
+    }
+    let started = std::time::Instant::now();
+    let (code, fib) = submit(&consumer, &["fib@1", "fib(30)"]);
+    assert_eq!((code, fib["result"].as_u64()), (0, Some(832040)), "{fib}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the next job waited {:?}", started.elapsed());
 }
 
 fn eventually_blocking<T>(mut check: impl FnMut() -> Option<T>) -> T {

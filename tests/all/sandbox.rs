@@ -1,8 +1,9 @@
 //! The sandbox library against real components: concurrency, isolation, determinism, the
-//! cache, components from other toolchains, live events.
+//! cache, components from other toolchains, live events, virtual time.
 
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use cue_host::sandbox::{CodeSource, FailureKind, Invocation, JobEvent, Limits, Sandbox, SandboxConfig};
 
@@ -26,6 +27,10 @@ fn good_jobs_keep_running_while_hostile_jobs_fail() {
         ("hostile-log-flood", FailureKind::TooLarge),
         ("hostile-panic", FailureKind::Trap),
         ("hostile-table-growth", FailureKind::TableLimit),
+        ("hostile-sleep", FailureKind::Timeout),
+        ("hostile-subscribe-forever", FailureKind::Timeout),
+        ("hostile-poll-list", FailureKind::Timeout),
+        ("hostile-busy-ready", FailureKind::Timeout),
     ];
     let attackers: Vec<_> = hostile
         .into_iter()
@@ -221,4 +226,125 @@ fn fuel_is_a_budget_and_is_reported() {
     assert_eq!(starved.fuel_used, tight.fuel, "a starved job used its whole budget, no more");
     let exact = Limits { fuel: full.fuel_used, ..Limits::default() };
     assert!(loaded.invoke(&call, &exact, &Invocation::default()).result.is_ok());
+}
+
+/// The hostile jobs that try to hold the host by waiting, and what their `timeout` says.
+const WAITERS: [(&str, &str); 4] = [
+    ("hostile-sleep", "waited until 30.000001s of its virtual time"),
+    ("hostile-subscribe-forever", "waited forever"),
+    ("hostile-poll-list", "waited until 3600.000101s"),
+    ("hostile-busy-ready", "virtual clock reached its time limit"),
+];
+
+fn half_a_second() -> Limits {
+    Limits { timeout: Duration::from_millis(500), ..Limits::default() }
+}
+
+/// No wait holds the host: a 30 s sleep, a wait on `u64::MAX`, a poll of a list (a far clock,
+/// stdout, stdin, then clocks only) and a busy loop on `ready()` each end with `timeout` well
+/// within the 500 ms limit + 1 s — decided in virtual time, not by the wall-clock deadline —
+/// and the same job run twice ends the same way with the same fuel.
+#[test]
+fn jobs_that_wait_end_with_timeout_at_once_and_deterministically() {
+    let sandbox = sandbox();
+    for (name, words) in WAITERS {
+        let loaded = sandbox.load(&guest_bytes(name)).unwrap();
+        let call = loaded.parse_call("run()").unwrap();
+        let started = Instant::now();
+        let first = loaded.invoke(&call, &half_a_second(), &Invocation::default());
+        let elapsed = started.elapsed();
+        let error = first.result.as_ref().unwrap_err();
+        assert_eq!(error.kind, FailureKind::Timeout, "{name}: {error}");
+        assert!(error.message.contains(words), "{name}: `{}` should say `{words}`", error.message);
+        assert!(elapsed < Duration::from_millis(1_500), "{name} held the host for {elapsed:?}");
+        let second = loaded.invoke(&call, &half_a_second(), &Invocation::default());
+        assert_eq!((&first.result, first.fuel_used), (&second.result, second.fuel_used), "{name}");
+    }
+}
+
+/// A wait within the limit completes in virtual time: a 30 s sleep under a 60 s limit returns
+/// at once, having seen 30 s pass; a busy loop on `ready()` takes `deadline / 100 µs` checks.
+#[test]
+fn waits_within_the_limit_complete_in_virtual_time() {
+    let sandbox = sandbox();
+    let sleeper = sandbox.load(&guest_bytes("hostile-sleep")).unwrap();
+    let call = sleeper.parse_call("run()").unwrap();
+    let minute = Limits { timeout: Duration::from_secs(60), ..Limits::default() };
+    let started = Instant::now();
+    let slept = sleeper.invoke(&call, &minute, &Invocation::default());
+    let elapsed = started.elapsed();
+    let nanos: u64 = slept.result.unwrap().wave.parse().unwrap();
+    assert!((30_000_000_000..30_001_000_000).contains(&nanos), "the job saw {nanos} ns pass");
+    assert!(elapsed < Duration::from_secs(1), "a 30 s sleep took {elapsed:?} of real time");
+
+    let busy = sandbox.load(&guest_bytes("hostile-busy-ready")).unwrap();
+    for (deadline, checks) in [("1000000", "10"), ("10000000", "100")] {
+        let call = busy.parse_call(&format!("ready-after({deadline})")).unwrap();
+        let first = busy.invoke(&call, &Limits::default(), &Invocation::default());
+        let second = busy.invoke(&call, &Limits::default(), &Invocation::default());
+        assert_eq!(first.result.unwrap().wave, checks, "ready-after({deadline})");
+        assert_eq!(first.fuel_used, second.fuel_used);
+    }
+}
+
+/// Waiting jobs give their thread, pool instance and slot back: on a sandbox sized for two
+/// jobs, twelve waiting jobs in sequence and twenty-four on two threads all end `timeout`,
+/// and a normal job then runs at once.
+#[test]
+fn waiting_jobs_free_their_slots_for_the_next_job() {
+    let config = SandboxConfig { max_concurrent_jobs: 2, ..SandboxConfig::default() };
+    let sandbox = Arc::new(Sandbox::new(config).unwrap());
+    let waiters: Arc<Vec<_>> = Arc::new(
+        WAITERS
+            .iter()
+            .map(|(name, _)| {
+                let loaded = sandbox.load(&guest_bytes(name)).unwrap();
+                let call = loaded.parse_call("run()").unwrap();
+                (loaded, call)
+            })
+            .collect(),
+    );
+    let run_all = |waiters: &[(cue_host::sandbox::LoadedComponent, cue_host::sandbox::Call)]| {
+        for _ in 0..3 {
+            for (loaded, call) in waiters {
+                let outcome = loaded.invoke(call, &half_a_second(), &Invocation::default());
+                assert_eq!(outcome.result.unwrap_err().kind, FailureKind::Timeout);
+            }
+        }
+    };
+    let started = Instant::now();
+    run_all(&waiters);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let waiters = waiters.clone();
+            thread::spawn(move || run_all(&waiters))
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().expect("waiting jobs"));
+    assert!(started.elapsed() < Duration::from_secs(5), "36 waiting jobs took {:?}", started.elapsed());
+    let fib = sandbox.load(&guest_bytes("fib")).unwrap();
+    let started = Instant::now();
+    let outcome = fib.invoke(&fib.parse_call("fib(30)").unwrap(), &Limits::default(), &Invocation::default());
+    assert_eq!(outcome.result.unwrap().wave, "832040");
+    assert!(started.elapsed() < Duration::from_secs(1), "the next job waited {:?}", started.elapsed());
+}
+
+/// A huge result ends `too-large`, never a hang or a crash: one the job may pass the host is
+/// lifted and refused by its WAVE size; one it may not (over `Limits::lift_bytes`) is refused
+/// while it is lifted, before the host holds it.
+#[test]
+fn a_huge_result_ends_too_large_whether_or_not_it_may_be_lifted() {
+    let sandbox = sandbox();
+    let loaded = sandbox.load(&guest_bytes("hostile-huge-result")).unwrap();
+    let call = loaded.parse_call("run()").unwrap();
+    let lifted = loaded.invoke(&call, &Limits::default(), &Invocation::default());
+    let error = lifted.result.unwrap_err();
+    assert_eq!(error.kind, FailureKind::TooLarge, "{error}");
+    assert!(error.message.contains("the result is larger than the limit"), "{error}");
+    let small = Limits { result_bytes: 1 << 20, log_bytes: 1 << 20, ..Limits::default() };
+    assert_eq!(small.lift_bytes(), 4 << 20);
+    let refused = loaded.invoke(&call, &small, &Invocation::default());
+    let error = refused.result.unwrap_err();
+    assert_eq!(error.kind, FailureKind::TooLarge, "{error}");
+    assert!(error.message.contains("more than 4194304 bytes at once"), "{error}");
 }

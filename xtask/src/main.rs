@@ -159,6 +159,11 @@ fn demo() -> Result<()> {
         ("hostile-log-flood", "run()"),
         ("hostile-host-call-loop", "run()"),
         ("hostile-forbidden-import", "run()"),
+        ("hostile-sleep", "run()"),
+        ("hostile-subscribe-forever", "run()"),
+        ("hostile-poll-list", "run()"),
+        ("hostile-busy-ready", "run()"),
+        ("hostile-busy-ready", "ready-after(1000000)"),
     ];
     for (guest, call) in jobs {
         println!("\n$ cue run target/guests/{guest}.wasm '{call}'");

@@ -78,7 +78,17 @@ impl EngineFingerprint {
             ("threads", "false".to_string()),
             ("memory64", "false".to_string()),
             ("max-wasm-stack", config.max_wasm_stack.to_string()),
-            ("clocks", "stepping-1us".to_string()),
+            (
+                "clocks",
+                format!(
+                    "virtual: read {} ns, check {} ns, waits jump, bounded by the time limit",
+                    caps::CLOCK_READ_STEP_NS,
+                    caps::READINESS_CHECK_STEP_NS
+                ),
+            ),
+            ("poll-fuel", caps::POLL_FUEL.to_string()),
+            ("lift-bytes-per-limit-byte", super::limits::LIFT_BYTES_PER_LIMIT_BYTE.to_string()),
+            ("max-wasi-resources", caps::MAX_WASI_RESOURCES.to_string()),
             ("random", "chacha12-seeded-from-job".to_string()),
         ]
         .into_iter()
@@ -112,6 +122,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        caps::add_time_to_linker(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         caps::add_host_to_linker(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let cache = config
             .cache_dir

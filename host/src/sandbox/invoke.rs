@@ -298,9 +298,11 @@ impl LoadedComponent {
         limits.memory_bytes = limits.memory_bytes.min(self.max_memory_bytes);
         let log = Arc::new(Mutex::new(JobLog::new(limits.log_bytes)));
         let seed = options.seed.unwrap_or(call.default_seed);
-        let state = JobState::new(seed, JobLimiter::new(&limits), log.clone(), options.events.clone());
+        let limiter = JobLimiter::new(&limits);
+        let state = JobState::new(seed, limiter, log.clone(), options.events.clone(), limits.timeout);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(limits.lift_bytes());
         let run = store.set_fuel(limits.fuel).map_err(RunError::Wasm).and_then(|()| {
             // Epoch ticks only say when to look at the clock: the deadline itself is the wall
             // clock, so a burst of catch-up ticks on a loaded machine never stops a job early.
@@ -382,6 +384,11 @@ enum RunError {
     Wasm(wasmtime::Error),
 }
 
+/// What wasmtime says when a transfer from the job to the host passes the store's hostcall
+/// fuel ([`Limits::lift_bytes`]). Its error type is private, so it is recognised by its text;
+/// the sandbox tests pin it (a huge result must end `too-large`).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 fn classify(err: RunError, log: &JobLog, limits: &Limits) -> JobError {
     let err = match err {
         RunError::Job(job) => return job,
@@ -389,6 +396,16 @@ fn classify(err: RunError, log: &JobLog, limits: &Limits) -> JobError {
     };
     if let Some(Stop(job)) = err.downcast_ref::<Stop>() {
         return job.clone();
+    }
+    if err.chain().any(|cause| cause.to_string().contains(HOSTCALL_FUEL_EXHAUSTED)) {
+        return JobError::new(
+            FailureKind::TooLarge,
+            format!(
+                "the job passed the host more than {} bytes at once (as a result or a host call's \
+                 arguments)",
+                limits.lift_bytes()
+            ),
+        );
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => {

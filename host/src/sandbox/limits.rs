@@ -13,7 +13,8 @@ pub struct Limits {
     /// Fuel budget for the call (roughly one unit per wasm instruction; host calls cost
     /// more). Reaching it ends the job with `out-of-fuel`.
     pub fuel: u64,
-    /// Wall-clock deadline, enforced by epoch interruption. Reaching it: `timeout`.
+    /// Wall-clock deadline, enforced by epoch interruption; also the most the job's virtual
+    /// clock may advance (a wait past it ends the job at once). Reaching either: `timeout`.
     pub timeout: Duration,
     /// Total bytes of linear memory across the job's memories. Growing past it: `memory-limit`.
     pub memory_bytes: u64,
@@ -29,6 +30,22 @@ pub struct Limits {
     pub result_bytes: usize,
     /// Bytes of log (host `log` lines plus stdout and stderr). Past it: `too-large`.
     pub log_bytes: usize,
+}
+
+/// Bytes of host memory a job may make the host allocate, in one host call's arguments or in
+/// its result, per byte of its result or log limit (wasmtime's "hostcall fuel"; see
+/// [`Limits::lift_bytes`]). A result's values take more room on the host than its WAVE text
+/// (a `list<u8>` element is 3 bytes of WAVE but a 32-byte value), hence the factor.
+pub const LIFT_BYTES_PER_LIMIT_BYTE: usize = 4;
+
+impl Limits {
+    /// The most bytes of host memory one transfer from the job to the host may take — the
+    /// arguments of one host call, or the result: [`LIFT_BYTES_PER_LIMIT_BYTE`] × the larger
+    /// of `result_bytes` and `log_bytes` (64 MiB by default). A bigger transfer is refused
+    /// before the host allocates it, and the job ends with `too-large`.
+    pub fn lift_bytes(&self) -> usize {
+        self.result_bytes.max(self.log_bytes).saturating_mul(LIFT_BYTES_PER_LIMIT_BYTE)
+    }
 }
 
 impl Default for Limits {

@@ -4,7 +4,8 @@
 //! against the policy), [`Sandbox::load`] compiles it (or loads the authenticated cached
 //! code) and pre-links it once, and [`LoadedComponent::invoke`] runs one typed call on a
 //! fresh instance under [`Limits`], metered with fuel, bounded in time, memory, tables,
-//! instances, stack, result and log. Every way a job can end is an [`Outcome`] whose error,
+//! instances, stack, result and log; its clocks are virtual and its waits take no real time
+//! (a job cannot hold the host past its limit by sleeping or polling). Every way a job can end is an [`Outcome`] whose error,
 //! if any, is one [`FailureKind`].
 //!
 //! Deny by default: a job reaches exactly `cue:job/host` and a closed or virtualised WASI
@@ -22,11 +23,14 @@ mod verify;
 mod wit;
 
 pub use cache::CodeSource;
-pub use caps::{EventSink, HOST_CALL_FUEL, JobEvent, LogLevel, LogLine, LogSource};
+pub use caps::{
+    CLOCK_READ_STEP_NS, EventSink, HOST_CALL_FUEL, JOB_EPOCH_UNIX_SECS, JobEvent, LogLevel, LogLine,
+    LogSource, MAX_WASI_RESOURCES, POLL_FUEL, READINESS_CHECK_STEP_NS,
+};
 pub use engine::{EngineFingerprint, Sandbox, SandboxConfig, WASMTIME_VERSION};
 pub use error::{FailureKind, JobError, SandboxError};
 pub use invoke::{Call, Cancel, Export, Invocation, JobOutput, LoadedComponent, Outcome};
-pub use limits::{Limits, human_bytes, parse_bytes, parse_duration};
+pub use limits::{LIFT_BYTES_PER_LIMIT_BYTE, Limits, human_bytes, parse_bytes, parse_duration};
 pub use policy::{ImportKind, ImportVerdict, judge_import};
 pub use verify::{VerifiedComponent, component_imports, sha256_hex, verify};
 pub use wit::{ComponentReport, inspect};

@@ -4,11 +4,11 @@
 //! that spins on host calls runs out of fuel like any other busy loop.
 
 use rand::Rng as _;
+use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
-use wasmtime::{StoreContextMut, Trap};
 
-use super::JobState;
 use super::log::{JobEvent, LogLevel};
+use super::{JobState, charge};
 use crate::sandbox::error::Stop;
 
 /// The import name guests use; the linker also accepts any semver-compatible `0.1.x`.
@@ -45,16 +45,6 @@ impl From<Level> for LogLevel {
             Level::Error => LogLevel::Error,
         }
     }
-}
-
-/// Takes `fuel` from the running job, or stops it out of fuel.
-fn charge(store: &mut StoreContextMut<'_, JobState>, fuel: u64) -> wasmtime::Result<()> {
-    let left = store.get_fuel()?;
-    if left < fuel {
-        store.set_fuel(0)?;
-        return Err(Trap::OutOfFuel.into());
-    }
-    store.set_fuel(left - fuel)
 }
 
 /// Links `cue:job/host` into `linker`.

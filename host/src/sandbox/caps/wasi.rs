@@ -2,14 +2,14 @@
 //!
 //! - no preopened directories, no environment variables, no arguments, empty stdin;
 //! - sockets and name lookup denied;
-//! - stdout and stderr captured into the bounded job log;
-//! - wall and monotonic clocks start at fixed instants and advance one microsecond per read;
-//! - `wasi:random` (secure and insecure) seeded from the job.
+//! - stdout and stderr captured into the bounded job log, always writable;
+//! - `wasi:random` (secure and insecure) seeded from the job;
+//! - clocks and polling are virtual, linked over wasmtime-wasi's by [`super::time`]; the
+//!   context's own clocks are fixed at the job's start, so nothing here reads the host's time.
 //!
 //! Re-running the same job therefore reproduces the same reads, byte for byte.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,10 +24,8 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
 use super::EventSink;
 use super::log::{JobEvent, JobLog, LogSource};
+use super::time::{CLOCK_READ_STEP_NS, JOB_EPOCH_UNIX_SECS};
 use crate::sandbox::error::Stop;
-
-/// The wall-clock time every job starts at: 2025-01-01T00:00:00Z.
-pub const JOB_EPOCH_UNIX_SECS: u64 = 1_735_689_600;
 
 /// Seeds for everything random a job can read, derived from one 32-byte job seed.
 pub(crate) struct JobSeeds {
@@ -63,8 +61,8 @@ pub(crate) fn build_wasi(seeds: &JobSeeds, log: &Arc<Mutex<JobLog>>, events: &Op
     WasiCtxBuilder::new()
         .stdout(stream(LogSource::Stdout))
         .stderr(stream(LogSource::Stderr))
-        .wall_clock(SteppingWallClock::default())
-        .monotonic_clock(SteppingMonotonicClock::default())
+        .wall_clock(JobStartClock)
+        .monotonic_clock(JobStartClock)
         .secure_random(StdRng::from_seed(seeds.secure))
         .insecure_random(StdRng::from_seed(seeds.insecure))
         .insecure_random_seed(seeds.insecure_seed)
@@ -75,36 +73,28 @@ pub(crate) fn build_wasi(seeds: &JobSeeds, log: &Arc<Mutex<JobLog>>, events: &Op
         .build()
 }
 
-/// A wall clock that starts at [`JOB_EPOCH_UNIX_SECS`] and advances 1 µs per read.
-#[derive(Default)]
-struct SteppingWallClock {
-    reads: AtomicU64,
-}
+/// The WASI context's own clocks, which no job reaches (every clock function is linked to the
+/// job's virtual clock by `time.rs`): fixed at the job's start, so that even a path that
+/// read them could not see the host's time.
+struct JobStartClock;
 
-impl HostWallClock for SteppingWallClock {
+impl HostWallClock for JobStartClock {
     fn resolution(&self) -> Duration {
-        Duration::from_micros(1)
+        Duration::from_nanos(CLOCK_READ_STEP_NS)
     }
 
     fn now(&self) -> Duration {
-        let reads = self.reads.fetch_add(1, Ordering::Relaxed);
-        Duration::from_secs(JOB_EPOCH_UNIX_SECS) + Duration::from_micros(reads)
+        Duration::from_secs(JOB_EPOCH_UNIX_SECS)
     }
 }
 
-/// A monotonic clock that starts at 0 and advances 1 µs (1000 ns) per read.
-#[derive(Default)]
-struct SteppingMonotonicClock {
-    reads: AtomicU64,
-}
-
-impl HostMonotonicClock for SteppingMonotonicClock {
+impl HostMonotonicClock for JobStartClock {
     fn resolution(&self) -> u64 {
-        1_000
+        CLOCK_READ_STEP_NS
     }
 
     fn now(&self) -> u64 {
-        self.reads.fetch_add(1, Ordering::Relaxed) * 1_000
+        0
     }
 }
 

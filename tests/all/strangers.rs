@@ -179,3 +179,52 @@ async fn two_networks_on_one_machine_do_not_see_each_others_providers() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_stops_reading_a_large_result_does_not_hold_the_provider() {
+    use futures::AsyncReadExt as _;
+    let (dir, _) = keyed_dir();
+    let (consumer, genesis) = consumer_with_genesis("stalled-reader-test");
+    let node = start_provider(&dir, &genesis).await;
+    let words = guest_bytes("wordcount");
+    node.handle().publish(words.clone(), "wordcount", "1.0.0").await.unwrap();
+    let provider = node.peer_id();
+    let client = bare_consumer(&consumer, &node).await;
+
+    // 200,000 distinct words: a result of several MiB, far more than the stream's window.
+    let text: Vec<String> = (0..200_000).map(|i| format!("w{i}")).collect();
+    let call = format!("count-words(\"{}\")", text.join(" "));
+    let mut body = request_for(&consumer, provider, &genesis, &words, 1).body().clone();
+    body.input = JobInput::for_call(&call, "count-words");
+    body.max_fuel = 100_000_000_000;
+    body.max_execution_ms = 10_000;
+    body.max_memory_bytes = 64 << 20;
+    body.offer = 10 + 2 * 100_000;
+    let request = sign_now(&consumer, body);
+    let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
+    let frame = serde_json::json!({"request": {"request": hex::encode(request.bytes()), "input": call}});
+    crate::contracts::write_frame(&mut stream, &frame).await;
+
+    // The consumer reads nothing while the provider writes its frames; after the write stall
+    // deadline the provider gives up and closes the stream rather than wait for ever.
+    tokio::time::sleep(cue_host::node::WRITE_STALL + Duration::from_secs(3)).await;
+    let read_all = async {
+        loop {
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).await?;
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut body).await?;
+            let frame: serde_json::Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+            if frame.get("outcome").is_some() || frame.get("delivered").is_some() {
+                return Ok::<_, std::io::Error>(());
+            }
+        }
+    };
+    let delivered = tokio::time::timeout(Duration::from_secs(10), read_all).await;
+    assert!(
+        !matches!(delivered, Ok(Ok(()))),
+        "the provider still held the stream, waiting for its reader, after {:?}",
+        cue_host::node::WRITE_STALL
+    );
+    node.shutdown().await;
+}

@@ -77,7 +77,7 @@ pub use consumer::{Attempt, AttemptOutcome, SubmitOptions, SubmitReport};
 pub use discovery::ProviderView;
 pub use error::NodeError;
 pub use handle::{BalanceView, ContractView, JobEventView, JobView, NodeHandle};
-pub use jobstream::JOB_PROTOCOL;
+pub use jobstream::{JOB_PROTOCOL, WRITE_STALL};
 pub use topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 pub use wallet::EntryView;
 

@@ -75,6 +75,7 @@ fn now_ms() -> u64 {
 fn manifest_of(provider: &Keypair) -> ResourceManifest {
     ResourceManifest {
         provider: provider.public(),
+        genesis: cue_host::market::NO_NETWORK,
         cores: 64,
         memory_bytes: 1 << 40,
         fuel_per_second: u64::MAX / 2,

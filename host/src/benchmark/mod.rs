@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::crypto::Keypair;
+use crate::crypto::{Digest, Keypair};
 use crate::market::{ProviderPolicy, ResourceManifest};
 use crate::protocol::{EventError, Signed, Validity};
 use crate::sandbox::{EngineFingerprint, Invocation, JobError, Limits, Sandbox, WASMTIME_VERSION};
@@ -130,15 +130,18 @@ fn mem_available(meminfo: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// The manifest of a measurement: who provides, what was measured, at what price, when.
+/// The manifest of a measurement: who provides, in which network (`genesis`; `NO_NETWORK`
+/// outside any), what was measured, at what price, when.
 pub fn manifest(
     measurement: &Measurement,
     provider: &Keypair,
+    genesis: Digest,
     policy: ProviderPolicy,
     measured_ms: u64,
 ) -> ResourceManifest {
     ResourceManifest {
         provider: provider.public(),
+        genesis,
         cores: measurement.cores,
         memory_bytes: measurement.memory_bytes,
         fuel_per_second: measurement.fuel_per_second,
@@ -149,18 +152,19 @@ pub fn manifest(
     }
 }
 
-/// Measures this machine and signs the manifest, valid from `now_ms` for `valid_for`
-/// (capped at the protocol's longest event lifetime).
+/// Measures this machine and signs the manifest for the network of `genesis`, valid from
+/// `now_ms` for `valid_for` (capped at the protocol's longest event lifetime).
 pub fn measure_and_sign(
     sandbox: &Sandbox,
     plan: Plan,
     provider: &Keypair,
+    genesis: Digest,
     policy: ProviderPolicy,
     now_ms: u64,
     valid_for: Duration,
 ) -> Result<(Measurement, Signed<ResourceManifest>), BenchmarkError> {
     let measurement = measure(sandbox, plan)?;
-    let body = manifest(&measurement, provider, policy, now_ms);
+    let body = manifest(&measurement, provider, genesis, policy, now_ms);
     let lifetime_ms = u64::try_from(valid_for.as_millis()).unwrap_or(u64::MAX);
     let signed = Signed::sign(provider, body, Validity::starting(now_ms, lifetime_ms))?;
     Ok((measurement, signed))

@@ -33,8 +33,9 @@ pub fn run(args: BenchmarkArgs, ledger: &LedgerContext, data_dir: &DataDir) -> a
     let keypair = ledger.keypair()?;
     let sandbox = Sandbox::new(SandboxConfig { max_concurrent_jobs: 1, ..SandboxConfig::default() })?;
     let policy = args.policy.policy();
+    let genesis = ledger.genesis()?.map_or(crate::market::NO_NETWORK, |genesis| genesis.id());
     let (measurement, signed) =
-        measure_and_sign(&sandbox, Plan::default(), &keypair, policy, now_ms(), args.valid_for)?;
+        measure_and_sign(&sandbox, Plan::default(), &keypair, genesis, policy, now_ms(), args.valid_for)?;
     let path = data_dir.manifest();
     std::fs::create_dir_all(data_dir.root())
         .and_then(|()| std::fs::write(&path, signed.bytes()))

@@ -12,7 +12,7 @@
 //! The manifest's expiry is the envelope's [`Validity`](crate::protocol::Validity): a manifest
 //! says what was true when it was measured, and peers stop believing it when it expires.
 
-use crate::crypto::{PeerId, PublicKey};
+use crate::crypto::{Digest, PeerId, PublicKey};
 use crate::protocol::codec::{Reader, Writer};
 use crate::protocol::{EventBody, EventError, EventKind, Signed};
 
@@ -37,6 +37,11 @@ pub struct ResourceManifest {
     /// The provider; must be the event's signer (see [`open_manifest`]).
     #[serde(serialize_with = "as_hex")]
     pub provider: PublicKey,
+    /// The id of the genesis of the network the provider sells in: a consumer of another
+    /// network refuses the manifest. All zeros ([`NO_NETWORK`]) for a measurement made outside
+    /// any network (`cue benchmark` without `--genesis`).
+    #[serde(serialize_with = "digest_as_hex")]
+    pub genesis: Digest,
     /// Logical cores available to this process. At least 1.
     pub cores: u32,
     /// Memory the operating system reported available when measured, in bytes.
@@ -57,6 +62,13 @@ pub struct ResourceManifest {
 fn as_hex<S: serde::Serializer>(key: &PublicKey, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&key.to_hex())
 }
+
+fn digest_as_hex<S: serde::Serializer>(digest: &Digest, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&digest.to_string())
+}
+
+/// The genesis a manifest names when it was measured outside any network.
+pub const NO_NETWORK: Digest = Digest([0; 32]);
 
 impl ResourceManifest {
     /// The provider's peer id.
@@ -91,8 +103,9 @@ impl EventBody for ResourceManifest {
     const KIND: EventKind = EventKind::ResourceManifest;
 
     fn write(&self, w: &mut Writer) {
-        w.array(8)
+        w.array(9)
             .bytes(self.provider.as_bytes())
+            .bytes(&self.genesis.0)
             .uint(self.cores.into())
             .uint(self.memory_bytes)
             .uint(self.fuel_per_second)
@@ -103,10 +116,11 @@ impl EventBody for ResourceManifest {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<ResourceManifest, EventError> {
-        r.array(8)?;
+        r.array(9)?;
         Ok(ResourceManifest {
             provider: PublicKey::from_bytes(r.byte_array()?)
                 .map_err(|_| EventError::Malformed("invalid provider key".into()))?,
+            genesis: Digest(r.byte_array()?),
             cores: positive_u32(r, "cores")?,
             memory_bytes: r.uint()?,
             fuel_per_second: r.uint()?,
@@ -155,6 +169,7 @@ pub enum ManifestError {
 /// let key = Keypair::from_seed([1; 32]);
 /// let manifest = ResourceManifest {
 ///     provider: key.public(),
+///     genesis: cue_host::market::NO_NETWORK,
 ///     cores: 8,
 ///     memory_bytes: 16 << 30,
 ///     fuel_per_second: 1_500_000_000,
@@ -200,6 +215,7 @@ mod tests {
     fn manifest(provider: PublicKey) -> ResourceManifest {
         ResourceManifest {
             provider,
+            genesis: NO_NETWORK,
             cores: 8,
             memory_bytes: 16 << 30,
             fuel_per_second: 1_234_567_890,

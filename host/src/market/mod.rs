@@ -11,6 +11,6 @@ mod manifest;
 mod reputation;
 mod score;
 
-pub use manifest::{ManifestError, ProviderPolicy, ResourceManifest, open_manifest};
+pub use manifest::{ManifestError, NO_NETWORK, ProviderPolicy, ResourceManifest, open_manifest};
 pub use reputation::{Attestation, Recorded, ReputationBook, ReputationLimits, ReputationPolicy};
 pub use score::{NEUTRAL_REPUTATION, REFERENCE_JOB_FUEL, score};

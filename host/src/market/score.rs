@@ -37,6 +37,7 @@ mod tests {
 
     fn manifest(fuel_per_second: u64, price_per_mfuel: u64, base_fee: u64) -> ResourceManifest {
         ResourceManifest {
+            genesis: crate::market::NO_NETWORK,
             provider: Keypair::from_seed([1; 32]).public(),
             cores: 4,
             memory_bytes: 8 << 30,

@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use super::{NodeError, ProviderSettings, Shared, lock, wait_for};
 use crate::benchmark::measure_and_sign;
 use crate::clock::now_ms;
-use crate::market::{ResourceManifest, open_manifest};
+use crate::crypto::Digest;
+use crate::market::{NO_NETWORK, ResourceManifest, open_manifest};
 use crate::net::DhtKey;
 use crate::protocol::Signed;
 
@@ -52,6 +53,7 @@ fn reusable(shared: &Shared, settings: &ProviderSettings) -> Option<Signed<Resou
     let half_life = u64::try_from(settings.manifest_lifetime.as_millis() / 2).unwrap_or(u64::MAX);
     let fresh = manifest.header().expires_ms.saturating_sub(now) > half_life;
     let same = body.provider == shared.keypair.public()
+        && body.genesis == network_genesis(shared)
         && body.engine == shared.components.sandbox().fingerprint().id
         && body.policy == settings.policy;
     (fresh && same).then_some(manifest)
@@ -63,9 +65,10 @@ async fn measure(
 ) -> Result<Signed<ResourceManifest>, NodeError> {
     let (sandbox, keypair) = (shared.components.sandbox().clone(), shared.keypair.clone());
     let (policy, plan, lifetime) = (settings.policy, settings.plan, settings.manifest_lifetime);
+    let genesis = network_genesis(shared);
     tracing::info!("measuring this machine for the provider manifest");
     let signed = tokio::task::spawn_blocking(move || {
-        measure_and_sign(&sandbox, plan, &keypair, policy, now_ms(), lifetime)
+        measure_and_sign(&sandbox, plan, &keypair, genesis, policy, now_ms(), lifetime)
     })
     .await
     .map_err(|e| NodeError::task("benchmark", e))?
@@ -81,6 +84,11 @@ fn install(shared: &Shared, manifest: Signed<ResourceManifest>) {
         tracing::warn!("cannot save the manifest to {}: {e}", path.display());
     }
     *lock(&shared.advert.current) = Some(manifest);
+}
+
+/// The genesis id of this node's network, as its manifest names it (`NO_NETWORK` without one).
+pub(super) fn network_genesis(shared: &Shared) -> Digest {
+    shared.journal.genesis_id().unwrap_or(NO_NETWORK)
 }
 
 /// Announces the manifest as a DHT record and this node under its service shard. Alone on

@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use super::{NodeError, Shared, lock};
+use super::{NodeError, Shared, advert, lock};
 use crate::clock::now_ms;
 use crate::crypto::PeerId;
 use crate::market::{ResourceManifest, open_manifest, score};
@@ -116,6 +116,11 @@ pub(super) async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView>
         }
     };
     let manifest = match open_manifest(&bytes, now_ms()) {
+        Ok(manifest) if manifest.body().genesis != advert::network_genesis(shared) => {
+            shared.refusals.count(Refusal::OtherNetwork);
+            tracing::info!(%peer, "refused a manifest of another network");
+            return None;
+        }
         Ok(manifest) if manifest.body().peer_id() == peer => manifest,
         Ok(manifest) => {
             shared.refusals.count(Refusal::Manifest);

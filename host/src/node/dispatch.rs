@@ -32,15 +32,19 @@ const MAX_READS_IN_FLIGHT: usize = 32;
 /// Gossiped component manifests being checked at once; more are dropped (and counted).
 const MAX_COMPONENT_GOSSIP_IN_FLIGHT: usize = 16;
 
-/// The DHT records this node stores for others: only live manifests signed by the provider
-/// the key names. Everything else is refused (and logged by the network layer).
-pub(super) struct Validator;
+/// The DHT records this node stores for others: only live manifests of its network (`genesis`)
+/// signed by the provider the key names. Everything else is refused (and logged by the
+/// network layer).
+pub(super) struct Validator {
+    /// The genesis id of this node's network (`NO_NETWORK` without one).
+    pub(super) genesis: crate::crypto::Digest,
+}
 
 impl RecordValidator for Validator {
     fn accept_record(&self, key: &DhtKey, value: &[u8], _publisher: Option<&PeerId>) -> bool {
         match key {
             DhtKey::Manifest(peer) => match open_manifest(value, now_ms()) {
-                Ok(manifest) => manifest.body().peer_id() == *peer,
+                Ok(manifest) => manifest.body().peer_id() == *peer && manifest.body().genesis == self.genesis,
                 Err(e) => {
                     tracing::info!(%peer, "refused a manifest record: {e}");
                     false
@@ -241,8 +245,13 @@ mod tests {
     use crate::protocol::{Signed, Validity};
 
     fn manifest(key: &Keypair, signed_at: u64) -> Vec<u8> {
+        manifest_in(key, signed_at, crate::market::NO_NETWORK)
+    }
+
+    fn manifest_in(key: &Keypair, signed_at: u64, genesis: Digest) -> Vec<u8> {
         let body = ResourceManifest {
             provider: key.public(),
+            genesis,
             cores: 2,
             memory_bytes: 1 << 30,
             fuel_per_second: 1_000_000_000,
@@ -265,16 +274,19 @@ mod tests {
         let (honest, other) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
         let now = now_ms();
         let key = DhtKey::Manifest(honest.peer_id());
-        assert!(Validator.accept_record(&key, &manifest(&honest, now), None));
-        assert!(!Validator.accept_record(&key, &manifest(&other, now), None), "someone else's manifest");
-        assert!(!Validator.accept_record(&key, &manifest(&honest, now - 7_200_000), None), "expired");
+        let validator = Validator { genesis: crate::market::NO_NETWORK };
+        assert!(validator.accept_record(&key, &manifest(&honest, now), None));
+        let elsewhere = manifest_in(&honest, now, Digest::of(b"another genesis"));
+        assert!(!validator.accept_record(&key, &elsewhere, None), "another network's manifest");
+        assert!(!validator.accept_record(&key, &manifest(&other, now), None), "someone else's manifest");
+        assert!(!validator.accept_record(&key, &manifest(&honest, now - 7_200_000), None), "expired");
         let mut forged = manifest(&honest, now);
         *forged.last_mut().unwrap() ^= 1;
-        assert!(!Validator.accept_record(&key, &forged, None), "bad signature");
-        assert!(!Validator.accept_record(&key, b"garbage", None));
+        assert!(!validator.accept_record(&key, &forged, None), "bad signature");
+        assert!(!validator.accept_record(&key, b"garbage", None));
         let elsewhere = DhtKey::Blob(Digest::of(b"x"));
         assert!(
-            !Validator.accept_record(&elsewhere, &manifest(&honest, now), None),
+            !validator.accept_record(&elsewhere, &manifest(&honest, now), None),
             "records only for manifests"
         );
     }

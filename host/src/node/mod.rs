@@ -140,9 +140,11 @@ impl Node {
         let blobs = BlobStore::open(&data_dir.blobs(), sandbox.config().max_component_bytes as u64)
             .map_err(|e| setup("blob store", &e))?;
         let ledger = open_ledger(&data_dir, &config).map_err(|e| setup("ledger", &e))?;
-        let mut net_config =
-            NetConfig::new(config.listen.clone(), config.bootstrap.clone(), Arc::new(dispatch::Validator));
-        net_config.network = NetworkTag::of(ledger.as_ref().map(|store| store.genesis().id()).as_ref());
+        let genesis = ledger.as_ref().map(|store| store.genesis().id());
+        let validator =
+            Arc::new(dispatch::Validator { genesis: genesis.unwrap_or(crate::market::NO_NETWORK) });
+        let mut net_config = NetConfig::new(config.listen.clone(), config.bootstrap.clone(), validator);
+        net_config.network = NetworkTag::of(genesis.as_ref());
         let refusals = net_config.refusals.clone();
         let (client, events, event_loop) = net::new(&keypair, net_config)?;
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -736,3 +736,43 @@ async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_
     assert!(read.await.is_ok_and(|r| r.is_ok()) && rest.is_empty(), "the provider closes the stream");
     node.shutdown().await;
 }
+
+/// A job no provider fits says why, per provider, with the figures (and nothing is asked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_provider_fits_says_which_rule_failed_and_by_how_much() {
+    let (provider, consumer_key, genesis, _dir) =
+        provider_node("unfit-test", crate::support::quick_provider()).await;
+    let _ = consumer_key;
+    let (consumer_dir, _) = crate::support::keyed_dir();
+    let data_dir = cue_host::datadir::DataDir::resolve(Some(consumer_dir.path().to_path_buf()));
+    let mut config = cue_host::node::NodeConfig::loopback(data_dir, provider.listen_addrs());
+    config.sandbox = crate::support::small_sandbox_config();
+    config.genesis = Some(genesis);
+    let consumer = cue_host::node::Node::start(config).await.unwrap();
+    let fib = guest_bytes("fib");
+    provider.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let options = cue_host::node::SubmitOptions {
+        reference: format!("sha256:{}", cue_host::crypto::Digest::of(&fib)),
+        call: "fib(30)".into(),
+        offer: Some(1_000),
+        max_fuel: 10_000_000_000,
+        max_memory_bytes: 16 << 20,
+        timeout: Duration::from_secs(5),
+        replicas: 1,
+        provider: Some(provider.peer_id()),
+        max_attempts: 3,
+    };
+    let error = consumer.handle().submit(options, |_, _| {}).await.unwrap_err();
+    let cue_host::node::NodeError::NoProvider { found, unfit } = &error else { panic!("{error}") };
+    assert_eq!((*found, unfit.len()), (1, 1), "{error}");
+    assert_eq!(unfit[0].provider, provider.peer_id().to_string());
+    // quick_provider: base fee 10, 2 per million fuel.
+    assert_eq!(
+        unfit[0].reason,
+        "offer 1,000 is below the worst case 20,010 = base 10 + 2 per Mfuel × max fuel 10,000,000,000; \
+         lower --max-fuel or raise --pay"
+    );
+    assert!(error.to_string().contains("1 found, none fits"), "{error}");
+    consumer.shutdown().await;
+    provider.shutdown().await;
+}

@@ -185,7 +185,17 @@ fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Res
 
 fn node_error(e: NodeError) -> Response {
     let (status, kind) = error_kind(&e);
-    error(status, kind, e)
+    (status, axum::Json(json!({"error": error_body(kind, &e)}))).into_response()
+}
+
+/// The error object of a node's error: kind and message, and for a job no provider fits, each
+/// provider found and why (`"candidates": [{"provider", "reason"}]`).
+fn error_body(kind: &str, e: &NodeError) -> serde_json::Value {
+    let mut body = json!({"kind": kind, "message": e.to_string()});
+    if let NodeError::NoProvider { unfit, .. } = e {
+        body["candidates"] = json!(unfit);
+    }
+    body
 }
 
 /// The HTTP status and the stable kind of a node's error (docs/architecture.md, "Local API").
@@ -194,7 +204,7 @@ fn error_kind(e: &NodeError) -> (StatusCode, &'static str) {
         NodeError::Invalid(_) | NodeError::Refused(_) | NodeError::NoLedger => {
             (StatusCode::BAD_REQUEST, "invalid")
         }
-        NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+        NodeError::NotFound(_) | NodeError::NoProvider { .. } => (StatusCode::NOT_FOUND, "not-found"),
         NodeError::Disagreement { .. } => (StatusCode::CONFLICT, "disagreement"),
         NodeError::Net(_) | NodeError::Transfer(_) | NodeError::Undelivered(_) => {
             (StatusCode::BAD_GATEWAY, "network")
@@ -410,7 +420,7 @@ where
             Ok(report) => json!({"done": report}),
             Err(e) => {
                 let (_, kind) = error_kind(&e);
-                json!({"error": {"kind": kind, "message": e.to_string()}})
+                json!({"error": error_body(kind, &e)})
             }
         };
         let _ = lines.send(ndjson(&last)).await;

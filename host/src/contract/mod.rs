@@ -110,6 +110,87 @@ pub fn evaluate(request: &ComputeRequest, view: &Evaluation<'_>) -> Result<(), D
     Ok(())
 }
 
+/// Why a provider's policy does not fit a job's terms (a consumer's choice, before asking),
+/// with the figures that decide it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unfit {
+    /// The job asks for more memory than the provider allows.
+    #[error("max memory {} exceeds its {}", grouped(*asked), grouped(*allowed))]
+    Memory {
+        /// Bytes the job asks for.
+        asked: u64,
+        /// Bytes the provider allows.
+        allowed: u64,
+    },
+    /// The job asks for more time than the provider allows.
+    #[error("time limit {} ms exceeds its {} ms", grouped(*asked), grouped(*allowed))]
+    Time {
+        /// Milliseconds the job asks for.
+        asked: u64,
+        /// Milliseconds the provider allows.
+        allowed: u64,
+    },
+    /// The fixed offer is below what the provider charges for the job's worst case.
+    #[error(
+        "offer {} is below the worst case {} = base {} + {} per Mfuel × max fuel {}; lower --max-fuel or raise --pay",
+        grouped(*offer), grouped(*minimum), grouped(*base_fee), grouped(*price_per_mfuel), grouped(*max_fuel)
+    )]
+    Offer {
+        /// The offer.
+        offer: u64,
+        /// The provider's price for the fuel budget.
+        minimum: u64,
+        /// Its base fee.
+        base_fee: u64,
+        /// Its price per million fuel.
+        price_per_mfuel: u64,
+        /// The job's fuel budget.
+        max_fuel: u64,
+    },
+}
+
+/// Whether `policy` fits a job of `max_memory_bytes`, `max_execution_ms` and `max_fuel` with a
+/// fixed `offer` (`None`: the consumer pays each provider's own price for the budget).
+pub fn fits(
+    policy: &ProviderPolicy,
+    max_memory_bytes: u64,
+    max_execution_ms: u64,
+    max_fuel: u64,
+    offer: Option<u64>,
+) -> Result<(), Unfit> {
+    if max_memory_bytes > policy.max_memory_bytes {
+        return Err(Unfit::Memory { asked: max_memory_bytes, allowed: policy.max_memory_bytes });
+    }
+    if max_execution_ms > policy.max_execution_ms {
+        return Err(Unfit::Time { asked: max_execution_ms, allowed: policy.max_execution_ms });
+    }
+    let minimum = minimum_offer(policy, max_fuel);
+    match offer {
+        Some(offer) if offer < minimum => Err(Unfit::Offer {
+            offer,
+            minimum,
+            base_fee: policy.base_fee,
+            price_per_mfuel: policy.price_per_mfuel,
+            max_fuel,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `n` with its thousands grouped by commas (`10,000,010`), as people read figures.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// Why a consumer refuses an accept or a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

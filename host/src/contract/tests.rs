@@ -165,3 +165,25 @@ fn the_majority_needs_more_than_half_to_agree_on_output_and_fuel() {
     assert_eq!(majority(&[&a, &liar]), None, "a tie is no majority");
     assert_eq!(majority(&[&a]), Some(vec![0]));
 }
+
+#[test]
+fn an_unfit_policy_says_which_rule_failed_with_its_figures() {
+    let policy = ProviderPolicy { price_per_mfuel: 1, base_fee: 10, ..policy() };
+    assert_eq!(fits(&policy, 32 << 20, 5_000, 10_000_000_000, Some(20_000)), Ok(()));
+    assert_eq!(fits(&policy, 32 << 20, 5_000, 10_000_000_000, None), Ok(()), "no fixed offer");
+    let cheap = fits(&policy, 32 << 20, 5_000, 10_000_000_000, Some(1_000)).unwrap_err();
+    assert_eq!(
+        cheap.to_string(),
+        "offer 1,000 is below the worst case 10,010 = base 10 + 1 per Mfuel × max fuel 10,000,000,000; \
+         lower --max-fuel or raise --pay"
+    );
+    let greedy = fits(&policy, 1 << 30, 5_000, 1, None).unwrap_err();
+    assert_eq!(greedy, Unfit::Memory { asked: 1 << 30, allowed: 64 << 20 });
+    assert_eq!(greedy.to_string(), "max memory 1,073,741,824 exceeds its 67,108,864");
+    let slow = fits(&policy, 1, 60_000, 1, None).unwrap_err();
+    assert_eq!(slow.to_string(), "time limit 60,000 ms exceeds its 10,000 ms");
+    assert_eq!(
+        (grouped(0), grouped(999), grouped(1_000), grouped(10_000_010)),
+        ("0".into(), "999".into(), "1,000".into(), "10,000,010".into())
+    );
+}

@@ -26,6 +26,15 @@ pub enum NodeError {
     /// overdraft, a chain out of order, not the mint authority).
     #[error(transparent)]
     Refused(SubmitError),
+    /// No provider may take the job: none was found, or each found is unfit for it (why, per
+    /// provider, in `unfit`).
+    #[error("{}", no_provider_message(*found, unfit))]
+    NoProvider {
+        /// Providers found (the named one only, when one was named).
+        found: usize,
+        /// Each found provider that does not fit, and why.
+        unfit: Vec<UnfitProvider>,
+    },
     /// No provider delivered the job; every attempt, in words.
     #[error("no provider delivered the job ({0})")]
     Undelivered(String),
@@ -81,4 +90,21 @@ impl NodeError {
     pub(super) fn task(what: &'static str, e: tokio::task::JoinError) -> NodeError {
         NodeError::Task { what, why: e.to_string() }
     }
+}
+
+/// A provider found that does not fit a job, and why (see `contract::fits`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnfitProvider {
+    /// Its peer id.
+    pub provider: String,
+    /// Which rule failed, with the figures.
+    pub reason: String,
+}
+
+fn no_provider_message(found: usize, unfit: &[UnfitProvider]) -> String {
+    if found == 0 {
+        return "no provider available for this job: none found on the network".into();
+    }
+    let why: Vec<String> = unfit.iter().map(|u| format!("{}: {}", u.provider, u.reason)).collect();
+    format!("no provider available for this job: {found} found, none fits ({})", why.join("; "))
 }

@@ -75,7 +75,7 @@ pub use components::{FetchReport, PublishReport};
 pub use config::{DEFAULT_PAY_GRACE, FaultInjection, NodeConfig, ProviderSettings};
 pub use consumer::{Attempt, AttemptOutcome, SubmitOptions, SubmitReport};
 pub use discovery::ProviderView;
-pub use error::NodeError;
+pub use error::{NodeError, UnfitProvider};
 pub use handle::{BalanceView, ContractView, JobEventView, JobView, NodeHandle};
 pub use jobstream::{JOB_PROTOCOL, WRITE_STALL};
 pub use topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 
 use super::super::discovery::{self, ProviderView};
+use super::super::error::UnfitProvider;
 use super::super::{NodeError, Shared};
 use super::SubmitOptions;
 use crate::contract;
 
 /// Providers that may take the job, best first: not this node, within their policies, and
-/// (when the offer is fixed) cheap enough.
+/// (when the offer is fixed) cheap enough; without any, each found provider and why it does
+/// not fit (`contract::fits`).
 pub(super) async fn candidates(
     shared: &Shared,
     options: &SubmitOptions,
@@ -22,26 +24,22 @@ pub(super) async fn candidates(
         Some(provider) => discovery::checked(shared, provider).await.into_iter().collect(),
         None => discovery::providers(shared).await?,
     };
-    let fits = |view: &ProviderView| {
+    let timeout_ms = u64::try_from(options.timeout.as_millis()).unwrap_or(u64::MAX);
+    let (mut chosen, mut unfit, mut found) = (Vec::new(), Vec::new(), 0);
+    for view in all {
+        let provider = view.signed.body().peer_id();
+        if provider == me || options.provider.is_some_and(|p| p != provider) {
+            continue;
+        }
+        found += 1;
         let policy = view.signed.body().policy;
-        let timeout_ms = u64::try_from(options.timeout.as_millis()).unwrap_or(u64::MAX);
-        options.max_memory_bytes <= policy.max_memory_bytes
-            && timeout_ms <= policy.max_execution_ms
-            && options.offer.is_none_or(|offer| contract::minimum_offer(&policy, options.max_fuel) <= offer)
-    };
-    let chosen: Vec<ProviderView> = all
-        .into_iter()
-        .filter(|view| view.signed.body().peer_id() != me)
-        .filter(|view| options.provider.is_none_or(|p| p == view.signed.body().peer_id()))
-        .filter(fits)
-        .collect();
+        match contract::fits(&policy, options.max_memory_bytes, timeout_ms, options.max_fuel, options.offer) {
+            Ok(()) => chosen.push(view),
+            Err(why) => unfit.push(UnfitProvider { provider: provider.to_string(), reason: why.to_string() }),
+        }
+    }
     if chosen.is_empty() {
-        return Err(NodeError::NotFound(match options.provider {
-            Some(p) => {
-                format!("provider {p} is not available for this job (unknown, or its policy does not fit)")
-            }
-            None => "no provider available for this job (none found, or none whose policy fits)".into(),
-        }));
+        return Err(NodeError::NoProvider { found, unfit });
     }
     Ok(chosen)
 }

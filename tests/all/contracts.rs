@@ -776,3 +776,70 @@ async fn a_job_no_provider_fits_says_which_rule_failed_and_by_how_much() {
     consumer.shutdown().await;
     provider.shutdown().await;
 }
+
+/// A provider claiming a speed it does not deliver ranks first only until a consumer has seen
+/// it work: then its observed rate, and the trust its claim costs, put it below an honest one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_one_once_seen() {
+    let (consumer_dir, consumer_id) = crate::support::keyed_dir();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "overclaim-test".into(),
+        mint_authority: consumer_id.public_key(),
+        allocations: [(consumer_id.public_key(), 1_000_000_000)].into_iter().collect(),
+    };
+    let start = |dir: &tempfile::TempDir, boot: Vec<cue_host::net::Multiaddr>, provide| {
+        let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+        let mut config = cue_host::node::NodeConfig::loopback(data_dir, boot);
+        config.sandbox = crate::support::small_sandbox_config();
+        config.genesis = Some(genesis.clone());
+        config.provide = provide;
+        cue_host::node::Node::start(config)
+    };
+    let (honest_dir, liar_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let honest = start(&honest_dir, vec![], Some(crate::support::quick_provider())).await.unwrap();
+    let boot = honest.listen_addrs();
+    let overclaim = Some(cue_host::node::FaultInjection::OverclaimSpeed);
+    let liar_settings =
+        cue_host::node::ProviderSettings { fault: overclaim, ..crate::support::quick_provider() };
+    let liar = start(&liar_dir, boot.clone(), Some(liar_settings)).await.unwrap();
+    let consumer = start(&consumer_dir, boot, None).await.unwrap();
+    let nbody = guest_bytes("nbody");
+    honest.handle().publish(nbody.clone(), "nbody", "1.0.0").await.unwrap();
+    let handle = consumer.handle();
+    let ranked = |handle: cue_host::node::NodeHandle| async move {
+        let views = handle.providers().await.ok().filter(|views| views.len() == 2)?;
+        Some(views.iter().map(|v| (v.peer_id.clone(), v.observed_fuel_per_second)).collect::<Vec<_>>())
+    };
+    let before =
+        crate::support::eventually("both providers", Duration::from_secs(30), || ranked(handle.clone()))
+            .await;
+    assert_eq!(
+        before[0],
+        (liar.peer_id().to_string(), None),
+        "a claim alone ranks the liar first: {before:?}"
+    );
+
+    let options = cue_host::node::SubmitOptions {
+        reference: format!("sha256:{}", cue_host::crypto::Digest::of(&nbody)),
+        call: "energy-after(1000000)".into(),
+        offer: None,
+        max_fuel: 5_000_000_000,
+        max_memory_bytes: 16 << 20,
+        timeout: Duration::from_secs(10),
+        replicas: 1,
+        provider: Some(liar.peer_id()),
+        max_attempts: 1,
+    };
+    let report = handle.submit(options, |_, _| {}).await.unwrap();
+    assert!(report.fuel >= cue_host::market::MIN_OBSERVED_FUEL, "{report:?}");
+
+    let after = ranked(handle.clone()).await.expect("both providers");
+    assert_eq!(after[0].0, honest.peer_id().to_string(), "seen, the liar ranks below: {after:?}");
+    let seen = after[1].1.expect("the liar's observed rate");
+    let views = handle.providers().await.unwrap();
+    let claimed = views[1].manifest["fuel_per_second"].as_u64().unwrap();
+    assert!(claimed > 100 * seen, "claimed {claimed}, seen {seen}");
+    for node in [consumer, liar, honest] {
+        node.shutdown().await;
+    }
+}

@@ -32,8 +32,17 @@ pub fn run(args: ProvidersArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<54} {:>14} {:>5} {:>10} {:>9} {:>10} {:>8} {:>6} {:>8}  engine",
-        "peer id", "fuel/s", "cores", "memory", "price/Mf", "base fee", "latency", "rep", "score"
+        "{:<54} {:>14} {:>14} {:>5} {:>10} {:>9} {:>10} {:>8} {:>6} {:>8}  engine",
+        "peer id",
+        "fuel/s",
+        "seen fuel/s",
+        "cores",
+        "memory",
+        "price/Mf",
+        "base fee",
+        "latency",
+        "rep",
+        "score"
     );
     for provider in &list {
         println!("{}", row(provider));
@@ -46,9 +55,10 @@ fn row(p: &Value) -> String {
     let m = &p["manifest"];
     let num = |v: &Value| v.as_u64().unwrap_or(0);
     format!(
-        "{:<54} {:>14} {:>5} {:>10} {:>9} {:>10} {:>6.1}ms {:>6.2} {:>8.4}  {}",
+        "{:<54} {:>14} {:>14} {:>5} {:>10} {:>9} {:>10} {:>6.1}ms {:>6.2} {:>8.4}  {}",
         p["peer_id"].as_str().unwrap_or("?"),
         num(&m["fuel_per_second"]),
+        p["observed_fuel_per_second"].as_u64().map_or_else(|| "-".to_owned(), |seen| seen.to_string()),
         num(&m["cores"]),
         human_bytes(num(&m["memory_bytes"])),
         num(&m["policy"]["price_per_mfuel"]),

@@ -13,4 +13,6 @@ mod score;
 
 pub use manifest::{ManifestError, NO_NETWORK, ProviderPolicy, ResourceManifest, open_manifest};
 pub use reputation::{Attestation, Recorded, ReputationBook, ReputationLimits, ReputationPolicy};
-pub use score::{NEUTRAL_REPUTATION, REFERENCE_JOB_FUEL, score};
+pub use score::{
+    MIN_OBSERVED_FUEL, NEUTRAL_REPUTATION, OVERCLAIM, Observed, REFERENCE_JOB_FUEL, score, score_observed,
+};

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::{NodeError, ProviderSettings, Shared, lock, wait_for};
-use crate::benchmark::measure_and_sign;
+use super::{FaultInjection, NodeError, ProviderSettings, Shared, lock, wait_for};
+use crate::benchmark;
 use crate::clock::now_ms;
 use crate::crypto::Digest;
 use crate::market::{NO_NETWORK, ResourceManifest, open_manifest};
 use crate::net::DhtKey;
-use crate::protocol::Signed;
+use crate::protocol::{Signed, Validity};
 
 /// This node's current signed manifest: none until it provides.
 #[derive(Default)]
@@ -66,9 +66,17 @@ async fn measure(
     let (sandbox, keypair) = (shared.components.sandbox().clone(), shared.keypair.clone());
     let (policy, plan, lifetime) = (settings.policy, settings.plan, settings.manifest_lifetime);
     let genesis = network_genesis(shared);
+    let overclaim = settings.fault == Some(FaultInjection::OverclaimSpeed);
     tracing::info!("measuring this machine for the provider manifest");
     let signed = tokio::task::spawn_blocking(move || {
-        measure_and_sign(&sandbox, plan, &keypair, genesis, policy, now_ms(), lifetime)
+        let measurement = benchmark::measure(&sandbox, plan)?;
+        let mut body = benchmark::manifest(&measurement, &keypair, genesis, policy, now_ms());
+        if overclaim {
+            body.fuel_per_second = body.fuel_per_second.saturating_mul(OVERCLAIM_FACTOR);
+        }
+        let lifetime_ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        let signed = Signed::sign(&keypair, body, Validity::starting(now_ms(), lifetime_ms))?;
+        Ok::<_, benchmark::BenchmarkError>((measurement, signed))
     })
     .await
     .map_err(|e| NodeError::task("benchmark", e))?
@@ -77,6 +85,9 @@ async fn measure(
     tracing::info!(fuel_per_second = measurement.fuel_per_second, "manifest signed");
     Ok(manifest)
 }
+
+/// How much a provider with the `overclaim-speed` fault injected inflates its measured speed.
+const OVERCLAIM_FACTOR: u64 = 1_000;
 
 fn install(shared: &Shared, manifest: Signed<ResourceManifest>) {
     let path = shared.data_dir.manifest();

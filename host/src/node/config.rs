@@ -74,4 +74,6 @@ pub struct ProviderSettings {
 pub enum FaultInjection {
     /// Sign receipts that claim 1000 fuel more than the run used (an overcharging provider).
     OverstateFuel,
+    /// Sign a manifest claiming 1000 times the measured speed (a provider lying to rank first).
+    OverclaimSpeed,
 }

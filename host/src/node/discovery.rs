@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::{NodeError, Shared, advert, lock};
 use crate::clock::now_ms;
-use crate::crypto::PeerId;
-use crate::market::{ResourceManifest, open_manifest, score};
+use crate::crypto::{PeerId, PublicKey};
+use crate::market::{Observed, ResourceManifest, open_manifest, score_observed};
 use crate::net::{DhtKey, Refusal, RpcRequest, RpcResponse};
 use crate::protocol::Signed;
 
@@ -19,10 +19,33 @@ use crate::protocol::Signed;
 const CONCURRENT_CHECKS: usize = 32;
 
 /// Providers' checked manifests, for jobs sent to a named provider (at most
-/// [`RECENT_MANIFESTS`], each reused for [`RECHECK`]).
+/// [`RECENT_MANIFESTS`], each reused for [`RECHECK`]), and what this node has seen each
+/// deliver as a consumer (at most [`OBSERVED_PROVIDERS`]; in memory, learnt again after a
+/// restart).
 #[derive(Default)]
 pub(super) struct Discovery {
     recent: Mutex<HashMap<PeerId, (Instant, ProviderView)>>,
+    observed: Mutex<HashMap<PublicKey, Observed>>,
+}
+
+/// Providers whose delivered fuel and time are remembered; beyond, the memory starts again.
+const OBSERVED_PROVIDERS: usize = 4_096;
+
+impl Discovery {
+    /// Notes that `provider` delivered `fuel` (a receipt the consumer accepted) in `micros` as
+    /// this node timed it, request to checked receipt.
+    pub(super) fn observe(&self, provider: PublicKey, fuel: u64, micros: u64) {
+        let mut observed = lock(&self.observed);
+        if observed.len() >= OBSERVED_PROVIDERS && !observed.contains_key(&provider) {
+            observed.clear();
+        }
+        observed.entry(provider).or_default().add(fuel, micros);
+    }
+
+    /// The fuel per second this node has seen `provider` deliver, once it has seen enough.
+    fn observed(&self, provider: &PublicKey) -> Option<u64> {
+        lock(&self.observed).get(provider).and_then(Observed::fuel_per_second)
+    }
 }
 
 /// A provider as `cue providers` shows it.
@@ -36,7 +59,10 @@ pub struct ProviderView {
     pub latency_ms: f64,
     /// Reputation in `[0, 1]`; neutral (0.5) until contracts give this node experience.
     pub reputation: f64,
-    /// The ranking score (see `market::score`).
+    /// The fuel per second this node has seen the provider deliver, as a consumer (`None`
+    /// until it has seen enough: `market::MIN_OBSERVED_FUEL`); beside the manifest's claim.
+    pub observed_fuel_per_second: Option<u64>,
+    /// The ranking score (see `market::score`), with the observed rate once there is one.
     pub score: f64,
     /// The checked manifest itself (what contracts are negotiated from).
     #[serde(skip)]
@@ -149,6 +175,7 @@ pub(super) async fn check(shared: &Shared, peer: PeerId) -> Option<ProviderView>
 fn view(shared: &Shared, manifest: &Signed<ResourceManifest>, latency_ms: f64) -> ProviderView {
     let body = manifest.body();
     let reputation = shared.reputation.of(&body.provider);
+    let observed = shared.discovery.observed(&body.provider);
     let mut json = serde_json::to_value(body).unwrap_or_default();
     if let Some(object) = json.as_object_mut() {
         object.insert("expires_ms".into(), manifest.header().expires_ms.into());
@@ -159,7 +186,8 @@ fn view(shared: &Shared, manifest: &Signed<ResourceManifest>, latency_ms: f64) -
         manifest: json,
         latency_ms,
         reputation,
-        score: score(body, latency_ms, reputation),
+        observed_fuel_per_second: observed,
+        score: score_observed(body, latency_ms, reputation, observed),
         signed: manifest.clone(),
     }
 }

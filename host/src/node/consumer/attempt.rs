@@ -41,6 +41,8 @@ pub(super) struct Delivery {
     /// The contract's log entries when they are not stored yet (it came with its outcome):
     /// stored with whatever this node records next on it.
     pub(super) unstored: Vec<ProtocolEvent>,
+    /// From the request sent to the receipt checked, as this node timed it.
+    pub(super) elapsed: Duration,
 }
 
 /// Why an attempt ended without a delivery.
@@ -150,6 +152,7 @@ impl Job {
         let request = self.request(manifest.provider, offer).map_err(|failure| (failure, None))?;
         let deadline = self.options.timeout + DELIVERY_MARGIN;
         let mut negotiated = Negotiated::default();
+        let started = std::time::Instant::now();
         let delivered =
             tokio::time::timeout(deadline, self.follow(provider, &request, &mut negotiated, progress)).await;
         let delivered = delivered
@@ -170,8 +173,20 @@ impl Job {
         let row = ContractRow::accepted(Role::Consumer, &request, &accept);
         match delivered {
             Ok((receipt, output, stream)) => {
-                Ok(Delivery { provider, accept, receipt, output, row, offer, stream: Some(stream), unstored })
+                let elapsed = started.elapsed();
+                Ok(Delivery {
+                    provider,
+                    accept,
+                    receipt,
+                    output,
+                    row,
+                    offer,
+                    stream: Some(stream),
+                    unstored,
+                    elapsed,
+                })
             }
+
             Err(failure) => {
                 let failed = row.ended(ContractState::Failed, failure.detail.clone());
                 let with = Records { events: unstored, rows: vec![failed], ..Records::default() };

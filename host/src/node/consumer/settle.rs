@@ -43,6 +43,9 @@ impl Job {
         for (i, delivery) in deliveries.iter_mut().enumerate() {
             let attempt = attempt_of(&mut attempts, delivery);
             if winners.contains(&i) {
+                let micros = u64::try_from(delivery.elapsed.as_micros()).unwrap_or(u64::MAX);
+                let provider = delivery.row.peer;
+                self.shared.discovery.observe(provider, delivery.receipt.body().fuel_used, micros);
                 let paid = self.pay(delivery).await?;
                 cost += paid;
                 if let Some(attempt) = attempt {

@@ -843,3 +843,50 @@ async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_o
         node.shutdown().await;
     }
 }
+
+/// A contract recorded as a default that later receives its payment becomes paid, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_defaulted_contract_paid_late_becomes_paid() {
+    use cue_host::protocol::{ChainLink, PaymentReference, Receipt, Transfer};
+    let settings = cue_host::node::ProviderSettings {
+        pay_grace: Duration::from_millis(300),
+        ..crate::support::quick_provider()
+    };
+    let (node, consumer, genesis, _dir) = provider_node("late-payment-test", settings).await;
+    let handle = node.handle();
+    let fib = guest_bytes("fib");
+    handle.publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let client = bare_consumer(&consumer, &node).await;
+    let provider = node.peer_id();
+    let request = request_for(&consumer, provider, &genesis, &fib, 7);
+    let (_stream, frame) = ask_on_stream(&client, provider, &request, None).await;
+    let receipt: Signed<Receipt> = decode_hex(&frame["delivered"]["receipt"]);
+    let accept: Signed<ComputeAccept> = decode_hex(&frame["delivered"]["accept"]);
+    let state = |handle: cue_host::node::NodeHandle, wanted: &'static str| async move {
+        let jobs = handle.jobs(10).await.ok()?;
+        (jobs.first()?["state"] == wanted).then_some(jobs)
+    };
+    eventually("the default", Duration::from_secs(20), || state(handle.clone(), "defaulted")).await;
+
+    let body = Transfer {
+        genesis: genesis.id(),
+        link: ChainLink::FIRST,
+        to: provider.public_key(),
+        amount: accept.body().price(receipt.body().fuel_used, request.body().offer),
+        reference: Some(PaymentReference::Receipt(receipt.hash())),
+    };
+    let transfer = Signed::sign(&consumer, body, Validity::starting(now_ms(), 60_000)).unwrap();
+    let answer = client.request(provider, RpcRequest::Pay(transfer.bytes().to_vec())).await.unwrap();
+    assert!(matches!(answer, RpcResponse::Paid), "{answer:?}");
+    let jobs =
+        eventually("the late payment", Duration::from_secs(10), || state(handle.clone(), "paid")).await;
+    assert_eq!(jobs[0]["payment"], transfer.hash().to_string());
+    // Told again: acknowledged (it is known), counted once.
+    let again = client.request(provider, RpcRequest::Pay(transfer.bytes().to_vec())).await.unwrap();
+    assert!(matches!(again, RpcResponse::Paid), "{again:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (balance, _) = handle.balance(provider).await.unwrap();
+    assert_eq!(balance, transfer.body().amount, "paid once");
+    assert_eq!(handle.jobs(10).await.unwrap()[0]["payment"], transfer.hash().to_string());
+    node.shutdown().await;
+}

@@ -164,7 +164,9 @@ async fn settle_transfer(shared: &Shared, transfer: &Signed<Transfer>) {
 }
 
 /// Stores a delivered contract's end (paid or defaulted) and attests it — once: a contract
-/// another task is concluding, or that is no longer delivered, is left alone.
+/// another task is concluding, or that has ended already, is left alone; except that a
+/// defaulted contract whose payment comes late ends paid (and this node's `completed` verdict
+/// joins its `default` one).
 async fn conclude(shared: &Shared, row: ContractRow) {
     let Some(provider) = shared.provider.as_ref() else { return };
     let id = row.contract;
@@ -172,7 +174,11 @@ async fn conclude(shared: &Shared, row: ContractRow) {
         return;
     }
     let current = shared.journal.reader().and_then(|r| Ok(r.contract(&row.contract)?)).ok().flatten();
-    if current.is_some_and(|c| c.state == ContractState::Delivered) {
+    let open = |state| {
+        state == ContractState::Delivered
+            || (state == ContractState::Defaulted && row.state == ContractState::Paid)
+    };
+    if current.is_some_and(|c| open(c.state)) {
         tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
         let (contract, consumer) = (row.contract, row.peer);
         let verdict = if row.state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
@@ -182,7 +188,8 @@ async fn conclude(shared: &Shared, row: ContractRow) {
 }
 
 /// Marks delivered contracts paid when a transfer from the consumer referencing the receipt
-/// covers the price (a payment that came by gossip), or defaulted when the deadline passed.
+/// covers the price (a payment that came by gossip), or defaulted when the deadline passed. (A
+/// defaulted contract's late payment is taken when it is told directly, see [`take`].)
 pub(super) async fn sweep(shared: &Shared) {
     let me = shared.keypair.public();
     let now = now_ms();

@@ -420,3 +420,29 @@ fn cue_node_refuses_an_api_host_with_a_port() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("without a port"), "{}", stderr(&output));
 }
+
+/// A transfer made while its node had no peer never left it; when the node restarts into the
+/// network, it gossips its recent entries again and the others learn it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_made_alone_reaches_the_network_when_its_node_restarts_into_it() {
+    let (mint_dir, authority) = keyed_dir();
+    let (payee_dir, payee) = keyed_dir();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "regossip-test".into(),
+        mint_authority: authority.public_key(),
+        allocations: [(authority.public_key(), 1_000)].into_iter().collect(),
+    };
+    let alone = TestNode::start_with_ledger(mint_dir, &[], &genesis).await;
+    alone.handle().transfer(payee, 100, None).await.unwrap();
+    let mint_dir = alone.stop().await;
+    let payee_node = TestNode::start_with_ledger(payee_dir, &[], &genesis).await;
+    let minter = TestNode::start_with_ledger(mint_dir, &payee_node.addrs(), &genesis).await;
+    let p = payee_node.handle();
+    eventually("the payee's node to learn the transfer", Duration::from_secs(30), || {
+        let p = p.clone();
+        async move { (p.balance(payee).await.ok()?.0 == 100).then_some(()) }
+    })
+    .await;
+    minter.stop().await;
+    payee_node.stop().await;
+}

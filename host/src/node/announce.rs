@@ -1,5 +1,5 @@
-//! The announcer: keeps this node's announcements alive — the provider's manifest, every
-//! blob and every name it holds — at start, when new peers connect (the first few times), and
+//! The announcer: keeps this node's announcements alive — the provider's manifest, its own
+//! recent ledger entries, every blob and every name it holds — at start, when new peers connect (the first few times), and
 //! every [`REANNOUNCE_EVERY`].
 
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use super::{Shared, advert, wait_for};
+use super::{Shared, advert, wait_for, wallet};
 use crate::net::DhtKey;
 
 /// How often announcements are renewed besides the DHT's own republishing.
@@ -44,6 +44,7 @@ pub(super) async fn run(shared: Arc<Shared>, connected: Arc<Notify>, shutdown: w
 /// Announces the manifest (if providing), every held blob and every held name.
 async fn announce_all(shared: &Shared) {
     advert::announce(shared).await;
+    wallet::regossip_recent(shared).await;
     let blobs = shared.components.blobs().list().unwrap_or_default();
     for (digest, _) in blobs {
         if let Err(e) = shared.client.provide(DhtKey::Blob(digest)).await {

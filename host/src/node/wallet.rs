@@ -95,3 +95,33 @@ pub(super) async fn import(
         Imported::Known(why) => Err(NodeError::Invalid(why)),
     }
 }
+
+/// Own entries signed within this long before now are gossiped again by [`regossip_recent`].
+const REGOSSIP_WINDOW_MS: u64 = 3_600_000;
+/// Own entries gossiped again at most, newest first.
+const REGOSSIP_LIMIT: u32 = 64;
+
+/// Gossips again this node's own entries of the last hour (at most [`REGOSSIP_LIMIT`]): an entry
+/// that never left — the node stopped within its outbox wait, or had no peer then — reaches the
+/// network when the node (re)joins it. Receivers that have it drop it at the cost of a lookup.
+/// The announcer calls it at start, when peers connect, and every 5 minutes.
+pub(super) async fn regossip_recent(shared: &Shared) {
+    let me = shared.keypair.public();
+    let since = crate::clock::now_ms().saturating_sub(REGOSSIP_WINDOW_MS);
+    let recent = shared
+        .journal
+        .read(move |reader| {
+            let mine = reader
+                .history(&me, REGOSSIP_LIMIT)?
+                .into_iter()
+                .filter(|e| e.signer == me && e.timestamp_ms >= since);
+            mine.map(|e| reader.event_bytes(&e.hash))
+                .filter_map(Result::transpose)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap_or_default();
+    for bytes in recent.into_iter().rev() {
+        shared.outbox.gossip(bytes).await;
+    }
+}

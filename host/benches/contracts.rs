@@ -72,6 +72,7 @@ fn options(provider: cue_host::crypto::PeerId) -> SubmitOptions {
         replicas: 1,
         provider: Some(provider),
         max_attempts: 1,
+        audit_fuel: cue_host::node::DEFAULT_AUDIT_FUEL,
     }
 }
 

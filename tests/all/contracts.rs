@@ -761,6 +761,7 @@ async fn a_job_no_provider_fits_says_which_rule_failed_and_by_how_much() {
         replicas: 1,
         provider: Some(provider.peer_id()),
         max_attempts: 3,
+        audit_fuel: cue_host::node::DEFAULT_AUDIT_FUEL,
     };
     let error = consumer.handle().submit(options, |_, _| {}).await.unwrap_err();
     let cue_host::node::NodeError::NoProvider { found, unfit } = &error else { panic!("{error}") };
@@ -829,6 +830,7 @@ async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_o
         replicas: 1,
         provider: Some(liar.peer_id()),
         max_attempts: 1,
+        audit_fuel: cue_host::node::DEFAULT_AUDIT_FUEL,
     };
     let report = handle.submit(options, |_, _| {}).await.unwrap();
     assert!(report.fuel >= cue_host::market::MIN_OBSERVED_FUEL, "{report:?}");
@@ -889,4 +891,74 @@ async fn a_defaulted_contract_paid_late_becomes_paid() {
     assert_eq!(balance, transfer.body().amount, "paid once");
     assert_eq!(handle.jobs(10).await.unwrap()[0]["payment"], transfer.hash().to_string());
     node.shutdown().await;
+}
+
+/// A provider that makes up failures at the whole fuel budget is not paid for them: its
+/// consumer re-runs each failure it alone reports, refutes it, and trusts it less. Over 100
+/// jobs it earns nothing while an honest provider earns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_failures_earn_nothing_and_cost_trust_over_a_hundred_jobs() {
+    let (consumer_dir, consumer_id) = crate::support::keyed_dir();
+    let genesis = cue_host::ledger::Genesis {
+        network_id: "failing-test".into(),
+        mint_authority: consumer_id.public_key(),
+        allocations: [(consumer_id.public_key(), 1_000_000_000)].into_iter().collect(),
+    };
+    let start = |dir: &tempfile::TempDir, boot: Vec<cue_host::net::Multiaddr>, provide| {
+        let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
+        let mut config = cue_host::node::NodeConfig::loopback(data_dir, boot);
+        config.sandbox = crate::support::small_sandbox_config();
+        config.genesis = Some(genesis.clone());
+        config.provide = provide;
+        cue_host::node::Node::start(config)
+    };
+    let (honest_dir, liar_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let honest = start(&honest_dir, vec![], Some(crate::support::quick_provider())).await.unwrap();
+    let boot = honest.listen_addrs();
+    let failing = Some(cue_host::node::FaultInjection::FailAtMaxFuel);
+    let liar_settings =
+        cue_host::node::ProviderSettings { fault: failing, ..crate::support::quick_provider() };
+    let liar = start(&liar_dir, boot.clone(), Some(liar_settings)).await.unwrap();
+    let consumer = start(&consumer_dir, boot, None).await.unwrap();
+    let fib = guest_bytes("fib");
+    honest.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let handle = consumer.handle();
+    let job = |provider: PeerId| cue_host::node::SubmitOptions {
+        reference: format!("sha256:{}", cue_host::crypto::Digest::of(&fib)),
+        call: "fib(25)".into(),
+        offer: None,
+        max_fuel: 10_000_000,
+        max_memory_bytes: 16 << 20,
+        timeout: Duration::from_secs(5),
+        replicas: 1,
+        provider: Some(provider),
+        max_attempts: 1,
+        audit_fuel: cue_host::node::DEFAULT_AUDIT_FUEL,
+    };
+    let (mut delivered, mut refuted) = (0, 0);
+    for i in 0..100 {
+        let provider = if i % 2 == 0 { honest.peer_id() } else { liar.peer_id() };
+        match handle.submit(job(provider), |_, _| {}).await {
+            Ok(report) => {
+                assert_eq!(report.result, 75_025, "{report:?}");
+                delivered += 1;
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("refuted by a re-run"), "{e}");
+                refuted += 1;
+            }
+        }
+    }
+    assert_eq!((delivered, refuted), (50, 50));
+    let earned = |peer: PeerId| {
+        let handle = handle.clone();
+        async move { handle.balance(peer).await.unwrap().0 }
+    };
+    let (honest_earned, liar_earned) = (earned(honest.peer_id()).await, earned(liar.peer_id()).await);
+    assert!(honest_earned > 0 && liar_earned == 0, "honest {honest_earned}, liar {liar_earned}");
+    let (honest_trust, liar_trust) = (handle.reputation(honest.peer_id()), handle.reputation(liar.peer_id()));
+    assert!(liar_trust < 0.5 && liar_trust < honest_trust, "liar {liar_trust}, honest {honest_trust}");
+    for node in [consumer, liar, honest] {
+        node.shutdown().await;
+    }
 }

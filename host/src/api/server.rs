@@ -368,6 +368,13 @@ struct SubmitBody {
     provider: Option<String>,
     #[serde(default = "three")]
     max_attempts: usize,
+    /// Fuel spent at most re-running a failure one provider alone reports (0: never).
+    #[serde(default = "audit_fuel")]
+    audit_fuel: u64,
+}
+
+fn audit_fuel() -> u64 {
+    crate::node::DEFAULT_AUDIT_FUEL
 }
 
 fn one() -> usize {
@@ -393,6 +400,7 @@ async fn submit(State(state): State<AppState>, axum::Json(body): axum::Json<Subm
         replicas: body.replicas.clamp(1, 16),
         provider,
         max_attempts: body.max_attempts.clamp(1, 16),
+        audit_fuel: body.audit_fuel,
     };
     let node = state.node.clone();
     ndjson_operation(["done", "total"], move |progress| async move { node.submit(options, progress).await })

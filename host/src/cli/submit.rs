@@ -45,6 +45,10 @@ pub struct SubmitArgs {
     /// Most providers tried per replica
     #[arg(long, value_name = "N", default_value_t = 3)]
     attempts: usize,
+    /// Fuel spent at most re-running here a failure one provider alone reports, to confirm it
+    /// before paying (0: never)
+    #[arg(long, value_name = "N", default_value_t = crate::node::DEFAULT_AUDIT_FUEL)]
+    audit_fuel: u64,
     /// Print one JSON object: result, wave, error (as `cue run --json`), provider, fuel, cost,
     /// receipt, attempts
     #[arg(long)]
@@ -75,6 +79,7 @@ pub fn run(args: SubmitArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
         "replicas": args.replicas,
         "provider": args.provider,
         "max_attempts": args.attempts,
+        "audit_fuel": args.audit_fuel,
     });
     let bar = ProgressBar::hidden();
     let report = api.post_stream("/v1/submit", &body, |line| {

@@ -76,4 +76,7 @@ pub enum FaultInjection {
     OverstateFuel,
     /// Sign a manifest claiming 1000 times the measured speed (a provider lying to rank first).
     OverclaimSpeed,
+    /// Report every run as a trap that used the whole fuel budget (a provider paid for
+    /// failures it makes up).
+    FailAtMaxFuel,
 }

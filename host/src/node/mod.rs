@@ -73,7 +73,7 @@ use tokio::task::JoinHandle;
 pub use blobs::{BLOB_PROTOCOL, MAX_UPLOADS, TransferError};
 pub use components::{FetchReport, PublishReport};
 pub use config::{DEFAULT_PAY_GRACE, FaultInjection, NodeConfig, ProviderSettings};
-pub use consumer::{Attempt, AttemptOutcome, SubmitOptions, SubmitReport};
+pub use consumer::{Attempt, AttemptOutcome, DEFAULT_AUDIT_FUEL, SubmitOptions, SubmitReport};
 pub use discovery::ProviderView;
 pub use error::{NodeError, UnfitProvider};
 pub use handle::{BalanceView, ContractView, JobEventView, JobView, NodeHandle};

@@ -5,10 +5,12 @@
 //!   opened (an idle one reused), the contract and the receipt checked — this is where a job's
 //!   stream is read on the consumer's side;
 //! - [`settle`]: replicas voted on, the agreeing ones paid (this is where a payment is made),
-//!   the others recorded invalid, and the report built;
+//!   the others recorded invalid, and the report built; a failure one provider alone reports is
+//!   first re-run here ([`audit`]) to confirm or refute it;
 //! - [`idle`]: job streams kept open after a paid job for the next job to the same provider.
 
 mod attempt;
+mod audit;
 mod choose;
 mod idle;
 mod settle;
@@ -17,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use audit::DEFAULT_AUDIT_FUEL;
 
 use super::{NodeError, Shared, components};
 use crate::clock::now_ms;
@@ -45,6 +49,9 @@ pub struct SubmitOptions {
     pub provider: Option<PeerId>,
     /// Most providers tried per replica.
     pub max_attempts: usize,
+    /// Fuel this node spends at most re-running a failure one provider alone reports, to
+    /// confirm or refute it (0: never; [`DEFAULT_AUDIT_FUEL`] by default; see `audit`).
+    pub audit_fuel: u64,
 }
 
 /// How one provider's attempt ended.

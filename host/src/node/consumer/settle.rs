@@ -3,11 +3,13 @@
 //! a consumer's payment is made — the others recorded invalid with an `invalid-result` verdict
 //! and the evidence, and the report built from the majority's receipt.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::jobstream::{self, Frame};
 use super::super::{NodeError, reputation, wallet};
 use super::attempt::Delivery;
+use super::audit::Audit;
 use super::{Attempt, AttemptOutcome, Job, SubmitReport};
 use crate::contract;
 use crate::net::{RpcRequest, RpcResponse, Stream};
@@ -24,7 +26,7 @@ impl Job {
     pub(super) async fn settle(
         &self,
         mut deliveries: Vec<Delivery>,
-        loaded: &LoadedComponent,
+        loaded: &Arc<LoadedComponent>,
         call: &Call,
         mut attempts: Vec<Attempt>,
     ) -> Result<SubmitReport, NodeError> {
@@ -38,6 +40,20 @@ impl Job {
         let receipts: Vec<&Receipt> = deliveries.iter().map(|d| d.receipt.body()).collect();
         let winners =
             contract::majority(&receipts).ok_or(NodeError::Disagreement { replicas: receipts.len() })?;
+        let audit = match deliveries.as_slice() {
+            [alone] => self.audit(&alone.receipt.body().clone(), loaded, call).await,
+            _ => Audit::NotRun,
+        };
+        if let (Audit::Refuted(found), [alone]) = (audit, deliveries.as_mut_slice()) {
+            let detail = format!("its failure was refuted by a re-run: {found}");
+            let evidence = vec![alone.receipt.bytes().to_vec()];
+            self.punish(alone, evidence, detail.clone()).await;
+            if let Some(attempt) = attempt_of(&mut attempts, alone) {
+                attempt.outcome = AttemptOutcome::InvalidResult;
+                attempt.detail = detail.clone();
+            }
+            return Err(NodeError::Undelivered(format!("{}: {detail}", alone.provider)));
+        }
         let majority_receipt = deliveries[winners[0]].receipt.bytes().to_vec();
         let mut cost = 0;
         for (i, delivery) in deliveries.iter_mut().enumerate() {
@@ -52,7 +68,9 @@ impl Job {
                     attempt.paid = paid;
                 }
             } else {
-                let detail = self.punish(delivery, &majority_receipt).await;
+                let detail = "its receipt disagrees with the majority".to_owned();
+                let evidence = vec![delivery.receipt.bytes().to_vec(), majority_receipt.clone()];
+                self.punish(delivery, evidence, detail.clone()).await;
                 if let Some(attempt) = attempt {
                     attempt.outcome = AttemptOutcome::InvalidResult;
                     attempt.detail = detail;
@@ -62,20 +80,17 @@ impl Job {
         self.report(&deliveries[winners[0]], loaded, call, cost, attempts)
     }
 
-    /// A delivery whose receipt disagrees with the majority: its contract ends invalid (not
-    /// paid) and its provider gets an `invalid-result` verdict with both receipts as evidence.
-    /// Answers why, in words.
-    async fn punish(&self, delivery: &mut Delivery, majority_receipt: &[u8]) -> String {
-        let detail = "its receipt disagrees with the majority".to_owned();
-        let mut invalid = delivery.row.ended(ContractState::Invalid, detail.clone());
+    /// A delivery whose receipt was found false (outvoted by the majority, or refuted by a
+    /// re-run): its contract ends invalid (not paid, for `detail`) and its provider gets an
+    /// `invalid-result` verdict with the `evidence` (the receipts that show it).
+    async fn punish(&self, delivery: &mut Delivery, evidence: Vec<Vec<u8>>, detail: String) {
+        let mut invalid = delivery.row.ended(ContractState::Invalid, detail);
         invalid.receipt = Some(delivery.receipt.hash());
-        let evidence = vec![delivery.receipt.bytes().to_vec(), majority_receipt.to_vec()];
         let mut events = std::mem::take(&mut delivery.unstored);
         events.push(self.receipt_event(delivery));
         let with = Records { events, rows: vec![invalid], ..Records::default() };
         let (contract, provider) = (delivery.accept.hash(), delivery.row.peer);
         self.shared.reputation.attest(contract, provider, Verdict::InvalidResult, evidence, with).await;
-        detail
     }
 
     /// The report of the majority's delivery: its result type-checked against the component.

@@ -356,14 +356,19 @@ fn receipt(
     wall_us: u64,
 ) -> Result<(Signed<Receipt>, Option<String>), NodeError> {
     let body = job.request.body();
+    let fault = shared.provider.as_ref().and_then(|p| p.fault);
     let mut fuel_used = outcome.fuel_used;
-    if shared.provider.as_ref().and_then(|p| p.fault) == Some(FaultInjection::OverstateFuel) {
+    if fault == Some(FaultInjection::OverstateFuel) {
         fuel_used += 1_000;
     }
-    let (run_outcome, output) = match &outcome.result {
+    let (mut run_outcome, mut output) = match &outcome.result {
         Ok(output) => (RunOutcome::Output(Digest::of(output.wave.as_bytes())), Some(output.wave.clone())),
         Err(e) => (RunOutcome::Failed { kind: e.kind.to_string(), message: e.message.clone() }, None),
     };
+    if fault == Some(FaultInjection::FailAtMaxFuel) {
+        run_outcome = RunOutcome::Failed { kind: "trap".into(), message: "a failure made up".into() };
+        (output, fuel_used) = (None, body.max_fuel);
+    }
     let receipt = Receipt {
         contract: job.accept.hash(),
         job_id: body.job_id,

@@ -11,24 +11,30 @@
 //! of each name, and the peers seen. The [`BlobStore`] keeps component bytes in files named by
 //! their SHA-256.
 
+mod blob_space;
 mod blobs;
 mod command;
 mod contracts;
+mod keep;
+mod peers;
+mod prune;
 mod reader;
 mod registry;
+mod registry_cap;
 mod schema;
 mod walbuf;
 mod writer;
 mod writer_thread;
 
-pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use blobs::{BlobError, BlobStore, BlobWriter, DEFAULT_MAX_BLOB_STORE_BYTES};
 pub use command::{Accepted, Admission, AuthorRecords, Draft, Pending, Records};
 pub use contracts::{ContractRow, ContractState, ProtocolEvent, Role};
+pub use keep::Keep;
+pub use peers::{KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS};
+pub use prune::{LOG_RETENTION, MAX_PROTOCOL_EVENTS, PRUNE_BATCH, PruneRule, Pruned};
 pub use reader::{HistoryEntry, LogReader, MAX_IDLE_READERS, PooledReader};
-pub use registry::{
-    Added, KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS, MAX_VERSIONS_PER_NAME, PinnedName,
-    Registry, RegistryError,
-};
+pub use registry::{Added, MAX_VERSIONS_PER_NAME, PinnedName, Registry, RegistryError};
+pub use registry_cap::{MAX_MANIFEST_BYTES, MAX_MANIFESTS, MAX_NAMES, USE_GRANULARITY_MS};
 pub use writer::{LedgerStore, QUEUE_CAPACITY};
 pub use writer_thread::{MAX_BATCH, MAX_HELD, REORDER_WINDOW};
 

@@ -186,7 +186,7 @@ pub(super) async fn run_pruner(journal: Journal, shutdown: watch::Receiver<bool>
     }
 }
 
-/// Prunes by the default rule, one command (at most `store::PRUNE_BATCH` events) at a time,
+/// Prunes by the default rule, one command (about `store::PRUNE_BATCH` events) at a time,
 /// while each deletes something and says more may be left.
 async fn prune(store: &Arc<LedgerStore>) {
     let (mut events, mut contracts) = (0, 0);

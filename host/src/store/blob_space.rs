@@ -4,9 +4,10 @@
 //! refused ([`BlobError::StoreFull`]) when they cannot free enough.
 //!
 //! The index is this process's view of the store's files: built from them at open (their
-//! modification times give the order of use, which [`BlobStore::get`] renews on disk), then
-//! kept in step by every put, removal and eviction. Files added behind the store's back are
-//! seen at the next open; files removed behind its back, at the next read.
+//! modification times give the order of use, which [`BlobStore::get`] renews on disk; uses
+//! within one tick of the file system's clock, a few ms, may tie after a restart), then kept
+//! in step by every put, removal and eviction. Files added behind the store's back are seen at
+//! the next open; files removed behind its back, at the next read.
 //!
 //! [`BlobStore::get`]: super::BlobStore::get
 

@@ -10,6 +10,13 @@
 //! The [`Registry`] is a second SQLite file, needing no genesis: component manifests, the owner
 //! of each name, and the peers seen. The [`BlobStore`] keeps component bytes in files named by
 //! their SHA-256.
+//!
+//! Each has a total cap and a rule at it, so that what strangers send cannot fill the disk:
+//! the blob store evicts the least recently used blobs (`blob_space.rs`), the registry forgets
+//! the least recently used names (`registry_cap.rs`), the log is pruned by age and count
+//! (`prune.rs`, a writer command). None drops what a live contract or this node's own
+//! publication needs ([`Keep`]) nor a ledger entry; when only such things are left, the new
+//! item is refused.
 
 mod blob_space;
 mod blobs;

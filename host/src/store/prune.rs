@@ -19,8 +19,9 @@
 //! <id>` answers not found.
 //!
 //! Each command deletes at most [`PRUNE_BATCH`] events and looks at most at `SCAN_LIMIT` rows
-//! of the age index (`events_unchained_by_age`), so the writer is never held long; it answers
-//! [`Pruned::more`] when more may be left, and the caller sends another.
+//! of the age index (`events_unchained_by_age`), so the writer is held for tens of
+//! milliseconds, not for a scan of the log; it answers [`Pruned::more`] when more may be
+//! left, and the caller sends another.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -35,7 +36,7 @@ pub const LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MAX_PROTOCOL_EVENTS: u64 = 1_000_000;
 /// Most events one prune command deletes (a job's events are deleted together, so it may
 /// finish a little past this).
-pub const PRUNE_BATCH: u64 = 4096;
+pub const PRUNE_BATCH: u64 = 1024;
 /// Most rows of the age index one prune command looks at (those kept are stepped over).
 const SCAN_LIMIT: u32 = 4 * PRUNE_BATCH as u32;
 /// The oldest protocol events received before `?1`, at most `?2`: walks `events_unchained_by_age`.
@@ -232,7 +233,7 @@ mod tests {
         let genesis = Genesis {
             network_id: "prune".into(),
             mint_authority: key.public(),
-            allocations: [(key.public(), 1_000), (forker.public(), 10)].into_iter().collect(),
+            allocations: [(key.public(), 1_000_000), (forker.public(), 10)].into_iter().collect(),
         };
         let store = LedgerStore::open(&path, Some(genesis.clone())).unwrap();
         Log { _dir: dir, path, store, key, genesis }
@@ -475,7 +476,8 @@ mod tests {
     fn a_prune_command_deletes_a_bounded_batch_and_says_when_more_is_left() {
         let log = log();
         let now = now_ms();
-        let events = (0..5000u32).map(|n| {
+        let total = 2 * PRUNE_BATCH as u32 + 100;
+        let events = (0..total).map(|n| {
             let job = JobId([[n.to_be_bytes(), [0xee; 4]].concat(), vec![0; 8]].concat().try_into().unwrap());
             let mut reject = log.event("cue/compute-reject", Some(job), vec![], &n.to_string());
             reject.expires_ms = now;
@@ -483,10 +485,8 @@ mod tests {
         });
         log.store(Records { events: events.collect(), ..Records::default() });
         assert_eq!(log.prune(month_later()), Pruned { events: PRUNE_BATCH, contracts: 0, more: true });
-        assert_eq!(
-            log.prune(month_later()),
-            Pruned { events: 5000 - PRUNE_BATCH, contracts: 0, more: false }
-        );
+        assert_eq!(log.prune(month_later()), Pruned { events: PRUNE_BATCH, contracts: 0, more: true });
+        assert_eq!(log.prune(month_later()), Pruned { events: 100, contracts: 0, more: false });
         assert_eq!(log.prune(month_later()), Pruned::default());
     }
 
@@ -506,5 +506,76 @@ mod tests {
         );
         let links = plan(&DELETE_LINKS.replace("?1", "?1 AND ?2 = 0"));
         assert!(links.contains("event_links_by_event"), "{links}");
+    }
+
+    /// Measures one prune command on a log of 200,000 expired rejects (docs/PERFORMANCE.md):
+    /// `cargo test -p cue-host --lib store::prune::tests::measure -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement"]
+    fn measure_a_prune_command_on_a_log_of_200k_rejects() {
+        let log = log();
+        let now = now_ms();
+        for chunk in 0..50u32 {
+            let events: Vec<_> = (0..4000u32)
+                .map(|i| {
+                    let n = chunk * 4000 + i;
+                    let job = JobId(
+                        [[n.to_be_bytes(), [0xee; 4]].concat(), vec![0; 8]].concat().try_into().unwrap(),
+                    );
+                    let mut reject = log.event(
+                        "cue/compute-reject",
+                        Some(job),
+                        vec![(Digest([9; 32]), "request")],
+                        &n.to_string(),
+                    );
+                    reject.expires_ms = now;
+                    reject
+                })
+                .collect();
+            log.store(Records { events, ..Records::default() });
+        }
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let pruned = log.prune(month_later());
+            eprintln!("prune: {pruned:?} in {:?}", started.elapsed());
+        }
+        let started = std::time::Instant::now();
+        let pruned = log.prune(PruneRule { max_protocol_events: u64::MAX, ..PruneRule::at(now_ms()) });
+        eprintln!("nothing to prune (count only): {pruned:?} in {:?}", started.elapsed());
+        let started = std::time::Instant::now();
+        log.store(Records::default());
+        eprintln!("an empty commit: {:?}", started.elapsed());
+    }
+
+    /// Measures what `event_links_by_event` costs a ledger commit (each chained entry writes
+    /// its `prev` link to it): 20,000 authored transfers without and with it, interleaved.
+    #[test]
+    #[ignore = "a measurement"]
+    fn measure_the_link_index_on_authored_transfers() {
+        let run = |with_index: bool| {
+            let log = log();
+            if !with_index {
+                let conn = rusqlite::Connection::open(&log.path).unwrap();
+                conn.execute_batch("DROP INDEX event_links_by_event").unwrap();
+            }
+            let to = Keypair::from_seed([2; 32]).public();
+            let started = std::time::Instant::now();
+            let pending: Vec<_> = (0..20_000)
+                .map(|_| {
+                    let draft = Draft::Transfer { to, amount: 1, reference: None };
+                    log.store.author(log.key.clone(), draft, Validity::starting(now_ms(), 600_000)).unwrap()
+                })
+                .collect();
+            for p in pending {
+                p.wait().unwrap();
+            }
+            started.elapsed()
+        };
+        let _ = run(true);
+        for _ in 0..4 {
+            let a = run(false);
+            let b = run(true);
+            eprintln!("20,000 authored transfers: without the index {a:?}, with {b:?}");
+        }
     }
 }

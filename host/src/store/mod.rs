@@ -28,6 +28,7 @@ mod prune;
 mod reader;
 mod registry;
 mod registry_cap;
+mod registry_error;
 mod schema;
 mod walbuf;
 mod writer;
@@ -40,8 +41,9 @@ pub use keep::Keep;
 pub use peers::{KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS};
 pub use prune::{LOG_RETENTION, MAX_PROTOCOL_EVENTS, PRUNE_BATCH, PruneRule, Pruned};
 pub use reader::{HistoryEntry, LogReader, MAX_IDLE_READERS, PooledReader};
-pub use registry::{Added, MAX_VERSIONS_PER_NAME, PinnedName, Registry, RegistryError};
+pub use registry::{Added, MAX_VERSIONS_PER_NAME, PinnedName, Registry};
 pub use registry_cap::{MAX_MANIFEST_BYTES, MAX_MANIFESTS, MAX_NAMES, USE_GRANULARITY_MS};
+pub use registry_error::RegistryError;
 pub use writer::{LedgerStore, QUEUE_CAPACITY};
 pub use writer_thread::{MAX_BATCH, MAX_HELD, REORDER_WINDOW};
 

@@ -4,7 +4,8 @@
 
 use rusqlite::{OptionalExtension as _, TransactionBehavior, params};
 
-use super::registry::{Registry, RegistryError};
+use super::registry::Registry;
+use super::registry_error::RegistryError;
 use super::{StoreError, key_from_blob};
 use crate::crypto::PublicKey;
 use crate::protocol::MAX_EVENT_BYTES;

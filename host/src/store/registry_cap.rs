@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, Transaction, params};
 
-use super::registry::RegistryError;
+use super::registry_error::RegistryError;
 use super::{Keep, MAX_PEERS, digest_from_blob, key_from_blob};
 use crate::crypto::{Digest, PublicKey};
 

@@ -333,6 +333,22 @@ mod tests {
             hash
         }
 
+        /// A stand-in attestation set naming `contracts`, stored.
+        fn attestations(&self, contracts: &[Digest], tag: &str) -> Digest {
+            let links = contracts.iter().map(|contract| (*contract, "contract")).collect();
+            let set = self.event("cue/outcome-attestations", None, links, tag);
+            let hash = set.hash;
+            self.store(Records { events: vec![set], ..Records::default() });
+            hash
+        }
+
+        /// A transfer authored by the log's key: a ledger entry with its links.
+        fn pay(&self, amount: u64, reference: Option<PaymentReference>) -> crate::store::Accepted {
+            let draft = Draft::Transfer { to: Keypair::from_seed([2; 32]).public(), amount, reference };
+            let validity = Validity::starting(now_ms(), 60_000);
+            self.store.author(self.key.clone(), draft, validity).unwrap().wait().unwrap()
+        }
+
         fn has(&self, hash: &Digest) -> bool {
             self.store.reader().unwrap().has_event(hash).unwrap()
         }
@@ -391,32 +407,11 @@ mod tests {
         log.contract(2, ContractState::Failed, b"failed component");
         let live = log.contract(3, ContractState::Delivered, b"live component");
         let rejected = log.reject(4, now_ms() + 60_000);
-        let old_set = log.event("cue/outcome-attestations", None, vec![(paid, "contract")], "old");
-        let live_set =
-            log.event("cue/outcome-attestations", None, vec![(paid, "contract"), (live, "contract")], "live");
-        let (old_set, live_set) = (old_set.hash, {
-            let hash = live_set.hash;
-            log.store(Records { events: vec![old_set, live_set], ..Records::default() });
-            hash
-        });
+        let old_set = log.attestations(&[paid], "old");
+        let live_set = log.attestations(&[paid, live], "live");
         log.store(Records { owe: vec![b"a verdict owed".to_vec()], ..Records::default() });
-        let payment = Draft::Transfer {
-            to: Keypair::from_seed([2; 32]).public(),
-            amount: 5,
-            reference: Some(PaymentReference::Contract(paid)),
-        };
-        let pay = log
-            .store
-            .author(log.key.clone(), payment, Validity::starting(now_ms(), 60_000))
-            .unwrap()
-            .wait()
-            .unwrap();
-        let change = Draft::Transfer { to: Keypair::from_seed([2; 32]).public(), amount: 1, reference: None };
-        log.store
-            .author(log.key.clone(), change, Validity::starting(now_ms(), 60_000))
-            .unwrap()
-            .wait()
-            .unwrap();
+        let pay = log.pay(5, Some(PaymentReference::Contract(paid)));
+        log.pay(1, None);
         equivocate(&log);
         let entries = log.ledger_entries();
         let balances = log.store.reader().unwrap().balances().unwrap();

@@ -361,7 +361,8 @@ async fn tcp_store_copy(source: &BlobStore, digest: Digest, into: &Path) -> Dura
         socket.shutdown().await.expect("close");
     });
     let mut socket = TcpStream::connect(addr).await.expect("connect");
-    let store = BlobStore::open(into, 64 << 20).expect("blob store");
+    let store =
+        BlobStore::open(into, 64 << 20, cue_host::store::DEFAULT_MAX_BLOB_STORE_BYTES).expect("blob store");
     let mut writer = store.writer(digest, BLOB_BYTES as u64).expect("writer");
     let mut buffer = vec![0u8; CHUNK];
     loop {
@@ -444,7 +445,9 @@ async fn blob_transfer() {
     let root = temp_dir();
     let blob = pseudo_random(BLOB_BYTES);
     let holder_dir = DataDir::resolve(Some(root.path().join("holder")));
-    let holder_store = BlobStore::open(&holder_dir.blobs(), 64 << 20).expect("blob store");
+    let holder_store =
+        BlobStore::open(&holder_dir.blobs(), 64 << 20, cue_host::store::DEFAULT_MAX_BLOB_STORE_BYTES)
+            .expect("blob store");
     let digest = holder_store.put(&blob).expect("store the blob");
     let holder = start_node(root.path().join("holder"), Vec::new(), false).await;
     let bootstrap = holder.listen_addrs();

@@ -840,7 +840,9 @@ async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_o
     let seen = after[1].1.expect("the liar's observed rate");
     let views = handle.providers().await.unwrap();
     let claimed = views[1].manifest["fuel_per_second"].as_u64().unwrap();
-    assert!(claimed > 100 * seen, "claimed {claimed}, seen {seen}");
+    // The quick benchmark measures low, so the claim is not 1000× what is seen here; it is far
+    // above the tolerance that costs trust.
+    assert!(claimed as f64 > cue_host::market::OVERCLAIM * seen as f64, "claimed {claimed}, seen {seen}");
     for node in [consumer, liar, honest] {
         node.shutdown().await;
     }

@@ -92,7 +92,8 @@ impl World {
                 self.accepted.push(accepted.event.clone());
             }
             Err(SubmitError::Ledger(LedgerError::Equivocation { .. })) => {
-                let proof = self.latest_proof();
+                let event = verified.event();
+                let proof = self.proof_of(event.signer(), event.entry().link.seq);
                 self.model.flag(&proof).unwrap();
             }
             Err(_) => {}
@@ -100,9 +101,15 @@ impl World {
         result.map(drop)
     }
 
-    fn latest_proof(&self) -> EquivocationProof {
+    /// The stored proof of `account`'s equivocation at `seq` (two proofs detected in the same
+    /// millisecond are stored in no particular order, so the newest is not necessarily it).
+    fn proof_of(&self, account: PublicKey, seq: u64) -> EquivocationProof {
         let proofs = self.store.reader().unwrap().equivocation_proofs().unwrap();
-        EquivocationProof::decode(proofs.last().expect("a proof is stored")).unwrap()
+        let proofs = proofs.iter().map(|bytes| EquivocationProof::decode(bytes).unwrap());
+        let mut proofs = proofs;
+        proofs
+            .rfind(|proof| proof.account() == account && proof.seq() == seq)
+            .expect("a proof of this equivocation is stored")
     }
 
     fn run(&mut self, op: Op) {
@@ -177,7 +184,7 @@ impl World {
                     matches!(result, Err(SubmitError::Ledger(LedgerError::Equivocation { .. }))),
                     "{result:?}"
                 );
-                let proof = self.latest_proof();
+                let proof = self.proof_of(self.key(from), seq as u64);
                 assert_eq!(proof.account(), self.key(from));
                 assert_eq!(proof.seq(), seq as u64);
                 assert!(self.store.reader().unwrap().is_flagged(&self.key(from)).unwrap());

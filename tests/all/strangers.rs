@@ -1,7 +1,8 @@
 //! Strangers holding a provider's resources: each test attacks a real in-process provider on
 //! 127.0.0.1 through the bare network layer and shows the defence — a replay after a restart
 //! refused, one key's flood leaving a slot for another consumer, unstarted reservations given
-//! back in seconds, and a consumer gone mid-run stopping the run and freeing its slot.
+//! back in seconds, a consumer gone mid-run stopping the run and freeing its slot, and a blob
+//! store full of what the provider must keep refusing a new component instead of growing.
 
 use std::time::{Duration, Instant};
 
@@ -20,11 +21,21 @@ async fn start_provider(
     dir: &tempfile::TempDir,
     genesis: &cue_host::ledger::Genesis,
 ) -> cue_host::node::Node {
+    start_provider_with(dir, genesis, |_| {}).await
+}
+
+/// [`start_provider`], its configuration changed by `adjust` first.
+async fn start_provider_with(
+    dir: &tempfile::TempDir,
+    genesis: &cue_host::ledger::Genesis,
+    adjust: impl FnOnce(&mut cue_host::node::NodeConfig),
+) -> cue_host::node::Node {
     let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
     let mut config = cue_host::node::NodeConfig::loopback(data_dir, vec![]);
     config.sandbox = crate::support::small_sandbox_config();
     config.genesis = Some(genesis.clone());
     config.provide = Some(crate::support::quick_provider());
+    adjust(&mut config);
     cue_host::node::Node::start(config).await.unwrap()
 }
 
@@ -227,4 +238,60 @@ async fn a_consumer_that_stops_reading_a_large_result_does_not_hold_the_provider
         cue_host::node::WRITE_STALL
     );
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_store_full_of_its_own_components_refuses_a_strangers_component_and_keeps_its_own() {
+    let (dir, _) = keyed_dir();
+    let (consumer, genesis) = consumer_with_genesis("full-blob-store-test");
+    let fib = guest_bytes("fib");
+    // Room for exactly the provider's own component, which it must keep (it published it).
+    let cap = fib.len() as u64;
+    let node = start_provider_with(&dir, &genesis, |config| config.max_blob_store_bytes = cap).await;
+    node.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
+    let provider = node.peer_id();
+    let stranger = crate::support::TestNode::start(&node.listen_addrs(), false).await;
+    let hash = guest_bytes("hash");
+    stranger.handle().publish(hash.clone(), "hash", "1.0.0").await.unwrap();
+    let client = bare_consumer(&consumer, &node).await;
+
+    // Once the provider can find the stranger's blob, fetching it is refused for the cap: a
+    // `busy` reject naming the full store, before any byte is written.
+    let started = Instant::now();
+    let mut job = 0;
+    let reject = loop {
+        job += 1;
+        let request = request_for(&consumer, provider, &genesis, &hash, job);
+        let reject =
+            rejected(&client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap());
+        if reject.body().reason == RejectReason::Busy {
+            break reject;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never refused for the cap: {:?}",
+            reject.body()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(reject.body().message.contains("blob store is full"), "{:?}", reject.body());
+
+    // Its own component still runs.
+    let own = request_for(&consumer, provider, &genesis, &fib, 100);
+    let (_stream, frame) = ask_on_stream(&client, provider, &own, None).await;
+    assert_eq!(frame["delivered"]["output"], "6765", "{frame}");
+    drop(client);
+    stranger.stop().await;
+    node.shutdown().await;
+
+    let blobs = dir.path().join("blobs");
+    let held: Vec<_> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .filter(|shard| shard.file_name() != "tmp")
+        .flat_map(|shard| std::fs::read_dir(shard.path()).unwrap().flatten())
+        .map(|file| file.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(held, [cue_host::crypto::Digest::of(&fib).to_string()], "only its own blob is on disk");
+    assert_eq!(std::fs::read_dir(blobs.join("tmp")).unwrap().count(), 0, "nothing half-written left");
 }

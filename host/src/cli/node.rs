@@ -13,7 +13,7 @@ use crate::benchmark::Plan;
 use crate::datadir::DataDir;
 use crate::net::Multiaddr;
 use crate::node::{FaultInjection, Node, NodeConfig, ProviderSettings};
-use crate::sandbox::{SandboxConfig, parse_duration};
+use crate::sandbox::{SandboxConfig, parse_bytes, parse_duration};
 
 /// Options of `cue node`.
 #[derive(Debug, Args)]
@@ -48,6 +48,10 @@ pub struct NodeArgs {
     /// that consumers can be seen catching it
     #[arg(long, value_name = "FAULT")]
     fault_injection: Option<FaultInjection>,
+    /// The most bytes of components kept (beyond, the least recently used that no live
+    /// contract needs and this node did not publish are evicted), e.g. 4GiB
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "4GiB")]
+    max_blob_store: u64,
     /// Where the local control API listens (loopback only; port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     api: SocketAddr,
@@ -89,6 +93,7 @@ async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> an
         provide,
         sandbox: SandboxConfig::default(),
         genesis: ledger.genesis()?,
+        max_blob_store_bytes: args.max_blob_store,
     };
     let node = Node::start(config).await?;
     let api_config = ApiConfig { listen: args.api, hosts: args.api_host };

@@ -15,11 +15,12 @@ use super::blobs::{self, BLOB_PROTOCOL, TransferError};
 use super::topics::COMPONENTS_TOPIC;
 use super::{NodeError, Shared, lock};
 use crate::clock::now_ms;
-use crate::crypto::{Digest, PeerId};
+use crate::crypto::{Digest, PeerId, PublicKey};
+use crate::datadir::DataDir;
 use crate::net::{DhtKey, Refusal, RpcRequest, RpcResponse};
 use crate::protocol::{ComponentManifest, ComponentRef, Signed, check_name, open_component_manifest};
 use crate::sandbox::{FailureKind, JobError, LoadedComponent, Sandbox};
-use crate::store::{Added, BlobStore, Registry};
+use crate::store::{Added, BlobError, BlobStore, Keep, LedgerStore, Registry, RegistryError, StoreError};
 
 /// Peers asked for a name's manifests, or for a blob, before giving up.
 const MAX_SOURCES: usize = 8;
@@ -34,10 +35,49 @@ const NAMES_CHECKED: usize = 1024;
 /// A name looked up this recently is resolved from the registry alone.
 const NAME_RECHECK: Duration = Duration::from_secs(30);
 
+/// Opens the registry and the blob store of `data_dir` (blobs of at most `caps.0` bytes, at
+/// most `caps.1` in all), each keeping at its caps what this node still needs: what `me`
+/// published, and the components of `ledger`'s live contracts.
+pub(super) fn open_stores(
+    data_dir: &DataDir,
+    me: PublicKey,
+    ledger: Option<&Arc<LedgerStore>>,
+    caps: (u64, u64),
+) -> Result<(Arc<Registry>, BlobStore), NodeError> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| NodeError::Setup(format!("{what}: {e}"));
+    let live = ledger.map(|ledger| ledger.clone() as Arc<dyn Keep>);
+    let registry = Registry::open(&data_dir.registry()).map_err(|e| setup("registry", &e))?;
+    let registry = Arc::new(registry.keeping(me, live.clone()));
+    let pinned = Pinned { registry: registry.clone(), me, live };
+    let blobs = BlobStore::open(&data_dir.blobs(), caps.0, caps.1).map_err(|e| setup("blob store", &e))?;
+    Ok((registry, blobs.keeping(Arc::new(pinned))))
+}
+
+/// The blobs the blob store keeps at its cap: the components this node published (signed its
+/// manifest) and those its live contracts need.
+struct Pinned {
+    registry: Arc<Registry>,
+    me: PublicKey,
+    live: Option<Arc<dyn Keep>>,
+}
+
+impl Keep for Pinned {
+    fn components(&self) -> Result<HashSet<Digest>, StoreError> {
+        let mut kept = self.registry.components_published_by(&self.me).map_err(|e| match e {
+            RegistryError::Store(e) => e,
+            other => StoreError::Corrupt(other.to_string()),
+        })?;
+        if let Some(live) = &self.live {
+            kept.extend(live.components()?);
+        }
+        Ok(kept)
+    }
+}
+
 /// The sandbox, the registry and the blob store, with what the node keeps warm of them.
 pub(super) struct Components {
     sandbox: Arc<Sandbox>,
-    registry: Registry,
+    registry: Arc<Registry>,
     blobs: BlobStore,
     /// Components loaded in the sandbox, newest last (at most [`LOADED_CACHE`]).
     loaded: Mutex<VecDeque<(Digest, Arc<LoadedComponent>)>>,
@@ -48,7 +88,7 @@ pub(super) struct Components {
 }
 
 impl Components {
-    pub(super) fn new(sandbox: Arc<Sandbox>, registry: Registry, blobs: BlobStore) -> Components {
+    pub(super) fn new(sandbox: Arc<Sandbox>, registry: Arc<Registry>, blobs: BlobStore) -> Components {
         Components {
             sandbox,
             registry,
@@ -211,8 +251,9 @@ pub(super) async fn publish(
     }
     .sign(&shared.keypair, now_ms())
     .map_err(|e| NodeError::Invalid(e.to_string()))?;
-    let added = shared.components.registry().add(&manifest).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    // The blob first: a manifest kept without its blob would announce what this node lacks.
     shared.components.blobs().put_expected(&bytes, &sha256)?;
+    let added = shared.components.registry().add(&manifest).map_err(|e| NodeError::Invalid(e.to_string()))?;
     announce(shared, &manifest).await;
     let body = manifest.body();
     Ok(PublishReport {
@@ -333,7 +374,7 @@ pub(super) async fn ensure_blob(
     sha256: Digest,
     progress: &mut (impl FnMut(u64, u64) + Send),
 ) -> Result<(u64, String), NodeError> {
-    if let Some(size) = shared.components.blobs().size(&sha256)? {
+    if let Some(size) = shared.components.blobs().touch(&sha256) {
         return Ok((size, "local".into()));
     }
     let me = shared.keypair.peer_id();
@@ -354,6 +395,10 @@ pub(super) async fn ensure_blob(
                     tracing::debug!(%sha256, "blob announcement incomplete: {e}");
                 }
                 return Ok((size, peer.to_string()));
+            }
+            Err(TransferError::Blob(full @ BlobError::StoreFull { .. })) => {
+                // This node's own limit, not the peer's fault: no other peer would do better.
+                return Err(NodeError::Blob(full));
             }
             Err(e) => {
                 if matches!(e, TransferError::Blob(_) | TransferError::Protocol(_)) {

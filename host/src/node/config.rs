@@ -9,6 +9,7 @@ use crate::ledger::Genesis;
 use crate::market::ProviderPolicy;
 use crate::net::Multiaddr;
 use crate::sandbox::SandboxConfig;
+use crate::store::DEFAULT_MAX_BLOB_STORE_BYTES;
 
 /// The default time after a job's limit in which its consumer must pay.
 pub const DEFAULT_PAY_GRACE: Duration = Duration::from_secs(60);
@@ -29,6 +30,9 @@ pub struct NodeConfig {
     /// The network's genesis: needed the first time the data dir's ledger is opened. Without
     /// one and without a ledger in the data dir, the node runs without a ledger.
     pub genesis: Option<Genesis>,
+    /// The cap on the blob store's bytes (default [`DEFAULT_MAX_BLOB_STORE_BYTES`]): beyond,
+    /// the least recently used components not pinned go (see `store::BlobStore`).
+    pub max_blob_store_bytes: u64,
 }
 
 impl NodeConfig {
@@ -43,6 +47,7 @@ impl NodeConfig {
             provide: None,
             sandbox: SandboxConfig::default(),
             genesis: None,
+            max_blob_store_bytes: DEFAULT_MAX_BLOB_STORE_BYTES,
         }
     }
 }

@@ -198,7 +198,8 @@ impl NodeHandle {
     }
 
     /// One job as a JSON [`JobView`]: its contracts and every protocol event of it, in log
-    /// order (what `GET /v1/jobs/<id>` answers).
+    /// order (what `GET /v1/jobs/<id>` answers). A job pruned from the log (ended 30 days ago,
+    /// see `store::PruneRule`) is not found.
     pub async fn job(&self, job: JobId) -> Result<serde_json::Value, NodeError> {
         let (rows, events) = self
             .shared

@@ -1,24 +1,30 @@
 //! The journal: everything a node records about its contracts, its verdicts and its ledger
 //! goes through here, as [`Records`] committed together (one transaction, one disk sync) and
 //! awaited until durable. Every role writes through it, so no role reaches into another's file
-//! to store, and the writer's queue is never waited on from a runtime thread.
+//! to store, and the writer's queue is never waited on from a runtime thread. Its pruner
+//! ([`run_pruner`]) keeps the log within its retention and cap (`store::PruneRule`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::NodeError;
+use tokio::sync::watch;
+
+use super::{NodeError, wait_for};
 use crate::clock::now_ms;
 use crate::crypto::{Digest, Keypair, PublicKey};
 use crate::ledger::LedgerError;
 use crate::protocol::{Event, EventError, Validity, Verified};
 use crate::store::{
-    Accepted, Admission, ContractRow, Draft, LedgerStore, Pending, PooledReader, ProtocolEvent, Records,
-    StoreError, SubmitError,
+    Accepted, Admission, ContractRow, Draft, LedgerStore, Pending, PooledReader, ProtocolEvent, PruneRule,
+    Records, StoreError, SubmitError,
 };
 
 /// How long an entry this node authors stays acceptable to others.
 const ENTRY_LIFETIME_MS: u64 = 3_600_000;
 /// How long an imported entry that is ahead of its chain waits for the entries before it.
 const REORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the log is pruned (besides at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// The node's event log and ledger, when it has a genesis; cheap to clone.
 #[derive(Clone)]
@@ -163,6 +169,48 @@ impl Journal {
         admission: Admission,
     ) -> Result<Accepted, SubmitError> {
         self.queue_entry(event, admission).await?.done().await
+    }
+}
+
+/// Until shutdown: prunes the log (see `store::PruneRule`) at start and every
+/// [`PRUNE_EVERY`], a command at a time until nothing more goes. Without a ledger it ends at
+/// once.
+pub(super) async fn run_pruner(journal: Journal, shutdown: watch::Receiver<bool>) {
+    let Ok(store) = journal.store().cloned() else { return };
+    loop {
+        prune(&store).await;
+        tokio::select! {
+            () = wait_for(shutdown.clone()) => return,
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
+}
+
+/// Prunes by the default rule, one command (about `store::PRUNE_BATCH` events) at a time,
+/// while each deletes something and says more may be left.
+async fn prune(store: &Arc<LedgerStore>) {
+    let (mut events, mut contracts) = (0, 0);
+    loop {
+        let rule = PruneRule::at(now_ms());
+        let pruned = match queue(store, move |store| store.prune(rule)).await {
+            Ok(pending) => pending.done().await,
+            Err(e) => Err(e.into()),
+        };
+        match pruned {
+            Ok(pruned) => {
+                (events, contracts) = (events + pruned.events, contracts + pruned.contracts);
+                if !pruned.more || pruned.events == 0 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!("cannot prune the log: {e}");
+                break;
+            }
+        }
+    }
+    if events > 0 {
+        tracing::info!(events, contracts, "pruned the log");
     }
 }
 

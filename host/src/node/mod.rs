@@ -32,7 +32,8 @@
 //! 8. with `--provide`, the job server (`provider::serve_jobs`): `/cue-job` streams, at most
 //!    `MAX_JOB_STREAMS` at once;
 //! 9. with `--provide`, the payment watcher (`provider::watch_payments`): payments by gossip,
-//!    deadlines, unstarted jobs, every 250 ms.
+//!    deadlines, unstarted jobs, every 250 ms;
+//! 10. the pruner (`journal::run_pruner`): prunes the log at start and every 10 min.
 //!
 //! Requests, gossip messages and streams are handled in short tasks of their own, each kind
 //! bounded by a semaphore (see `dispatch`); the stores close when the last reference drops.
@@ -86,7 +87,7 @@ use crate::datadir::DataDir;
 use crate::market::ReputationLimits;
 use crate::net::{self, Multiaddr, NetConfig, NetworkTag, Refusals};
 use crate::sandbox::Sandbox;
-use crate::store::{BlobStore, LedgerStore, Registry, StoreError};
+use crate::store::{LedgerStore, StoreError};
 
 /// Takes a lock, poisoned or not (the node's one policy, see the module docs).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,10 +137,9 @@ impl Node {
         sandbox_config.cache_dir.get_or_insert_with(|| data_dir.code_cache());
         let sandbox = Sandbox::new(sandbox_config).map_err(|e| setup("sandbox", &e))?;
         let pool = sandbox.config().max_concurrent_jobs as usize;
-        let registry = Registry::open(&data_dir.registry()).map_err(|e| setup("registry", &e))?;
-        let blobs = BlobStore::open(&data_dir.blobs(), sandbox.config().max_component_bytes as u64)
-            .map_err(|e| setup("blob store", &e))?;
         let ledger = open_ledger(&data_dir, &config).map_err(|e| setup("ledger", &e))?;
+        let caps = (sandbox.config().max_component_bytes as u64, config.max_blob_store_bytes);
+        let (registry, blobs) = components::open_stores(&data_dir, keypair.public(), ledger.as_ref(), caps)?;
         let genesis = ledger.as_ref().map(|store| store.genesis().id());
         let validator =
             Arc::new(dispatch::Validator { genesis: genesis.unwrap_or(crate::market::NO_NETWORK) });
@@ -216,7 +216,7 @@ impl Node {
 /// Spawns the node's tasks but the network loop (see the module docs), in order: the dispatcher
 /// and the blob server, the provider's (its manifest measured or reused, its unfinished
 /// contracts failed and its request window restored before it serves jobs), then the
-/// announcer, the attester and the ledger gossiper.
+/// announcer, the attester, the pruner and the ledger gossiper.
 async fn spawn_tasks(
     shared: &Arc<Shared>,
     events: tokio::sync::mpsc::Receiver<net::NetEvent>,
@@ -237,6 +237,7 @@ async fn spawn_tasks(
     }
     tasks.push(tokio::spawn(announce::run(shared.clone(), connected, shutdown.clone())));
     tasks.push(tokio::spawn(gossip::attestations::run_attester(shared.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(journal::run_pruner(shared.journal.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(outbox::run_gossiper(shared.clone(), shutdown)));
     Ok(tasks)
 }

@@ -1,16 +1,28 @@
 //! The content-addressed blob store: component bytes in files named by their SHA-256, written
-//! so that a blob is either whole under its name or absent.
+//! so that a blob is either whole under its name or absent, under a total cap.
 //!
 //! Layout: `<dir>/<first 2 hex>/<64 hex>` for each blob, and `<dir>/tmp/` for writes in
 //! progress. A write goes to a new file in `tmp/`, is fsynced, renamed under its hash and the
 //! directory fsynced, so a crash never leaves a half-written blob under a hash. Temporary files
 //! a crash left behind are removed by the next [`BlobStore::open`] once an hour old.
+//!
+//! The cap (`blob_space.rs`): the stored blobs and the bytes promised to writes in progress
+//! stay within `max_total_bytes`. A write promises its size before its first byte (a transfer:
+//! its declared size); when that does not fit, the least recently used blobs go first, except
+//! those the [`Keep`] given with [`BlobStore::keeping`] names and those being read; when even
+//! that is not enough the write is refused with [`BlobError::StoreFull`] and nothing is
+//! evicted. A use is a read ([`BlobStore::get`], which also renews the file's modification
+//! time, the order of use a reopened store starts from), a [`BlobStore::touch`] or a write.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::Keep;
+use super::blob_space::{Reservation, Space};
 use crate::crypto::{Digest, IncrementalDigest};
 
 /// Age after which a temporary file is taken for a crash's leftover (a live transfer writes
@@ -45,6 +57,20 @@ pub enum BlobError {
         /// Bytes received (so far, if too many).
         received: u64,
     },
+    /// The store is full of blobs it must keep (or is reading, or is receiving): a new blob
+    /// would take it past its total cap.
+    #[error(
+        "the blob store is full: {size} more bytes do not fit in its limit of {limit} bytes, \
+         {held} of which hold components this node must keep, is reading or is receiving"
+    )]
+    StoreFull {
+        /// Bytes the new blob needs.
+        size: u64,
+        /// Bytes that could not be evicted.
+        held: u64,
+        /// The store's total cap.
+        limit: u64,
+    },
     /// A file-system operation failed.
     #[error("blob store: cannot {what} {}", path.display())]
     Io {
@@ -63,13 +89,18 @@ fn io_error(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BlobEr
     move |source| BlobError::Io { what, path, source }
 }
 
-/// Blobs on disk, each at most `max_blob_bytes`, named by their SHA-256.
+/// The default cap on a node's blob store: 4 GiB, 64 components of the sandbox's largest
+/// (64 MiB). `cue node --max-blob-store BYTES` sets another.
+pub const DEFAULT_MAX_BLOB_STORE_BYTES: u64 = 4 << 30;
+
+/// Blobs on disk, each at most `max_blob_bytes` and all together at most `max_total_bytes`,
+/// named by their SHA-256. Clones share the store (and its cap).
 ///
 /// ```
 /// use cue_host::store::{BlobError, BlobStore};
 ///
 /// let dir = tempfile::tempdir().unwrap();
-/// let blobs = BlobStore::open(dir.path(), 1 << 20).unwrap();
+/// let blobs = BlobStore::open(dir.path(), 1 << 20, 64 << 20).unwrap();
 /// let digest = blobs.put(b"component bytes").unwrap();
 /// assert_eq!(blobs.get(&digest).unwrap().as_deref(), Some(&b"component bytes"[..]));
 ///
@@ -80,19 +111,42 @@ fn io_error(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BlobEr
 /// writer.finish().unwrap();
 /// assert!(matches!(blobs.writer(digest, 2 << 20), Err(BlobError::TooLarge { .. })));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BlobStore {
     dir: PathBuf,
     max_blob_bytes: u64,
+    /// What the store holds against its cap, shared by clones.
+    pub(super) space: Arc<Space>,
+    /// What eviction must leave; without it every blob may go.
+    keep: Option<Arc<dyn Keep>>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore")
+            .field("dir", &self.dir)
+            .field("max_blob_bytes", &self.max_blob_bytes)
+            .field("max_total_bytes", &self.space.max_total_bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) the store in `dir`, removing stale temporary files.
-    pub fn open(dir: &Path, max_blob_bytes: u64) -> Result<BlobStore, BlobError> {
-        let store = BlobStore { dir: dir.to_path_buf(), max_blob_bytes };
-        fs::create_dir_all(store.tmp_dir()).map_err(io_error("create", &store.tmp_dir()))?;
+    /// Opens (creating if needed) the store in `dir`, removing stale temporary files, with
+    /// blobs of at most `max_blob_bytes` and at most `max_total_bytes` in all. A store found
+    /// over its cap (a lower cap than before) is brought under it by the next write.
+    pub fn open(dir: &Path, max_blob_bytes: u64, max_total_bytes: u64) -> Result<BlobStore, BlobError> {
+        fs::create_dir_all(dir.join("tmp")).map_err(io_error("create", &dir.join("tmp")))?;
+        let found = scan(dir)?;
+        let space = Arc::new(Space::new(max_total_bytes, found));
+        let store = BlobStore { dir: dir.to_path_buf(), max_blob_bytes, space, keep: None };
         store.remove_stale_temp_files();
         Ok(store)
+    }
+
+    /// The store, never evicting the blobs `keep` names.
+    pub fn keeping(self, keep: Arc<dyn Keep>) -> BlobStore {
+        BlobStore { keep: Some(keep), ..self }
     }
 
     /// The largest blob accepted, in bytes.
@@ -100,25 +154,35 @@ impl BlobStore {
         self.max_blob_bytes
     }
 
+    /// The cap on all blobs together, in bytes.
+    pub fn max_total_bytes(&self) -> u64 {
+        self.space.max_total_bytes()
+    }
+
+    /// Bytes of the blobs stored now.
+    pub fn stored_bytes(&self) -> u64 {
+        self.space.stored()
+    }
+
     /// Where the blob with this hash is (or would be) stored.
     pub fn path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.to_string();
-        self.dir.join(&hex[..2]).join(hex)
+        blob_path(&self.dir, digest)
     }
 
     /// Whether a blob with this hash is stored (not re-verified: see [`BlobStore::get`]).
     pub fn has(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        self.space.size(digest).is_some()
     }
 
     /// The size of the stored blob, if any.
     pub fn size(&self, digest: &Digest) -> Result<Option<u64>, BlobError> {
-        let path = self.path(digest);
-        match fs::metadata(&path) {
-            Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("read", &path)(e)),
-        }
+        Ok(self.space.size(digest))
+    }
+
+    /// The size of the stored blob, if any, counting a use of it: a blob about to be read
+    /// (a component about to be loaded) is the last the cap evicts.
+    pub fn touch(&self, digest: &Digest) -> Option<u64> {
+        self.space.touch(digest)
     }
 
     /// Stores `bytes`, returning their hash. Storing a blob again is harmless (the file is
@@ -141,34 +205,64 @@ impl BlobStore {
     }
 
     fn install(&self, bytes: &[u8], digest: &Digest) -> Result<(), BlobError> {
+        let reservation = self.reserve(digest, bytes.len() as u64)?;
         let mut temp = TempFile::create(&self.tmp_dir())?;
         temp.file.write_all(bytes).map_err(io_error("write", &temp.path))?;
-        temp.commit(&self.path(digest))
+        temp.commit(&self.path(digest))?;
+        reservation.stored(bytes.len() as u64);
+        Ok(())
     }
 
-    /// The blob with this hash, re-verified. A stored file that does not match its hash (or is
-    /// over the limit) is logged, removed and reported as absent.
+    /// Promises `size` bytes to the blob `digest`, evicting what the cap rule allows when they
+    /// do not fit (see the module docs).
+    fn reserve(&self, digest: &Digest, size: u64) -> Result<Reservation, BlobError> {
+        if let Some(reservation) = self.space.try_reserve(digest, size) {
+            return Ok(reservation);
+        }
+        let kept = match &self.keep {
+            None => Some(HashSet::new()),
+            Some(keep) => keep
+                .components()
+                .inspect_err(|e| tracing::error!("cannot tell which blobs to keep, so none is evicted: {e}"))
+                .ok(),
+        };
+        self.space.reserve_evicting(digest, size, kept.as_ref(), |victim| self.remove_file(victim))
+    }
+
+    /// The blob with this hash, re-verified; it is not evicted while being read, and the read
+    /// counts as a use (renewing the file's modification time). A stored file that does not
+    /// match its hash (or is over the limit) is logged, removed and reported as absent.
     pub fn get(&self, digest: &Digest) -> Result<Option<Vec<u8>>, BlobError> {
-        let Some(size) = self.size(digest)? else { return Ok(None) };
+        let Some(_reading) = self.space.start_read(digest) else { return Ok(None) };
+        let path = self.path(digest);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.space.forget(digest);
+                return Ok(None);
+            }
+            Err(e) => return Err(io_error("read", &path)(e)),
+        };
+        let size = file.metadata().map_err(io_error("read", &path))?.len();
         if size > self.max_blob_bytes {
             self.discard(digest, "it is larger than the blob limit");
             return Ok(None);
         }
-        let path = self.path(digest);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("read", &path)(e)),
-        };
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(io_error("read", &path))?;
         if Digest::of(&bytes) != *digest {
             self.discard(digest, "its content does not match its hash");
             return Ok(None);
+        }
+        if let Err(err) = file.set_modified(SystemTime::now()) {
+            tracing::debug!(%digest, %err, "could not record a blob's use on disk");
         }
         Ok(Some(bytes))
     }
 
     fn discard(&self, digest: &Digest, reason: &str) {
         tracing::warn!(%digest, reason, "removing a corrupt blob");
+        self.space.forget(digest);
         if let Err(err) = fs::remove_file(self.path(digest)) {
             tracing::warn!(%digest, %err, "could not remove a corrupt blob");
         }
@@ -176,41 +270,40 @@ impl BlobStore {
 
     /// Removes the blob with this hash; `false` if there was none.
     pub fn remove(&self, digest: &Digest) -> Result<bool, BlobError> {
+        let held = self.space.size(digest).is_some();
+        self.space.forget(digest);
         let path = self.path(digest);
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(held),
             Err(e) => Err(io_error("remove", &path)(e)),
         }
     }
 
-    /// Every stored blob's hash and size, by hash. Files not named like blobs are skipped.
-    pub fn list(&self) -> Result<Vec<(Digest, u64)>, BlobError> {
-        let mut blobs = Vec::new();
-        for shard in fs::read_dir(&self.dir).map_err(io_error("list", &self.dir))? {
-            let shard = shard.map_err(io_error("list", &self.dir))?.path();
-            if shard.file_name().is_none_or(|n| n.len() != 2) || !shard.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(&shard).map_err(io_error("list", &shard))? {
-                let entry = entry.map_err(io_error("list", &shard))?;
-                let digest = entry.file_name().to_str().and_then(Digest::from_hex);
-                if let Some(digest) = digest.filter(|d| self.path(d) == entry.path()) {
-                    blobs.push((digest, entry.metadata().map_err(io_error("read", &entry.path()))?.len()));
-                }
-            }
+    /// Removes an evicted blob's file (already gone is fine).
+    fn remove_file(&self, digest: &Digest) -> Result<(), BlobError> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
+            _ => Ok(()),
         }
-        blobs.sort();
-        Ok(blobs)
+    }
+
+    /// Every stored blob's hash and size, by hash.
+    pub fn list(&self) -> Result<Vec<(Digest, u64)>, BlobError> {
+        Ok(self.space.list())
     }
 
     /// Starts receiving the blob `expected` of `declared_size` bytes in chunks, refusing a
-    /// declared size over the limit before anything is written.
+    /// declared size over the limit, or one the cap cannot make room for, before anything is
+    /// written. The declared size counts against the cap until the writer finishes or drops.
     pub fn writer(&self, expected: Digest, declared_size: u64) -> Result<BlobWriter, BlobError> {
         self.check_size(declared_size)?;
+        let reservation = self.reserve(&expected, declared_size)?;
         let temp = TempFile::create(&self.tmp_dir())?;
         Ok(BlobWriter {
             temp,
+            reservation,
             target: self.path(&expected),
             expected,
             declared_size,
@@ -247,9 +340,11 @@ impl BlobStore {
 /// A blob being received in chunks, from [`BlobStore::writer`].
 ///
 /// Nothing appears under the blob's hash until [`BlobWriter::finish`] has checked the size
-/// and hash; dropping an unfinished writer removes what it wrote.
+/// and hash; dropping an unfinished writer removes what it wrote and gives back its room.
 pub struct BlobWriter {
     temp: TempFile,
+    /// Its declared size, counted against the store's cap.
+    reservation: Reservation,
     /// Where the blob goes once checked.
     target: PathBuf,
     expected: Digest,
@@ -288,8 +383,34 @@ impl BlobWriter {
             return Err(BlobError::HashMismatch { expected: self.expected, actual });
         }
         self.temp.commit(&self.target)?;
+        self.reservation.stored(self.received);
         Ok(actual)
     }
+}
+
+/// Every blob file under `dir` (hash, size, modification time). Files not named like blobs
+/// are skipped.
+fn scan(dir: &Path) -> Result<Vec<(Digest, u64, SystemTime)>, BlobError> {
+    let mut blobs = Vec::new();
+    for shard in fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let shard = shard.map_err(io_error("list", dir))?.path();
+        if shard.file_name().is_none_or(|n| n.len() != 2) || !shard.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&shard).map_err(io_error("list", &shard))? {
+            let entry = entry.map_err(io_error("list", &shard))?;
+            let digest = entry.file_name().to_str().and_then(Digest::from_hex);
+            let Some(digest) = digest.filter(|d| blob_path(dir, d) == entry.path()) else { continue };
+            let meta = entry.metadata().map_err(io_error("read", &entry.path()))?;
+            blobs.push((digest, meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+        }
+    }
+    Ok(blobs)
+}
+
+fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    let hex = digest.to_string();
+    dir.join(&hex[..2]).join(hex)
 }
 
 /// A file in the store's `tmp/`, removed on drop unless committed under its final name.
@@ -345,7 +466,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, BlobStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(&dir.path().join("blobs"), LIMIT).unwrap();
+        let store = BlobStore::open(&dir.path().join("blobs"), LIMIT, 1 << 20).unwrap();
         (dir, store)
     }
 
@@ -450,7 +571,7 @@ mod tests {
         let file = File::create(&stale).unwrap();
         file.set_modified(SystemTime::now() - STALE_TEMP_AGE - Duration::from_secs(60)).unwrap();
         drop(file);
-        BlobStore::open(&dir.path().join("blobs"), LIMIT).unwrap();
+        BlobStore::open(&dir.path().join("blobs"), LIMIT, 1 << 20).unwrap();
         assert!(!stale.exists());
         assert!(live.exists());
     }
@@ -466,6 +587,7 @@ mod tests {
         fs::write(store.dir.join("stray"), b"x").unwrap();
         let mut expected = vec![(a, 1), (b, 2)];
         expected.sort();
+        let store = BlobStore::open(&store.dir, LIMIT, 1 << 20).unwrap();
         assert_eq!(store.list().unwrap(), expected);
     }
 }

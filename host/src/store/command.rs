@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::contracts::{ContractRow, ProtocolEvent};
+use super::prune::{PruneRule, Pruned};
 use super::{StoreError, SubmitError};
 use crate::crypto::{Keypair, PublicKey};
 use crate::ledger::EquivocationProof;
@@ -102,6 +103,10 @@ pub(super) enum Command {
     Records {
         records: Box<Records>,
         reply: Reply<()>,
+    },
+    Prune {
+        rule: PruneRule,
+        reply: Reply<Pruned>,
     },
 }
 

@@ -10,25 +10,40 @@
 //! The [`Registry`] is a second SQLite file, needing no genesis: component manifests, the owner
 //! of each name, and the peers seen. The [`BlobStore`] keeps component bytes in files named by
 //! their SHA-256.
+//!
+//! Each has a total cap and a rule at it, so that what strangers send cannot fill the disk:
+//! the blob store evicts the least recently used blobs (`blob_space.rs`), the registry forgets
+//! the least recently used names (`registry_cap.rs`), the log is pruned by age and count
+//! (`prune.rs`, a writer command). None drops what a live contract or this node's own
+//! publication needs ([`Keep`]) nor a ledger entry; when only such things are left, the new
+//! item is refused.
 
+mod blob_space;
 mod blobs;
 mod command;
 mod contracts;
+mod keep;
+mod peers;
+mod prune;
 mod reader;
 mod registry;
+mod registry_cap;
+mod registry_error;
 mod schema;
 mod walbuf;
 mod writer;
 mod writer_thread;
 
-pub use blobs::{BlobError, BlobStore, BlobWriter};
+pub use blobs::{BlobError, BlobStore, BlobWriter, DEFAULT_MAX_BLOB_STORE_BYTES};
 pub use command::{Accepted, Admission, AuthorRecords, Draft, Pending, Records};
 pub use contracts::{ContractRow, ContractState, ProtocolEvent, Role};
+pub use keep::Keep;
+pub use peers::{KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS};
+pub use prune::{LOG_RETENTION, MAX_PROTOCOL_EVENTS, PRUNE_BATCH, PruneRule, Pruned};
 pub use reader::{HistoryEntry, LogReader, MAX_IDLE_READERS, PooledReader};
-pub use registry::{
-    Added, KnownPeer, MAX_ADDRESS_LEN, MAX_PEER_ADDRESSES, MAX_PEERS, MAX_VERSIONS_PER_NAME, PinnedName,
-    Registry, RegistryError,
-};
+pub use registry::{Added, MAX_VERSIONS_PER_NAME, PinnedName, Registry};
+pub use registry_cap::{MAX_MANIFEST_BYTES, MAX_MANIFESTS, MAX_NAMES, USE_GRANULARITY_MS};
+pub use registry_error::RegistryError;
 pub use writer::{LedgerStore, QUEUE_CAPACITY};
 pub use writer_thread::{MAX_BATCH, MAX_HELD, REORDER_WINDOW};
 

@@ -1,5 +1,6 @@
 //! Read-only queries on their own connection: balances, history, stored events, proofs.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
@@ -8,7 +9,7 @@ use super::contracts::{CONTRACT_COLUMNS, ContractRow, ContractState, Role, contr
 use super::{StoreError, digest_from_blob, key_from_blob, schema, stored_genesis};
 use crate::crypto::{Digest, PublicKey};
 use crate::ledger::Genesis;
-use crate::protocol::JobId;
+use crate::protocol::{ComputeRequest, JobId, Signed};
 
 /// One ledger entry as a wallet shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -299,6 +300,24 @@ impl LogReader {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params, |row| Ok(contract_from_row(row)))?;
         rows.map(|row| row?).collect()
+    }
+
+    /// The components (SHA-256) named by the requests of the contracts still accepted or
+    /// delivered, of either role: what the blob store and the registry must keep.
+    pub fn live_components(&self) -> Result<HashSet<Digest>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.bytes FROM contracts c JOIN events e ON e.hash = c.request
+             WHERE c.state IN ('accepted', 'delivered')",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut live = HashSet::new();
+        while let Some(row) = rows.next()? {
+            let bytes = row.get_ref(0)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let request = Signed::<ComputeRequest>::decode(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("a stored request: {e}")))?;
+            live.insert(request.body().component);
+        }
+        Ok(live)
     }
 
     /// Every protocol event of a job, in log order: (kind, hash, bytes) — its own, and the

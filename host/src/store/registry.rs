@@ -1,30 +1,25 @@
 //! The registry: the component manifests this node accepted, the owner pinned for each name
-//! (trust on first use), and the providers it has seen — in its own SQLite file, which unlike
-//! the ledger's needs no genesis.
+//! (trust on first use), and the providers it has seen (`peers.rs`) — in its own SQLite file,
+//! which unlike the ledger's needs no genesis. Its caps, and what it forgets at them, are in
+//! `registry_cap.rs`.
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
 use semver::{Version, VersionReq};
 
-use super::{StoreError, digest_from_blob, key_from_blob, schema};
+use super::registry_cap::{Keeping, Limits, Totals, make_room, record_use};
+use super::registry_error::RegistryError;
+use super::{Keep, StoreError, digest_from_blob, key_from_blob, schema};
 use crate::clock::now_ms;
-use crate::crypto::{Digest, PeerId, PublicKey};
-use crate::protocol::{
-    ComponentError, ComponentManifest, MAX_EVENT_BYTES, Signed, verify_component_manifest,
-};
+use crate::crypto::{Digest, PublicKey};
+use crate::protocol::{ComponentManifest, Signed, verify_component_manifest};
 
 /// Most versions kept per name; more are refused ([`RegistryError::TooManyVersions`]). Bounds
 /// what one resolution reads.
 pub const MAX_VERSIONS_PER_NAME: usize = 1000;
-/// Most peers remembered; remembering a new one beyond this forgets the one seen longest ago.
-pub const MAX_PEERS: usize = 10_000;
-/// Most addresses kept per peer; later ones are dropped.
-pub const MAX_PEER_ADDRESSES: usize = 16;
-/// Longest address kept, in bytes; longer ones are dropped.
-pub const MAX_ADDRESS_LEN: usize = 512;
-
 /// What [`Registry::add`] did with a manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Added {
@@ -45,72 +40,6 @@ pub struct PinnedName {
     pub first_seen_ms: u64,
 }
 
-/// A provider this node has seen, as remembered for redialling after a restart.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KnownPeer {
-    /// The peer's key.
-    pub key: PublicKey,
-    /// Its latest signed resource manifest, unverified here: open it before trusting it.
-    pub manifest: Option<Vec<u8>>,
-    /// Its multiaddresses, as text.
-    pub addresses: Vec<String>,
-    /// When it was last seen, ms since the epoch.
-    pub last_seen_ms: u64,
-}
-
-/// Why the registry refused or failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RegistryError {
-    /// The database failed, or holds data that does not check.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The manifest does not verify (signature, publisher, fields).
-    #[error(transparent)]
-    Invalid(#[from] ComponentError),
-    /// The name is pinned to another publisher.
-    #[error("the name {name:?} belongs to {owner}")]
-    NameTaken {
-        /// The name.
-        name: String,
-        /// Its owner here.
-        owner: PeerId,
-    },
-    /// This name and version are already another component (the refused manifest's `sha256`
-    /// differs from `existing`).
-    #[error("{name}@{version} is already the component {existing}; publish a new version instead")]
-    VersionConflict {
-        /// The name.
-        name: String,
-        /// The version.
-        version: Version,
-        /// SHA-256 of the component already known.
-        existing: Digest,
-    },
-    /// The name already has [`MAX_VERSIONS_PER_NAME`] versions.
-    #[error("{name} already has {limit} versions, the most this registry keeps")]
-    TooManyVersions {
-        /// The name.
-        name: String,
-        /// The limit.
-        limit: usize,
-    },
-    /// A resource manifest bigger than any event can be.
-    #[error("a resource manifest of {size} bytes exceeds the event limit of {limit}")]
-    ManifestTooLarge {
-        /// Bytes given.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-}
-
-impl From<rusqlite::Error> for RegistryError {
-    fn from(error: rusqlite::Error) -> RegistryError {
-        RegistryError::Store(StoreError::Database(error))
-    }
-}
-
 /// Component manifests, name owners and known peers, in one SQLite file.
 ///
 /// Names are trust on first use: the first valid manifest this node accepts for a name pins the
@@ -118,20 +47,28 @@ impl From<rusqlite::Error> for RegistryError {
 /// network-wide decides ownership; two nodes that first heard of a name from different
 /// publishers disagree, and each keeps its own pin.
 ///
+/// It holds at most [`MAX_NAMES`](super::MAX_NAMES) names and
+/// [`MAX_MANIFESTS`](super::MAX_MANIFESTS) manifests; at a cap it forgets the least recently
+/// used names, except those [`Registry::keeping`] protects (see `registry_cap`).
+///
 /// `Send + Sync`: one connection behind a mutex (writes are rare and small).
 pub struct Registry {
     conn: Mutex<Connection>,
-    /// The peer table's bound ([`MAX_PEERS`] outside tests).
-    max_peers: usize,
+    /// The caps (the constants outside tests).
+    limits: Limits,
+    /// What it holds against the caps; changed only while `conn` is held.
+    totals: Mutex<Totals>,
+    /// What the caps must not forget.
+    keeping: Keeping,
 }
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path`.
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
-        Registry::open_with(path, MAX_PEERS)
+        Registry::open_with(path, Limits::default())
     }
 
-    fn open_with(path: &Path, max_peers: usize) -> Result<Registry, RegistryError> {
+    pub(super) fn open_with(path: &Path, limits: Limits) -> Result<Registry, RegistryError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
                 what: format!("cannot create {}", parent.display()),
@@ -143,13 +80,28 @@ impl Registry {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         schema::migrate(&mut conn, schema::REGISTRY)?;
-        Ok(Registry { conn: Mutex::new(conn), max_peers })
+        let totals = Mutex::new(Totals::count(&conn)?);
+        Ok(Registry { conn: Mutex::new(conn), limits, totals, keeping: Keeping::default() })
+    }
+
+    /// The registry, never forgetting at its caps the names `publisher` (this node) owns nor
+    /// those with a version whose component `live` (what live contracts need) names.
+    pub fn keeping(self, publisher: PublicKey, live: Option<Arc<dyn Keep>>) -> Registry {
+        Registry { keeping: Keeping { publisher: Some(publisher), live }, ..self }
     }
 
     /// The connection. A panic while it was held rolled its transaction back, so the data is
     /// consistent and the poison is ignored.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(super) fn totals(&self) -> MutexGuard<'_, Totals> {
+        self.totals.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Verifies and stores a component manifest (see [`open_component_manifest`] for reading
@@ -157,16 +109,31 @@ impl Registry {
     ///
     /// Refused: a manifest that does not verify, a name owned by another key
     /// ([`RegistryError::NameTaken`]), a known version with another hash
-    /// ([`RegistryError::VersionConflict`]), a name with too many versions.
+    /// ([`RegistryError::VersionConflict`]), a name with too many versions, a registry at a
+    /// cap that may forget nothing ([`RegistryError::Full`]).
     ///
     /// [`open_component_manifest`]: crate::protocol::open_component_manifest
     pub fn add(&self, manifest: &Signed<ComponentManifest>) -> Result<Added, RegistryError> {
+        self.add_at(manifest, now_ms())
+    }
+
+    pub(super) fn add_at(
+        &self,
+        manifest: &Signed<ComponentManifest>,
+        now_ms: u64,
+    ) -> Result<Added, RegistryError> {
         verify_component_manifest(manifest)?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let added = insert(&tx, manifest, now_ms())?;
+        let mut totals = self.totals();
+        let (added, after) = insert(&tx, manifest, now_ms, self.room(*totals))?;
         tx.commit()?;
+        *totals = after;
         Ok(added)
+    }
+
+    fn room(&self, totals: Totals) -> Room<'_> {
+        Room { limits: &self.limits, totals, keeping: &self.keeping }
     }
 
     /// The owner pinned for `name`, if any.
@@ -197,6 +164,7 @@ impl Registry {
         let bytes: Vec<u8> = conn
             .prepare_cached("SELECT bytes FROM components WHERE hash = ?1")?
             .query_row([hash], |row| row.get(0))?;
+        record_use(&conn, name, now_ms())?;
         decode(&bytes).map(Some)
     }
 
@@ -218,6 +186,15 @@ impl Registry {
         publisher: &PublicKey,
     ) -> Result<Vec<Signed<ComponentManifest>>, RegistryError> {
         self.manifests("SELECT bytes FROM components WHERE publisher = ?1", &[publisher.as_bytes()])
+    }
+
+    /// The components (SHA-256) of every manifest `publisher` signed: what the blob store keeps
+    /// of a node's own publications.
+    pub fn components_published_by(&self, publisher: &PublicKey) -> Result<HashSet<Digest>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT sha256 FROM components WHERE publisher = ?1")?;
+        let rows = stmt.query_map([publisher.as_bytes()], |row| row.get::<_, Vec<u8>>(0))?;
+        rows.map(|row| Ok(digest_from_blob(row?)?)).collect()
     }
 
     fn manifests(
@@ -265,79 +242,73 @@ impl Registry {
             .min_by_key(|claim| (claim.header().timestamp_ms, claim.body().publisher))
             .map(|claim| claim.body().publisher)
     }
-
-    /// Records that `key` was seen at `now_ms` with these addresses and, if given, this
-    /// resource manifest (store only one that [`open_manifest`] accepted). An absent manifest
-    /// or an empty address list keeps what was stored before. At most [`MAX_PEER_ADDRESSES`]
-    /// addresses of at most [`MAX_ADDRESS_LEN`] bytes are kept; a new peer beyond
-    /// [`MAX_PEERS`] makes the registry forget the peer seen longest ago.
-    ///
-    /// [`open_manifest`]: crate::market::open_manifest
-    pub fn remember_peer(
-        &self,
-        key: &PublicKey,
-        manifest: Option<&[u8]>,
-        addresses: &[String],
-        now_ms: u64,
-    ) -> Result<(), RegistryError> {
-        if let Some(manifest) = manifest
-            && manifest.len() > MAX_EVENT_BYTES
-        {
-            return Err(RegistryError::ManifestTooLarge { size: manifest.len(), limit: MAX_EVENT_BYTES });
-        }
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let known = tx
-            .query_row("SELECT 1 FROM peers WHERE key = ?1", [key.as_bytes()], |_| Ok(()))
-            .optional()?
-            .is_some();
-        tx.execute(
-            "INSERT INTO peers (key, manifest, addresses, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (key) DO UPDATE SET
-                 manifest = COALESCE(excluded.manifest, manifest),
-                 addresses = CASE excluded.addresses WHEN '[]' THEN addresses ELSE excluded.addresses END,
-                 last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
-            params![key.as_bytes(), manifest, addresses_json(addresses), now_ms as i64],
-        )?;
-        if !known {
-            tx.execute(
-                "DELETE FROM peers WHERE key IN
-                     (SELECT key FROM peers ORDER BY last_seen_ms DESC LIMIT -1 OFFSET ?1)",
-                [self.max_peers as i64],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Every remembered peer, most recently seen first.
-    pub fn known_peers(&self) -> Result<Vec<KnownPeer>, RegistryError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, manifest, addresses, last_seen_ms FROM peers ORDER BY last_seen_ms DESC",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
-        })?;
-        rows.map(|row| {
-            let (key, manifest, addresses, last_seen_ms) = row?;
-            let addresses = serde_json::from_str(&addresses)
-                .map_err(|e| StoreError::Corrupt(format!("peer addresses: {e}")))?;
-            Ok(KnownPeer { key: key_from_blob(key)?, manifest, addresses, last_seen_ms: last_seen_ms as u64 })
-        })
-        .collect()
-    }
 }
 
-/// Stores a verified manifest in `tx`, applying the ownership, conflict and size rules.
+/// What a manifest is added against: the caps, what is held, what must stay.
+struct Room<'a> {
+    limits: &'a Limits,
+    totals: Totals,
+    keeping: &'a Keeping,
+}
+
+/// Stores a verified manifest in `tx`, applying the ownership, conflict and size rules and
+/// making room under the caps; answers what it did and the totals after it.
 fn insert(
     tx: &Transaction<'_>,
     signed: &Signed<ComponentManifest>,
     now_ms: u64,
-) -> Result<Added, RegistryError> {
+    room: Room<'_>,
+) -> Result<(Added, Totals), RegistryError> {
     let manifest = signed.body();
-    pin_owner(tx, &manifest.name, manifest.publisher, now_ms)?;
+    let owner = owner_of(tx, &manifest.name)?;
+    if let Some(owner) = owner.filter(|owner| *owner != manifest.publisher) {
+        return Err(RegistryError::NameTaken { name: manifest.name.clone(), owner: owner.peer_id() });
+    }
     let version = manifest.version.to_string();
+    if owner.is_some()
+        && let Some(known) = known_version(tx, manifest, &version)?
+    {
+        return Ok((known, room.totals));
+    }
+    let added =
+        Totals { names: u64::from(owner.is_none()), manifests: 1, bytes: signed.bytes().len() as u64 };
+    let removed = make_room(tx, &manifest.name, added, room.totals, room.limits, room.keeping)?;
+    let now = now_ms as i64;
+    if owner.is_none() {
+        tx.execute(
+            "INSERT INTO names (name, owner, first_seen_ms, last_used_ms) VALUES (?1, ?2, ?3, ?3)",
+            params![manifest.name, manifest.publisher.as_bytes(), now],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO components (hash, name, version, sha256, size, publisher, bytes, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            signed.hash().0,
+            manifest.name,
+            version,
+            manifest.sha256.0,
+            i64::try_from(manifest.size).unwrap_or(i64::MAX),
+            manifest.publisher.as_bytes(),
+            signed.bytes(),
+            now,
+        ],
+    )?;
+    tx.execute(
+        "UPDATE names SET last_used_ms = MAX(last_used_ms, ?2) WHERE name = ?1",
+        params![manifest.name, now],
+    )?;
+    Ok((Added::New, room.totals.after(added, removed)))
+}
+
+/// For a name already pinned to this manifest's publisher: `Known` when this version is this
+/// component already; refused when it is another component, or when the name has
+/// [`MAX_VERSIONS_PER_NAME`] versions; `None` when the version may be added.
+fn known_version(
+    tx: &Transaction<'_>,
+    manifest: &ComponentManifest,
+    version: &str,
+) -> Result<Option<Added>, RegistryError> {
     let existing: Option<Vec<u8>> = tx
         .query_row(
             "SELECT sha256 FROM components WHERE name = ?1 AND version = ?2",
@@ -348,7 +319,7 @@ fn insert(
     if let Some(existing) = existing {
         let existing = digest_from_blob(existing)?;
         if existing == manifest.sha256 {
-            return Ok(Added::Known);
+            return Ok(Some(Added::Known));
         }
         return Err(RegistryError::VersionConflict {
             name: manifest.name.clone(),
@@ -364,43 +335,7 @@ fn insert(
             limit: MAX_VERSIONS_PER_NAME,
         });
     }
-    tx.execute(
-        "INSERT INTO components (hash, name, version, sha256, size, publisher, bytes, received_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            signed.hash().0,
-            manifest.name,
-            version,
-            manifest.sha256.0,
-            i64::try_from(manifest.size).unwrap_or(i64::MAX),
-            manifest.publisher.as_bytes(),
-            signed.bytes(),
-            now_ms as i64,
-        ],
-    )?;
-    Ok(Added::New)
-}
-
-/// Pins `name` to `publisher` if it is new here; refuses another publisher's claim to it.
-fn pin_owner(
-    tx: &Transaction<'_>,
-    name: &str,
-    publisher: PublicKey,
-    now_ms: u64,
-) -> Result<(), RegistryError> {
-    match owner_of(tx, name)? {
-        Some(owner) if owner != publisher => {
-            Err(RegistryError::NameTaken { name: name.to_owned(), owner: owner.peer_id() })
-        }
-        Some(_) => Ok(()),
-        None => {
-            tx.execute(
-                "INSERT INTO names (name, owner, first_seen_ms) VALUES (?1, ?2, ?3)",
-                params![name, publisher.as_bytes(), now_ms as i64],
-            )?;
-            Ok(())
-        }
-    }
+    Ok(None)
 }
 
 fn owner_of(conn: &Connection, name: &str) -> Result<Option<PublicKey>, RegistryError> {
@@ -415,18 +350,11 @@ fn decode(bytes: &[u8]) -> Result<Signed<ComponentManifest>, RegistryError> {
         .map_err(|e| RegistryError::Store(StoreError::Corrupt(format!("stored component manifest: {e}"))))
 }
 
-/// The addresses worth keeping, as a JSON array.
-fn addresses_json(addresses: &[String]) -> String {
-    let kept: Vec<String> =
-        addresses.iter().filter(|a| a.len() <= MAX_ADDRESS_LEN).take(MAX_PEER_ADDRESSES).cloned().collect();
-    serde_json::Value::from(kept).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
-    use crate::protocol::{EventError, MAX_LIFETIME_MS, Validity};
+    use crate::protocol::{ComponentError, EventError, MAX_LIFETIME_MS, Validity};
 
     const NOW: u64 = 1_800_000_000_000;
 
@@ -594,7 +522,8 @@ mod tests {
             let tx = conn.transaction().unwrap();
             for patch in 0..MAX_VERSIONS_PER_NAME {
                 let version = format!("1.0.{patch}");
-                insert(&tx, &claim(&alice, "fib", &version, version.as_bytes()), NOW).unwrap();
+                let room = registry.room(Totals::default());
+                insert(&tx, &claim(&alice, "fib", &version, version.as_bytes()), NOW, room).unwrap();
             }
             tx.commit().unwrap();
         }
@@ -602,41 +531,5 @@ mod tests {
             registry.add(&claim(&alice, "fib", "2.0.0", b"one too many")),
             Err(RegistryError::TooManyVersions { limit: MAX_VERSIONS_PER_NAME, .. })
         ));
-    }
-
-    #[test]
-    fn peers_are_remembered_updated_and_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open_with(&dir.path().join("registry.sqlite"), 2).unwrap();
-        let keys: Vec<_> = (1..=3).map(|i| Keypair::from_seed([i; 32]).public()).collect();
-        let addr = |port: u16| format!("/ip4/10.0.0.1/udp/{port}/quic-v1");
-        registry.remember_peer(&keys[0], Some(b"manifest-0"), &[addr(1)], NOW).unwrap();
-        registry.remember_peer(&keys[1], None, &[addr(2)], NOW + 1).unwrap();
-        registry.remember_peer(&keys[0], None, &[], NOW + 2).unwrap();
-        let peers = registry.known_peers().unwrap();
-        assert_eq!(peers[0].key, keys[0], "most recently seen first");
-        assert_eq!(peers[0].manifest.as_deref(), Some(&b"manifest-0"[..]), "kept when none is given");
-        assert_eq!(peers[0].addresses, [addr(1)], "kept when none are given");
-        assert_eq!(peers[0].last_seen_ms, NOW + 2);
-
-        registry.remember_peer(&keys[2], None, &[addr(3)], NOW + 3).unwrap();
-        let kept: Vec<_> = registry.known_peers().unwrap().into_iter().map(|p| p.key).collect();
-        assert_eq!(kept, [keys[2], keys[0]], "the peer seen longest ago is forgotten");
-    }
-
-    #[test]
-    fn peer_records_are_bounded() {
-        let (_dir, registry) = registry();
-        let key = Keypair::from_seed([1; 32]).public();
-        let huge = vec![0; MAX_EVENT_BYTES + 1];
-        assert!(matches!(
-            registry.remember_peer(&key, Some(&huge), &[], NOW),
-            Err(RegistryError::ManifestTooLarge { .. })
-        ));
-        let mut addresses = vec!["x".repeat(MAX_ADDRESS_LEN + 1)];
-        addresses.extend((0..2 * MAX_PEER_ADDRESSES).map(|i| format!("/ip4/10.0.0.{i}/tcp/1")));
-        registry.remember_peer(&key, None, &addresses, NOW).unwrap();
-        let stored = &registry.known_peers().unwrap()[0].addresses;
-        assert_eq!(stored[..], addresses[1..=MAX_PEER_ADDRESSES]);
     }
 }

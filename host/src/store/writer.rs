@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags};
 
 use super::command::{Accepted, Admission, Command, Draft, Pending, Records, Reply};
+use super::prune::{PruneRule, Pruned};
 use super::writer_thread::{Writer, flagged_accounts, init_genesis, load_state};
 use super::{StoreError, schema};
 use crate::crypto::{Keypair, PublicKey};
@@ -176,6 +177,12 @@ impl LedgerStore {
     /// transaction: all or none).
     pub fn store(&self, records: Records) -> Result<Pending<()>, StoreError> {
         self.send(|reply| Command::Records { records: Box::new(records), reply })
+    }
+
+    /// Queues a prune of the log by `rule` (see `prune`): committed like any other command,
+    /// in a batch; answers what it deleted and whether more may be left.
+    pub fn prune(&self, rule: PruneRule) -> Result<Pending<Pruned>, StoreError> {
+        self.send(|reply| Command::Prune { rule, reply })
     }
 
     fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, StoreError> {

@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 
 use super::command::{Accepted, Admission, Command, Draft, Records, Reply};
 use super::contracts::upsert_contract;
+use super::prune::{Pruned, prune};
 use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, stored_genesis};
 use crate::clock::now_ms;
 use crate::crypto::{Digest, Keypair, PublicKey};
@@ -115,6 +116,7 @@ enum Answer {
     Event(Reply<Accepted>, Box<Result<Accepted, SubmitError>>),
     Proof(Reply<bool>, Result<bool, SubmitError>),
     Unit(Reply<()>, Result<(), SubmitError>),
+    Pruned(Reply<Pruned>, Result<Pruned, SubmitError>),
 }
 
 impl Writer {
@@ -216,6 +218,10 @@ impl Writer {
                     // A failure is a database error: it fails the whole batch (all or none).
                     let result = store_records(&tx, &records, received).map_err(SubmitError::Store);
                     answers.push(Answer::Unit(reply, result));
+                }
+                Command::Prune { rule, reply } => {
+                    // Like records: a failure is a database error, failing the whole batch.
+                    answers.push(Answer::Pruned(reply, prune(&tx, &rule).map_err(SubmitError::Store)));
                 }
             }
             if let Some(e) = answers[first..].iter().find_map(Answer::database_failure) {
@@ -335,6 +341,7 @@ impl Command {
             }
             Command::Proof { reply, .. } => Answer::Proof(reply, Err(failed())),
             Command::Records { reply, .. } => Answer::Unit(reply, Err(failed())),
+            Command::Prune { reply, .. } => Answer::Pruned(reply, Err(failed())),
         }
     }
 }
@@ -346,6 +353,7 @@ impl Answer {
             Answer::Event(_, result) => result.as_ref().as_ref().err(),
             Answer::Proof(_, result) => result.as_ref().err(),
             Answer::Unit(_, result) => result.as_ref().err(),
+            Answer::Pruned(_, result) => result.as_ref().err(),
         };
         match error {
             Some(SubmitError::Store(e)) => Some(e.to_string()),
@@ -360,6 +368,7 @@ impl Answer {
             Answer::Event(reply, result) => drop(reply.send(unless_failed(*result, failure))),
             Answer::Proof(reply, result) => drop(reply.send(unless_failed(result, failure))),
             Answer::Unit(reply, result) => drop(reply.send(unless_failed(result, failure))),
+            Answer::Pruned(reply, result) => drop(reply.send(unless_failed(result, failure))),
         }
     }
 }

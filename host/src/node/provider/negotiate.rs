@@ -19,7 +19,7 @@ use crate::protocol::{
     Validity,
 };
 use crate::sandbox::{Call, LoadedComponent};
-use crate::store::{ContractRow, ProtocolEvent, Role};
+use crate::store::{BlobError, ContractRow, ProtocolEvent, Role};
 
 /// An accepted job waiting for its consumer to start it.
 pub(super) struct PreparedJob {
@@ -255,9 +255,17 @@ async fn load(
     let loaded = match shared.components.loaded_now(&request.component) {
         Some(loaded) => loaded,
         None => {
-            components::ensure_blob(shared, request.component, &mut |_, _| {})
-                .await
-                .map_err(|e| component_error(&e))?;
+            components::ensure_blob(shared, request.component, &mut |_, _| {}).await.map_err(
+                |e| match e {
+                    NodeError::Blob(full @ BlobError::StoreFull { .. }) => Decline::new(
+                        RejectReason::Busy,
+                        format!(
+                            "this provider cannot take a new component now ({full}); try another provider"
+                        ),
+                    ),
+                    e => component_error(&e),
+                },
+            )?;
             shared.components.load(request.component).await.map_err(|e| component_error(&e))?
         }
     };

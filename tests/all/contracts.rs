@@ -778,13 +778,19 @@ async fn a_job_no_provider_fits_says_which_rule_failed_and_by_how_much() {
     provider.shutdown().await;
 }
 
-/// A provider claiming a speed it does not deliver ranks first only until a consumer has seen
-/// it work: then its observed rate, and the trust its claim costs, put it below an honest one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_one_once_seen() {
+/// An honest provider, a provider with `fault` injected, and a consumer funded in their
+/// network, all in process on 127.0.0.1.
+struct HonestAndLiar {
+    honest: cue_host::node::Node,
+    liar: cue_host::node::Node,
+    consumer: cue_host::node::Node,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+async fn honest_and_liar(network_id: &str, fault: cue_host::node::FaultInjection) -> HonestAndLiar {
     let (consumer_dir, consumer_id) = crate::support::keyed_dir();
     let genesis = cue_host::ledger::Genesis {
-        network_id: "overclaim-test".into(),
+        network_id: network_id.into(),
         mint_authority: consumer_id.public_key(),
         allocations: [(consumer_id.public_key(), 1_000_000_000)].into_iter().collect(),
     };
@@ -799,11 +805,19 @@ async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_o
     let (honest_dir, liar_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let honest = start(&honest_dir, vec![], Some(crate::support::quick_provider())).await.unwrap();
     let boot = honest.listen_addrs();
-    let overclaim = Some(cue_host::node::FaultInjection::OverclaimSpeed);
     let liar_settings =
-        cue_host::node::ProviderSettings { fault: overclaim, ..crate::support::quick_provider() };
+        cue_host::node::ProviderSettings { fault: Some(fault), ..crate::support::quick_provider() };
     let liar = start(&liar_dir, boot.clone(), Some(liar_settings)).await.unwrap();
     let consumer = start(&consumer_dir, boot, None).await.unwrap();
+    HonestAndLiar { honest, liar, consumer, _dirs: [consumer_dir, honest_dir, liar_dir] }
+}
+
+/// A provider claiming a speed it does not deliver ranks first only until a consumer has seen
+/// it work: then its observed rate, and the trust its claim costs, put it below an honest one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_one_once_seen() {
+    let HonestAndLiar { honest, liar, consumer, _dirs } =
+        honest_and_liar("overclaim-test", cue_host::node::FaultInjection::OverclaimSpeed).await;
     let nbody = guest_bytes("nbody");
     honest.handle().publish(nbody.clone(), "nbody", "1.0.0").await.unwrap();
     let handle = consumer.handle();
@@ -900,28 +914,8 @@ async fn a_defaulted_contract_paid_late_becomes_paid() {
 /// jobs it earns nothing while an honest provider earns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_failures_earn_nothing_and_cost_trust_over_a_hundred_jobs() {
-    let (consumer_dir, consumer_id) = crate::support::keyed_dir();
-    let genesis = cue_host::ledger::Genesis {
-        network_id: "failing-test".into(),
-        mint_authority: consumer_id.public_key(),
-        allocations: [(consumer_id.public_key(), 1_000_000_000)].into_iter().collect(),
-    };
-    let start = |dir: &tempfile::TempDir, boot: Vec<cue_host::net::Multiaddr>, provide| {
-        let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
-        let mut config = cue_host::node::NodeConfig::loopback(data_dir, boot);
-        config.sandbox = crate::support::small_sandbox_config();
-        config.genesis = Some(genesis.clone());
-        config.provide = provide;
-        cue_host::node::Node::start(config)
-    };
-    let (honest_dir, liar_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let honest = start(&honest_dir, vec![], Some(crate::support::quick_provider())).await.unwrap();
-    let boot = honest.listen_addrs();
-    let failing = Some(cue_host::node::FaultInjection::FailAtMaxFuel);
-    let liar_settings =
-        cue_host::node::ProviderSettings { fault: failing, ..crate::support::quick_provider() };
-    let liar = start(&liar_dir, boot.clone(), Some(liar_settings)).await.unwrap();
-    let consumer = start(&consumer_dir, boot, None).await.unwrap();
+    let HonestAndLiar { honest, liar, consumer, _dirs } =
+        honest_and_liar("failing-test", cue_host::node::FaultInjection::FailAtMaxFuel).await;
     let fib = guest_bytes("fib");
     honest.handle().publish(fib.clone(), "fib", "1.0.0").await.unwrap();
     let handle = consumer.handle();

@@ -206,6 +206,10 @@ fn error_kind(e: &NodeError) -> (StatusCode, &'static str) {
         }
         NodeError::NotFound(_) | NodeError::NoProvider { .. } => (StatusCode::NOT_FOUND, "not-found"),
         NodeError::Disagreement { .. } => (StatusCode::CONFLICT, "disagreement"),
+        NodeError::Blob(crate::store::BlobError::StoreFull { .. })
+        | NodeError::Transfer(crate::node::TransferError::Blob(crate::store::BlobError::StoreFull {
+            ..
+        })) => (StatusCode::INSUFFICIENT_STORAGE, "store-full"),
         NodeError::Net(_) | NodeError::Transfer(_) | NodeError::Undelivered(_) => {
             (StatusCode::BAD_GATEWAY, "network")
         }

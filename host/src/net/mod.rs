@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{Client, Incoming, Stream};
+pub(crate) use codec::{decode_request, decode_response, encode_request, encode_response};
 pub use event_loop::EventLoop;
 pub use keys::{DhtKey, SERVICE_SHARDS};
 pub use libp2p::Multiaddr;

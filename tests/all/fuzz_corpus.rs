@@ -161,6 +161,8 @@ fn blob_frame_regressions_are_read_as_the_requester_reads_them_without_panicking
 #[test]
 fn gossip_regressions_are_read_as_every_message_kind_without_panicking() {
     let verdicts = replay("gossip");
+    let batch = refusal(&verdicts, "refuses.ledger-batch.non-canonical-length", "ledger-batch");
+    assert!(batch.contains("not canonically encoded"), "{batch}");
     assert!(refusal(&verdicts, "refuses.resource-manifest.expired", "resource-manifest").contains("expired"));
     assert!(refusal(&verdicts, "refuses.ledger-entry.forged", "ledger-entry").contains("bad signature"));
 }

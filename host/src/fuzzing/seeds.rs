@@ -300,6 +300,8 @@ fn gossip() -> Vec<(&'static str, Vec<u8>)> {
         ],
     };
     let one = attestation(Verdict::Timeout, Vec::new());
+    let mut non_canonical_batch = batch(&[mint()]);
+    non_canonical_batch.splice(0..1, [0x98, 0x01]);
     let mut expired =
         Signed::<ResourceManifest>::decode(&resource_manifest()).expect("a seed").body().clone();
     expired.measured_ms = NOW_MS - 7_200_000;
@@ -318,6 +320,7 @@ fn gossip() -> Vec<(&'static str, Vec<u8>)> {
         ("accepts.component-manifest.fib", component_manifest()),
         ("accepts.resource-manifest.live", resource_manifest()),
         ("refuses.ledger-batch.empty", batch(&[])),
+        ("refuses.ledger-batch.non-canonical-length", non_canonical_batch),
         ("refuses.ledger-batch.trailing-byte", [batch(&[mint()]), vec![0]].concat()),
         ("refuses.ledger-entry.forged", forged(&transfer())),
         ("refuses.component-manifest.truncated", cut(&component_manifest())),

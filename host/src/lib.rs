@@ -23,6 +23,7 @@
 //! | app | [`benchmark`] | measuring this machine and signing its manifest (`cue benchmark`) |
 //! | app | [`authoring`] | scaffolding and building job crates (`cue new`, `cue build`) |
 //! | util | [`datadir`] | where a node keeps its files |
+//! | test | [`fuzzing`] | the fuzz targets' checks of every decoder of peer input, shared with their replay test |
 //!
 //! The sandbox is the only importer of wasmtime, the store of rusqlite, crypto of
 //! ed25519-dalek, benchmark of wat, net of libp2p, api of axum and ureq; nothing above them
@@ -37,6 +38,7 @@ pub mod clock;
 pub mod contract;
 pub mod crypto;
 pub mod datadir;
+pub mod fuzzing;
 pub mod ledger;
 pub mod local;
 pub mod market;

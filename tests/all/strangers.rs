@@ -155,21 +155,23 @@ async fn a_consumer_gone_mid_run_stops_the_run_and_frees_its_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_networks_on_one_machine_do_not_see_each_others_providers() {
-    let start = |genesis: cue_host::ledger::Genesis, bootstrap: Vec<cue_host::net::Multiaddr>| async move {
+    let start = |genesis: cue_host::ledger::Genesis,
+                 bootstrap: Vec<cue_host::net::Multiaddr>,
+                 provide: bool| async move {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = cue_host::datadir::DataDir::resolve(Some(dir.path().to_path_buf()));
         let mut config = cue_host::node::NodeConfig::loopback(data_dir, bootstrap);
         config.sandbox = crate::support::small_sandbox_config();
         config.genesis = Some(genesis);
-        config.provide = Some(crate::support::quick_provider());
+        config.provide = provide.then(crate::support::quick_provider);
         (cue_host::node::Node::start(config).await.unwrap(), dir)
     };
     let (_, ours) = consumer_with_genesis("network-a");
     let (_, theirs) = consumer_with_genesis("network-b");
-    let (mine, _mine_dir) = start(ours.clone(), vec![]).await;
+    let (mine, _mine_dir) = start(ours.clone(), vec![], true).await;
     let boot = mine.listen_addrs();
-    let (other, _other_dir) = start(theirs, boot.clone()).await;
-    let (consumer, _consumer_dir) = start(ours, boot).await;
+    let (other, _other_dir) = start(theirs, boot.clone(), true).await;
+    let (consumer, _consumer_dir) = start(ours, boot, false).await;
     assert_ne!(mine.network(), other.network());
 
     let handle = consumer.handle();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
+use libp2p::request_response::Codec as _;
 
 use super::rpc::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, RpcRequest, RpcResponse};
 use super::{Refusal, Refusals};
@@ -76,4 +77,46 @@ impl request_response::Codec for RpcCodec {
     {
         self.cbor.write_response(protocol, io, response).await
     }
+}
+
+/// Reads `bytes` as a request exactly as the codec reads one off a stream: at most
+/// [`MAX_REQUEST_BYTES`] of them, then one CBOR item (what follows it is not looked at).
+pub(crate) fn decode_request(bytes: &[u8]) -> io::Result<RpcRequest> {
+    let mut codec = RpcCodec::new(Arc::default());
+    let protocol = StreamProtocol::new(super::rpc::RPC_PROTOCOL);
+    in_memory(codec.read_request(&protocol, &mut futures::io::Cursor::new(bytes)))
+}
+
+/// Reads `bytes` as a response exactly as the codec reads one off a stream: at most
+/// [`MAX_RESPONSE_BYTES`] of them, then one CBOR item.
+pub(crate) fn decode_response(bytes: &[u8]) -> io::Result<RpcResponse> {
+    let mut codec = RpcCodec::new(Arc::default());
+    let protocol = StreamProtocol::new(super::rpc::RPC_PROTOCOL);
+    in_memory(codec.read_response(&protocol, &mut futures::io::Cursor::new(bytes)))
+}
+
+/// The bytes the codec writes for `request`.
+pub(crate) fn encode_request(request: RpcRequest) -> io::Result<Vec<u8>> {
+    let mut codec = RpcCodec::new(Arc::default());
+    let protocol = StreamProtocol::new(super::rpc::RPC_PROTOCOL);
+    let mut out = futures::io::Cursor::new(Vec::new());
+    in_memory(codec.write_request(&protocol, &mut out, request))?;
+    Ok(out.into_inner())
+}
+
+/// The bytes the codec writes for `response`.
+pub(crate) fn encode_response(response: RpcResponse) -> io::Result<Vec<u8>> {
+    let mut codec = RpcCodec::new(Arc::default());
+    let protocol = StreamProtocol::new(super::rpc::RPC_PROTOCOL);
+    let mut out = futures::io::Cursor::new(Vec::new());
+    in_memory(codec.write_response(&protocol, &mut out, response))?;
+    Ok(out.into_inner())
+}
+
+/// Runs codec I/O on an in-memory cursor, which is always ready: it completes on its first
+/// poll.
+fn in_memory<T>(io: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    use futures::FutureExt as _;
+    io.now_or_never()
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::WouldBlock, "in-memory I/O did not complete")))
 }

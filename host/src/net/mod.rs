@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{Client, Incoming, Stream};
+pub(crate) use codec::{decode_request, decode_response, encode_request, encode_response};
 pub use event_loop::EventLoop;
 pub use gossip::{BURST_PER_TOPIC, GossipId, GossipVerdict, RATE_PER_TOPIC};
 pub use keys::{DhtKey, NetworkTag, SERVICE_SHARDS};

@@ -66,6 +66,26 @@ async fn timed<T>(what: &str, io: impl Future<Output = std::io::Result<T>>) -> R
     }
 }
 
+/// Reads the holder's status byte for `sha256`: `Ok` when the size and the blob follow.
+pub(crate) fn parse_status(status: u8, sha256: Digest) -> Result<(), TransferError> {
+    match status {
+        FOUND => Ok(()),
+        NOT_FOUND => Err(TransferError::NotFound(sha256)),
+        BUSY => Err(TransferError::Busy),
+        other => Err(TransferError::Protocol(format!("unknown status {other}"))),
+    }
+}
+
+/// Reads the size that follows "found", refusing one above `limit` (the blob store's) before
+/// any of the blob is read.
+pub(crate) fn parse_size(size: [u8; 8], limit: u64) -> Result<u64, TransferError> {
+    let size = u64::from_be_bytes(size);
+    if size > limit {
+        return Err(TransferError::Blob(BlobError::TooLarge { size, limit }));
+    }
+    Ok(size)
+}
+
 /// Asks the peer at the other end of `stream` for `sha256` and stores it in `blobs`, calling
 /// `progress(received, total)` as bytes arrive.
 pub(super) async fn fetch(
@@ -78,15 +98,10 @@ pub(super) async fn fetch(
     timed("flush request", stream.flush()).await?;
     let mut status = [0u8; 1];
     timed("read status", stream.read_exact(&mut status)).await?;
-    match status[0] {
-        FOUND => {}
-        NOT_FOUND => return Err(TransferError::NotFound(sha256)),
-        BUSY => return Err(TransferError::Busy),
-        other => return Err(TransferError::Protocol(format!("unknown status {other}"))),
-    }
+    parse_status(status[0], sha256)?;
     let mut size = [0u8; 8];
     timed("read size", stream.read_exact(&mut size)).await?;
-    let size = u64::from_be_bytes(size);
+    let size = parse_size(size, blobs.max_blob_bytes())?;
     let mut writer = blobs.writer(sha256, size)?;
     let mut buffer = vec![0u8; CHUNK];
     let mut received = 0u64;

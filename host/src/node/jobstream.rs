@@ -135,15 +135,9 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// Writes one frame, failing with [`FrameError::Stalled`] when the reader takes no part of it
 /// for [`WRITE_STALL`].
 pub async fn write(stream: &mut Stream, frame: &Frame) -> Result<(), FrameError> {
-    let body = serde_json::to_vec(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if body.len() > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge(body.len()));
-    }
     // The length and the body travel together: a small frame is one multiplexer frame (one
     // encryption, one wake-up of the reader) instead of two.
-    let mut framed = Vec::with_capacity(4 + body.len());
-    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&body);
+    let framed = encode_frame(frame)?;
     for chunk in framed.chunks(WRITE_CHUNK) {
         tokio::time::timeout(WRITE_STALL, stream.write_all(chunk))
             .await
@@ -161,8 +155,35 @@ pub async fn read(stream: &mut Stream) -> Result<Frame, FrameError> {
     read_limited(stream, MAX_FRAME_BYTES).await
 }
 
+/// A frame as [`write`] sends it: the length (`u32` big-endian), then the JSON body of at most
+/// [`MAX_FRAME_BYTES`].
+pub(crate) fn encode_frame(frame: &Frame) -> Result<Vec<u8>, FrameError> {
+    let body = serde_json::to_vec(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut framed = Vec::with_capacity(4 + body.len());
+    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&body);
+    Ok(framed)
+}
+
+/// Reads the frame at the start of `bytes` exactly as [`read_limited`] reads one off a stream:
+/// the frame and how many bytes it took (the rest is the next frame's).
+pub(crate) fn decode_frame(bytes: &[u8], limit: usize) -> Result<(Frame, usize), FrameError> {
+    use futures::FutureExt as _;
+    let mut cursor = futures::io::Cursor::new(bytes);
+    let frame = read_limited(&mut cursor, limit).now_or_never().unwrap_or_else(|| {
+        Err(FrameError::Io(std::io::Error::new(std::io::ErrorKind::WouldBlock, "in-memory read stalled")))
+    })?;
+    Ok((frame, cursor.position() as usize))
+}
+
 /// Reads one frame of at most `limit` bytes.
-pub async fn read_limited(stream: &mut Stream, limit: usize) -> Result<Frame, FrameError> {
+pub async fn read_limited(
+    stream: &mut (impl futures::AsyncRead + Unpin),
+    limit: usize,
+) -> Result<Frame, FrameError> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;

@@ -72,12 +72,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use blobs::{BLOB_PROTOCOL, MAX_UPLOADS, TransferError};
+pub(crate) use blobs::{parse_size, parse_status};
 pub use components::{FetchReport, PublishReport};
 pub use config::{DEFAULT_PAY_GRACE, FaultInjection, NodeConfig, ProviderSettings};
 pub use consumer::{Attempt, AttemptOutcome, DEFAULT_AUDIT_FUEL, SubmitOptions, SubmitReport};
 pub use discovery::ProviderView;
 pub use error::{NodeError, UnfitProvider};
 pub use handle::{BalanceView, ContractView, JobEventView, JobView, NodeHandle};
+pub(crate) use jobstream::{
+    Frame, FrameError, MAX_FRAME_BYTES, MAX_START_FRAME_BYTES, decode_frame, encode_frame,
+};
 pub use jobstream::{JOB_PROTOCOL, WRITE_STALL};
 pub use topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 pub use wallet::EntryView;

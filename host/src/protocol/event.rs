@@ -152,8 +152,9 @@ pub fn encode_entry_batch<'e>(entries: impl ExactSizeIterator<Item = &'e [u8]>) 
 }
 
 /// Reads a batch written by [`encode_entry_batch`] (the entries are neither decoded nor
-/// verified here). Refuses an empty or oversized batch, an entry beyond [`MAX_EVENT_BYTES`]
-/// and any byte after the array.
+/// verified here). Refuses an empty or oversized batch, an entry beyond [`MAX_EVENT_BYTES`],
+/// any byte after the array, and any other encoding of the same entries (a head longer than
+/// its shortest form): a batch has exactly one encoding, so one batch is one gossip message id.
 ///
 /// [`MAX_EVENT_BYTES`]: super::MAX_EVENT_BYTES
 pub fn decode_entry_batch(bytes: &[u8]) -> Result<Vec<&[u8]>, EventError> {
@@ -173,6 +174,9 @@ pub fn decode_entry_batch(bytes: &[u8]) -> Result<Vec<&[u8]>, EventError> {
         entries.push(entry);
     }
     r.finish()?;
+    if encode_entry_batch(entries.iter().copied()) != bytes {
+        return Err(EventError::NonCanonical);
+    }
     Ok(entries)
 }
 

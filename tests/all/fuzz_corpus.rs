@@ -144,6 +144,30 @@ fn rpc_regressions_are_read_as_the_codec_reads_them_without_panicking() {
 }
 
 #[test]
+fn an_rpc_request_is_read_up_to_64_kib_and_no_further() {
+    // {"GetComponents": {"name": <text of n bytes>}} as the codec writes it.
+    let get_components = |n: usize| {
+        let mut bytes = b"\xa1\x6dGetComponents\xa1\x64name\x7a".to_vec();
+        bytes.extend_from_slice(&(n as u32).to_be_bytes());
+        bytes.extend(std::iter::repeat_n(b'a', n));
+        bytes
+    };
+    let fits = get_components(64 * 1024 - 30);
+    assert!(fits.len() <= 64 * 1024);
+    assert!(fuzzing::rpc(&fits).accepted("request"));
+    let over = get_components(64 * 1024);
+    let refused = fuzzing::rpc(&over);
+    assert!(
+        !refused.accepted("request") && refused.refusal("request").is_some(),
+        "cut at 64 KiB: {refused:?}"
+    );
+    // What follows the first item within the limit is not read: a request, then anything.
+    let mut then_anything = b"\x6bGetManifest".to_vec();
+    then_anything.extend(std::iter::repeat_n(0xff, 100 * 1024));
+    assert!(fuzzing::rpc(&then_anything).accepted("request"));
+}
+
+#[test]
 fn job_frame_regressions_are_read_frame_by_frame_without_panicking() {
     let verdicts = replay("job_frame");
     let over = refusal(&verdicts, "refuses.frame.over-the-limit", "frame");

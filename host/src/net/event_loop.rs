@@ -16,6 +16,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Swarm, gossipsub, identify, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
+use super::addrs::{is_dialable, peer_of, without_p2p};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Client, Command};
 use super::gossip::{GossipGate, GossipId, GossipVerdict, scoped_topic};
@@ -578,27 +579,4 @@ impl EventLoop {
 
 fn dht(operation: &'static str, error: impl std::fmt::Display) -> NetError {
     NetError::Dht { operation, reason: error.to_string() }
-}
-
-/// The `/p2p/<peer id>` at the end of an address, if any.
-fn peer_of(addr: &Multiaddr) -> Option<libp2p::PeerId> {
-    addr.iter().find_map(|p| match p {
-        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
-        _ => None,
-    })
-}
-
-fn without_p2p(addr: Multiaddr) -> Multiaddr {
-    addr.into_iter().filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_))).collect()
-}
-
-/// Whether an address can be dialled (not `0.0.0.0`/`::`, not port 0).
-fn is_dialable(addr: &Multiaddr) -> bool {
-    use libp2p::multiaddr::Protocol;
-    addr.iter().all(|p| match p {
-        Protocol::Ip4(ip) => !ip.is_unspecified(),
-        Protocol::Ip6(ip) => !ip.is_unspecified(),
-        Protocol::Tcp(0) | Protocol::Udp(0) => false,
-        _ => true,
-    })
 }

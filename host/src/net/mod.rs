@@ -12,6 +12,7 @@
 //! ([`EVENT_CHANNEL_CAPACITY`]): when the node above falls behind, inbound requests are answered
 //! `Busy` and gossip is dropped (and counted), rather than queued without end.
 
+mod addrs;
 mod behaviour;
 mod client;
 mod codec;

@@ -93,7 +93,7 @@ impl World {
             }
             Err(SubmitError::Ledger(LedgerError::Equivocation { .. })) => {
                 let event = verified.event();
-                let proof = self.proof_of(event.signer(), event.entry().link.seq);
+                let proof = self.proof_of(event.signer(), event.seq().unwrap());
                 self.model.flag(&proof).unwrap();
             }
             Err(_) => {}

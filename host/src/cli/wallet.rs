@@ -208,7 +208,7 @@ impl Wallet {
         };
         for _ in 0..args.count {
             let validity = Validity::starting(now_ms(), args.lifetime_secs.saturating_mul(1000));
-            in_flight.push_back(store.author(signer.clone(), draft, validity)?);
+            in_flight.push_back(store.author(signer.clone(), draft.clone(), validity)?);
             if in_flight.len() >= MAX_IN_FLIGHT
                 && let Some(pending) = in_flight.pop_front()
             {
@@ -274,7 +274,13 @@ fn print_entries(entries: &[EntryView], json: bool) {
     for e in entries {
         println!(
             "#{:<6} {:<18} {} seq {} -> {} {:>12}  {}",
-            e.log_position, e.kind, e.from, e.seq, e.to, e.amount, e.hash
+            e.log_position,
+            e.kind,
+            e.from,
+            seq_text(e.seq),
+            e.to,
+            e.amount,
+            e.hash
         );
     }
 }
@@ -284,8 +290,13 @@ fn print_entry(e: &EntryView, json: bool) {
     if json {
         println!("{}", serde_json::to_string(e).unwrap_or_default());
     } else {
-        println!("{} {} seq {}: {} to {} ({})", e.kind, e.from, e.seq, e.amount, e.to, e.hash);
+        println!("{} {} seq {}: {} to {} ({})", e.kind, e.from, seq_text(e.seq), e.amount, e.to, e.hash);
     }
+}
+
+/// A chain position, or `-` for a release (no chain entry).
+fn seq_text(seq: Option<u64>) -> String {
+    seq.map_or_else(|| "-".to_owned(), |seq| seq.to_string())
 }
 
 fn export(args: ExportArgs, ctx: &LedgerContext) -> anyhow::Result<()> {

@@ -29,7 +29,9 @@ impl EquivocationProof {
         if first.signer() != second.signer() {
             return Err(invalid("the entries have different signers"));
         }
-        let (x, y) = (first.entry(), second.entry());
+        let (Some(x), Some(y)) = (first.entry(), second.entry()) else {
+            return Err(invalid("a release is no chain entry: it cannot equivocate"));
+        };
         if x.link.seq != y.link.seq {
             return Err(invalid("the entries have different sequence numbers"));
         }
@@ -53,12 +55,12 @@ impl EquivocationProof {
 
     /// The contested chain position.
     pub fn seq(&self) -> u64 {
-        self.first.entry().link.seq
+        self.first.seq().expect("a proof holds chain entries")
     }
 
     /// The network both entries are for.
     pub fn genesis(&self) -> Digest {
-        self.first.entry().genesis
+        self.first.genesis()
     }
 
     /// The two entries (smaller hash first).

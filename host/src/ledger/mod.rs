@@ -7,12 +7,14 @@
 //! sequence number, which any node holding both can prove and attribute to the signer.
 
 mod equivocation;
+mod escrow;
 mod genesis;
 mod state;
 
 pub use equivocation::EquivocationProof;
+pub use escrow::{OpenLock, claim_amount};
 pub use genesis::Genesis;
-pub use state::{Account, Applied, Ledger};
+pub use state::{Account, Applied, Ledger, LockChange};
 
 use crate::crypto::{Digest, PeerId};
 
@@ -90,4 +92,38 @@ pub enum LedgerError {
     /// An equivocation proof that does not check.
     #[error("invalid equivocation proof: {0}")]
     InvalidProof(String),
+    /// A release of a lock this node does not hold open: not received yet, or released before
+    /// this node's memory of releases (a restart, or more releases than it keeps).
+    #[error("lock {0} is not open here (unknown, or released already)")]
+    LockNotOpen(Digest),
+    /// A release of a lock released already (`same`: by this very release, a replay).
+    #[error("lock {lock} was released already{}", if *same { " (by this release)" } else { "" })]
+    AlreadyReleased {
+        /// The lock.
+        lock: Digest,
+        /// Whether the earlier release is this one.
+        same: bool,
+    },
+    /// A release signed by neither the lock's payer nor its payee.
+    #[error("only the lock's consumer or provider can release it")]
+    NotLockParty,
+    /// A release paying more than the lock holds.
+    #[error("a release pays {paid}, more than the lock's {amount}")]
+    PaidAboveLock {
+        /// The release's payment.
+        paid: u64,
+        /// The lock's amount.
+        amount: u64,
+    },
+    /// A provider's claim made before the contract's payment deadline.
+    #[error("a claim at {timestamp_ms} ms comes before the payment deadline {pay_by_ms} ms")]
+    ClaimTooEarly {
+        /// The claim's timestamp.
+        timestamp_ms: u64,
+        /// The contract's deadline.
+        pay_by_ms: u64,
+    },
+    /// A claim whose evidence does not show what it claims.
+    #[error("invalid claim: {0}")]
+    BadClaim(String),
 }

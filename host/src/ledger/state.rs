@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
+use super::escrow::{OpenLock, Released};
 use super::{EquivocationProof, Genesis, LedgerError, MAX_SUPPLY};
 use crate::crypto::{Digest, PublicKey};
-use crate::protocol::{ChainLink, Event, Verified};
+use crate::protocol::{ChainLink, Event, Release, Signed, Verified};
 
 /// One account as the ledger sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,6 +32,24 @@ pub struct Applied {
     pub hash: Digest,
     /// Accounts whose balance changed, with the new balance.
     pub balances: Vec<(PublicKey, u64)>,
+    /// The lock this entry opened (a `TOKEN_LOCK`) or ended (a `TOKEN_RELEASE`).
+    pub lock: Option<LockChange>,
+}
+
+/// How an entry changed the escrow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockChange {
+    /// A lock opened: its hash and what it holds.
+    Opened(Digest, OpenLock),
+    /// A lock ended: its hash, and what the release paid its payee.
+    Released {
+        /// The lock's hash.
+        lock: Digest,
+        /// Who was paid.
+        payee: PublicKey,
+        /// Tokens paid to the payee (the rest went back to the payer).
+        paid: u64,
+    },
 }
 
 /// Balances and chains of every account known to this node, and the rules that change them.
@@ -40,6 +59,10 @@ pub struct Ledger {
     genesis: Genesis,
     genesis_id: Digest,
     accounts: HashMap<PublicKey, Account>,
+    /// Locks not yet released, by the hash of their `TOKEN_LOCK`.
+    locks: HashMap<Digest, OpenLock>,
+    /// The releases applied most recently (a replay is told from a second release).
+    released: Released,
     supply: u64,
     /// Accounts flagged for equivocation.
     flagged: usize,
@@ -57,18 +80,27 @@ impl Ledger {
                 (*key, account)
             })
             .collect();
-        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply, flagged: 0 })
+        let (locks, released) = (HashMap::new(), Released::default());
+        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, locks, released, supply, flagged: 0 })
     }
 
-    /// A state restored from storage (balances, chains and flags persisted earlier).
-    pub fn restore(genesis: Genesis, accounts: HashMap<PublicKey, Account>) -> Result<Ledger, LedgerError> {
+    /// A state restored from storage (balances, chains, flags and open locks persisted
+    /// earlier). The supply is what the balances and the open locks hold.
+    pub fn restore(
+        genesis: Genesis,
+        accounts: HashMap<PublicKey, Account>,
+        locks: HashMap<Digest, OpenLock>,
+    ) -> Result<Ledger, LedgerError> {
         let supply = accounts
             .values()
-            .try_fold(0u64, |sum, a| sum.checked_add(a.balance))
+            .map(|a| a.balance)
+            .chain(locks.values().map(|l| l.amount))
+            .try_fold(0u64, |sum, amount| sum.checked_add(amount))
             .filter(|s| *s <= MAX_SUPPLY)
             .ok_or(LedgerError::SupplyOverflow)?;
         let flagged = accounts.values().filter(|a| a.flagged).count();
-        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, supply, flagged })
+        let released = Released::default();
+        Ok(Ledger { genesis_id: genesis.id(), genesis, accounts, locks, released, supply, flagged })
     }
 
     /// The genesis.
@@ -86,9 +118,24 @@ impl Ledger {
         self.accounts.get(account).map_or(0, |a| a.balance)
     }
 
-    /// Tokens in existence.
+    /// Tokens in existence (in balances and in open locks).
     pub fn supply(&self) -> u64 {
         self.supply
+    }
+
+    /// An open lock.
+    pub fn lock(&self, lock: &Digest) -> Option<&OpenLock> {
+        self.locks.get(lock)
+    }
+
+    /// All open locks.
+    pub fn locks(&self) -> impl Iterator<Item = (&Digest, &OpenLock)> {
+        self.locks.iter()
+    }
+
+    /// Tokens an account has in open locks.
+    pub fn locked(&self, account: &PublicKey) -> u64 {
+        self.locks.values().filter(|l| l.payer == *account).map(|l| l.amount).sum()
     }
 
     /// The account, if it ever held tokens or signed an entry.
@@ -108,36 +155,72 @@ impl Ledger {
 
     /// Checks `entry` against the rules and, if it passes, applies it.
     ///
-    /// Rules, in order: right network; signer not flagged; chain position (a known hash at that
-    /// position is a [`Duplicate`](LedgerError::Duplicate), a different one an
+    /// Rules, in order: right network; signer not flagged; then, for a chain entry (mint,
+    /// transfer, lock), the chain position (a known hash at that position is a
+    /// [`Duplicate`](LedgerError::Duplicate), a different one an
     /// [`Equivocation`](LedgerError::Equivocation), a gap [`OutOfOrder`](LedgerError::OutOfOrder),
     /// a wrong previous hash [`BrokenChain`](LedgerError::BrokenChain)); amount > 0; then for a
-    /// mint, signer is the authority and supply stays within [`MAX_SUPPLY`]; for a transfer,
-    /// payee is not the payer and amount is within the payer's balance. A refused entry changes
-    /// nothing.
+    /// mint, signer is the authority and supply stays within [`MAX_SUPPLY`]; for a transfer or
+    /// a lock, payee is not the payer and amount is within the payer's balance. A release must
+    /// end an open lock as [`OpenLock::check`] allows. A refused entry changes nothing.
     pub fn apply(&mut self, verified: &Verified) -> Result<Applied, LedgerError> {
         let event = verified.event();
-        let entry = event.entry();
         let signer = event.signer();
         let hash = event.hash();
-        if entry.genesis != self.genesis_id {
-            return Err(LedgerError::WrongNetwork { expected: self.genesis_id, found: entry.genesis });
+        if event.genesis() != self.genesis_id {
+            return Err(LedgerError::WrongNetwork { expected: self.genesis_id, found: event.genesis() });
         }
-        let new_account = Account::default();
-        let payer = self.accounts.get(&signer).unwrap_or(&new_account);
-        if payer.flagged {
+        if self.accounts.get(&signer).is_some_and(|a| a.flagged) {
             return Err(LedgerError::AccountFlagged(signer.peer_id()));
         }
-        check_link(payer, entry.link, hash, signer)?;
+        let Some(entry) = event.entry() else {
+            let Event::Release(release) = event else { unreachable!("only a release is no chain entry") };
+            return self.release(release, hash);
+        };
+        let new_account = Account::default();
+        check_link(self.accounts.get(&signer).unwrap_or(&new_account), entry.link, hash, signer)?;
         if entry.amount == 0 {
             return Err(LedgerError::ZeroAmount);
         }
-        let balances = match event {
-            Event::Mint(_) => self.mint(signer, entry.to, entry.amount)?,
-            Event::Transfer(_) => self.transfer(signer, entry.to, entry.amount)?,
+        let (balances, lock) = match event {
+            Event::Mint(_) => (self.mint(signer, entry.to, entry.amount)?, None),
+            Event::Transfer(_) => (self.transfer(signer, entry.to, entry.amount)?, None),
+            Event::Lock(lock) => {
+                let open = OpenLock::of(lock);
+                (self.debit(signer, entry.to, entry.amount)?, Some(LockChange::Opened(hash, open)))
+            }
+            Event::Release(_) => unreachable!("a release is no chain entry"),
         };
+        if let Some(LockChange::Opened(hash, open)) = &lock {
+            self.locks.insert(*hash, open.clone());
+        }
         self.accounts.entry(signer).or_default().chain.push(hash);
-        Ok(Applied { hash, balances })
+        Ok(Applied { hash, balances, lock })
+    }
+
+    /// Ends an open lock: what the release pays goes to the payee, the rest back to the payer.
+    fn release(&mut self, release: &Signed<Release>, hash: Digest) -> Result<Applied, LedgerError> {
+        let lock_hash = release.body().lock;
+        let Some(lock) = self.locks.get(&lock_hash) else {
+            return Err(match self.released.get(&lock_hash) {
+                Some(earlier) => LedgerError::AlreadyReleased { lock: lock_hash, same: earlier == hash },
+                None => LedgerError::LockNotOpen(lock_hash),
+            });
+        };
+        let paid = lock.check(release)?;
+        let lock = self.locks.remove(&lock_hash).expect("checked above");
+        // Both credits come out of the lock, which the supply already counts: no overflow.
+        let payee = self.accounts.entry(lock.payee).or_default();
+        payee.balance += paid;
+        let mut balances = vec![(lock.payee, payee.balance)];
+        if paid < lock.amount {
+            let payer = self.accounts.entry(lock.payer).or_default();
+            payer.balance += lock.amount - paid;
+            balances.push((lock.payer, payer.balance));
+        }
+        self.released.insert(lock_hash, hash);
+        let change = LockChange::Released { lock: lock_hash, payee: lock.payee, paid };
+        Ok(Applied { hash, balances, lock: Some(change) })
     }
 
     fn mint(
@@ -167,6 +250,21 @@ impl Ledger {
         to: PublicKey,
         amount: u64,
     ) -> Result<Vec<(PublicKey, u64)>, LedgerError> {
+        let mut balances = self.debit(signer, to, amount)?;
+        // The payee's balance plus `amount` is at most the supply: no overflow.
+        let payee = self.accounts.entry(to).or_default();
+        payee.balance += amount;
+        balances.push((to, payee.balance));
+        Ok(balances)
+    }
+
+    /// Takes `amount` out of `signer`'s balance, for `to` (not the signer).
+    fn debit(
+        &mut self,
+        signer: PublicKey,
+        to: PublicKey,
+        amount: u64,
+    ) -> Result<Vec<(PublicKey, u64)>, LedgerError> {
         if signer == to {
             return Err(LedgerError::SelfTransfer);
         }
@@ -174,10 +272,7 @@ impl Ledger {
         let remaining =
             balance.checked_sub(amount).ok_or(LedgerError::InsufficientBalance { balance, amount })?;
         self.accounts.entry(signer).or_default().balance = remaining;
-        // The payee's balance plus `amount` is at most the supply: no overflow.
-        let payee = self.accounts.entry(to).or_default();
-        payee.balance += amount;
-        Ok(vec![(signer, remaining), (to, payee.balance)])
+        Ok(vec![(signer, remaining)])
     }
 
     /// Flags the account a valid proof convicts (for the proof's network only), so its later

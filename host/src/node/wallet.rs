@@ -15,13 +15,13 @@ use crate::store::{Accepted, Draft, HistoryEntry, Records};
 pub struct EntryView {
     /// The event's hash.
     pub hash: String,
-    /// `cue/token-mint` or `cue/token-transfer`.
+    /// `cue/token-mint`, `cue/token-transfer`, `cue/token-lock` or `cue/token-release`.
     pub kind: String,
     /// The signer (payer or mint authority).
     pub from: String,
-    /// Position in the signer's chain.
-    pub seq: u64,
-    /// The credited account.
+    /// Position in the signer's chain (`None`: a release, which is no chain entry).
+    pub seq: Option<u64>,
+    /// The credited account (a lock: its provider; a release: the provider paid).
     pub to: String,
     /// Tokens moved or created.
     pub amount: u64,
@@ -35,14 +35,13 @@ impl EntryView {
     /// The view of an entry just stored.
     pub fn of(accepted: &Accepted) -> EntryView {
         let event = &accepted.event;
-        let entry = event.entry();
         EntryView {
             hash: event.hash().to_string(),
             kind: event.header().kind.tag().to_owned(),
             from: event.signer().peer_id().to_string(),
-            seq: entry.link.seq,
-            to: entry.to.peer_id().to_string(),
-            amount: entry.amount,
+            seq: event.seq(),
+            to: accepted.to.peer_id().to_string(),
+            amount: accepted.amount,
             log_position: accepted.log_position,
             timestamp_ms: event.header().timestamp_ms,
         }

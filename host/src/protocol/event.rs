@@ -1,6 +1,7 @@
 //! `Event`: any signed event this build understands, decoded by its kind.
 
 use super::envelope::{open, read_header};
+use super::escrow::{Lock, Release};
 use super::token::{ChainLink, Mint, Transfer};
 use super::{EventError, EventKind, Header, SeenNonces, Signed, Validity};
 use crate::crypto::{Digest, Keypair, PublicKey};
@@ -13,6 +14,10 @@ pub enum Event {
     Mint(Signed<Mint>),
     /// A `TOKEN_TRANSFER`.
     Transfer(Signed<Transfer>),
+    /// A `TOKEN_LOCK`.
+    Lock(Signed<Lock>),
+    /// A `TOKEN_RELEASE`.
+    Release(Signed<Release>),
 }
 
 /// An event whose signature has been checked. Only [`Event::verify`] makes one, so a function
@@ -36,6 +41,21 @@ impl Verified {
         Ok(Verified(Event::Transfer(Signed::sign(keypair, body, validity)?)))
     }
 
+    /// Signs a lock as `keypair` (see [`sign_mint`](Verified::sign_mint)).
+    pub fn sign_lock(keypair: &Keypair, body: Lock, validity: Validity) -> Result<Verified, EventError> {
+        Ok(Verified(Event::Lock(Signed::sign(keypair, body, validity)?)))
+    }
+
+    /// Signs a release as `keypair` (see [`sign_mint`](Verified::sign_mint)); a claim's
+    /// evidence must be this process's own signed events, checked when they were made.
+    pub fn sign_release(
+        keypair: &Keypair,
+        body: Release,
+        validity: Validity,
+    ) -> Result<Verified, EventError> {
+        Ok(Verified(Event::Release(Signed::sign(keypair, body, validity)?)))
+    }
+
     /// The verified event.
     pub fn event(&self) -> &Event {
         &self.0
@@ -51,15 +71,24 @@ impl Event {
         match header.kind {
             EventKind::TokenMint => Signed::read_rest(bytes, r, header).map(Event::Mint),
             EventKind::TokenTransfer => Signed::read_rest(bytes, r, header).map(Event::Transfer),
+            EventKind::TokenLock => Signed::read_rest(bytes, r, header).map(Event::Lock),
+            EventKind::TokenRelease => Signed::read_rest(bytes, r, header).map(Event::Release),
             other => Err(EventError::UnsupportedKind(other)),
         }
     }
 
-    /// Checks the signature, giving an event other layers can trust.
+    /// Checks the signature (and a claim's evidence's), giving an event other layers can trust.
     pub fn verify(self) -> Result<Verified, EventError> {
         match &self {
             Event::Mint(e) => e.verify_signature()?,
             Event::Transfer(e) => e.verify_signature()?,
+            Event::Lock(e) => e.verify_signature()?,
+            Event::Release(e) => {
+                e.verify_signature()?;
+                if let Some(evidence) = &e.body().evidence {
+                    evidence.verify_signatures()?;
+                }
+            }
         }
         Ok(Verified(self))
     }
@@ -69,6 +98,8 @@ impl Event {
         match self {
             Event::Mint(e) => e.verify_fresh(now_ms, nonces),
             Event::Transfer(e) => e.verify_fresh(now_ms, nonces),
+            Event::Lock(e) => e.verify_fresh(now_ms, nonces),
+            Event::Release(e) => e.verify_fresh(now_ms, nonces),
         }
     }
 
@@ -78,6 +109,8 @@ impl Event {
         match self {
             Event::Mint(e) => e.verify_live(now_ms),
             Event::Transfer(e) => e.verify_live(now_ms),
+            Event::Lock(e) => e.verify_live(now_ms),
+            Event::Release(e) => e.verify_live(now_ms),
         }
     }
 
@@ -86,6 +119,8 @@ impl Event {
         match self {
             Event::Mint(e) => e.header(),
             Event::Transfer(e) => e.header(),
+            Event::Lock(e) => e.header(),
+            Event::Release(e) => e.header(),
         }
     }
 
@@ -99,6 +134,8 @@ impl Event {
         match self {
             Event::Mint(e) => e.bytes(),
             Event::Transfer(e) => e.bytes(),
+            Event::Lock(e) => e.bytes(),
+            Event::Release(e) => e.bytes(),
         }
     }
 
@@ -107,22 +144,35 @@ impl Event {
         Digest::of(self.bytes())
     }
 
-    /// The ledger view of a token event: chain position, network, payee and amount.
-    pub fn entry(&self) -> LedgerEntry {
+    /// The ledger view of a chain entry (a mint, transfer or lock): chain position, network,
+    /// payee and amount. `None` for a release, which is no chain entry (it spends a lock).
+    pub fn entry(&self) -> Option<LedgerEntry> {
+        let (genesis, link, to, amount) = match self {
+            Event::Mint(e) => (e.body().genesis, e.body().link, e.body().to, e.body().amount),
+            Event::Transfer(e) => (e.body().genesis, e.body().link, e.body().to, e.body().amount),
+            Event::Lock(e) => (e.body().genesis, e.body().link, e.body().to, e.body().amount),
+            Event::Release(_) => return None,
+        };
+        Some(LedgerEntry { genesis, link, to, amount })
+    }
+
+    /// The network the entry is for.
+    pub fn genesis(&self) -> Digest {
         match self {
-            Event::Mint(e) => {
-                let b = e.body();
-                LedgerEntry { genesis: b.genesis, link: b.link, to: b.to, amount: b.amount }
-            }
-            Event::Transfer(e) => {
-                let b = e.body();
-                LedgerEntry { genesis: b.genesis, link: b.link, to: b.to, amount: b.amount }
-            }
+            Event::Mint(e) => e.body().genesis,
+            Event::Transfer(e) => e.body().genesis,
+            Event::Lock(e) => e.body().genesis,
+            Event::Release(e) => e.body().genesis,
         }
+    }
+
+    /// The position in its signer's chain, for a chain entry.
+    pub fn seq(&self) -> Option<u64> {
+        self.entry().map(|e| e.link.seq)
     }
 }
 
-/// What the ledger rules look at in a token event, whatever its kind.
+/// What the ledger rules look at in a chain entry, whatever its kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LedgerEntry {
     /// The network the entry is for.
@@ -139,8 +189,8 @@ pub struct LedgerEntry {
 pub const MAX_ENTRIES_PER_BATCH: usize = 64;
 
 /// A batch of ledger entries as gossiped on `cue/ledger/2`: the canonical CBOR array of 1 to
-/// [`MAX_ENTRIES_PER_BATCH`] byte strings, each a whole signed `TOKEN_MINT` or
-/// `TOKEN_TRANSFER` as [`Event::decode`] reads it. The batch itself is not signed: each entry
+/// [`MAX_ENTRIES_PER_BATCH`] byte strings, each a whole signed `TOKEN_MINT`,
+/// `TOKEN_TRANSFER`, `TOKEN_LOCK` or `TOKEN_RELEASE` as [`Event::decode`] reads it. The batch itself is not signed: each entry
 /// carries its own signature, checked on its own.
 pub fn encode_entry_batch<'e>(entries: impl ExactSizeIterator<Item = &'e [u8]>) -> Vec<u8> {
     let mut w = super::codec::Writer::default();

@@ -30,6 +30,10 @@ pub enum EventKind {
     TokenMint,
     /// An account pays another.
     TokenTransfer,
+    /// A consumer sets an offer aside for one job with one provider (the escrow).
+    TokenLock,
+    /// A lock ends: paid to its provider, the rest back to its consumer.
+    TokenRelease,
     /// A peer's verdict on a completed or defaulted contract (reputation).
     OutcomeAttestation,
     /// A peer's verdicts on several contracts under one signature (reputation).
@@ -44,7 +48,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// All kinds, in tag order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::ComputeRequest,
         EventKind::ComputeAccept,
         EventKind::ComputeReject,
@@ -55,6 +59,8 @@ impl EventKind {
         EventKind::ResourceManifest,
         EventKind::ComponentManifest,
         EventKind::OutcomeAttestations,
+        EventKind::TokenLock,
+        EventKind::TokenRelease,
     ];
 
     /// The domain-separation tag (ASCII, written in the header and signed).
@@ -70,6 +76,8 @@ impl EventKind {
             EventKind::ResourceManifest => "cue/resource-manifest",
             EventKind::ComponentManifest => "cue/component-manifest",
             EventKind::OutcomeAttestations => "cue/outcome-attestations",
+            EventKind::TokenLock => "cue/token-lock",
+            EventKind::TokenRelease => "cue/token-release",
         }
     }
 

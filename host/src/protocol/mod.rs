@@ -8,6 +8,7 @@ pub(crate) mod codec;
 mod component;
 mod compute;
 mod envelope;
+mod escrow;
 mod event;
 mod kind;
 mod nonce;
@@ -26,6 +27,7 @@ pub use envelope::{
     EventBody, Header, MAX_CLOCK_SKEW_MS, MAX_EVENT_BYTES, MAX_LIFETIME_MS, PROTOCOL_VERSION, Signed,
     Validity,
 };
+pub use escrow::{ClaimEvidence, Lock, Release};
 pub use event::{
     Event, LedgerEntry, MAX_ENTRIES_PER_BATCH, Verified, decode_entry_batch, encode_entry_batch,
 };

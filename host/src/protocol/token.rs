@@ -1,4 +1,5 @@
-//! The ledger's event bodies: `TOKEN_MINT` and `TOKEN_TRANSFER`.
+//! The ledger's event bodies: `TOKEN_MINT` and `TOKEN_TRANSFER` (the escrow's are in
+//! `escrow.rs`).
 //!
 //! Amounts are integers in the smallest unit of CUE; there are no floats in money.
 
@@ -23,7 +24,7 @@ impl ChainLink {
     /// The first position of a chain.
     pub const FIRST: ChainLink = ChainLink { seq: 0, prev: None };
 
-    fn write(&self, w: &mut Writer) {
+    pub(super) fn write(&self, w: &mut Writer) {
         w.uint(self.seq);
         match &self.prev {
             Some(prev) => w.bytes(&prev.0),
@@ -31,7 +32,7 @@ impl ChainLink {
         };
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<ChainLink, EventError> {
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<ChainLink, EventError> {
         let seq = r.uint()?;
         let prev = r.optional(|r| r.byte_array().map(Digest))?;
         if (seq == 0) != prev.is_none() {
@@ -181,6 +182,6 @@ impl EventBody for Transfer {
     }
 }
 
-fn read_account(r: &mut Reader<'_>) -> Result<PublicKey, EventError> {
+pub(super) fn read_account(r: &mut Reader<'_>) -> Result<PublicKey, EventError> {
     PublicKey::from_bytes(r.byte_array()?).map_err(|_| EventError::Malformed("invalid account key".into()))
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::contracts::{ContractRow, ProtocolEvent};
 use super::prune::{PruneRule, Pruned};
 use super::{StoreError, SubmitError};
-use crate::crypto::{Keypair, PublicKey};
+use crate::crypto::{Digest, Keypair, PublicKey};
 use crate::ledger::EquivocationProof;
-use crate::protocol::{Event, PaymentReference, Validity, Verified};
+use crate::protocol::{ClaimEvidence, Event, JobId, PaymentReference, Validity, Verified};
 
 /// How an event is being admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Admission {
 }
 
 /// A ledger entry for the writer to complete (chain position) and sign.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Draft {
     /// Mint `amount` to `to` (the signer must be the mint authority).
     Mint {
@@ -44,6 +44,26 @@ pub enum Draft {
         /// What it pays for.
         reference: Option<PaymentReference>,
     },
+    /// Set `amount` aside for the job `job` with the provider `to`.
+    Lock {
+        /// The provider.
+        to: PublicKey,
+        /// Tokens locked (the offer).
+        amount: u64,
+        /// The job.
+        job: JobId,
+    },
+    /// End the lock `lock`, paying `paid` to its provider.
+    Release {
+        /// The lock's hash.
+        lock: Digest,
+        /// Tokens paid to the provider.
+        paid: u64,
+        /// The receipt paid for.
+        receipt: Option<Digest>,
+        /// A claim's evidence (boxed: drafts are small otherwise).
+        evidence: Option<Box<ClaimEvidence>>,
+    },
 }
 
 /// An event that is now durably in the log and applied to the ledger.
@@ -53,6 +73,10 @@ pub struct Accepted {
     pub event: Event,
     /// Its position in this node's log.
     pub log_position: i64,
+    /// The account it credits (a release: the lock's provider).
+    pub to: PublicKey,
+    /// What it moves or creates (a release: what it pays the provider).
+    pub amount: u64,
 }
 
 /// The answer to a command, available once its batch is committed: [`wait`](Pending::wait)

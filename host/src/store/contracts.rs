@@ -503,7 +503,7 @@ mod tests {
         let paid = author(5, 10).unwrap().wait().unwrap();
         let stored = store.reader().unwrap().contract(&Digest([10; 32])).unwrap().unwrap();
         assert_eq!(stored.payment, Some(paid.event.hash()));
-        assert_eq!(paid.event.entry().link.seq, 1);
+        assert_eq!(paid.event.seq().unwrap(), 1);
         assert_eq!(store.reader().unwrap().balance(&payee.public()).unwrap(), 10);
     }
 }

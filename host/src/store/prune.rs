@@ -40,7 +40,9 @@ pub const PRUNE_BATCH: u64 = 1024;
 /// Most rows of the age index one prune command looks at (those kept are stepped over).
 const SCAN_LIMIT: u32 = 4 * PRUNE_BATCH as u32;
 /// The oldest protocol events received before `?1`, at most `?2`: walks `events_unchained_by_age`.
+/// A `TOKEN_RELEASE` has no chain position but is a ledger entry: never a candidate.
 const CANDIDATES: &str = "SELECT id, job FROM events WHERE seq IS NULL AND received_ms < ?1
+                          AND kind <> 'cue/token-release'
                           ORDER BY received_ms, id LIMIT ?2";
 /// Deletes the links of event `?1`: finds them by `event_links_by_event`.
 const DELETE_LINKS: &str = "DELETE FROM event_links WHERE event_id = ?1 AND relation <> 'prev'";
@@ -94,7 +96,11 @@ pub(super) fn prune(tx: &Transaction<'_>, rule: &PruneRule) -> Result<Pruned, St
     let mut sweep = Sweep { tx, now, pruned: Pruned::default() };
     let mut budget = PRUNE_BATCH;
     sweep.pruned.more |= sweep.run(cutoff, Scope::Any, &mut budget)?;
-    let count: i64 = tx.query_row("SELECT COUNT(*) FROM events WHERE seq IS NULL", [], |row| row.get(0))?;
+    let count: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM events WHERE seq IS NULL AND kind <> 'cue/token-release'",
+        [],
+        |row| row.get(0),
+    )?;
     let mut excess = (count as u64).saturating_sub(rule.max_protocol_events);
     for scope in [Scope::Loose, Scope::Any] {
         let mut allowed = excess.min(budget);

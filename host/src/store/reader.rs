@@ -22,8 +22,8 @@ pub struct HistoryEntry {
     pub kind: String,
     /// The signer (payer or mint authority).
     pub signer: PublicKey,
-    /// Position in the signer's chain.
-    pub seq: u64,
+    /// Position in the signer's chain (`None`: a release, which is no chain entry).
+    pub seq: Option<u64>,
     /// The credited account.
     pub to: PublicKey,
     /// Tokens moved.
@@ -141,7 +141,8 @@ impl LogReader {
     pub fn history(&self, account: &PublicKey, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, hash, kind, signer, seq, counterparty, amount, timestamp_ms FROM events
-             WHERE id IN (SELECT id FROM events WHERE signer = ?1 AND seq IS NOT NULL
+             WHERE id IN (SELECT id FROM events WHERE signer = ?1
+                            AND (seq IS NOT NULL OR kind = 'cue/token-release')
                           UNION SELECT id FROM events WHERE counterparty = ?1)
              ORDER BY id DESC LIMIT ?2",
         )?;
@@ -151,7 +152,7 @@ impl LogReader {
                 row.get::<_, Vec<u8>>(1)?,
                 row.get::<_, String>(2)?,
                 row.get::<_, Vec<u8>>(3)?,
-                row.get::<_, i64>(4)?,
+                row.get::<_, Option<i64>>(4)?,
                 row.get::<_, Vec<u8>>(5)?,
                 row.get::<_, i64>(6)?,
                 row.get::<_, i64>(7)?,
@@ -164,7 +165,7 @@ impl LogReader {
                 hash: digest_from_blob(hash)?,
                 kind,
                 signer: key_from_blob(signer)?,
-                seq: seq as u64,
+                seq: seq.map(|seq| seq as u64),
                 to: key_from_blob(to)?,
                 amount: amount as u64,
                 timestamp_ms: timestamp as u64,

@@ -114,6 +114,19 @@ CREATE TABLE owed_attestations (
 CREATE INDEX events_unchained_by_age ON events (received_ms, id) WHERE seq IS NULL;
 CREATE INDEX event_links_by_event ON event_links (event_id);
 "#,
+    r#"
+-- The escrow (docs/ledger.md): locks not yet released, updated in the same transaction as
+-- the TOKEN_LOCK that opens one and the TOKEN_RELEASE that ends it. A node rebuilds its open
+-- locks from here at start; the supply is the balances plus these.
+CREATE TABLE locks (
+    hash   BLOB    PRIMARY KEY,   -- hash of the TOKEN_LOCK
+    payer  BLOB    NOT NULL,      -- the consumer, its signer
+    payee  BLOB    NOT NULL,      -- the provider
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    job    BLOB    NOT NULL
+) STRICT;
+CREATE INDEX locks_by_payer ON locks (payer);
+"#,
 ];
 
 /// The registry database (component manifests, pinned names, known peers), separate from the

@@ -247,7 +247,7 @@ mod tests {
             })
             .collect();
         for (seq, p) in pending.into_iter().enumerate() {
-            assert_eq!(p.wait().unwrap().event.entry().link.seq, seq as u64);
+            assert_eq!(p.wait().unwrap().event.seq().unwrap(), seq as u64);
         }
         drop(store);
 
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(reader.balance(&key.public()).unwrap(), 700);
         let draft = Draft::Transfer { to: payee, amount: 1, reference: None };
         let next = store.author(key.clone(), draft, Validity::starting(now_ms(), 60_000)).unwrap();
-        assert_eq!(next.wait().unwrap().event.entry().link.seq, 100);
+        assert_eq!(next.wait().unwrap().event.seq().unwrap(), 100);
         drop(reader);
         drop(store);
 
@@ -338,7 +338,7 @@ mod tests {
             .map(|e| store.submit_in_order(e.clone(), fresh, Records::default(), wait).unwrap())
             .collect();
         let seqs: Vec<u64> =
-            pending.into_iter().map(|p| p.wait().expect("admitted").event.entry().link.seq).collect();
+            pending.into_iter().map(|p| p.wait().expect("admitted").event.seq().unwrap()).collect();
         assert_eq!(seqs, vec![3, 2, 1, 0]);
         assert!(started.elapsed() < wait, "admitted with their predecessor, not after the wait");
         let payee = Keypair::from_seed([2; 32]).public();
@@ -351,7 +351,7 @@ mod tests {
             .collect();
         store.submit(entries[4].clone(), fresh).unwrap().wait().unwrap();
         let answers: Vec<_> = twice.into_iter().map(Pending::wait).collect();
-        assert_eq!(answers[0].as_ref().map(|a| a.event.entry().link.seq).ok(), Some(5));
+        assert_eq!(answers[0].as_ref().map(|a| a.event.seq().unwrap()).ok(), Some(5));
         let known = matches!(
             answers[1],
             Err(SubmitError::Event(crate::protocol::EventError::Replay)
@@ -386,8 +386,8 @@ mod tests {
         assert!(started.elapsed() < wait, "not held");
         // Nothing of that was stored, and the chain goes on from where it was.
         let first = store.submit_in_order(entries[0].clone(), fresh, Records::default(), wait).unwrap();
-        assert_eq!(first.wait().unwrap().event.entry().link.seq, 0);
+        assert_eq!(first.wait().unwrap().event.seq().unwrap(), 0);
         let second = store.submit(entries[1].clone(), fresh).unwrap();
-        assert_eq!(second.wait().unwrap().event.entry().link.seq, 1);
+        assert_eq!(second.wait().unwrap().event.seq().unwrap(), 1);
     }
 }

@@ -15,8 +15,10 @@ use super::prune::{Pruned, prune};
 use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, stored_genesis};
 use crate::clock::now_ms;
 use crate::crypto::{Digest, Keypair, PublicKey};
-use crate::ledger::{Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError};
-use crate::protocol::{Event, Mint, PaymentReference, Transfer, Validity, Verified};
+use crate::ledger::{
+    Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError, LockChange, OpenLock,
+};
+use crate::protocol::{Event, JobId, Lock, Mint, PaymentReference, Release, Transfer, Validity, Verified};
 
 /// Most commands committed in one transaction (one fsync).
 pub const MAX_BATCH: usize = 1024;
@@ -79,8 +81,23 @@ pub(super) fn load_state(conn: &Connection, genesis: &Genesis) -> Result<Ledger,
         }
         chain.push(digest_from_blob(row.get(2)?)?);
     }
+    let mut locks = HashMap::new();
+    let mut stmt = conn.prepare("SELECT hash, payer, payee, amount, job FROM locks")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let job: Vec<u8> = row.get(4)?;
+        let job =
+            JobId(job.try_into().map_err(|_| StoreError::Corrupt("a lock's job is not 16 bytes".into()))?);
+        let lock = OpenLock {
+            payer: key_from_blob(row.get(1)?)?,
+            payee: key_from_blob(row.get(2)?)?,
+            amount: row.get::<_, i64>(3)? as u64,
+            job,
+        };
+        locks.insert(digest_from_blob(row.get(0)?)?, lock);
+    }
     let ledger =
-        Ledger::restore(genesis.clone(), accounts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ledger::restore(genesis.clone(), accounts, locks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(ledger)
 }
 
@@ -264,7 +281,8 @@ impl Chains<'_> {
     /// is room, held.
     fn submit(&mut self, tx: &Transaction<'_>, submitted: Held, answers: &mut Vec<Answer>, received: u64) {
         let signer = submitted.event.event().signer();
-        let seq = submitted.event.event().entry().link.seq;
+        // A release is never held (it is no chain entry, so never out of order).
+        let seq = submitted.event.event().seq().unwrap_or(0);
         let result = self.admit_with_records(tx, &submitted, submitted.admission, received);
         let hold = match &result {
             Err(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found })) => {
@@ -412,6 +430,13 @@ fn author(
         Draft::Transfer { to, amount, reference } => {
             Verified::sign_transfer(signer, Transfer { genesis, link, to, amount, reference }, validity)?
         }
+        Draft::Lock { to, amount, job } => {
+            Verified::sign_lock(signer, Lock { genesis, link, to, amount, job }, validity)?
+        }
+        Draft::Release { lock, paid, receipt, evidence } => {
+            let body = Release { genesis, lock, paid, receipt, evidence: evidence.map(|e| *e) };
+            Verified::sign_release(signer, body, validity)?
+        }
     })
 }
 
@@ -435,7 +460,18 @@ fn admit(
         Err(e) => return Err(e.into()),
     };
     let log_position = insert_event(tx, event, &applied, received_ms).map_err(SubmitError::Store)?;
-    Ok(Accepted { event: verified.event().clone(), log_position })
+    let (to, amount) = moved(event, &applied);
+    Ok(Accepted { event: verified.event().clone(), log_position, to, amount })
+}
+
+/// Who an applied entry credits and with how much: its payee and amount, or for a release
+/// the lock's payee and what it was paid.
+fn moved(event: &Event, applied: &Applied) -> (PublicKey, u64) {
+    match (&applied.lock, event.entry()) {
+        (Some(LockChange::Released { payee, paid, .. }), _) => (*payee, *paid),
+        (_, Some(entry)) => (entry.to, entry.amount),
+        (_, None) => (event.signer(), 0),
+    }
 }
 
 fn insert_event(
@@ -445,7 +481,7 @@ fn insert_event(
     received_ms: u64,
 ) -> Result<i64, StoreError> {
     let header = event.header();
-    let entry = event.entry();
+    let (to, amount) = moved(event, applied);
     tx.prepare_cached(
         "INSERT INTO events (hash, kind, signer, seq, counterparty, amount, timestamp_ms,
                              expires_ms, nonce, received_ms, bytes)
@@ -455,9 +491,9 @@ fn insert_event(
         &applied.hash.0,
         header.kind.tag(),
         header.signer.as_bytes(),
-        entry.link.seq as i64,
-        entry.to.as_bytes(),
-        entry.amount as i64,
+        event.seq().map(|seq| seq as i64),
+        to.as_bytes(),
+        amount as i64,
         header.timestamp_ms as i64,
         header.expires_ms as i64,
         &header.nonce,
@@ -465,13 +501,37 @@ fn insert_event(
         event.bytes(),
     ])?;
     let id = tx.last_insert_rowid();
-    let mut links: Vec<(&str, Digest)> = entry.link.prev.map(|p| ("prev", p)).into_iter().collect();
-    if let Event::Transfer(t) = event {
-        match t.body().reference {
+    let prev = event.entry().and_then(|entry| entry.link.prev);
+    let mut links: Vec<(&str, Digest)> = prev.map(|p| ("prev", p)).into_iter().collect();
+    match event {
+        Event::Transfer(t) => match t.body().reference {
             Some(PaymentReference::Contract(d)) => links.push(("contract", d)),
             Some(PaymentReference::Receipt(d)) => links.push(("receipt", d)),
             _ => {}
+        },
+        Event::Release(r) => {
+            links.push(("lock", r.body().lock));
+            links.extend(r.body().receipt.map(|d| ("receipt", d)));
         }
+        _ => {}
+    }
+    match &applied.lock {
+        Some(LockChange::Opened(hash, lock)) => {
+            tx.prepare_cached(
+                "INSERT INTO locks (hash, payer, payee, amount, job) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                &hash.0,
+                lock.payer.as_bytes(),
+                lock.payee.as_bytes(),
+                lock.amount as i64,
+                &lock.job.0
+            ])?;
+        }
+        Some(LockChange::Released { lock, .. }) => {
+            tx.prepare_cached("DELETE FROM locks WHERE hash = ?1")?.execute([&lock.0])?;
+        }
+        None => {}
     }
     let mut link =
         tx.prepare_cached("INSERT INTO event_links (target, relation, event_id) VALUES (?1, ?2, ?3)")?;
@@ -499,7 +559,7 @@ fn convict(
 ) -> SubmitError {
     let equivocation = LedgerError::Equivocation {
         account: event.signer().peer_id(),
-        seq: event.entry().link.seq,
+        seq: event.seq().unwrap_or(0),
         existing,
     };
     let mut keep = || -> Result<(), SubmitError> {

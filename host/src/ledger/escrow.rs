@@ -180,6 +180,7 @@ mod tests {
             at: u64,
         ) -> Verified {
             let receipt = evidence.as_ref().map(|e| e.receipt.hash());
+            let evidence = evidence.map(Box::new);
             let body = Release { genesis: self.ledger.genesis_id(), lock, paid, receipt, evidence };
             // Through the bytes, as a peer's release arrives: the evidence's signatures are checked.
             let signed = Signed::sign(by, body, Validity::starting(at, 60_000)).unwrap();

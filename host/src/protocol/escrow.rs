@@ -73,8 +73,8 @@ pub struct Release {
     pub paid: u64,
     /// The receipt this pays for, if any (a claim names its evidence's receipt).
     pub receipt: Option<Digest>,
-    /// A claim's evidence; `None` in a payer's release.
-    pub evidence: Option<ClaimEvidence>,
+    /// A claim's evidence (boxed: it holds two whole events); `None` in a payer's release.
+    pub evidence: Option<Box<ClaimEvidence>>,
 }
 
 impl EventBody for Release {
@@ -102,7 +102,7 @@ impl EventBody for Release {
             r.array(2)?;
             let accept = Signed::<ComputeAccept>::decode(r.bytes()?)?;
             let receipt = Signed::<Receipt>::decode(r.bytes()?)?;
-            Ok(ClaimEvidence { accept, receipt })
+            Ok(Box::new(ClaimEvidence { accept, receipt }))
         })?;
         if let Some(evidence) = &evidence
             && receipt != Some(evidence.receipt.hash())

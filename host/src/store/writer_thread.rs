@@ -434,7 +434,7 @@ fn author(
             Verified::sign_lock(signer, Lock { genesis, link, to, amount, job }, validity)?
         }
         Draft::Release { lock, paid, receipt, evidence } => {
-            let body = Release { genesis, lock, paid, receipt, evidence: evidence.map(|e| *e) };
+            let body = Release { genesis, lock, paid, receipt, evidence };
             Verified::sign_release(signer, body, validity)?
         }
     })

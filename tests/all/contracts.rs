@@ -270,7 +270,7 @@ fn a_lying_provider_is_caught_by_replication_and_not_paid() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
+async fn a_consumer_that_never_pays_does_not_keep_its_money() {
     let settings = cue_host::node::ProviderSettings {
         pay_grace: Duration::from_millis(300),
         ..crate::support::quick_provider()
@@ -284,10 +284,10 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
     let client = bare_consumer(&consumer, &node).await;
     let provider = node.peer_id();
     let request = request_for(&consumer, provider, &genesis, &fib, 3);
-    let answer = client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+    let answer = crate::funds::compute(&client, provider, &request).await;
     let RpcResponse::Accepted(accept) = answer else { panic!("not accepted: {answer:?}") };
     let accept = Signed::<ComputeAccept>::decode(&accept).unwrap();
-    let replay = client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+    let replay = crate::funds::compute(&client, provider, &request).await;
     assert!(matches!(replay, RpcResponse::Rejected(_)), "a replayed request is rejected: {replay:?}");
     let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
     let start =
@@ -305,15 +305,24 @@ async fn a_consumer_that_never_pays_is_recorded_as_a_default() {
     assert!(answer["refused"]["message"].as_str().unwrap().contains("payment refused"), "{answer}");
     stream.close().await.unwrap();
 
-    let contracts = eventually("the default to be recorded", Duration::from_secs(20), || {
+    // Past the deadline the provider claims from the consumer's lock what its contract and
+    // receipt make due: it is paid, the consumer gets the rest back and a `default` verdict.
+    let contracts = eventually("the claim", Duration::from_secs(20), || {
         let handle = handle.clone();
         async move {
             let jobs = handle.jobs(10).await.ok()?;
-            (jobs.first()?["state"] == "defaulted").then_some(jobs)
+            (jobs.first()?["state"] == "paid").then_some(jobs)
         }
     })
     .await;
     assert_eq!(contracts[0]["peer"], consumer.peer_id().to_string());
+    assert!(contracts[0]["detail"].as_str().unwrap_or_default().contains("claimed"), "{}", contracts[0]);
+    let price = contracts[0]["price"].as_u64().unwrap();
+    assert!(price > 0);
+    assert_eq!(handle.balance(provider).await.unwrap().0, price, "the provider is paid the price");
+    // Two locks were applied (the replay's too); the claimed one gives the rest back.
+    let (left, _) = handle.balance(consumer.peer_id()).await.unwrap();
+    assert_eq!(left, 1_000_000_000 - price - 1_000, "the consumer keeps the rest and its open lock");
     let consumer_peer: PeerId = consumer.peer_id();
     assert!(handle.reputation(consumer_peer) < 0.5, "a defaulter's reputation falls");
     node.shutdown().await;
@@ -337,14 +346,14 @@ async fn a_streamed_call_that_is_not_the_one_announced_is_refused() {
 
     // A function the component does not export is rejected before anything is accepted.
     let unknown = announce(1, "no-such-function", &call);
-    let answer = client.request(provider, RpcRequest::Compute(unknown.bytes().to_vec())).await.unwrap();
+    let answer = crate::funds::compute(&client, provider, &unknown).await;
     let RpcResponse::Rejected(reject) = answer else { panic!("accepted an unknown function: {answer:?}") };
     let reject = Signed::<cue_host::protocol::ComputeReject>::decode(&reject).unwrap();
     assert_eq!(reject.body().reason, cue_host::protocol::RejectReason::BadCall, "{:?}", reject.body());
 
     // Accepted for one call, started with another: refused, and the contract recorded as failed.
     let request = announce(2, "count-words", &call);
-    let answer = client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+    let answer = crate::funds::compute(&client, provider, &request).await;
     let RpcResponse::Accepted(accept) = answer else { panic!("not accepted: {answer:?}") };
     let accept = Signed::<ComputeAccept>::decode(&accept).unwrap();
     let other = call.replacen('a', "b", 1);
@@ -399,13 +408,13 @@ impl net::RecordValidator for NoRecords {
     }
 }
 
-/// A consumer key and a network whose genesis gives it 1,000 tokens and the mint.
+/// A consumer key and a network whose genesis gives it 10^9 tokens and the mint.
 pub(crate) fn consumer_with_genesis(network_id: &str) -> (Keypair, cue_host::ledger::Genesis) {
     let consumer = Keypair::generate().unwrap();
     let genesis = cue_host::ledger::Genesis {
         network_id: network_id.into(),
         mint_authority: consumer.public(),
-        allocations: [(consumer.public(), 1_000)].into_iter().collect(),
+        allocations: [(consumer.public(), 1_000_000_000)].into_iter().collect(),
     };
     (consumer, genesis)
 }
@@ -436,6 +445,7 @@ fn now_ms() -> u64 {
 
 /// A request body signed now, acceptable for a minute.
 pub(crate) fn sign_now(key: &Keypair, body: ComputeRequest) -> Signed<ComputeRequest> {
+    crate::funds::remember(key);
     Signed::sign(key, body, Validity::starting(now_ms(), 60_000)).unwrap()
 }
 
@@ -446,6 +456,7 @@ pub(crate) fn request_for(
     component: &[u8],
     job: u8,
 ) -> Signed<ComputeRequest> {
+    crate::funds::remember(key);
     let now = now_ms();
     let body = ComputeRequest {
         job_id: JobId([job; 16]),
@@ -489,7 +500,7 @@ async fn a_restarted_provider_reports_unfinished_contracts_and_allow_lists_hold(
     let client = bare_consumer(&consumer, &node).await;
 
     let foreign = request_for(&consumer, node.peer_id(), &genesis, &hash, 1);
-    let answer = client.request(node.peer_id(), RpcRequest::Compute(foreign.bytes().to_vec())).await.unwrap();
+    let answer = crate::funds::compute(&client, node.peer_id(), &foreign).await;
     let RpcResponse::Rejected(reject) = answer else {
         panic!("a foreign publisher's component ran: {answer:?}")
     };
@@ -497,7 +508,7 @@ async fn a_restarted_provider_reports_unfinished_contracts_and_allow_lists_hold(
     assert_eq!(reject.body().reason, cue_host::protocol::RejectReason::Component, "{:?}", reject.body());
 
     let own = request_for(&consumer, node.peer_id(), &genesis, &fib, 2);
-    let answer = client.request(node.peer_id(), RpcRequest::Compute(own.bytes().to_vec())).await.unwrap();
+    let answer = crate::funds::compute(&client, node.peer_id(), &own).await;
     assert!(matches!(answer, RpcResponse::Accepted(_)), "{answer:?}");
     drop(client);
     node.shutdown().await;
@@ -530,7 +541,11 @@ pub(crate) async fn ask_on_stream(
     input: Option<&str>,
 ) -> (cue_host::net::Stream, serde_json::Value) {
     let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
-    let mut frame = serde_json::json!({"request": {"request": hex::encode(request.bytes())}});
+    let lock = crate::funds::lock_for(request);
+    let mut frame = serde_json::json!({"request": {
+        "request": hex::encode(request.bytes()),
+        "lock": hex::encode(lock.bytes()),
+    }});
     if let Some(input) = input {
         frame["request"]["input"] = input.into();
     }
@@ -538,8 +553,24 @@ pub(crate) async fn ask_on_stream(
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream)).await.unwrap();
         if frame.get("event").is_none() {
+            if !lock_applied(&frame) {
+                crate::funds::give_back(&lock);
+            }
             return (stream, frame);
         }
+    }
+}
+
+/// Whether a provider's first answer shows it applied the request's lock: a contract, or a
+/// reject for a reason checked after the lock (the component, the call).
+fn lock_applied(frame: &serde_json::Value) -> bool {
+    use cue_host::protocol::{ComputeReject, RejectReason};
+    match frame.get("rejected") {
+        Some(rejected) => matches!(
+            decode_hex::<ComputeReject>(&rejected["reject"]).body().reason,
+            RejectReason::Component | RejectReason::BadCall
+        ),
+        None => frame.get("refused").is_none(),
     }
 }
 
@@ -637,7 +668,7 @@ async fn a_job_requested_on_its_stream_is_contracted_with_its_outcome_or_before_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_not() {
-    use cue_host::protocol::{ChainLink, PaymentReference, Receipt, Transfer};
+    use cue_host::protocol::Receipt;
     let (node, consumer, genesis, _dir) =
         provider_node("stream-reuse-test", crate::support::quick_provider()).await;
     let fib = guest_bytes("fib");
@@ -645,35 +676,33 @@ async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_
     let (client, mut events) = bare_consumer_with_events(&consumer, &node).await;
     client.subscribe(cue_host::node::REPUTATION_TOPIC).await.unwrap();
     let provider = node.peer_id();
-    // Pays a delivered job on the stream with the chain entry after `prev`.
-    let pay = |delivered: &serde_json::Value, link: ChainLink| {
+    // Pays a delivered job on the stream as Cue's consumer does: its lock released, paying
+    // what the receipt makes due.
+    let pay = |request: &Signed<ComputeRequest>, delivered: &serde_json::Value| {
         let accept: Signed<ComputeAccept> = decode_hex(&delivered["accept"]);
         let receipt: Signed<Receipt> = decode_hex(&delivered["receipt"]);
-        let body = Transfer {
-            genesis: genesis.id(),
-            link,
-            to: provider.public_key(),
-            amount: accept.body().price(receipt.body().fuel_used, 1_000),
-            reference: Some(PaymentReference::Receipt(receipt.hash())),
-        };
-        let transfer = Signed::sign(&consumer, body, Validity::starting(now_ms(), 60_000)).unwrap();
-        (transfer.hash(), serde_json::json!({"pay": {"transfer": hex::encode(transfer.bytes())}}))
+        let price = accept.body().price(receipt.body().fuel_used, 1_000);
+        let release = crate::funds::release_for(request, price, receipt.hash());
+        serde_json::json!({"pay": {"transfer": hex::encode(release.bytes())}})
     };
 
     let first = request_for(&consumer, provider, &genesis, &fib, 1);
     let (mut stream, frame) = ask_on_stream(&client, provider, &first, None).await;
-    let (paid, frame_pay) = pay(&frame["delivered"], ChainLink::FIRST);
-    write_frame(&mut stream, &frame_pay).await;
+    write_frame(&mut stream, &pay(&first, &frame["delivered"])).await;
     assert_eq!(read_frame(&mut stream).await, "paid");
 
     // The same stream takes the next request without being opened again.
     let second = request_for(&consumer, provider, &genesis, &fib, 2);
-    write_frame(&mut stream, &serde_json::json!({"request": {"request": hex::encode(second.bytes())}})).await;
+    let lock = crate::funds::lock_for(&second);
+    let next = serde_json::json!({"request": {
+        "request": hex::encode(second.bytes()),
+        "lock": hex::encode(lock.bytes()),
+    }});
+    write_frame(&mut stream, &next).await;
     let frame = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream)).await.unwrap();
     let accept: Signed<ComputeAccept> = decode_hex(&frame["delivered"]["accept"]);
     assert_eq!(accept.body().request, second.hash());
-    let (_, frame_pay) = pay(&frame["delivered"], ChainLink { seq: 1, prev: Some(paid) });
-    write_frame(&mut stream, &frame_pay).await;
+    write_frame(&mut stream, &pay(&second, &frame["delivered"])).await;
     assert_eq!(read_frame(&mut stream).await, "paid");
     let jobs = node.handle().jobs(10).await.unwrap();
     assert_eq!(jobs.iter().filter(|c| c["state"] == "paid").count(), 2, "{jobs:?}");
@@ -717,12 +746,13 @@ async fn a_stream_paid_on_carries_its_consumers_next_job_and_an_unpaid_one_does_
     }
 
     // A payment refused on the stream (here: not even hex) ends it.
-    write_frame(
-        &mut stream,
-        &serde_json::json!({"request": {"request": hex::encode(
-        request_for(&consumer, provider, &genesis, &fib, 3).bytes())}}),
-    )
-    .await;
+    let third = request_for(&consumer, provider, &genesis, &fib, 3);
+    let lock = crate::funds::lock_for(&third);
+    let next = serde_json::json!({"request": {
+        "request": hex::encode(third.bytes()),
+        "lock": hex::encode(lock.bytes()),
+    }});
+    write_frame(&mut stream, &next).await;
     let frame = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream)).await.unwrap();
     assert!(frame.get("delivered").is_some(), "{frame}");
     write_frame(&mut stream, &serde_json::json!({"pay": {"transfer": "not hex"}})).await;
@@ -864,8 +894,8 @@ async fn a_provider_claiming_a_speed_it_does_not_deliver_ranks_below_an_honest_o
 
 /// A contract recorded as a default that later receives its payment becomes paid, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_defaulted_contract_paid_late_becomes_paid() {
-    use cue_host::protocol::{ChainLink, PaymentReference, Receipt, Transfer};
+async fn a_consumer_that_releases_its_lock_unpaid_defaults_with_evidence_and_a_late_payment_ends_paid() {
+    use cue_host::protocol::{PaymentReference, Receipt};
     let settings = cue_host::node::ProviderSettings {
         pay_grace: Duration::from_millis(300),
         ..crate::support::quick_provider()
@@ -884,16 +914,17 @@ async fn a_defaulted_contract_paid_late_becomes_paid() {
         let jobs = handle.jobs(10).await.ok()?;
         (jobs.first()?["state"] == wanted).then_some(jobs)
     };
+    // The consumer takes its lock back paying nothing: nothing is left to claim, so the
+    // contract ends defaulted, the consumer's own signed release the evidence.
+    let unpaid = crate::funds::release_for(&request, 0, receipt.hash());
+    let answer = client.request(provider, RpcRequest::Pay(unpaid.bytes().to_vec())).await.unwrap();
+    assert!(matches!(answer, RpcResponse::Paid), "the release is applied: {answer:?}");
     eventually("the default", Duration::from_secs(20), || state(handle.clone(), "defaulted")).await;
+    assert_eq!(handle.balance(provider).await.unwrap().0, 0);
 
-    let body = Transfer {
-        genesis: genesis.id(),
-        link: ChainLink::FIRST,
-        to: provider.public_key(),
-        amount: accept.body().price(receipt.body().fuel_used, request.body().offer),
-        reference: Some(PaymentReference::Receipt(receipt.hash())),
-    };
-    let transfer = Signed::sign(&consumer, body, Validity::starting(now_ms(), 60_000)).unwrap();
+    let price = accept.body().price(receipt.body().fuel_used, request.body().offer);
+    let reference = Some(PaymentReference::Receipt(receipt.hash()));
+    let transfer = crate::funds::transfer(&consumer, genesis.id(), provider.public_key(), price, reference);
     let answer = client.request(provider, RpcRequest::Pay(transfer.bytes().to_vec())).await.unwrap();
     assert!(matches!(answer, RpcResponse::Paid), "{answer:?}");
     let jobs =

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use cue_host::crypto::Keypair;
-use cue_host::net::{RpcRequest, RpcResponse};
+use cue_host::net::RpcResponse;
 use cue_host::protocol::{ComputeReject, JobInput, RejectReason, Signed};
 
 use crate::contracts::{
@@ -82,7 +82,7 @@ async fn one_key_flooding_requests_leaves_a_slot_for_another_and_its_unstarted_p
     let mut busy = None;
     for job in 1..=10 {
         let request = request_for(&flooder, provider, &genesis, &fib, job);
-        match flood.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap() {
+        match crate::funds::compute(&flood, provider, &request).await {
             RpcResponse::Accepted(_) => accepted += 1,
             other => busy = Some(rejected(&other)),
         }
@@ -94,6 +94,7 @@ async fn one_key_flooding_requests_leaves_a_slot_for_another_and_its_unstarted_p
 
     // Another consumer still gets its job run.
     let honest = Keypair::generate().unwrap();
+    crate::funds::give(&node, &flooder, genesis.id(), &honest, 10_000).await;
     let client = bare_consumer(&honest, &node).await;
     let request = request_for(&honest, provider, &genesis, &fib, 20);
     let (_stream, frame) = ask_on_stream(&client, provider, &request, None).await;
@@ -102,7 +103,7 @@ async fn one_key_flooding_requests_leaves_a_slot_for_another_and_its_unstarted_p
     // The flooder's unstarted contracts end in seconds, failed, and its places come back.
     let again = loop {
         let request = request_for(&flooder, provider, &genesis, &fib, 30);
-        let answer = flood.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap();
+        let answer = crate::funds::compute(&flood, provider, &request).await;
         if matches!(answer, RpcResponse::Accepted(_)) {
             break flooded.elapsed();
         }
@@ -264,8 +265,7 @@ async fn a_blob_store_full_of_its_own_components_refuses_a_strangers_component_a
     let reject = loop {
         job += 1;
         let request = request_for(&consumer, provider, &genesis, &hash, job);
-        let reject =
-            rejected(&client.request(provider, RpcRequest::Compute(request.bytes().to_vec())).await.unwrap());
+        let reject = rejected(&crate::funds::compute(&client, provider, &request).await);
         if reject.body().reason == RejectReason::Busy {
             break reject;
         }

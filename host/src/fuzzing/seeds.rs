@@ -230,10 +230,11 @@ fn someone_elses_manifest() -> Vec<u8> {
 
 fn job_frame() -> Vec<(&'static str, Vec<u8>)> {
     let frame = |f: Frame| encode_frame(&f).expect("a frame encodes");
-    let request = frame(Frame::Request { request: hex::encode(request()), input: None });
+    let request = frame(Frame::Request { request: hex::encode(request()), input: None, lock: None });
     let streamed = frame(Frame::Request {
         request: hex::encode(streamed_request()),
         input: Some(format!("count-words(\"{}\")", "a ".repeat(10))),
+        lock: None,
     });
     let progress = frame(Frame::Event(JobEvent::Progress { done: 3, total: 10 }));
     let log = frame(Frame::Event(JobEvent::Log(LogLine {
@@ -271,7 +272,10 @@ fn job_frame() -> Vec<(&'static str, Vec<u8>)> {
         ("refuses.frame.not-json", [&5u32.to_be_bytes()[..], b"{paid"].concat()),
         ("refuses.frame.unknown-kind", [&10u32.to_be_bytes()[..], b"\"teleport\""].concat()),
         ("refuses.frame.length-cut", vec![0, 0, 1]),
-        ("refuses.compute-request.not-hex", frame(Frame::Request { request: "zz".into(), input: None })),
+        (
+            "refuses.compute-request.not-hex",
+            frame(Frame::Request { request: "zz".into(), input: None, lock: None }),
+        ),
         ("refuses.contract-id.short", frame(Frame::Start { contract: "abcd".into(), input: None })),
     ]
 }

@@ -64,6 +64,10 @@ pub enum Frame {
         /// The call text, when the request announces it as streamed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<String>,
+        /// Hex of the signed `TOKEN_LOCK` funding the offer (required: a request without one is
+        /// rejected `unfunded`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lock: Option<String>,
     },
     /// The provider will not take the requested job (the stream ends).
     Rejected {

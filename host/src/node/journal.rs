@@ -144,7 +144,9 @@ impl Journal {
         match pending.done().await {
             Ok(accepted) => Ok(Imported::New(Box::new(accepted))),
             Err(
-                e @ (SubmitError::Ledger(LedgerError::Duplicate { .. })
+                e @ (SubmitError::Ledger(
+                    LedgerError::Duplicate { .. } | LedgerError::AlreadyReleased { same: true, .. },
+                )
                 | SubmitError::Event(EventError::Replay)),
             ) => Ok(Imported::Known(e.to_string())),
             Err(e) => Err(e.into()),

@@ -242,6 +242,7 @@ async fn spawn_tasks(
     tasks.push(tokio::spawn(announce::run(shared.clone(), connected, shutdown.clone())));
     tasks.push(tokio::spawn(gossip::attestations::run_attester(shared.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(journal::run_pruner(shared.journal.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(consumer::run_refunder(shared.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(outbox::run_gossiper(shared.clone(), shutdown)));
     Ok(tasks)
 }

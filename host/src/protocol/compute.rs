@@ -289,10 +289,13 @@ pub enum RejectReason {
     Reputation,
     /// The request is malformed, expired, for another provider or another network.
     Invalid,
+    /// The offer is not funded: no lock came with the request, or the consumer's balance as
+    /// this provider sees it (after its other open locks) cannot cover it.
+    Unfunded,
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 7] = [
+    const ALL: [RejectReason; 8] = [
         RejectReason::Busy,
         RejectReason::OverLimits,
         RejectReason::OfferTooLow,
@@ -300,6 +303,7 @@ impl RejectReason {
         RejectReason::BadCall,
         RejectReason::Reputation,
         RejectReason::Invalid,
+        RejectReason::Unfunded,
     ];
 
     fn code(self) -> u64 {

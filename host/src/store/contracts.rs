@@ -198,6 +198,11 @@ impl ContractRow {
         }
     }
 
+    /// The same contract, with `detail` saying how it stands.
+    pub fn with_detail(self, detail: impl Into<String>) -> ContractRow {
+        ContractRow { detail: Some(detail.into()), ..self }
+    }
+
     /// The same contract, ended in `state` (failed, defaulted, invalid) for the reason `why`.
     pub fn ended(&self, state: ContractState, why: impl Into<String>) -> ContractRow {
         ContractRow { state, detail: Some(why.into()), updated_ms: crate::clock::now_ms(), ..self.clone() }

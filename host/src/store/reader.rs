@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use super::contracts::{CONTRACT_COLUMNS, ContractRow, ContractState, Role, contract_from_row};
 use super::{StoreError, digest_from_blob, key_from_blob, schema, stored_genesis};
 use crate::crypto::{Digest, PublicKey};
-use crate::ledger::Genesis;
+use crate::ledger::{Genesis, OpenLock};
 use crate::protocol::{ComputeRequest, JobId, Signed};
 
 /// One ledger entry as a wallet shows it.
@@ -211,6 +211,85 @@ impl LogReader {
             .optional()?)
     }
 
+    /// Whom a stored ledger entry credited, and with how much (a release: the lock's provider
+    /// and what it was paid).
+    pub fn credited(&self, hash: &Digest) -> Result<Option<(PublicKey, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT counterparty, amount FROM events WHERE hash = ?1 AND counterparty IS NOT NULL",
+        )?;
+        let row = stmt
+            .query_row([&hash.0], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)))
+            .optional()?;
+        row.map(|(key, amount)| Ok((key_from_blob(key)?, amount as u64))).transpose()
+    }
+
+    /// An open lock (not yet released), by the hash of its `TOKEN_LOCK`.
+    pub fn open_lock(&self, lock: &Digest) -> Result<Option<OpenLock>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT payer, payee, amount, job FROM locks WHERE hash = ?1")?;
+        let row = stmt
+            .query_row([&lock.0], |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(payer, payee, amount, job)| open_lock(payer, payee, amount, job)).transpose()
+    }
+
+    /// The open locks `payer` set aside (at most `limit`), with their hashes and the time each
+    /// was signed, oldest first.
+    pub fn open_locks_of(
+        &self,
+        payer: &PublicKey,
+        limit: u32,
+    ) -> Result<Vec<(Digest, OpenLock, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.hash, l.payer, l.payee, l.amount, l.job, e.timestamp_ms
+             FROM locks l JOIN events e ON e.hash = l.hash
+             WHERE l.payer = ?1 ORDER BY e.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![payer.as_bytes(), limit], |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, Vec<u8>>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (hash, payer, payee, amount, job, timestamp) = row?;
+            Ok((digest_from_blob(hash)?, open_lock(payer, payee, amount, job)?, timestamp as u64))
+        })
+        .collect()
+    }
+
+    /// The open lock funding `job` for the provider `payee`, if any.
+    pub fn open_lock_for(
+        &self,
+        job: &JobId,
+        payee: &PublicKey,
+    ) -> Result<Option<(Digest, OpenLock)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash, payer, amount FROM locks WHERE job = ?1 AND payee = ?2 LIMIT 1")?;
+        let row = stmt
+            .query_row(params![&job.0, payee.as_bytes()], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, i64>(2)?))
+            })
+            .optional()?;
+        row.map(|(hash, payer, amount)| {
+            let lock = open_lock(payer, payee.as_bytes().to_vec(), amount, job.0.to_vec())?;
+            Ok((digest_from_blob(hash)?, lock))
+        })
+        .transpose()
+    }
+
     /// Calls `visit` with every stored event's bytes, in log order (for replay and export).
     pub fn for_each_event(
         &self,
@@ -358,6 +437,17 @@ impl LogReader {
         let rows = stmt.query_map([], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// An open lock from its columns.
+fn open_lock(payer: Vec<u8>, payee: Vec<u8>, amount: i64, job: Vec<u8>) -> Result<OpenLock, StoreError> {
+    let job = job.try_into().map_err(|_| StoreError::Corrupt("a lock's job is not 16 bytes".into()))?;
+    Ok(OpenLock {
+        payer: key_from_blob(payer)?,
+        payee: key_from_blob(payee)?,
+        amount: amount as u64,
+        job: JobId(job),
+    })
 }
 
 fn role_name(role: Role) -> &'static str {

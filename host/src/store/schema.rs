@@ -126,6 +126,7 @@ CREATE TABLE locks (
     job    BLOB    NOT NULL
 ) STRICT;
 CREATE INDEX locks_by_payer ON locks (payer);
+CREATE INDEX locks_by_job ON locks (job);
 "#,
 ];
 

@@ -43,6 +43,8 @@ pub(super) struct Delivery {
     pub(super) unstored: Vec<ProtocolEvent>,
     /// From the request sent to the receipt checked, as this node timed it.
     pub(super) elapsed: Duration,
+    /// The lock funding the contract: its payment releases it.
+    pub(super) lock: Digest,
 }
 
 /// Why an attempt ended without a delivery.
@@ -54,6 +56,10 @@ struct Failure {
 impl Failure {
     fn failed(detail: impl Into<String>) -> Failure {
         Failure { outcome: AttemptOutcome::Failed, detail: detail.into() }
+    }
+
+    fn unfunded(detail: impl Into<String>) -> Failure {
+        Failure { outcome: AttemptOutcome::Unfunded, detail: detail.into() }
     }
 
     fn breach(detail: impl Into<String>) -> Failure {
@@ -150,14 +156,17 @@ impl Job {
             .offer
             .unwrap_or_else(|| contract::minimum_offer(&manifest.policy, self.options.max_fuel));
         let request = self.request(manifest.provider, offer).map_err(|failure| (failure, None))?;
+        let (lock, lock_bytes) =
+            self.lock_offer(manifest.provider, offer).await.map_err(|e| (Failure::unfunded(e), None))?;
         let deadline = self.options.timeout + DELIVERY_MARGIN;
         let mut negotiated = Negotiated::default();
         let started = std::time::Instant::now();
-        let delivered =
-            tokio::time::timeout(deadline, self.follow(provider, &request, &mut negotiated, progress)).await;
+        let follow = self.follow(provider, &request, &lock_bytes, &mut negotiated, progress);
+        let delivered = tokio::time::timeout(deadline, follow).await;
         let delivered = delivered
             .unwrap_or_else(|_| Err(Failure::failed(format!("nothing delivered within {deadline:?}"))));
         let Some(accept) = negotiated.accept else {
+            self.refund(lock, Records::default()).await;
             return Err((delivered.err().unwrap_or_else(|| Failure::failed("no contract")), None));
         };
         // A contract told before its outcome is being stored: nothing is paid or recorded on it
@@ -184,6 +193,7 @@ impl Job {
                     stream: Some(stream),
                     unstored,
                     elapsed,
+                    lock,
                 })
             }
 
@@ -194,6 +204,7 @@ impl Job {
                     .reputation
                     .attest(contract, manifest.provider, Verdict::Timeout, Vec::new(), with)
                     .await;
+                self.refund(lock, Records::default()).await;
                 Err((Failure::failed(failure.detail), Some(contract)))
             }
         }
@@ -227,10 +238,11 @@ impl Job {
         &self,
         provider: PeerId,
         request: &Signed<ComputeRequest>,
+        lock: &[u8],
         negotiated: &mut Negotiated,
         progress: &Progress,
     ) -> Result<Delivered, Failure> {
-        let (mut stream, first) = self.start(provider, request).await.map_err(Failure::failed)?;
+        let (mut stream, first) = self.start(provider, request, lock).await.map_err(Failure::failed)?;
         let mut next = Some(first);
         loop {
             let frame = match next.take() {
@@ -305,12 +317,14 @@ impl Job {
         &self,
         provider: PeerId,
         request: &Signed<ComputeRequest>,
+        lock: &[u8],
     ) -> Result<(Stream, Frame), String> {
         let input = match request.body().input {
             JobInput::Inline(_) => None,
             JobInput::Streamed { .. } => Some(self.call_text.clone()),
         };
-        let start = Frame::Request { request: hex::encode(request.bytes()), input };
+        let start =
+            Frame::Request { request: hex::encode(request.bytes()), input, lock: Some(hex::encode(lock)) };
         // A stream kept from a paid job first; one that has gone stale fails before the
         // provider reads anything, and a fresh one is opened.
         while let Some(mut stream) = self.shared.consumer.idle.take(provider) {

@@ -1,18 +1,23 @@
 //! The consumer's side of a contract, in the order a job lives it:
 //! - [`choose`]: the component resolved, providers found and filtered by their policies, split
 //!   into replica groups of one engine;
+//! - [`fund`]: the offer locked before a provider works on it, and the lock's end (payment
+//!   or refund);
 //! - [`attempt`]: per replica, providers tried in turn — the request signed, the job stream
 //!   opened (an idle one reused), the contract and the receipt checked — this is where a job's
 //!   stream is read on the consumer's side;
 //! - [`settle`]: replicas voted on, the agreeing ones paid (this is where a payment is made),
 //!   the others recorded invalid, and the report built; a failure one provider alone reports is
 //!   first re-run here ([`audit`]) to confirm or refute it;
-//! - [`idle`]: job streams kept open after a paid job for the next job to the same provider.
+//! - [`idle`]: job streams kept open after a paid job for the next job to the same provider;
+//! - [`refunds`]: locks left open by an attempt that ended without paying, given back.
 
 mod attempt;
 mod audit;
 mod choose;
+mod fund;
 mod idle;
+mod refunds;
 mod settle;
 
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use audit::DEFAULT_AUDIT_FUEL;
+pub(super) use refunds::run_refunder;
 
 use super::{NodeError, Shared, components};
 use crate::clock::now_ms;
@@ -69,6 +75,9 @@ pub enum AttemptOutcome {
     Breach,
     /// Its receipt disagreed with the majority of replicas: not paid.
     InvalidResult,
+    /// This node could not lock the offer (its balance, after its open locks, is below it):
+    /// nothing was sent.
+    Unfunded,
 }
 
 /// One provider tried.

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::jobstream::{self, Frame};
-use super::super::{NodeError, reputation, wallet};
+use super::super::{NodeError, reputation};
 use super::attempt::Delivery;
 use super::audit::Audit;
 use super::{Attempt, AttemptOutcome, Job, SubmitReport};
 use crate::contract;
 use crate::net::{RpcRequest, RpcResponse, Stream};
-use crate::protocol::{PaymentReference, Receipt, RunOutcome, Verdict};
+use crate::protocol::{Receipt, RunOutcome, Verdict};
 use crate::sandbox::{Call, LoadedComponent};
 use crate::store::{ContractState, ProtocolEvent, Records};
 
@@ -38,8 +38,15 @@ impl Job {
             return Err(NodeError::Undelivered(tried.join("; ")));
         }
         let receipts: Vec<&Receipt> = deliveries.iter().map(|d| d.receipt.body()).collect();
-        let winners =
-            contract::majority(&receipts).ok_or(NodeError::Disagreement { replicas: receipts.len() })?;
+        let Some(winners) = contract::majority(&receipts) else {
+            let replicas = receipts.len();
+            let locks: Vec<_> = deliveries.iter().map(|d| d.lock).collect();
+            drop(deliveries);
+            for lock in locks {
+                self.refund(lock, Records::default()).await;
+            }
+            return Err(NodeError::Disagreement { replicas });
+        };
         let audit = match deliveries.as_slice() {
             [alone] => self.audit(&alone.receipt.body().clone(), loaded, call).await,
             _ => Audit::NotRun,
@@ -81,8 +88,9 @@ impl Job {
     }
 
     /// A delivery whose receipt was found false (outvoted by the majority, or refuted by a
-    /// re-run): its contract ends invalid (not paid, for `detail`) and its provider gets an
-    /// `invalid-result` verdict with the `evidence` (the receipts that show it).
+    /// re-run): its contract ends invalid (not paid, for `detail`: its lock is given back) and
+    /// its provider gets an `invalid-result` verdict with the `evidence` (the receipts that
+    /// show it).
     async fn punish(&self, delivery: &mut Delivery, evidence: Vec<Vec<u8>>, detail: String) {
         let mut invalid = delivery.row.ended(ContractState::Invalid, detail);
         invalid.receipt = Some(delivery.receipt.hash());
@@ -91,6 +99,7 @@ impl Job {
         let with = Records { events, rows: vec![invalid], ..Records::default() };
         let (contract, provider) = (delivery.accept.hash(), delivery.row.peer);
         self.shared.reputation.attest(contract, provider, Verdict::InvalidResult, evidence, with).await;
+        self.refund(delivery.lock, Records::default()).await;
     }
 
     /// The report of the majority's delivery: its result type-checked against the component.
@@ -131,10 +140,11 @@ impl Job {
         })
     }
 
-    /// Pays what the receipt makes due (never above the offer): the transfer, the receipt, the
-    /// paid contract (with its request and accept when they came with the outcome) and this
-    /// node's `completed` verdict are stored in one commit; then the provider is told directly
-    /// (on the job stream, else by `Pay`), and the payment is gossiped.
+    /// Pays what the receipt makes due (never above the offer) out of the contract's lock, the
+    /// rest coming back: the release, the receipt, the paid contract (with its request and
+    /// accept when they came with the outcome) and this node's `completed` verdict are stored
+    /// in one commit; then the provider is told directly (on the job stream, else by `Pay`),
+    /// and the release is gossiped.
     async fn pay(&self, delivery: &mut Delivery) -> Result<u64, NodeError> {
         let shared = &self.shared;
         let price = delivery.accept.body().price(delivery.receipt.body().fuel_used, delivery.offer);
@@ -144,30 +154,16 @@ impl Job {
         let verdict =
             reputation::owed(delivery.accept.hash(), delivery.row.peer, Verdict::Completed, Vec::new());
         let owe = vec![verdict.to_body_bytes()];
-        if price == 0 {
-            let paid = crate::store::ContractRow { state: ContractState::Paid, ..row };
-            let records = Records { events, rows: vec![paid], owe, ..Records::default() };
-            if shared.journal.commit(records).await.is_ok() {
-                shared.reputation.counted(&verdict);
-            }
-            return Ok(price);
-        }
-        let draft = wallet::transfer(
-            delivery.provider,
-            price,
-            Some(PaymentReference::Receipt(delivery.receipt.hash())),
-        );
-        let entry = shared
-            .journal
-            .author(shared.keypair.clone(), draft, move |transfer| Records {
+        let receipt = Some(delivery.receipt.hash());
+        let bytes = self
+            .release(delivery.lock, price, receipt, move |release| Records {
                 events,
-                rows: vec![row.paid(transfer.hash())],
+                rows: vec![row.paid(release)],
                 owe,
                 ..Records::default()
             })
             .await?;
         shared.reputation.counted(&verdict);
-        let bytes = entry.event.bytes().to_vec();
         self.tell_payment(delivery, &bytes).await;
         shared.outbox.gossip(bytes).await;
         Ok(price)

@@ -157,7 +157,12 @@ pub(in crate::node) async fn on_gossip(shared: Arc<Shared>, from: PeerId, bytes:
 
 /// Asks `peer` for `account`'s entries from `from_seq` on and applies them as history;
 /// answers whether anything was applied.
-async fn catch_up(shared: &Shared, peer: PeerId, account: PublicKey, from_seq: u64) -> bool {
+pub(in crate::node) async fn catch_up(
+    shared: &Shared,
+    peer: PeerId,
+    account: PublicKey,
+    from_seq: u64,
+) -> bool {
     let request = RpcRequest::GetChain { account: account.as_bytes().to_vec(), from_seq };
     let entries = match shared.client.request(peer, request).await {
         Ok(RpcResponse::Chain(entries)) => entries,

@@ -28,7 +28,7 @@ use super::quota::{Place, Places};
 use super::{FaultInjection, ProviderSettings, Shared, lock, wait_for};
 use crate::clock::now_ms;
 use crate::crypto::{Digest, PeerId};
-use crate::protocol::{DEFAULT_NONCE_CAPACITY, DEFAULT_SIGNER_NONCES, EventKind, SeenNonces};
+use crate::protocol::{DEFAULT_NONCE_CAPACITY, DEFAULT_SIGNER_NONCES, EventKind, JobId, SeenNonces};
 use crate::store::{ContractState, Role};
 use negotiate::PreparedJob;
 
@@ -64,15 +64,37 @@ pub(super) struct Provider {
     concluding: Mutex<HashSet<Digest>>,
     /// Places for payments being settled off their answer's path.
     settling: Arc<Semaphore>,
+    /// Jobs whose lock funds a contract being negotiated or run now: one lock funds one
+    /// contract (a stored contract is found in the log; see `negotiate::fund`).
+    funded: Arc<Mutex<HashSet<JobId>>>,
+}
+
+/// A job's hold on the lock that funds it, while its contract is negotiated and run; given
+/// back when dropped (the contract is stored by then, or never made).
+pub(super) struct Funded {
+    jobs: Arc<Mutex<HashSet<JobId>>>,
+    job: JobId,
+}
+
+impl Drop for Funded {
+    fn drop(&mut self) {
+        lock(&self.jobs).remove(&self.job);
+    }
 }
 
 impl Provider {
+    /// Holds `job`'s funding for one contract; `None` when another contract holds it now.
+    pub(super) fn hold_funding(&self, job: JobId) -> Option<Funded> {
+        lock(&self.funded).insert(job).then(|| Funded { jobs: self.funded.clone(), job })
+    }
+
     /// The provider's side for `settings`, running at most `pool` jobs at once (the sandbox's
     /// instance pool).
     pub(super) fn new(settings: &ProviderSettings, pool: usize) -> Provider {
         let concurrent = (settings.policy.max_concurrent_jobs as usize).clamp(1, pool.max(1));
         Provider {
             prepared: Mutex::default(),
+            funded: Arc::default(),
             jobs: Places::shared(settings.policy.max_concurrent_jobs as usize * 2),
             runs: Arc::new(Semaphore::new(concurrent)),
             nonces: Mutex::new(SeenNonces::fair(DEFAULT_NONCE_CAPACITY, DEFAULT_SIGNER_NONCES)),

@@ -7,19 +7,22 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::super::gossip;
+use super::super::journal::Imported;
 use super::super::quota::Place;
 use super::super::{NodeError, Shared, components, lock};
 use super::Provider;
 use crate::clock::now_ms;
 use crate::contract::{self, Decline, Evaluation};
 use crate::crypto::PeerId;
+use crate::ledger::LedgerError;
 use crate::net::{Refusal, RefusalReason, RpcResponse};
 use crate::protocol::{
-    ComputeAccept, ComputeReject, ComputeRequest, EventBody, JobInput, MAX_LIFETIME_MS, RejectReason, Signed,
-    Validity,
+    ComputeAccept, ComputeReject, ComputeRequest, EventBody, JobInput, Lock, MAX_LIFETIME_MS, RejectReason,
+    Signed, Validity,
 };
 use crate::sandbox::{Call, LoadedComponent};
-use crate::store::{BlobError, ContractRow, ProtocolEvent, Role};
+use crate::store::{BlobError, ContractRow, ProtocolEvent, Records, Role, SubmitError};
 
 /// An accepted job waiting for its consumer to start it.
 pub(super) struct PreparedJob {
@@ -38,6 +41,8 @@ pub(super) struct PreparedJob {
     /// negotiated on its stream, whose contract is neither stored nor told yet (it is stored
     /// with the receipt when the job is quick, see `run::QUICK_JOB`).
     pub(super) stored: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// The job's hold on its lock while the contract lives (one lock funds one contract).
+    pub(super) _funded: super::Funded,
 }
 
 impl PreparedJob {
@@ -61,9 +66,10 @@ pub(super) enum NoContract {
 }
 
 /// Answers a `Compute` request: the signed contract (stored while the answer travels; the job
-/// waits for its start frame), or a signed reject.
+/// waits for its start frame), or a signed reject. `Compute` carries no lock: the request is
+/// funded by one that reached this node before it (by `Pay`, or gossip).
 pub(in crate::node) async fn on_request(shared: Arc<Shared>, peer: PeerId, bytes: Vec<u8>) -> RpcResponse {
-    match negotiate(&shared, peer, &bytes).await {
+    match negotiate(&shared, peer, &bytes, None).await {
         Ok(mut job) => {
             job.stored = Some(store_contract(&shared, &job));
             let accept = job.accept.bytes().to_vec();
@@ -78,11 +84,13 @@ pub(in crate::node) async fn on_request(shared: Arc<Shared>, peer: PeerId, bytes
 }
 
 /// Checks a request (signed by the peer that sent it, fresh: a replay is rejected) and
-/// evaluates it; the contract it answers is signed and not yet stored.
+/// evaluates it, then applies its `funding` (the consumer's `TOKEN_LOCK` of the offer); the
+/// contract it answers is signed and not yet stored.
 pub(super) async fn negotiate(
     shared: &Arc<Shared>,
     peer: PeerId,
     bytes: &[u8],
+    funding: Option<&[u8]>,
 ) -> Result<PreparedJob, NoContract> {
     let Some(provider) = shared.provider.as_ref() else {
         return Err(NoContract::Refused(
@@ -117,7 +125,7 @@ pub(super) async fn negotiate(
     if let Err(e) = fresh {
         return Err(reject(shared, &request, Decline::new(RejectReason::Invalid, e.to_string())).await);
     }
-    match prepare(shared, provider, &request).await {
+    match prepare(shared, provider, &request, funding).await {
         Ok(job) => Ok(job),
         Err(decline) => Err(reject(shared, &request, decline).await),
     }
@@ -154,6 +162,7 @@ async fn prepare(
     shared: &Arc<Shared>,
     provider: &Provider,
     request: &Signed<ComputeRequest>,
+    funding: Option<&[u8]>,
 ) -> Result<PreparedJob, Decline> {
     let body = request.body();
     let (Some(genesis), Some(manifest)) = (shared.journal.genesis_id(), shared.advert.current()) else {
@@ -185,6 +194,8 @@ async fn prepare(
         .job_place(consumer)
         .map_err(|full| Decline::new(RejectReason::Busy, format!("no job slot: {full}; try again later")))?;
     check_publisher(shared, provider, body)?;
+    let funded = hold_funding(shared, provider, request)?;
+    fund(shared, request, funding).await?;
     let (component, call) = load(shared, body).await?;
     let accept = ComputeAccept {
         request: request.hash(),
@@ -206,6 +217,7 @@ async fn prepare(
         accepted_at: Instant::now(),
         _place: place,
         stored: None,
+        _funded: funded,
     })
 }
 
@@ -225,6 +237,110 @@ fn store_contract(shared: &Arc<Shared>, job: &PreparedJob) -> tokio::sync::onesh
         let _ = stored_tx.send(());
     });
     stored
+}
+
+/// Applies the lock that funds `request` to this node's ledger (stored before anything runs):
+/// the consumer's `TOKEN_LOCK` of at least the offer, for this job, to this provider. The
+/// ledger refuses it when the consumer's balance as this node sees it — after the locks it
+/// already holds open, for this provider or any other whose locks reached it — cannot cover it.
+async fn fund(
+    shared: &Shared,
+    request: &Signed<ComputeRequest>,
+    funding: Option<&[u8]>,
+) -> Result<(), Decline> {
+    let unfunded = |message: String| Decline::new(RejectReason::Unfunded, message);
+    let Some(bytes) = funding else {
+        return funded_before(shared, request).map_err(unfunded);
+    };
+    let signed = Signed::<Lock>::decode(bytes).map_err(|e| unfunded(format!("not a lock: {e}")))?;
+    let (offer, body) = (request.body().offer, signed.body());
+    if signed.header().signer != request.header().signer
+        || body.to != shared.keypair.public()
+        || body.job != request.body().job_id
+        || body.amount < offer
+    {
+        return Err(unfunded(format!(
+            "the lock does not fund this request: it must be the consumer's, for this provider and              job, of at least the offer {offer} (it locks {} for job {})",
+            body.amount, body.job
+        )));
+    }
+    let mut imported = shared.journal.import(bytes, false, Records::default()).await;
+    // Entries of the consumer's chain this node has not seen (locks for other providers, say)
+    // are asked of the consumer itself, once.
+    if let Err(NodeError::Refused(SubmitError::Ledger(LedgerError::OutOfOrder { expected, .. }))) = imported {
+        let consumer = signed.header().signer;
+        if gossip::ledger::catch_up(shared, consumer.peer_id(), consumer, expected).await {
+            imported = shared.journal.import(bytes, false, Records::default()).await;
+        }
+    }
+    match imported {
+        Ok(Imported::New(_)) => Ok(()),
+        // Applied before (the same lock sent again): it funds the job only while still open.
+        Ok(Imported::Known(_)) => {
+            match shared.journal.reader().and_then(|r| Ok(r.open_lock(&signed.hash())?)) {
+                Ok(Some(_)) => Ok(()),
+                _ => Err(unfunded("the lock was released already".into())),
+            }
+        }
+        Err(NodeError::Refused(SubmitError::Ledger(LedgerError::InsufficientBalance {
+            balance,
+            amount,
+        }))) => Err(unfunded(format!(
+            "the consumer cannot fund the offer: its balance here is {balance} (after its open \
+                 locks), below the {amount} it locks; it must receive tokens first"
+        ))),
+        Err(NodeError::Refused(SubmitError::Ledger(LedgerError::OutOfOrder { expected, found }))) => {
+            Err(unfunded(format!(
+                "the lock is entry {found} of the consumer's chain, and this provider has its \
+                 entries only up to {expected}: the ones between have not reached it yet; retry"
+            )))
+        }
+        Err(e) => Err(unfunded(format!("the lock is refused: {e}"))),
+    }
+}
+
+/// One lock funds one contract: a job with a contract of this consumer here already, or
+/// another being negotiated or run now, is refused.
+fn hold_funding(
+    shared: &Shared,
+    provider: &Provider,
+    request: &Signed<ComputeRequest>,
+) -> Result<super::Funded, Decline> {
+    let taken =
+        || Decline::new(RejectReason::Unfunded, "this job's lock funds another contract here already");
+    let job = request.body().job_id;
+    let funded = provider.hold_funding(job).ok_or_else(taken)?;
+    let consumer = request.header().signer;
+    let contracted = shared
+        .journal
+        .reader()
+        .ok()
+        .and_then(|r| r.contracts_of_job(&job).ok())
+        .is_some_and(|rows| rows.iter().any(|row| row.role == Role::Provider && row.peer == consumer));
+    if contracted { Err(taken()) } else { Ok(funded) }
+}
+
+/// A request that came without its lock (by `Compute`, say) is funded by a lock that reached
+/// this node before it (sent by `Pay`, or gossiped): open, the consumer's, for this job and
+/// this provider, of at least the offer.
+fn funded_before(shared: &Shared, request: &Signed<ComputeRequest>) -> Result<(), String> {
+    let me = shared.keypair.public();
+    let found =
+        shared.journal.reader().ok().and_then(|r| r.open_lock_for(&request.body().job_id, &me).ok()?);
+    match found {
+        Some((_, lock)) if lock.payer == request.header().signer && lock.amount >= request.body().offer => {
+            Ok(())
+        }
+        Some((_, lock)) => Err(format!(
+            "the open lock for this job does not fund this request (it is not the consumer's, or \
+             locks {} below the offer {})",
+            lock.amount,
+            request.body().offer
+        )),
+        None => Err("no lock funds this request: this provider runs only offers funded by a \
+                     TOKEN_LOCK (sent with the request, or before it)"
+            .into()),
+    }
 }
 
 /// With an allow-list, the component must be one an allowed publisher signed a manifest for

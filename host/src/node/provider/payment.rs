@@ -11,9 +11,13 @@ use super::super::jobstream::{self, Frame};
 use super::super::journal::Imported;
 use super::super::{Shared, reputation};
 use crate::clock::now_ms;
+use crate::crypto::{Digest, PublicKey};
+use crate::ledger::claim_amount;
 use crate::net::{RefusalReason, RpcResponse, Stream};
-use crate::protocol::{Event, OutcomeAttestation, PaymentReference, Signed, Transfer, Verdict};
-use crate::store::{ContractRow, ContractState, Records, Role};
+use crate::protocol::{
+    ClaimEvidence, ComputeAccept, Event, OutcomeAttestation, PaymentReference, Receipt, Signed, Verdict,
+};
+use crate::store::{ContractRow, ContractState, Draft, Records, Role};
 
 /// How long a job stream stays open after its outcome for the consumer's payment.
 const PAY_ON_STREAM_WAIT: Duration = Duration::from_secs(15);
@@ -89,8 +93,8 @@ fn settle_later(shared: Arc<Shared>, bytes: Vec<u8>) {
         return;
     };
     tokio::spawn(async move {
-        if let Ok(Event::Transfer(transfer)) = Event::decode(&bytes) {
-            settle_transfer(&shared, &transfer).await;
+        if let Ok(event) = Event::decode(&bytes) {
+            settle_payment(&shared, &event).await;
         }
         drop(place);
     });
@@ -111,14 +115,18 @@ impl Settling {
     /// transfer names, saves looking it up by its receipt.
     fn claim(shared: &Shared, bytes: &[u8], delivered: Option<&ContractRow>) -> Option<Settling> {
         let provider = shared.provider.as_ref()?;
-        let Event::Transfer(transfer) = Event::decode(bytes).ok()? else { return None };
-        let PaymentReference::Receipt(receipt) = transfer.body().reference? else { return None };
+        let payment = Payment::of(&Event::decode(bytes).ok()?)?;
         let reader = shared.journal.reader().ok()?;
-        let row = match delivered.filter(|row| row.receipt == Some(receipt)) {
+        let row = match delivered.filter(|row| row.receipt == Some(payment.receipt)) {
             Some(row) => row.clone(),
-            None => reader.contract_with_receipt(Role::Provider, &receipt).ok()??,
+            None => reader.contract_with_receipt(Role::Provider, &payment.receipt).ok()??,
         };
-        if !covers(shared, &transfer, &row) || !provider.claim(row.contract) {
+        // Not yet applied: a release's provider is its lock's, which is still open.
+        let payee = match payment.lock {
+            Some(lock) => reader.open_lock(&lock).ok()??.payee,
+            None => payment.to?,
+        };
+        if !payment.covers(shared, payee, &row) || !provider.claim(row.contract) {
             return None;
         }
         // Read again once claimed: a task that concluded it just before is seen here.
@@ -132,7 +140,7 @@ impl Settling {
             return None;
         }
         let verdict = reputation::owed(row.contract, row.peer, Verdict::Completed, Vec::new());
-        Some(Settling { row: row.paid(transfer.hash()), verdict })
+        Some(Settling { row: row.paid(payment.hash), verdict })
     }
 
     /// What is stored with the transfer.
@@ -145,29 +153,60 @@ impl Settling {
     }
 }
 
-/// Whether a transfer pays a contract: from its consumer, to this node, at least its price.
-fn covers(shared: &Shared, transfer: &Signed<Transfer>, row: &ContractRow) -> bool {
-    transfer.header().signer == row.peer
-        && transfer.body().to == shared.keypair.public()
-        && transfer.body().amount >= row.price.unwrap_or(0)
+/// A payment for a receipt, whatever carries it: a consumer's `TOKEN_RELEASE` of the
+/// contract's lock (what Cue's consumer sends), or a `TOKEN_TRANSFER` referencing the receipt
+/// (a payment made by hand, e.g. `cue wallet transfer --reference receipt:..`).
+struct Payment {
+    hash: Digest,
+    payer: PublicKey,
+    /// A transfer's payee (a release's is its lock's).
+    to: Option<PublicKey>,
+    /// The lock a release ends.
+    lock: Option<Digest>,
+    amount: u64,
+    receipt: Digest,
 }
 
-/// Marks the contract a stored transfer pays for as paid, if the transfer is from its consumer,
-/// to this node, and covers the price.
-async fn settle_transfer(shared: &Shared, transfer: &Signed<Transfer>) {
-    let Some(PaymentReference::Receipt(receipt)) = transfer.body().reference else { return };
-    let row = shared.journal.reader().and_then(|r| Ok(r.contract_with_receipt(Role::Provider, &receipt)?));
-    let Ok(Some(row)) = row else { return };
-    if covers(shared, transfer, &row) {
-        conclude(shared, row.paid(transfer.hash())).await;
+impl Payment {
+    fn of(event: &Event) -> Option<Payment> {
+        let (to, lock, amount, receipt) = match event {
+            Event::Transfer(t) => match t.body().reference? {
+                PaymentReference::Receipt(receipt) => (Some(t.body().to), None, t.body().amount, receipt),
+                _ => return None,
+            },
+            // A consumer's release; a claim is this node's own, and settles nothing here.
+            Event::Release(r) if r.body().evidence.is_none() => {
+                (None, Some(r.body().lock), r.body().paid, r.body().receipt?)
+            }
+            _ => return None,
+        };
+        Some(Payment { hash: event.hash(), payer: event.signer(), to, lock, amount, receipt })
+    }
+
+    /// Whether it pays a contract: from its consumer, to this node (`payee`), at least its price.
+    fn covers(&self, shared: &Shared, payee: PublicKey, row: &ContractRow) -> bool {
+        self.payer == row.peer && payee == shared.keypair.public() && self.amount >= row.price.unwrap_or(0)
+    }
+}
+
+/// Marks the contract a stored payment pays for as paid, if it is from its consumer, to this
+/// node, and covers the price.
+async fn settle_payment(shared: &Shared, event: &Event) {
+    let Some(payment) = Payment::of(event) else { return };
+    let Ok(reader) = shared.journal.reader() else { return };
+    let Ok(Some(row)) = reader.contract_with_receipt(Role::Provider, &payment.receipt) else { return };
+    let Ok(Some((payee, _))) = reader.credited(&payment.hash) else { return };
+    drop(reader);
+    if payment.covers(shared, payee, &row) {
+        conclude(shared, row.paid(payment.hash), Vec::new()).await;
     }
 }
 
 /// Stores a delivered contract's end (paid or defaulted) and attests it — once: a contract
 /// another task is concluding, or that has ended already, is left alone; except that a
 /// defaulted contract whose payment comes late ends paid (and this node's `completed` verdict
-/// joins its `default` one).
-async fn conclude(shared: &Shared, row: ContractRow) {
+/// joins its `default` one). `evidence` goes with a `default` verdict.
+async fn conclude(shared: &Shared, row: ContractRow, evidence: Vec<Vec<u8>>) {
     let Some(provider) = shared.provider.as_ref() else { return };
     let id = row.contract;
     if !provider.claim(id) {
@@ -182,17 +221,85 @@ async fn conclude(shared: &Shared, row: ContractRow) {
         tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
         let (contract, consumer) = (row.contract, row.peer);
         let verdict = if row.state == ContractState::Paid { Verdict::Completed } else { Verdict::Default };
-        shared.reputation.attest(contract, consumer, verdict, Vec::new(), Records::rows(vec![row])).await;
+        shared.reputation.attest(contract, consumer, verdict, evidence, Records::rows(vec![row])).await;
     }
     provider.release(&id);
 }
 
-/// Marks delivered contracts paid when a transfer from the consumer referencing the receipt
-/// covers the price (a payment that came by gossip), or defaulted when the deadline passed. (A
-/// defaulted contract's late payment is taken when it is told directly, see [`take`].)
+/// A delivered contract's deadline passed unpaid: its provider claims from the consumer's
+/// lock what the contract and receipt make due (the claim stored with the contract paid and a
+/// `default` verdict on the consumer, who did not pay itself; then gossiped). Without an open
+/// lock to claim from — the consumer released it paying less, or it never reached this node —
+/// the contract ends defaulted, with the consumer's own release, if any, as the evidence.
+async fn claim_or_default(shared: &Shared, row: ContractRow) {
+    let Some(provider) = shared.provider.as_ref() else { return };
+    let claimable = shared.journal.reader().ok().and_then(|reader| claim_draft(&reader, shared, &row));
+    let Some(draft) = claimable else {
+        let evidence = consumer_release(shared, &row).into_iter().collect();
+        let defaulted = row.ended(ContractState::Defaulted, "the consumer did not pay by the deadline");
+        conclude(shared, defaulted, evidence).await;
+        return;
+    };
+    if !provider.claim(row.contract) {
+        return;
+    }
+    let (contract, consumer) = (row.contract, row.peer);
+    let owed = reputation::owed(contract, consumer, Verdict::Default, Vec::new());
+    let owe = vec![owed.to_body_bytes()];
+    let claimed = shared
+        .journal
+        .author(shared.keypair.clone(), draft, move |claim| Records {
+            rows: vec![
+                row.paid(claim.hash())
+                    .with_detail("claimed from the consumer's lock: it did not pay by the deadline"),
+            ],
+            owe,
+            ..Records::default()
+        })
+        .await;
+    provider.release(&contract);
+    match claimed {
+        Ok(claim) => {
+            tracing::info!(%contract, state = "paid", "claimed from the consumer's lock");
+            shared.reputation.counted(&owed);
+            shared.outbox.gossip(claim.event.bytes().to_vec()).await;
+        }
+        Err(e) => tracing::warn!(%contract, "the claim was refused: {e}"),
+    }
+}
+
+/// The claim of a delivered contract's lock, if one is open here: its evidence (the contract
+/// and receipt, this node's own) read from the log.
+fn claim_draft(reader: &crate::store::PooledReader<'_>, shared: &Shared, row: &ContractRow) -> Option<Draft> {
+    let (lock, open) = reader.open_lock_for(&row.job, &shared.keypair.public()).ok()??;
+    let accept = Signed::<ComputeAccept>::decode(&reader.event_bytes(&row.contract).ok()??).ok()?;
+    let receipt = Signed::<Receipt>::decode(&reader.event_bytes(&row.receipt?).ok()??).ok()?;
+    if open.payer != row.peer {
+        return None;
+    }
+    let evidence = ClaimEvidence { accept, receipt };
+    let paid = claim_amount(&evidence, open.amount);
+    Some(Draft::Release { lock, paid, receipt: row.receipt, evidence: Some(Box::new(evidence)) })
+}
+
+/// The consumer's own release naming this contract's receipt, if it made one (paying less than
+/// the price: the evidence of its default).
+fn consumer_release(shared: &Shared, row: &ContractRow) -> Option<Vec<u8>> {
+    let reader = shared.journal.reader().ok()?;
+    reader.events_linking_to(&row.receipt?).ok()?.into_iter().find_map(|hash| {
+        let bytes = reader.event_bytes(&hash).ok()??;
+        let payer = matches!(Event::decode(&bytes), Ok(Event::Release(r)) if r.header().signer == row.peer);
+        payer.then_some(bytes)
+    })
+}
+
+/// Marks delivered contracts paid when a payment from the consumer naming the receipt covers
+/// the price (one that came by gossip), or — once the deadline passed — claims from the
+/// consumer's lock, or records a default ([`claim_or_default`]). (A defaulted contract's late
+/// payment is taken when it is told directly, see [`take`].)
 pub(super) async fn sweep(shared: &Shared) {
-    let me = shared.keypair.public();
     let now = now_ms();
+    let me = shared.keypair.public();
     let updates = shared
         .journal
         .read(move |reader| {
@@ -201,21 +308,28 @@ pub(super) async fn sweep(shared: &Shared) {
                 let Some(receipt) = row.receipt else { continue };
                 let paid = reader.events_linking_to(&receipt)?.into_iter().find(|hash| {
                     let Ok(Some(bytes)) = reader.event_bytes(hash) else { return false };
-                    matches!(Event::decode(&bytes), Ok(Event::Transfer(t))
-                        if t.header().signer == row.peer && t.body().to == me && t.body().amount >= row.price.unwrap_or(0))
+                    let Some(payment) = Event::decode(&bytes).ok().as_ref().and_then(Payment::of) else {
+                        return false;
+                    };
+                    let credited = reader.credited(hash).ok().flatten();
+                    credited.is_some_and(|(payee, _)| payee == me)
+                        && payment.payer == row.peer
+                        && payment.amount >= row.price.unwrap_or(0)
                 });
                 match paid {
-                    Some(payment) => updates.push(row.paid(payment)),
-                    None if now > row.pay_by_ms => {
-                        updates.push(row.ended(ContractState::Defaulted, "the consumer did not pay by the deadline"))
-                    }
+                    Some(payment) => updates.push((row.paid(payment), false)),
+                    None if now > row.pay_by_ms => updates.push((row, true)),
                     None => {}
                 }
             }
             Ok(updates)
         })
         .await;
-    for row in updates.unwrap_or_default() {
-        conclude(shared, row).await;
+    for (row, overdue) in updates.unwrap_or_default() {
+        if overdue {
+            claim_or_default(shared, row).await;
+        } else {
+            conclude(shared, row, Vec::new()).await;
+        }
     }
 }

@@ -118,7 +118,7 @@ async fn run_job(
     let provider = shared.provider.as_ref().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
     let (mut job, input) = match first {
         Frame::Start { contract, input } => (contracted_job(provider, peer, &contract)?, input),
-        Frame::Request { request, input } => match requested_job(shared, peer, &request).await {
+        Frame::Request { request, input, lock } => match requested_job(shared, peer, &request, lock).await {
             Ok(job) => (job, input),
             Err(answer) => {
                 let _ = jobstream::write(stream, &answer).await;
@@ -154,10 +154,17 @@ fn contracted_job(provider: &Provider, peer: PeerId, contract: &str) -> Result<P
 
 /// The job a `request` frame asks for, with a contract signed and not yet stored; or the frame
 /// that answers it when there is none (a signed reject, or a refusal).
-async fn requested_job(shared: &Arc<Shared>, peer: PeerId, request: &str) -> Result<PreparedJob, Frame> {
+async fn requested_job(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    request: &str,
+    lock: Option<String>,
+) -> Result<PreparedJob, Frame> {
     let bytes = hex::decode(request)
         .map_err(|e| Frame::Refused { message: format!("not a signed compute request: {e}") })?;
-    negotiate::negotiate(shared, peer, &bytes).await.map_err(|no| match no {
+    // A lock that is not hex is no lock: the request is rejected `unfunded`, signed.
+    let lock = lock.and_then(|lock| hex::decode(lock).ok());
+    negotiate::negotiate(shared, peer, &bytes, lock.as_deref()).await.map_err(|no| match no {
         NoContract::Refused(_, message) => Frame::Refused { message },
         NoContract::Rejected(reject) => Frame::Rejected { reject: hex::encode(reject.bytes()) },
     })

@@ -9,6 +9,7 @@ mod authoring;
 mod benchmark;
 mod cli_run;
 mod contracts;
+mod funded;
 mod funds;
 mod fuzz_corpus;
 mod ledger;

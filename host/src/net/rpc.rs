@@ -32,8 +32,10 @@ pub enum RpcRequest {
     /// "Run this job": a signed `COMPUTE_REQUEST`, canonical bytes. Answered `Accepted` (the
     /// signed contract) or `Rejected` (a signed reject with a typed reason).
     Compute(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// "Here is my payment": a signed `TOKEN_TRANSFER` that references a receipt. Answered
-    /// `Paid` once applied to the provider's ledger.
+    /// "Here is my payment": a signed ledger entry — a `TOKEN_RELEASE` of a contract's lock, a
+    /// `TOKEN_TRANSFER` that references a receipt, or any other entry the provider should hold
+    /// (a `TOKEN_LOCK` sent ahead of a `Compute`). Answered `Paid` once applied to the
+    /// provider's ledger.
     Pay(#[serde(with = "serde_bytes")] Vec<u8>),
     /// "Send me this account's ledger entries from `from_seq` on" (catching up on a chain
     /// after a gossiped entry arrived out of order).

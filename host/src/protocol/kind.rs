@@ -5,11 +5,12 @@ use std::fmt;
 /// Every kind of signed event in Cue, in one place.
 ///
 /// The tag of a kind is written in the event header and mixed into the signed message, so a
-/// signature made for one kind can never be presented as another. Bodies exist today for the
-/// ledger kinds ([`TokenMint`](EventKind::TokenMint), [`TokenTransfer`](EventKind::TokenTransfer));
-/// the compute and reputation kinds reserve their tags here and get bodies with the contract and
-/// reputation issues. Until then an event of such a kind is refused as
-/// [`EventError::UnsupportedKind`](super::EventError::UnsupportedKind).
+/// signature made for one kind can never be presented as another. [`Event`](super::Event)
+/// decodes the ledger kinds ([`TokenMint`](EventKind::TokenMint),
+/// [`TokenTransfer`](EventKind::TokenTransfer), [`TokenLock`](EventKind::TokenLock),
+/// [`TokenRelease`](EventKind::TokenRelease)) and refuses the others as
+/// [`EventError::UnsupportedKind`](super::EventError::UnsupportedKind): the compute and
+/// reputation kinds are read as `Signed<T>` of their bodies where they are expected.
 /// [`ResourceManifest`](EventKind::ResourceManifest) and
 /// [`ComponentManifest`](EventKind::ComponentManifest) have bodies but are not ledger events:
 /// [`Event`](super::Event) refuses them, and they are read with

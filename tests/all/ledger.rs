@@ -92,7 +92,7 @@ fn mint_transfer_balance_history_through_the_cli() {
 
     assert_eq!(
         a.ok(&["wallet", "balance", "--json"]).trim(),
-        format!(r#"{{"peer_id":"{pa}","balance":1000}}"#)
+        format!(r#"{{"peer_id":"{pa}","balance":1000,"locked":0}}"#)
     );
     a.ok(&["wallet", "mint", &pb, "50"]);
     let transfer: Value = serde_json::from_str(&a.ok(&["wallet", "transfer", &pb, "100", "--json"])).unwrap();

@@ -296,7 +296,8 @@ async fn wallet_balance(State(state): State<AppState>, Query(query): Query<Accou
         async {
             let peer = account(node, query.peer.as_deref())?;
             let (balance, flagged) = node.balance(peer).await?;
-            Ok(BalanceView { peer_id: peer.to_string(), balance, flagged })
+            let locked = node.locked(peer).await?;
+            Ok(BalanceView { peer_id: peer.to_string(), balance, flagged, locked })
         }
         .await,
     )

@@ -170,6 +170,7 @@ impl Wallet {
             peer_id: peer.to_string(),
             balance: reader.balance(&key)?,
             flagged: reader.is_flagged(&key)?,
+            locked: reader.locked_by(&key)?,
         })
     }
 
@@ -252,14 +253,20 @@ fn account(peer: Option<&str>, ctx: &LedgerContext) -> anyhow::Result<PeerId> {
     }
 }
 
-/// `balance`: the number (a warning when the account is flagged); `--json`:
-/// `{"peer_id": .., "balance": N}`.
+/// `balance`: the number, and what is locked when anything is (a warning when the account is
+/// flagged); `--json`: `{"peer_id": .., "balance": N, "locked": N}`.
 fn print_balance(view: &BalanceView, json: bool) {
     if json {
-        println!("{}", serde_json::json!({"peer_id": view.peer_id, "balance": view.balance}));
+        let view =
+            serde_json::json!({"peer_id": view.peer_id, "balance": view.balance, "locked": view.locked});
+        println!("{view}");
         return;
     }
-    println!("{}", view.balance);
+    if view.locked > 0 {
+        println!("{} ({} more locked in open offers)", view.balance, view.locked);
+    } else {
+        println!("{}", view.balance);
+    }
     if view.flagged {
         eprintln!("warning: {} is flagged for equivocation", view.peer_id);
     }

@@ -31,6 +31,9 @@ pub struct BalanceView {
     pub balance: u64,
     /// Whether the account is flagged for equivocation (its reputation is then 0).
     pub flagged: bool,
+    /// What it holds in open locks (offers set aside for jobs, not in `balance`).
+    #[serde(default)]
+    pub locked: u64,
 }
 
 /// A contract as the API and `cue jobs --json` show it.
@@ -233,6 +236,13 @@ fn json(view: &impl Serialize) -> serde_json::Value {
 /// network.
 impl NodeHandle {
     /// An account's balance and whether it is flagged for equivocation.
+    /// What `account` holds in open locks in this node's ledger.
+    pub async fn locked(&self, account: PeerId) -> Result<u64, NodeError> {
+        let key = account.public_key();
+        self.shared.journal.read(move |reader| reader.locked_by(&key)).await
+    }
+
+    /// An account's balance in this node's ledger, and whether it is flagged.
     pub async fn balance(&self, account: PeerId) -> Result<(u64, bool), NodeError> {
         let key = account.public_key();
         self.shared.journal.read(move |reader| Ok((reader.balance(&key)?, reader.is_flagged(&key)?))).await

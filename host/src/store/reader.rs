@@ -223,6 +223,15 @@ impl LogReader {
         row.map(|(key, amount)| Ok((key_from_blob(key)?, amount as u64))).transpose()
     }
 
+    /// What `payer` holds in open locks.
+    pub fn locked_by(&self, payer: &PublicKey) -> Result<u64, StoreError> {
+        let sum: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(SUM(amount), 0) FROM locks WHERE payer = ?1")?
+            .query_row([payer.as_bytes()], |row| row.get(0))?;
+        Ok(sum as u64)
+    }
+
     /// An open lock (not yet released), by the hash of its `TOKEN_LOCK`.
     pub fn open_lock(&self, lock: &Digest) -> Result<Option<OpenLock>, StoreError> {
         let mut stmt =

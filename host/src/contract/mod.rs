@@ -312,5 +312,7 @@ pub fn majority(receipts: &[&Receipt]) -> Option<Vec<usize>> {
     })
 }
 
+pub mod evidence;
+
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 
 use super::quota::{Place, Places};
-use super::topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
+use super::topics::{COMPONENTS_TOPIC, EQUIVOCATIONS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 use super::{Shared, gossip, provider};
 use crate::clock::now_ms;
 use crate::crypto::PeerId;
@@ -130,6 +130,11 @@ pub(super) async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<NetEvent
                 let handler = shared.clone();
                 let handle = async move { gossip::attestations::on_gossip(&handler, from, data).await };
                 spawn_gossip(&shared, &work.attestations, (from, id), "attestations", handle)
+            }
+            NetEvent::Gossip { topic, from, data, id } if topic == EQUIVOCATIONS_TOPIC => {
+                let handler = shared.clone();
+                let handle = async move { gossip::equivocations::on_gossip(&handler, from, data).await };
+                spawn_gossip(&shared, &work.attestations, (from, id), "equivocation proofs", handle)
             }
             NetEvent::Gossip { topic, from, id, .. } => {
                 tracing::debug!(%from, topic, "gossip on an unknown topic ignored");

@@ -83,7 +83,7 @@ pub(crate) use jobstream::{
     Frame, FrameError, MAX_FRAME_BYTES, MAX_START_FRAME_BYTES, decode_frame, encode_frame,
 };
 pub use jobstream::{JOB_PROTOCOL, WRITE_STALL};
-pub use topics::{COMPONENTS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
+pub use topics::{COMPONENTS_TOPIC, EQUIVOCATIONS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 pub use wallet::EntryView;
 
 use crate::crypto::Keypair;
@@ -243,6 +243,7 @@ async fn spawn_tasks(
     tasks.push(tokio::spawn(gossip::attestations::run_attester(shared.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(journal::run_pruner(shared.journal.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(consumer::run_refunder(shared.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(gossip::equivocations::run_spreader(shared.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(outbox::run_gossiper(shared.clone(), shutdown)));
     Ok(tasks)
 }

@@ -7,3 +7,5 @@ pub const COMPONENTS_TOPIC: &str = "cue/components/1";
 pub const LEDGER_TOPIC: &str = "cue/ledger/2";
 /// Signed outcome attestations: sets, or single ones from older nodes.
 pub const REPUTATION_TOPIC: &str = "cue/reputation/1";
+/// Equivocation proofs (`ledger::EquivocationProof`), one per message.
+pub const EQUIVOCATIONS_TOPIC: &str = "cue/equivocations/1";

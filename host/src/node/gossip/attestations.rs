@@ -3,7 +3,8 @@
 //! stores each set and gossips it. Attestations from others — sets, or single
 //! `cue/outcome-attestation`s — are checked and fed to the reputation book, which weighs them
 //! by this node's trust in their authors; those that tell it something new are logged in
-//! batches.
+//! batches. An attestation counts only with its evidence: the contract it names, signed by
+//! both parties, one of them its attester (`contract::evidence`); the attester puts it in.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,13 +13,14 @@ use tokio::sync::watch;
 use super::super::topics::REPUTATION_TOPIC;
 use super::super::{Shared, drain_in_batches, lock};
 use crate::clock::now_ms;
-use crate::crypto::PeerId;
+use crate::contract::evidence;
+use crate::crypto::{PeerId, PublicKey};
 use crate::net::{GossipVerdict, Refusal};
 use crate::protocol::{
-    MAX_ATTESTATIONS_PER_SET, MAX_EVENT_BYTES, MAX_LIFETIME_MS, OutcomeAttestation, OutcomeAttestations,
-    Signed, Validity,
+    ComputeAccept, MAX_ATTESTATIONS_PER_SET, MAX_EVENT_BYTES, MAX_EVIDENCE, MAX_LIFETIME_MS,
+    OutcomeAttestation, OutcomeAttestations, Signed, Validity,
 };
-use crate::store::{ProtocolEvent, Records};
+use crate::store::{PooledReader, ProtocolEvent, Records, StoreError};
 
 /// This node's verdicts wait this long for others before they are signed together in a set.
 const ATTEST_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -52,7 +54,11 @@ async fn attest_owed(shared: &Shared) -> bool {
         return false;
     }
     let limit = MAX_ATTESTATIONS_PER_SET as u32;
-    let owed = match shared.journal.read(move |reader| reader.owed_attestations(limit)).await {
+    let read = move |reader: &PooledReader<'_>| -> Result<Vec<Owed>, StoreError> {
+        let owed = reader.owed_attestations(limit)?;
+        Ok(owed.into_iter().map(|(id, body)| (id, contract_of(reader, &body), body)).collect())
+    };
+    let owed = match shared.journal.read(read).await {
         Ok(owed) => owed,
         Err(e) => {
             tracing::error!("cannot read the owed attestations: {e}");
@@ -92,16 +98,38 @@ async fn attest_owed(shared: &Shared) -> bool {
     more
 }
 
-/// The owed verdicts that fit one set (within [`MAX_SET_BYTES`]): the ids it settles and the
-/// attestations it signs. One that does not decode (written by this node, so never expected)
-/// is settled unsigned rather than blocking the rest.
-fn one_set(owed: Vec<(i64, Vec<u8>)>) -> (Vec<i64>, Vec<OutcomeAttestation>) {
+/// An owed verdict: its id, its contract's evidence (when the log still has it) and its body.
+type Owed = (i64, Option<Vec<Vec<u8>>>, Vec<u8>);
+
+/// The contract an owed verdict names, as the evidence that makes it count elsewhere: its
+/// request and accept from this node's log (`None` when either is gone: the verdict is then
+/// signed without it, and counts only here).
+fn contract_of(reader: &PooledReader<'_>, body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let contract = OutcomeAttestation::from_body_bytes(body).ok()?.contract;
+    let accept = reader.event_bytes(&contract).ok()??;
+    let request = Signed::<ComputeAccept>::decode(&accept).ok()?.body().request;
+    let request = reader.event_bytes(&request).ok()??;
+    Some(evidence::contract_evidence(request, accept))
+}
+
+/// The owed verdicts that fit one set (within [`MAX_SET_BYTES`]), each with its contract
+/// put before its own evidence: the ids it settles and the attestations it signs. One that
+/// does not decode (written by this node, so never expected) is settled unsigned rather than
+/// blocking the rest.
+fn one_set(owed: Vec<Owed>) -> (Vec<i64>, Vec<OutcomeAttestation>) {
     let (mut ids, mut attestations, mut size) = (Vec::new(), Vec::new(), 0);
-    for (id, body) in owed {
-        if size + body.len() > MAX_SET_BYTES && !attestations.is_empty() {
+    for (id, contract, body) in owed {
+        let contract = contract.unwrap_or_default();
+        let len = body.len() + contract.iter().map(|e| e.len() + 4).sum::<usize>();
+        if size + len > MAX_SET_BYTES && !attestations.is_empty() {
             break;
         }
         match OutcomeAttestation::from_body_bytes(&body) {
+            Ok(mut attestation) if attestation.evidence.len() + contract.len() <= MAX_EVIDENCE => {
+                size += len;
+                attestation.evidence.splice(0..0, contract);
+                attestations.push(attestation);
+            }
             Ok(attestation) => {
                 size += body.len();
                 attestations.push(attestation);
@@ -139,10 +167,54 @@ pub(in crate::node) async fn on_gossip(shared: &Shared, from: PeerId, bytes: Vec
             Ok(_) | Err(_) => return refuse(),
         },
     };
-    if shared.reputation.hear(attester, at_ms, &attestations) {
+    let proven = proven(shared, attester, attestations).await;
+    if shared.reputation.hear(attester, at_ms, &proven) {
         log_gossiped(shared, event).await;
     }
     GossipVerdict::Accept
+}
+
+/// The attestations of `attester` that name a contract both parties signed, with `attester` a
+/// party (`contract::evidence`); the others weigh nothing and are counted refused. Contracts
+/// this node holds in its log, or proved before, are not checked again; the signature checks
+/// run off the runtime's threads.
+async fn proven(
+    shared: &Shared,
+    attester: PublicKey,
+    said: Vec<OutcomeAttestation>,
+) -> Vec<OutcomeAttestation> {
+    let known: Vec<bool> = said
+        .iter()
+        .map(|a| {
+            shared.reputation.is_proven(&a.contract)
+                || shared.journal.reader().is_ok_and(|r| r.has_event(&a.contract).unwrap_or(false))
+        })
+        .collect();
+    let checked = tokio::task::spawn_blocking(move || {
+        said.into_iter()
+            .zip(known)
+            .map(|(a, known)| {
+                let proof = evidence::check(&a, &attester, |_| known);
+                (a, proof)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut proven = Vec::with_capacity(checked.len());
+    for (attestation, proof) in checked {
+        match proof {
+            Ok(contract) => {
+                shared.reputation.proved(contract);
+                proven.push(attestation);
+            }
+            Err(why) => {
+                shared.refusals.count(Refusal::Record);
+                tracing::debug!(attester = %attester.peer_id(), "an attestation weighs nothing: {why}");
+            }
+        }
+    }
+    proven
 }
 
 /// Logs a gossiped attestation with the others that come within [`LOG_BATCH_WAIT`] (one

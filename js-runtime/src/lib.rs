@@ -1,0 +1,144 @@
+//! The JavaScript runtime of Cue: a component of the `cue:js/runtime` world (`wit/js.wit`)
+//! that runs a function written as JavaScript text on JSON arguments, inside the sandbox like
+//! any other job.
+//!
+//! `run(code, args)` evaluates `code` as an expression (wrapped in parentheses, so
+//! `function (a) { … }` is an expression too), checks that its value is a function, calls it
+//! with the elements of the JSON array `args`, awaits a returned promise by draining the job
+//! queue, and writes the value as JSON with the engine's own `JSON.stringify`, captured before
+//! the job's code runs (so a job that replaces `JSON.stringify` changes nothing here).
+//!
+//! The engine is Boa (`boa_engine`, pure Rust). What makes it deterministic and closed:
+//! - `Math.random` is replaced by a generator seeded from the host's `random-u64`, which the
+//!   sandbox seeds from the job: the same call sees the same numbers on every replica.
+//! - `Date` reads the WASI wall clock, which the sandbox virtualises (2025-01-01T00:00:00Z
+//!   plus 1 µs per read); the local time zone is UTC.
+//! - The only globals beyond ECMAScript are `console` (to the job's log); there is no
+//!   `fetch`, no timers, no modules, no file system.
+
+mod console;
+mod encode;
+mod random;
+
+use boa_engine::object::builtins::JsArray;
+use boa_engine::{Context, JsObject, JsResult, JsString, JsValue, Source, context::HostHooks, js_string};
+
+wit_bindgen::generate!({
+    world: "cue:js/runtime",
+    path: ["../wit", "wit"],
+    generate_all,
+});
+
+/// The deepest chain of JavaScript calls a job may make; deeper ends as `engine-limit`.
+/// Node allows about 10,000 frames of a small function; Boa's frames live in its own VM
+/// stack, so this bound is about JavaScript depth, not the wasm stack.
+const RECURSION_LIMIT: usize = 10_000;
+
+/// The most values Boa's VM stack may hold (locals and temporaries of every live frame).
+const VM_STACK_LIMIT: usize = 1 << 20;
+
+struct Runtime;
+
+impl Guest for Runtime {
+    fn run(code: String, args: String) -> Result<String, JsError> {
+        let mut context =
+            new_context().map_err(|e| JsError::EngineLimit(format!("the engine failed to start: {e}")))?;
+        let builtins = Builtins::capture(&mut context)?;
+        let function = evaluate(&code, &mut context)?;
+        let args = parse_args(&args, &builtins, &mut context)?;
+        let returned = function.call(&JsValue::undefined(), &args, &mut context);
+        let value = encode::settle(returned, &mut context)?;
+        encode::to_json(&value, &builtins, &mut context)
+    }
+}
+
+export!(Runtime);
+
+/// Host hooks that make the local time zone UTC on every host.
+struct UtcHooks;
+
+impl HostHooks for UtcHooks {
+    fn local_timezone_offset_seconds(&self, _unix_time_seconds: i64) -> i32 {
+        0
+    }
+}
+
+fn new_context() -> JsResult<Context> {
+    let mut context = Context::builder().host_hooks(std::rc::Rc::new(UtcHooks)).build()?;
+    context.runtime_limits_mut().set_recursion_limit(RECURSION_LIMIT);
+    context.runtime_limits_mut().set_stack_size_limit(VM_STACK_LIMIT);
+    console::install(&mut context)?;
+    random::install(&mut context)?;
+    Ok(context)
+}
+
+/// The built-ins the runtime itself uses, taken before any job code runs.
+pub(crate) struct Builtins {
+    /// `JSON.parse`: reads the arguments.
+    json_parse: JsObject,
+    /// `JSON.stringify`: writes the result.
+    json_stringify: JsObject,
+}
+
+impl Builtins {
+    fn capture(context: &mut Context) -> Result<Builtins, JsError> {
+        let mut take = |name: JsString| -> JsResult<JsObject> {
+            let json = context.global_object().get(js_string!("JSON"), context)?;
+            let json = json.as_object().expect("JSON is an object before any job code runs");
+            let function = json.get(name, context)?;
+            Ok(function.as_callable().expect("JSON's functions are callable before any job code runs"))
+        };
+        let fail = |e: boa_engine::JsError| JsError::EngineLimit(format!("the engine failed to start: {e}"));
+        Ok(Builtins {
+            json_parse: take(js_string!("parse")).map_err(fail)?,
+            json_stringify: take(js_string!("stringify")).map_err(fail)?,
+        })
+    }
+}
+
+/// Evaluates the job's code as an expression and returns the function it denotes.
+fn evaluate(code: &str, context: &mut Context) -> Result<JsObject, JsError> {
+    // The newline keeps a trailing `// comment` from swallowing the closing parenthesis.
+    let wrapped = format!("({code}\n)");
+    let value = match context.eval(Source::from_bytes(wrapped.as_bytes())) {
+        Ok(value) => value,
+        Err(error) => return Err(encode::evaluation_error(error, context)),
+    };
+    match value.as_callable() {
+        Some(function) => Ok(function),
+        None => Err(JsError::NotAFunction(format!(
+            "the code must evaluate to a function, e.g. `(a, b) => a * b`; it evaluated to {}",
+            describe(&value)
+        ))),
+    }
+}
+
+/// Parses `args` with the engine's own `JSON.parse` (so numbers and strings mean what they
+/// mean in JavaScript) and spreads the array into argument values.
+fn parse_args(args: &str, builtins: &Builtins, context: &mut Context) -> Result<Vec<JsValue>, JsError> {
+    let text = JsValue::from(JsString::from(args));
+    let parsed = builtins.json_parse.call(&JsValue::undefined(), &[text], context).map_err(|e| {
+        JsError::BadArguments(format!("the arguments are not JSON: {}", encode::message_of(e, context)))
+    })?;
+    let array = parsed.as_object().and_then(|object| JsArray::from_object(object).ok()).ok_or_else(|| {
+        JsError::BadArguments(format!(
+            "the arguments must be a JSON array, e.g. [5, 10]; got {}",
+            describe(&parsed)
+        ))
+    })?;
+    let length = array.length(context).map_err(|e| JsError::BadArguments(encode::message_of(e, context)))?;
+    (0..length)
+        .map(|index| {
+            array.get(index, context).map_err(|e| JsError::BadArguments(encode::message_of(e, context)))
+        })
+        .collect()
+}
+
+/// A short description of a value for an error message: its type, and the value if it is
+/// a primitive.
+pub(crate) fn describe(value: &JsValue) -> String {
+    match value.type_of() {
+        "object" | "function" if !value.is_null() => value.type_of().to_string(),
+        kind => format!("{kind} {}", value.display()),
+    }
+}

@@ -1,5 +1,8 @@
 //! Running a component locally, as `cue run` does: load, call (possibly many times), and
-//! report in the stable shape of `cue run --json`.
+//! report in the stable shape of `cue run --json`; [`js`]: JavaScript jobs on the runtime
+//! embedded in `cue`.
+
+pub mod js;
 
 use std::time::Duration;
 

@@ -10,6 +10,8 @@ mod benchmark;
 mod cli_run;
 mod contracts;
 mod fuzz_corpus;
+mod js;
+mod js_conformance;
 mod ledger;
 mod ledger_crash;
 mod ledger_props;

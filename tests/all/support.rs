@@ -299,3 +299,37 @@ impl Cue {
             .unwrap_or_else(|e| panic!("cue {args:?}: not JSON ({e}): {}", stdout(&output)))
     }
 }
+
+/// The JavaScript runtime embedded in `cue`, loaded once for the whole test binary (compiling
+/// it takes seconds; each call still runs on a fresh instance).
+pub fn js_runtime() -> &'static cue_host::local::js::JsRuntime {
+    struct Loaded {
+        /// Keeps the engine (and its epoch ticker) alive as long as the runtime.
+        _sandbox: Sandbox,
+        runtime: cue_host::local::js::JsRuntime,
+    }
+    static LOADED: std::sync::OnceLock<Loaded> = std::sync::OnceLock::new();
+    &LOADED
+        .get_or_init(|| {
+            let sandbox = sandbox();
+            let runtime =
+                cue_host::local::js::JsRuntime::load(&sandbox).expect("the JavaScript runtime loads");
+            Loaded { _sandbox: sandbox, runtime }
+        })
+        .runtime
+}
+
+/// Runs JavaScript `code` on `args` (a JSON array) with `limits` on the shared runtime.
+pub fn run_js_with(
+    code: &str,
+    args: &str,
+    limits: cue_host::sandbox::Limits,
+) -> cue_host::local::js::JsReport {
+    let run = cue_host::local::js::JsRun { code: code.into(), args: args.into(), limits, repeat: 1 };
+    js_runtime().run(&run)
+}
+
+/// Runs JavaScript `code` on `args` under the default limits.
+pub fn run_js(code: &str, args: &str) -> cue_host::local::js::JsReport {
+    run_js_with(code, args, cue_host::sandbox::Limits::default())
+}

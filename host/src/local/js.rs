@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{LocalRun, RunReport, run_component};
-use crate::sandbox::{CodeSource, Limits, LogLine};
+use super::{LocalRun, RunReport, run_component, run_loaded};
+use crate::sandbox::{CodeSource, JobError, Limits, LoadedComponent, LogLine, Sandbox};
 
 /// The runtime component, as `cargo xtask guests` also writes it to `target/guests/js.wasm`.
 pub const RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/js.wasm"));
@@ -121,18 +121,39 @@ fn wave_string(text: &str) -> String {
     out
 }
 
-/// Runs `run` on the embedded runtime in `sandbox`.
-pub fn run_js(sandbox: &crate::sandbox::Sandbox, run: &JsRun) -> JsReport {
+/// The embedded runtime, loaded (compiled or taken from the code cache) once and called
+/// any number of times, each call on a fresh instance.
+pub struct JsRuntime {
+    loaded: LoadedComponent,
+}
+
+impl JsRuntime {
+    /// Verifies and loads [`RUNTIME`] in `sandbox`.
+    pub fn load(sandbox: &Sandbox) -> Result<JsRuntime, JobError> {
+        Ok(JsRuntime { loaded: sandbox.load(RUNTIME)? })
+    }
+
+    /// Runs one JavaScript job.
+    pub fn run(&self, run: &JsRun) -> JsReport {
+        report(run_loaded(&self.loaded, &local_run(run)))
+    }
+}
+
+/// Runs `run` on the embedded runtime in `sandbox`, loading it first.
+pub fn run_js(sandbox: &Sandbox, run: &JsRun) -> JsReport {
+    report(run_component(sandbox, RUNTIME, &local_run(run)))
+}
+
+fn local_run(run: &JsRun) -> LocalRun {
     let call = serde_json::json!({ "function": "run", "args": [run.code, run.args] }).to_string();
-    let local = LocalRun { call, limits: run.limits.clone(), repeat: run.repeat };
-    report(run_component(sandbox, RUNTIME, &local))
+    LocalRun { call, limits: run.limits.clone(), repeat: run.repeat }
 }
 
 /// Reads the runtime's `result<string, js-error>` out of a run's report.
 fn report(run: RunReport) -> JsReport {
     let (result, text, error) = match (&run.error, run.result.get("ok"), run.result.get("err")) {
         (Some(error), _, _) => (serde_json::Value::Null, None, Some(sandbox_failure(error))),
-        (None, Some(serde_json::Value::String(text)), _) => match serde_json::from_str(text) {
+        (None, Some(serde_json::Value::String(text)), _) => match parse_value(text) {
             Ok(value) => (value, Some(text.clone()), None),
             Err(e) => {
                 (serde_json::Value::Null, None, Some(runtime_bug(format!("its result is not JSON: {e}"))))
@@ -158,7 +179,41 @@ fn report(run: RunReport) -> JsReport {
     }
 }
 
-fn sandbox_failure(error: &crate::sandbox::JobError) -> JsFailure {
+/// Parses the runtime's JSON text. A JavaScript string may hold a lone surrogate, which
+/// `JSON.stringify` writes as an escape (`"\ud800"`) and a Rust string cannot hold: in the
+/// parsed value (not in the exact text) each becomes U+FFFD.
+fn parse_value(text: &str) -> serde_json::Result<serde_json::Value> {
+    serde_json::from_str(text).or_else(|_| serde_json::from_str(&replace_lone_surrogates(text)))
+}
+
+/// `text` with every `\uXXXX` escape of a surrogate that is not half of a pair replaced by
+/// `\ufffd`.
+fn replace_lone_surrogates(text: &str) -> String {
+    let unit = |s: &str| {
+        s.strip_prefix("\\u").and_then(|h| h.get(..4)).and_then(|h| u16::from_str_radix(h, 16).ok())
+    };
+    let (high, low) = (0xD800..0xDC00, 0xDC00..0xE000);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let taken = match (c, unit(rest)) {
+            (_, Some(u)) if high.contains(&u) && unit(&rest[6..]).is_some_and(|l| low.contains(&l)) => 12,
+            (_, Some(u)) if high.contains(&u) || low.contains(&u) => {
+                out.push_str("\\ufffd");
+                rest = &rest[6..];
+                continue;
+            }
+            (_, Some(_)) => 6,
+            ('\\', None) => 1 + rest[1..].chars().next().map_or(0, char::len_utf8),
+            (c, None) => c.len_utf8(),
+        };
+        out.push_str(&rest[..taken]);
+        rest = &rest[taken..];
+    }
+    out
+}
+
+fn sandbox_failure(error: &JobError) -> JsFailure {
     JsFailure {
         kind: error.kind.as_str().to_string(),
         message: error.message.clone(),
@@ -206,6 +261,12 @@ mod tests {
             r#"run("(s) => s + \"\\n\"", "[\"a\tb\"]")"#
         );
         assert_eq!(wave_string("a\nb\u{1}é"), "\"a\\nb\\u{1}é\"");
+    }
+
+    #[test]
+    fn a_lone_surrogate_becomes_a_replacement_character_in_the_parsed_value_only() {
+        let text = r#"["\ud800","\ud83d\ude00","\\ud800","\udc00x"]"#;
+        assert_eq!(parse_value(text).unwrap(), serde_json::json!(["\u{fffd}", "😀", "\\ud800", "\u{fffd}x"]));
     }
 
     #[test]

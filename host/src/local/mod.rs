@@ -76,11 +76,15 @@ impl RunReport {
 
 /// Loads `bytes` into `sandbox` and runs `run` against it.
 pub fn run_component(sandbox: &Sandbox, bytes: &[u8], run: &LocalRun) -> RunReport {
-    let loaded = match sandbox.load(bytes) {
-        Ok(loaded) => loaded,
-        Err(error) => return RunReport::failed(error),
-    };
-    let call = match parse_call(&loaded, &run.call) {
+    match sandbox.load(bytes) {
+        Ok(loaded) => run_loaded(&loaded, run),
+        Err(error) => RunReport::failed(error),
+    }
+}
+
+/// Runs `run` against a component already loaded.
+pub fn run_loaded(loaded: &LoadedComponent, run: &LocalRun) -> RunReport {
+    let call = match parse_call(loaded, &run.call) {
         Ok(call) => call,
         Err(error) => return RunReport { load: Some(loaded.load_stats()), ..RunReport::failed(error) },
     };

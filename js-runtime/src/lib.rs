@@ -20,6 +20,8 @@ mod console;
 mod encode;
 mod random;
 
+use std::cell::RefCell;
+
 use boa_engine::object::builtins::JsArray;
 use boa_engine::{Context, JsObject, JsResult, JsString, JsValue, Source, context::HostHooks, js_string};
 
@@ -39,16 +41,48 @@ const VM_STACK_LIMIT: usize = 1 << 20;
 
 struct Runtime;
 
-impl Guest for Runtime {
-    fn run(code: String, args: String) -> Result<String, JsError> {
+thread_local! {
+    /// A fresh engine waiting for this instance's first job: made by `init`, which `cue`
+    /// runs once when it pre-initialises the component, so the engine's start-up is in the
+    /// snapshot instead of in every job. `run` takes it (or makes one), so no job ever sees
+    /// an engine another job used.
+    static FRESH: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+/// A context with the runtime's globals, and the built-ins the runtime uses itself.
+struct Engine {
+    context: Context,
+    builtins: Builtins,
+}
+
+impl Engine {
+    fn new() -> Result<Engine, JsError> {
         let mut context =
             new_context().map_err(|e| JsError::EngineLimit(format!("the engine failed to start: {e}")))?;
         let builtins = Builtins::capture(&mut context)?;
-        let function = evaluate(&code, &mut context)?;
-        let args = parse_args(&args, &builtins, &mut context)?;
-        let returned = function.call(&JsValue::undefined(), &args, &mut context);
-        let value = encode::settle(returned, &mut context)?;
-        encode::to_json(&value, &builtins, &mut context)
+        Ok(Engine { context, builtins })
+    }
+}
+
+impl Guest for Runtime {
+    fn init() {
+        if FRESH.with_borrow(Option::is_none) {
+            let engine = Engine::new().ok();
+            FRESH.set(engine);
+        }
+    }
+
+    fn run(code: String, args: String) -> Result<String, JsError> {
+        let Engine { mut context, builtins } = match FRESH.take() {
+            Some(engine) => engine,
+            None => Engine::new()?,
+        };
+        let context = &mut context;
+        let function = evaluate(&code, context)?;
+        let args = parse_args(&args, &builtins, context)?;
+        let returned = function.call(&JsValue::undefined(), &args, context);
+        let value = encode::settle(returned, context)?;
+        encode::to_json(&value, &builtins, context)
     }
 }
 

@@ -21,7 +21,7 @@ fn value(report: &JsReport) -> &str {
 
 #[test]
 fn the_origins_example_prints_50_through_cue_run_js() {
-    let cue = Cue::new();
+    let cue = Cue::with_warm_js_cache();
     let output = cue.run(&["run", "--js", "(a, b) => a * b", "--args", "[5, 10]"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "50\n");
@@ -30,7 +30,7 @@ fn the_origins_example_prints_50_through_cue_run_js() {
 
 #[test]
 fn cue_run_js_json_has_the_fields_of_any_run_and_the_value() {
-    let cue = Cue::new();
+    let cue = Cue::with_warm_js_cache();
     let output = cue.run(&["run", "--js", "(a, b) => ({product: a * b})", "--args", "[5, 10]", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
@@ -42,7 +42,7 @@ fn cue_run_js_json_has_the_fields_of_any_run_and_the_value() {
 
 #[test]
 fn cue_run_js_reads_code_from_a_file_and_defaults_to_no_arguments() {
-    let cue = Cue::new();
+    let cue = Cue::with_warm_js_cache();
     let file = cue.data_dir.path().join("job.js");
     std::fs::write(&file, "// the answer\nasync () => {\n  console.log('thinking');\n  return 42;\n}\n")
         .unwrap();
@@ -58,7 +58,7 @@ fn cue_run_js_reads_code_from_a_file_and_defaults_to_no_arguments() {
 
 #[test]
 fn a_thrown_error_exits_1_with_its_message_and_position() {
-    let cue = Cue::new();
+    let cue = Cue::with_warm_js_cache();
     let output = cue.run(&[
         "run",
         "--js",
@@ -101,7 +101,7 @@ fn code_that_is_not_a_function_or_arguments_that_are_not_an_array_are_typed_erro
 fn the_wave_call_a_consumer_would_submit_gives_the_same_answer() {
     let code = "(s, n) => `${s}\\n`.repeat(n) + \"é\\\\\"";
     let call = wave_call(code, "[\"a\\\"b\", 2]");
-    let cue = Cue::new();
+    let cue = Cue::with_warm_js_cache();
     let runtime = guest("js");
     let output = cue.run(&["run", runtime.to_str().unwrap(), &call, "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -250,4 +250,13 @@ fn the_same_code_and_arguments_use_the_same_fuel() {
         runs.iter().map(|r| r.fuel).collect::<Vec<_>>()
     );
     assert!(runs[0].wall_us < Duration::from_secs(5).as_micros() as u64);
+}
+
+#[test]
+fn pre_initialising_the_runtime_gives_the_same_bytes_on_every_host() {
+    use sha2::Digest as _;
+    let cached = cue_host::local::js::preinitialized(&crate::support::sandbox_with_warm_js_cache()).unwrap();
+    let fresh = cue_host::local::js::preinitialized(&crate::support::sandbox()).unwrap();
+    assert_eq!(hex::encode(sha2::Sha256::digest(&fresh)), hex::encode(sha2::Sha256::digest(&cached)));
+    assert_ne!(fresh, RUNTIME, "the snapshot differs from the runtime as built");
 }

@@ -58,7 +58,7 @@ impl RunReport {
         self.error.is_none()
     }
 
-    fn failed(error: JobError) -> Self {
+    pub(crate) fn failed(error: JobError) -> Self {
         RunReport {
             result: serde_json::Value::Null,
             wave: None,

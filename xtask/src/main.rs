@@ -8,8 +8,8 @@
 //! - `cycles`: fail on an import cycle between sibling or cousin modules of `host/src`
 //!   (see `cycles::find` for the rule), listing each cycle's imports by file and line.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
-//! - `bench [sandbox|ledger|net|contracts]`: every benchmark, or the one named; the sandbox and
-//!   contracts benchmarks build the guests first (figures go to docs/PERFORMANCE.md).
+//! - `bench [sandbox|ledger|net|contracts|js]`: every benchmark, or the one named; the sandbox,
+//!   contracts and js benchmarks build the guests first (figures go to docs/PERFORMANCE.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,7 +116,7 @@ fn test() -> Result<()> {
 }
 
 /// The benchmarks of `cue-host` (`host/benches/<name>.rs`), in the order `bench` runs them.
-const BENCHES: [&str; 4] = ["sandbox", "ledger", "net", "contracts"];
+const BENCHES: [&str; 5] = ["sandbox", "ledger", "net", "contracts", "js"];
 
 fn bench(only: Option<&str>) -> Result<()> {
     let selected = match only {
@@ -125,7 +125,7 @@ fn bench(only: Option<&str>) -> Result<()> {
         Some(name) => bail!("unknown benchmark `{name}`: one of {}", BENCHES.join(", ")),
     };
     for name in selected {
-        if name == "sandbox" || name == "contracts" {
+        if ["sandbox", "contracts", "js"].contains(&name) {
             guests()?;
         }
         run(cargo().current_dir(root()).args(["bench", "-p", "cue-host", "--bench", name]))?;

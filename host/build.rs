@@ -11,6 +11,16 @@ use std::path::{Path, PathBuf};
 #[path = "../js-runtime/builder.rs"]
 mod builder;
 
+/// The files whose change means the runtime must be rebuilt, relative to the workspace root.
+const SOURCES: [&str; 6] = [
+    "js-runtime/src",
+    "js-runtime/wit",
+    "js-runtime/Cargo.toml",
+    "js-runtime/Cargo.lock",
+    "js-runtime/build.rs",
+    "wit",
+];
+
 fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -21,7 +31,7 @@ fn main() {
     let built = match std::env::var_os("CUE_JS_RUNTIME") {
         Some(prebuilt) => PathBuf::from(prebuilt),
         None => {
-            for source in builder::SOURCES {
+            for source in SOURCES {
                 println!("cargo:rerun-if-changed={}", root.join(source).display());
             }
             let cargo = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));

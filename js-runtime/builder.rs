@@ -6,16 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The files whose change means the runtime must be rebuilt, relative to the workspace root.
-pub const SOURCES: [&str; 6] = [
-    "js-runtime/src",
-    "js-runtime/wit",
-    "js-runtime/Cargo.toml",
-    "js-runtime/Cargo.lock",
-    "js-runtime/build.rs",
-    "wit",
-];
-
 /// Installs the wasm32-wasip2 target through rustup if it is missing (without rustup, assumes
 /// it is installed).
 pub fn ensure_wasm_target() -> Result<(), String> {

@@ -147,7 +147,7 @@ fn evaluate(code: &str, context: &mut Context) -> Result<JsObject, JsError> {
     let wrapped = format!("({code}\n)");
     let value = match context.eval(Source::from_bytes(wrapped.as_bytes())) {
         Ok(value) => value,
-        Err(error) => return Err(encode::evaluation_error(error, context)),
+        Err(error) => return Err(within_code(encode::evaluation_error(error, context), code)),
     };
     match value.as_callable() {
         Some(function) => Ok(function),
@@ -186,4 +186,20 @@ pub(crate) fn describe(value: &JsValue) -> String {
         "object" | "function" if !value.is_null() => value.type_of().to_string(),
         kind => format!("{kind} {}", value.display()),
     }
+}
+
+/// A parser error found at the closing parenthesis `run` adds (code that ends too early, such
+/// as `(a, b) => a *`) is reported at the end of the job's own code instead.
+fn within_code(error: JsError, code: &str) -> JsError {
+    let JsError::Syntax(Exception { message, position: Some(position) }) = error else {
+        return error;
+    };
+    let lines = code.split('\n').count() as u32;
+    let position = if position.line > lines {
+        let last = code.rsplit('\n').next().unwrap_or_default();
+        Position { line: lines, column: last.chars().count() as u32 + 1 }
+    } else {
+        position
+    };
+    JsError::Syntax(Exception { message, position: Some(position) })
 }

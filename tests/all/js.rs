@@ -88,6 +88,13 @@ fn code_that_is_not_a_function_or_arguments_that_are_not_an_array_are_typed_erro
     assert_eq!(failure(&run_js("(a) => a", "{\"a\": 1}")).0, "bad-arguments");
     assert_eq!(failure(&run_js("(a) => a", "[1,")).0, "bad-arguments");
     assert_eq!(failure(&run_js("() => new Promise(() => {})", "[]")).0, "unsettled");
+    let report = run_js("(a, b) => a *", "[]");
+    let error = report.error.as_ref().expect("a syntax error");
+    assert_eq!(
+        (error.kind.as_str(), error.line, error.column),
+        ("syntax", Some(1), Some(14)),
+        "at the end of the code"
+    );
     let (kind, message) = failure(&run_js("() => 10n", "[]"));
     assert_eq!(kind, "unserializable");
     assert!(message.contains("BigInt"), "{message}");

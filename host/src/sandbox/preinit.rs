@@ -22,7 +22,9 @@ use super::verify;
 impl Sandbox {
     /// Verifies `bytes`, calls its export `init` (a function without parameters or results)
     /// once and returns the pre-initialised component. The export stays: calling it again on
-    /// the result must be harmless, which is the component's promise to keep.
+    /// the result must be harmless, which is the component's promise to keep. Meant for
+    /// components the host ships itself (the JavaScript runtime): the bytes are verified and
+    /// the run is bounded like a job's, but what the snapshot captures is the component's say.
     ///
     /// With a code cache, the result is kept there (authenticated like compiled code) and
     /// reused: the run and its two compilations happen once per host and runtime version.

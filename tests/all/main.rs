@@ -12,6 +12,8 @@ mod contracts;
 mod funded;
 mod funds;
 mod fuzz_corpus;
+mod js;
+mod js_conformance;
 mod ledger;
 mod ledger_crash;
 mod ledger_props;

@@ -299,3 +299,77 @@ impl Cue {
             .unwrap_or_else(|e| panic!("cue {args:?}: not JSON ({e}): {}", stdout(&output)))
     }
 }
+
+/// A code cache holding the pre-initialised JavaScript runtime and its compiled code, made
+/// once per test binary by the real `cue run --js` (pre-initialising takes seconds in a debug
+/// build; see docs/PERFORMANCE.md). Tests copy it rather than pay that again.
+fn warm_js_cache() -> &'static std::path::Path {
+    static WARM: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    WARM.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let output = Command::new(env!("CARGO_BIN_EXE_cue"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["run", "--js", "() => 0"])
+            .output()
+            .expect("run cue");
+        assert!(output.status.success(), "warming the JavaScript runtime failed: {}", stderr(&output));
+        dir
+    })
+    .path()
+}
+
+impl Cue {
+    /// A `cue` with a fresh data dir whose code cache already holds the JavaScript runtime.
+    pub fn with_warm_js_cache() -> Self {
+        let cue = Cue::new();
+        let from = cue_host::datadir::DataDir::resolve(Some(warm_js_cache().to_path_buf())).code_cache();
+        let to = cue_host::datadir::DataDir::resolve(Some(cue.data_dir.path().to_path_buf())).code_cache();
+        std::fs::create_dir_all(&to).expect("cache dir");
+        for entry in std::fs::read_dir(&from).expect("warm cache") {
+            let entry = entry.expect("cache entry");
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy cache entry");
+        }
+        cue
+    }
+}
+
+/// A sandbox whose code cache is the warm one (shared: entries are written atomically).
+pub fn sandbox_with_warm_js_cache() -> Sandbox {
+    let cache = cue_host::datadir::DataDir::resolve(Some(warm_js_cache().to_path_buf())).code_cache();
+    Sandbox::new(SandboxConfig { cache_dir: Some(cache), ..SandboxConfig::default() }).expect("sandbox")
+}
+
+/// The JavaScript runtime embedded in `cue`, pre-initialised and loaded once for the whole
+/// test binary from the warm cache (each call still runs on a fresh instance).
+pub fn js_runtime() -> &'static cue_host::local::js::JsRuntime {
+    struct Loaded {
+        /// Keeps the engine (and its epoch ticker) alive as long as the runtime.
+        _sandbox: Sandbox,
+        runtime: cue_host::local::js::JsRuntime,
+    }
+    static LOADED: std::sync::OnceLock<Loaded> = std::sync::OnceLock::new();
+    &LOADED
+        .get_or_init(|| {
+            let sandbox = sandbox_with_warm_js_cache();
+            let runtime =
+                cue_host::local::js::JsRuntime::load(&sandbox).expect("the JavaScript runtime loads");
+            Loaded { _sandbox: sandbox, runtime }
+        })
+        .runtime
+}
+
+/// Runs JavaScript `code` on `args` (a JSON array) with `limits` on the shared runtime.
+pub fn run_js_with(
+    code: &str,
+    args: &str,
+    limits: cue_host::sandbox::Limits,
+) -> cue_host::local::js::JsReport {
+    let run = cue_host::local::js::JsRun { code: code.into(), args: args.into(), limits, repeat: 1 };
+    js_runtime().run(&run)
+}
+
+/// Runs JavaScript `code` on `args` under the default limits.
+pub fn run_js(code: &str, args: &str) -> cue_host::local::js::JsReport {
+    run_js_with(code, args, cue_host::sandbox::Limits::default())
+}

@@ -1,14 +1,15 @@
 //! `cargo xtask`: the project's own build steps, so a fresh machine needs nothing else.
 //!
-//! - `guests`: install the wasm32-wasip2 target if missing, build every example guest in
-//!   release, and place the components at `target/guests/<name>.wasm`.
+//! - `guests`: install the wasm32-wasip2 target if missing, build every example guest and the
+//!   JavaScript runtime (`js-runtime/`) in release, and place the components at
+//!   `target/guests/<name>.wasm` (the runtime is `js.wasm`).
 //! - `test`: guests, `cargo fmt --check`, `cycles`, `cargo clippy --all-targets -D warnings`,
 //!   every test.
 //! - `cycles`: fail on an import cycle between sibling or cousin modules of `host/src`
 //!   (see `cycles::find` for the rule), listing each cycle's imports by file and line.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
-//! - `bench [sandbox|ledger|net|contracts]`: every benchmark, or the one named; the sandbox and
-//!   contracts benchmarks build the guests first (figures go to docs/PERFORMANCE.md).
+//! - `bench [sandbox|ledger|net|contracts|js]`: every benchmark, or the one named; the sandbox,
+//!   contracts and js benchmarks build the guests first (figures go to docs/PERFORMANCE.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +17,8 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 mod cycles;
+#[path = "../../js-runtime/builder.rs"]
+mod js_runtime;
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -50,20 +53,11 @@ fn run(command: &mut Command) -> Result<()> {
 }
 
 fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => {
-            Ok(())
-        }
-        Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
-        Err(_) => {
-            eprintln!("rustup not found; assuming the wasm32-wasip2 target is installed");
-            Ok(())
-        }
-    }
+    js_runtime::ensure_wasm_target().map_err(anyhow::Error::msg)
 }
 
-/// Builds the example guests; returns the directory holding `<name>.wasm`.
+/// Builds the example guests and the JavaScript runtime (`js.wasm`, the same build
+/// `host/build.rs` embeds in `cue`); returns the directory holding `<name>.wasm`.
 fn guests() -> Result<PathBuf> {
     ensure_wasm_target()?;
     let root = root();
@@ -94,6 +88,10 @@ fn guests() -> Result<PathBuf> {
             names.push(name);
         }
     }
+    let cargo_path = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let runtime = js_runtime::build(&root, &root.join("target"), &cargo_path).map_err(anyhow::Error::msg)?;
+    std::fs::copy(&runtime, out.join("js.wasm"))?;
+    names.push("js".into());
     names.sort();
     eprintln!("guests in {}: {}", out.display(), names.join(", "));
     Ok(out)
@@ -103,6 +101,7 @@ fn test() -> Result<()> {
     guests()?;
     run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(root().join("examples-guests")).args(["fmt", "--all", "--check"]))?;
+    run(cargo().current_dir(root().join("js-runtime")).args(["fmt", "--all", "--check"]))?;
     cycles::check(&root())?;
     run(cargo().current_dir(root()).args([
         "clippy",
@@ -117,7 +116,7 @@ fn test() -> Result<()> {
 }
 
 /// The benchmarks of `cue-host` (`host/benches/<name>.rs`), in the order `bench` runs them.
-const BENCHES: [&str; 4] = ["sandbox", "ledger", "net", "contracts"];
+const BENCHES: [&str; 5] = ["sandbox", "ledger", "net", "contracts", "js"];
 
 fn bench(only: Option<&str>) -> Result<()> {
     let selected = match only {
@@ -126,7 +125,7 @@ fn bench(only: Option<&str>) -> Result<()> {
         Some(name) => bail!("unknown benchmark `{name}`: one of {}", BENCHES.join(", ")),
     };
     for name in selected {
-        if name == "sandbox" || name == "contracts" {
+        if ["sandbox", "contracts", "js"].contains(&name) {
             guests()?;
         }
         run(cargo().current_dir(root()).args(["bench", "-p", "cue-host", "--bench", name]))?;

@@ -1,4 +1,4 @@
-//! `cue run`: run a component locally.
+//! `cue run`: run a component locally, or JavaScript (`--js`) on the runtime built into `cue`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,18 +8,28 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::datadir::DataDir;
+use crate::local::js::{JsReport, JsRun, run_js};
 use crate::local::{LocalRun, RunReport, run_component};
 use crate::sandbox::{
-    CodeSource, Limits, LogSource, Sandbox, SandboxConfig, human_bytes, parse_bytes, parse_duration,
+    CodeSource, Limits, LogLine, LogSource, Sandbox, SandboxConfig, human_bytes, parse_bytes, parse_duration,
 };
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The component (.wasm)
-    component: PathBuf,
+    #[arg(required_unless_present = "js", conflicts_with = "js")]
+    component: Option<PathBuf>,
     /// The call in WAVE, e.g. 'fib(30)' or 'count-words("a b a")', or JSON:
     /// '{"function": "fib", "args": [30]}'
-    call: String,
+    #[arg(required_unless_present = "js")]
+    call: Option<String>,
+    /// Run JavaScript instead of a component: a function expression such as
+    /// '(a, b) => a * b', or @FILE to read it from a file (on the runtime built into cue)
+    #[arg(long, value_name = "CODE")]
+    js: Option<String>,
+    /// With --js: the arguments, a JSON array
+    #[arg(long, value_name = "JSON", default_value = "[]", requires = "js")]
+    args: String,
     /// Fuel budget [default: 10000000000]
     #[arg(long)]
     fuel: Option<u64>,
@@ -41,8 +51,6 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.component)
-        .with_context(|| format!("cannot read {}", args.component.display()))?;
     let defaults = Limits::default();
     let limits = Limits {
         fuel: args.fuel.unwrap_or(defaults.fuel),
@@ -56,7 +64,19 @@ pub fn run(args: RunArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::new(config)?;
-    let report = run_component(&sandbox, &bytes, &LocalRun { call: args.call, limits, repeat: args.repeat });
+    if let Some(code) = &args.js {
+        let code = match code.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+            None => code.clone(),
+        };
+        let run = JsRun { code, args: args.args.clone(), limits, repeat: args.repeat };
+        return print_js(&run_js(&sandbox, &run), &args);
+    }
+    let (Some(component), Some(call)) = (args.component, args.call) else {
+        anyhow::bail!("cue run needs a component and a call, or --js");
+    };
+    let bytes = std::fs::read(&component).with_context(|| format!("cannot read {}", component.display()))?;
+    let report = run_component(&sandbox, &bytes, &LocalRun { call, limits, repeat: args.repeat });
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -65,15 +85,50 @@ pub fn run(args: RunArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+fn print_js(report: &JsReport, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if args.json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print_log(&report.log);
+        match (&report.text, &report.error) {
+            (Some(text), _) => println!("{text}"),
+            (None, Some(error)) => {
+                let at = match (error.line, error.column) {
+                    (Some(line), Some(column)) => format!(" (line {line}, column {column})"),
+                    _ => String::new(),
+                };
+                eprintln!("error: {}: {}{at}", error.kind, error.message)
+            }
+            (None, None) => {}
+        }
+        let stats =
+            Stats { fuel: report.fuel, wall_us: report.wall_us, peak_memory_bytes: report.peak_memory_bytes };
+        print_stats(&stats, report.load, (report.p50_us, report.p99_us), args.repeat);
+    }
+    Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 /// Log lines shown by the human output; `--json` has them all.
 const SHOWN_LOG_LINES: usize = 20;
 
 fn print_human(report: &RunReport, repeat: u32) {
-    let hidden = report.log.len().saturating_sub(SHOWN_LOG_LINES);
+    print_log(&report.log);
+    match (&report.wave, &report.error) {
+        (Some(wave), _) => println!("{wave}"),
+        (None, Some(error)) => eprintln!("error: {}: {}", error.kind, error.message),
+        (None, None) => {}
+    }
+    let stats =
+        Stats { fuel: report.fuel, wall_us: report.wall_us, peak_memory_bytes: report.peak_memory_bytes };
+    print_stats(&stats, report.load, (report.p50_us, report.p99_us), repeat);
+}
+
+fn print_log(log: &[LogLine]) {
+    let hidden = log.len().saturating_sub(SHOWN_LOG_LINES);
     if hidden > 0 {
         eprintln!("[guest log: {hidden} earlier lines not shown; --json has them all]");
     }
-    for line in &report.log[hidden..] {
+    for line in &log[hidden..] {
         let source = match line.source {
             LogSource::Host(level) => format!("{level:?}").to_lowercase(),
             LogSource::Stdout => "stdout".into(),
@@ -81,25 +136,35 @@ fn print_human(report: &RunReport, repeat: u32) {
         };
         eprintln!("[guest {source}] {}", line.text);
     }
-    match (&report.wave, &report.error) {
-        (Some(wave), _) => println!("{wave}"),
-        (None, Some(error)) => eprintln!("error: {}: {}", error.kind, error.message),
-        (None, None) => {}
-    }
+}
+
+/// What the last call cost, for the summary line.
+struct Stats {
+    fuel: u64,
+    wall_us: u64,
+    peak_memory_bytes: u64,
+}
+
+fn print_stats(
+    stats: &Stats,
+    load: Option<(CodeSource, Duration)>,
+    percentiles: (Option<u64>, Option<u64>),
+    repeat: u32,
+) {
     let mut stats = format!(
         "fuel {} · {} · peak memory {}",
-        report.fuel,
-        micros(report.wall_us),
-        human_bytes(report.peak_memory_bytes)
+        stats.fuel,
+        micros(stats.wall_us),
+        human_bytes(stats.peak_memory_bytes)
     );
-    if let Some((source, time)) = report.load {
+    if let Some((source, time)) = load {
         let source = match source {
             CodeSource::Compiled => "compiled",
             CodeSource::Cache => "loaded from cache",
         };
         stats.push_str(&format!(" · code {source} in {}", micros(time.as_micros() as u64)));
     }
-    if let (Some(p50), Some(p99)) = (report.p50_us, report.p99_us) {
+    if let (Some(p50), Some(p99)) = percentiles {
         stats.push_str(&format!(" · {repeat} calls: p50 {}, p99 {}", micros(p50), micros(p99)));
     }
     eprintln!("{stats}");

@@ -53,13 +53,13 @@ impl CodeCache {
         Ok(CodeCache { dir: dir.to_path_buf(), max_bytes, key, compat })
     }
 
-    fn entry(&self, sha256: &str) -> PathBuf {
-        self.dir.join(format!("{sha256}-{}.cwasm", self.compat))
+    fn entry(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}-{}.cwasm", self.compat))
     }
 
-    fn tag(&self, sha256: &str, artifact: &[u8]) -> Tag {
+    fn tag(&self, id: &str, artifact: &[u8]) -> Tag {
         let mut mac = Tag::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(sha256.as_bytes());
+        mac.update(id.as_bytes());
         mac.update(self.compat.as_bytes());
         mac.update(artifact);
         mac
@@ -67,23 +67,54 @@ impl CodeCache {
 
     /// The compiled component for `sha256`, if this host cached it and it is intact.
     pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
-        let path = self.entry(sha256);
-        let bytes = fs::read(&path).ok()?;
+        let artifact = self.read(sha256)?;
+        // SAFETY: the artifact carries a valid HMAC under this host's secret key, so this
+        // host serialised it from a component it compiled with a compatible engine.
+        unsafe { Component::deserialize(engine, &artifact) }.ok()
+    }
+
+    /// A component this host derived (pre-initialised) and stored under `id`, if intact.
+    pub(crate) fn load_derived(&self, id: &str) -> Option<Vec<u8>> {
+        self.read(&format!("derived-{id}"))
+    }
+
+    /// Stores a component derived from another under `id` (same rules as [`Self::store`]).
+    pub(crate) fn store_derived(&self, id: &str, bytes: &[u8]) {
+        let id = format!("derived-{id}");
+        if let Err(err) = self.write(&id, bytes) {
+            tracing::warn!(id, %err, "could not cache a derived component");
+        }
+    }
+
+    /// The bytes stored under `id`, if their tag checks out.
+    fn read(&self, id: &str) -> Option<Vec<u8>> {
+        let path = self.entry(id);
+        let mut bytes = fs::read(&path).ok()?;
         if bytes.len() < TAG_LEN {
             return None;
         }
         let (tag, artifact) = bytes.split_at(TAG_LEN);
-        if self.tag(sha256, artifact).verify_slice(tag).is_err() {
-            tracing::warn!(sha256, "cached code failed its integrity check; recompiling");
+        if self.tag(id, artifact).verify_slice(tag).is_err() {
+            tracing::warn!(id, "a cache entry failed its integrity check; recomputing it");
             return None;
         }
         // Mark the entry as recently used, for eviction.
         if let Ok(file) = fs::File::options().append(true).open(&path) {
             let _ = file.set_modified(std::time::SystemTime::now());
         }
-        // SAFETY: the artifact carries a valid HMAC under this host's secret key, so this
-        // host serialised it from a component it compiled with a compatible engine.
-        unsafe { Component::deserialize(engine, artifact) }.ok()
+        Some(bytes.split_off(TAG_LEN))
+    }
+
+    fn write(&self, id: &str, artifact: &[u8]) -> std::io::Result<()> {
+        let tag = self.tag(id, artifact).finalize().into_bytes();
+        let path = self.entry(id);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&tag)?;
+        file.write_all(artifact)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        self.evict()
     }
 
     /// Deletes the least recently used entries until the cache holds at most `max_bytes`.
@@ -111,17 +142,10 @@ impl CodeCache {
     /// Stores `component` for `sha256`; failures only cost a recompile later, so they are
     /// logged, not returned.
     pub(crate) fn store(&self, sha256: &str, component: &Component) {
-        let result = component.serialize().map_err(std::io::Error::other).and_then(|artifact| {
-            let tag = self.tag(sha256, &artifact).finalize().into_bytes();
-            let path = self.entry(sha256);
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(&tag)?;
-            file.write_all(&artifact)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            self.evict()
-        });
+        let result = component
+            .serialize()
+            .map_err(std::io::Error::other)
+            .and_then(|artifact| self.write(sha256, &artifact));
         if let Err(err) = result {
             tracing::warn!(sha256, %err, "could not cache compiled code");
         }

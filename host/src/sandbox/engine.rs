@@ -145,6 +145,21 @@ impl Sandbox {
         &self.fingerprint
     }
 
+    /// The wasmtime engine, for the sandbox's own modules.
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker with every capability, for the sandbox's own modules.
+    pub(super) fn linker(&self) -> &Linker<JobState> {
+        &self.linker
+    }
+
+    /// The compiled-code cache, if this sandbox has one.
+    pub(super) fn code_cache(&self) -> Option<&CodeCache> {
+        self.cache.as_ref()
+    }
+
     /// The host-wide settings.
     pub fn config(&self) -> &SandboxConfig {
         &self.config

@@ -19,6 +19,7 @@ mod invoke;
 mod json;
 mod limits;
 mod policy;
+mod preinit;
 mod verify;
 mod wit;
 

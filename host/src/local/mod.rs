@@ -1,5 +1,8 @@
 //! Running a component locally, as `cue run` does: load, call (possibly many times), and
-//! report in the stable shape of `cue run --json`.
+//! report in the stable shape of `cue run --json`; [`js`]: JavaScript jobs on the runtime
+//! embedded in `cue`.
+
+pub mod js;
 
 use std::time::Duration;
 
@@ -55,7 +58,7 @@ impl RunReport {
         self.error.is_none()
     }
 
-    fn failed(error: JobError) -> Self {
+    pub(crate) fn failed(error: JobError) -> Self {
         RunReport {
             result: serde_json::Value::Null,
             wave: None,
@@ -73,11 +76,15 @@ impl RunReport {
 
 /// Loads `bytes` into `sandbox` and runs `run` against it.
 pub fn run_component(sandbox: &Sandbox, bytes: &[u8], run: &LocalRun) -> RunReport {
-    let loaded = match sandbox.load(bytes) {
-        Ok(loaded) => loaded,
-        Err(error) => return RunReport::failed(error),
-    };
-    let call = match parse_call(&loaded, &run.call) {
+    match sandbox.load(bytes) {
+        Ok(loaded) => run_loaded(&loaded, run),
+        Err(error) => RunReport::failed(error),
+    }
+}
+
+/// Runs `run` against a component already loaded.
+pub fn run_loaded(loaded: &LoadedComponent, run: &LocalRun) -> RunReport {
+    let call = match parse_call(loaded, &run.call) {
         Ok(call) => call,
         Err(error) => return RunReport { load: Some(loaded.load_stats()), ..RunReport::failed(error) },
     };

@@ -13,6 +13,7 @@ mod fuzz_corpus;
 mod ledger;
 mod ledger_crash;
 mod ledger_props;
+mod money_crash;
 mod network;
 mod network_hostile;
 mod sandbox;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::jobstream::{self, Frame};
-use super::super::{NodeError, reputation, wallet};
+use super::super::{CrashPoint, NodeError, reputation, wallet};
 use super::attempt::Delivery;
 use super::audit::Audit;
 use super::{Attempt, AttemptOutcome, Job, SubmitReport};
@@ -166,6 +166,7 @@ impl Job {
                 ..Records::default()
             })
             .await?;
+        shared.crash_point(CrashPoint::ConsumerPaid);
         shared.reputation.counted(&verdict);
         let bytes = entry.event.bytes().to_vec();
         self.tell_payment(delivery, &bytes).await;

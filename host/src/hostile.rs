@@ -171,7 +171,7 @@ pub async fn run(options: HostileOptions) -> Result<HostileReport, HostileError>
     let mut round = 0u64;
     while Instant::now() < deadline && !targets.is_empty() {
         tick.tick().await;
-        if round % REDIAL_EVERY == 0 {
+        if round.is_multiple_of(REDIAL_EVERY) {
             for (_, addr) in &targets {
                 let _ = tokio::time::timeout(ATTACK_DEADLINE, attacker.client.dial(addr.clone())).await;
             }

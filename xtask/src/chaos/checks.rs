@@ -83,10 +83,13 @@ fn lost_payments(cluster: &Cluster) -> Result<(u64, Vec<String>)> {
         let mut stored: HashMap<usize, HashSet<String>> = HashMap::new();
         for (hash, to) in payments {
             let Some(&p) = providers.get(to.as_str()) else { continue };
-            if !stored.contains_key(&p) {
-                stored.insert(p, stored_by(cluster, p, &consumer.peer_id)?);
-            }
-            if !stored[&p].contains(&hash) {
+            let known = match stored.entry(p) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(stored_by(cluster, p, &consumer.peer_id)?)
+                }
+            };
+            if !known.contains(&hash) {
                 lost.push(format!("{} -> {}: {hash}", consumer.name, cluster.nodes[p].name));
             }
         }

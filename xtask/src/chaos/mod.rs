@@ -147,7 +147,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let failed = checks::print(&options_line(&options), &jobs, &kills, &hostile, &figures);
     drop(cluster);
     if !failed.is_empty() {
-        bail!("chaos checks failed: {} (node logs were in {})", failed.join("; "), scratch.0.display());
+        bail!("chaos checks failed: {}", failed.join("; "));
     }
     Ok(())
 }

@@ -264,16 +264,10 @@ impl Attacker {
 
     /// A transfer from a key that holds nothing, correctly signed (an overspend).
     fn overspend(&self, amount: u64) -> Option<Verified> {
-        let body = Transfer {
-            genesis: self.genesis,
-            link: ChainLink::FIRST,
-            to: self.key.public(),
-            amount,
-            reference: None,
-        };
-        // Paying oneself is refused too; pay a made-up key instead.
+        // To a made-up key: paying oneself would be refused for another reason.
         let to = Keypair::generate().ok()?.public();
-        Verified::sign_transfer(&self.key, Transfer { to, ..body }, Validity::starting(now_ms(), 60_000)).ok()
+        let body = Transfer { genesis: self.genesis, link: ChainLink::FIRST, to, amount, reference: None };
+        Verified::sign_transfer(&self.key, body, Validity::starting(now_ms(), 60_000)).ok()
     }
 
     /// A payment whose signature is broken.

@@ -95,6 +95,7 @@ fn a_consumer_killed_right_after_its_payment_commit_pays_once_after_a_restart() 
 
     let output = consumer.cue(&["submit", "fib@^1", "fib(25)", "--json"]);
     assert!(!output.status.success(), "the consumer's node died under the submit: {}", stderr(&output));
+    assert!(stderr(&output).contains("does not answer"), "the submit says why: {}", stderr(&output));
     let (status, consumer_cue) = consumer.crashed(Duration::from_secs(20));
     assert!(aborted(status), "stopped dead at the crash point: {status:?}");
 
@@ -138,4 +139,50 @@ fn a_provider_killed_after_delivering_is_paid_once_after_a_restart() {
         ],
     );
     assert_paid_once(&consumer, &restarted);
+}
+
+/// A provider stopped dead between the commit of a delivered result and telling it: its
+/// consumer never saw the contract (a quick job is told with its outcome), fails over, and owes
+/// nothing. After its restart the provider must not record a default against that consumer.
+/// Today it does, at the contract's deadline: a known gap (docs/protocol.md, "Negotiate").
+#[cfg(unix)]
+#[test]
+#[ignore = "known gap (issue 19): a provider crashing between its delivery commit and telling records a default"]
+fn a_provider_killed_before_telling_its_result_records_no_default() {
+    let consumer_cue = Cue::new();
+    let (_genesis_dir, genesis) = genesis_for(&consumer_cue);
+    let crashing = provider(&genesis, None, &["--pay-grace", "1s", "--crash-at", "provider-stored"]);
+    let boot = crashing.listen[0].clone();
+    let consumer = NodeProcess::start_with(consumer_cue, &["--genesis", &genesis, "--bootstrap", &boot]);
+    wait_for_providers(&consumer, 1);
+    publish(&crashing, "fib", "fib");
+
+    let output = consumer.cue(&["submit", "fib@^1", "fib(25)", "--timeout", "1s", "--attempts", "1"]);
+    assert!(!output.status.success(), "nothing was delivered: {}", stderr(&output));
+    let (status, provider_cue) = crashing.crashed(Duration::from_secs(20));
+    assert!(aborted(status), "stopped dead at the crash point: {status:?}");
+    assert!(contracts(&consumer).iter().all(|c| c["state"] != "paid"), "the consumer paid nothing");
+
+    let rejoin = consumer.listen[0].clone();
+    let restarted = NodeProcess::start_with(
+        provider_cue,
+        &[
+            "--provide",
+            "--genesis",
+            &genesis,
+            "--price-per-mfuel",
+            "1000",
+            "--base-fee",
+            "5",
+            "--bootstrap",
+            &rejoin,
+        ],
+    );
+    // Past the contract's deadline (1 s of run time + 1 s of grace) and a few sweeps.
+    std::thread::sleep(Duration::from_secs(5));
+    let states: Vec<_> = contracts(&restarted).iter().map(|c| c["state"].to_string()).collect();
+    assert!(
+        !states.iter().any(|s| s.contains("defaulted")),
+        "no default for a result never told: {states:?}"
+    );
 }

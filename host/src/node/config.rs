@@ -100,6 +100,9 @@ pub enum CrashPoint {
     /// and the paid contract: `node/consumer/settle.rs`), before it tells the provider or
     /// gossips the transfer.
     ConsumerPaid,
+    /// A provider, right after the commit that stores a delivered result (the receipt and the
+    /// delivered contract: `node/provider/run.rs`, `deliver`), before it tells the consumer.
+    ProviderStored,
     /// A provider, after it stored a delivered result (the receipt and the delivered contract:
     /// `node/provider/run.rs`) and sent it, when the consumer's payment arrives on the job
     /// stream and before it is read into the ledger.

@@ -200,23 +200,19 @@ pub fn print(
     println!("  wrong results           {:>8}   {}", jobs.wrong, check(jobs.wrong == 0, "wrong results"));
     let some = check(jobs.completed > 0, "no job completed");
     println!("  jobs flowed             {:>8}   {some}", jobs.completed > 0);
+    let count = |name: &str| hostile[name].as_u64().unwrap_or(0);
+    let hostile_sent = count("requests") + count("gossip") + count("stalled_streams");
     println!(
-        "  faults injected         {:>8}   (SIGKILL: {} providers, {} consumers; hostile messages: {} — {} requests, {} answered; {} gossip; {} stalled streams; {} attacks could not be made)",
-        kills.providers
-            + kills.consumers
-            + hostile["requests"].as_u64().unwrap_or(0)
-            + hostile["gossip"].as_u64().unwrap_or(0)
-            + hostile["stalled_streams"].as_u64().unwrap_or(0),
+        "  faults injected         {:>8}   (SIGKILL: {} providers, {} consumers; hostile messages: {hostile_sent} — \
+         {} requests, {} answered; {} gossip; {} stalled streams; {} attacks could not be made)",
+        kills.providers + kills.consumers + hostile_sent,
         kills.providers,
         kills.consumers,
-        hostile["requests"].as_u64().unwrap_or(0)
-            + hostile["gossip"].as_u64().unwrap_or(0)
-            + hostile["stalled_streams"].as_u64().unwrap_or(0),
-        hostile["requests"],
-        hostile["answered"],
-        hostile["gossip"],
-        hostile["stalled_streams"],
-        hostile["failed"],
+        count("requests"),
+        count("answered"),
+        count("gossip"),
+        count("stalled_streams"),
+        count("failed"),
     );
     println!("  payments committed      {:>8}", figures.committed);
     println!(

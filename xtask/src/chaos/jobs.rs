@@ -15,8 +15,8 @@ use super::cluster::run_cue;
 
 /// The submit's options: a small fuel budget keeps the worst case (base fee + price × max
 /// fuel) within the offer.
-const SUBMIT: [&str; 8] =
-    ["--json", "--max-fuel", "1000000", "--pay", "2000", "--timeout", "5s", "--attempts"];
+const SUBMIT: [&str; 9] =
+    ["--json", "--max-fuel", "1000000", "--pay", "2000", "--timeout", "5s", "--attempts", "3"];
 
 /// What the submissions of a run came to.
 #[derive(Default)]
@@ -92,7 +92,6 @@ fn submit_until(cue: &Path, data_dir: &Path, rng: &mut Rng, stop: &AtomicBool) -
         let call = format!("fib({n})");
         let mut args = vec!["submit", "fib@^1", call.as_str()];
         args.extend(SUBMIT);
-        args.push("3");
         let Ok(output) = run_cue(cue, data_dir, &args) else { continue };
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -24,6 +24,7 @@
 //! | app | [`authoring`] | scaffolding and building job crates (`cue new`, `cue build`) |
 //! | util | [`datadir`] | where a node keeps its files |
 //! | test | [`fuzzing`] | the fuzz targets' checks of every decoder of peer input, shared with their replay test |
+//! | test | [`hostile`] | a hostile peer for chaos runs (`cue debug hostile`, hidden): request floods, forged gossip, stalled streams |
 //!
 //! The sandbox is the only importer of wasmtime, the store of rusqlite, crypto of
 //! ed25519-dalek, benchmark of wat, net of libp2p, api of axum and ureq; nothing above them
@@ -39,6 +40,7 @@ pub mod contract;
 pub mod crypto;
 pub mod datadir;
 pub mod fuzzing;
+pub mod hostile;
 pub mod ledger;
 pub mod local;
 pub mod market;

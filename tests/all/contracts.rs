@@ -16,12 +16,12 @@ use cue_host::protocol::{
 
 use crate::support::{Cue, NodeProcess, eventually, guest, guest_bytes, keyed_dir, stderr, stdout};
 
-const SUPPLY: u64 = 1_000_000_000;
+pub(crate) const SUPPLY: u64 = 1_000_000_000;
 const PRICE: u64 = 1_000;
 const BASE_FEE: u64 = 5;
 
 /// A genesis giving the whole supply to `consumer`, written into a temp file.
-fn genesis_for(consumer: &Cue) -> (tempfile::TempDir, String) {
+pub(crate) fn genesis_for(consumer: &Cue) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("genesis.toml");
     let alloc = format!("{}={SUPPLY}", consumer.peer_id());
@@ -30,7 +30,7 @@ fn genesis_for(consumer: &Cue) -> (tempfile::TempDir, String) {
     (dir, path.to_str().unwrap().to_owned())
 }
 
-fn provider(genesis: &str, boot: Option<&str>, extra: &[&str]) -> NodeProcess {
+pub(crate) fn provider(genesis: &str, boot: Option<&str>, extra: &[&str]) -> NodeProcess {
     let mut args = vec!["--provide", "--genesis", genesis, "--price-per-mfuel", "1000", "--base-fee", "5"];
     if let Some(boot) = boot {
         args.extend(["--bootstrap", boot]);
@@ -39,7 +39,7 @@ fn provider(genesis: &str, boot: Option<&str>, extra: &[&str]) -> NodeProcess {
     NodeProcess::start(&args)
 }
 
-fn wait_for_providers(consumer: &NodeProcess, count: usize) -> serde_json::Value {
+pub(crate) fn wait_for_providers(consumer: &NodeProcess, count: usize) -> serde_json::Value {
     let started = std::time::Instant::now();
     loop {
         let list = consumer.cue.json(&["providers", "--json"]);
@@ -51,7 +51,7 @@ fn wait_for_providers(consumer: &NodeProcess, count: usize) -> serde_json::Value
     }
 }
 
-fn submit(consumer: &NodeProcess, args: &[&str]) -> (i32, serde_json::Value) {
+pub(crate) fn submit(consumer: &NodeProcess, args: &[&str]) -> (i32, serde_json::Value) {
     let mut all = vec!["submit"];
     all.extend_from_slice(args);
     all.push("--json");
@@ -66,11 +66,11 @@ fn price(fuel: u64) -> u64 {
     BASE_FEE + (fuel * PRICE).div_ceil(1_000_000)
 }
 
-fn balance(node: &NodeProcess, peer: &str) -> u64 {
+pub(crate) fn balance(node: &NodeProcess, peer: &str) -> u64 {
     node.cue.json(&["wallet", "balance", peer, "--json"])["balance"].as_u64().unwrap()
 }
 
-fn publish(node: &NodeProcess, name: &str, file: &str) {
+pub(crate) fn publish(node: &NodeProcess, name: &str, file: &str) {
     let path = guest(file);
     let output = node.cue(&["publish", path.to_str().unwrap(), "--name", name, "--version", "1.0.0"]);
     assert!(output.status.success(), "{}", stderr(&output));

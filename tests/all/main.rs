@@ -17,6 +17,7 @@ mod js_conformance;
 mod ledger;
 mod ledger_crash;
 mod ledger_props;
+mod money_crash;
 mod network;
 mod network_hostile;
 mod sandbox;

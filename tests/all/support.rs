@@ -245,6 +245,20 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
+    /// Waits (at most `limit`) for the process to end on its own — a crash point reached —
+    /// and answers its exit status and its data dir, for a restart.
+    pub fn crashed(mut self, limit: std::time::Duration) -> (std::process::ExitStatus, Cue) {
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status;
+            }
+            assert!(started.elapsed() < limit, "the node did not stop; logs:\n{}", self.logs());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        (status, std::mem::replace(&mut self.cue, Cue::new()))
+    }
+
     /// Sends SIGTERM and waits (at most 20 s) for the process to exit; answers its status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         if let Ok(Some(status)) = self.child.try_wait() {

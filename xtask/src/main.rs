@@ -8,6 +8,10 @@
 //! - `cycles`: fail on an import cycle between sibling or cousin modules of `host/src`
 //!   (see `cycles::find` for the rule), listing each cycle's imports by file and line.
 //! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
+//! - `chaos --minutes N [--seed S]`: five providers, three consumers and a hostile peer as
+//!   processes on 127.0.0.1, killed and restarted at random while jobs flow; checks that no
+//!   payment is lost or made twice and that every node's balances equal a replay of its log
+//!   (docs/chaos.md). `test` ends with a one-minute run.
 //! - `bench [sandbox|ledger|net|contracts|js]`: every benchmark, or the one named; the sandbox,
 //!   contracts and js benchmarks build the guests first (figures go to docs/PERFORMANCE.md).
 
@@ -16,6 +20,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+mod chaos;
 mod cycles;
 #[path = "../../js-runtime/builder.rs"]
 mod js_runtime;
@@ -28,8 +33,12 @@ fn main() -> Result<()> {
         "cycles" => cycles::check(&root()),
         "demo" => demo(),
         "bench" => bench(std::env::args().nth(2).as_deref()),
+        "chaos" => chaos::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <guests|test|cycles|demo|bench [{}]>", BENCHES.join("|"));
+            eprintln!(
+                "usage: cargo xtask <guests|test|cycles|demo|chaos --minutes N [--seed S]|bench [{}]>",
+                BENCHES.join("|")
+            );
             bail!("unknown task `{task}`")
         }
     }
@@ -112,7 +121,7 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     run(cargo().current_dir(root()).args(["test", "--workspace"]))?;
-    Ok(())
+    chaos::run(&["--minutes".into(), "1".into()])
 }
 
 /// The benchmarks of `cue-host` (`host/benches/<name>.rs`), in the order `bench` runs them.

@@ -115,7 +115,11 @@ impl ApiClient {
         }
         let reader = std::io::BufReader::new(response.body_mut().as_reader());
         for line in reader.lines() {
-            let line = line.map_err(|e| ApiError::Protocol(e.to_string()))?;
+            // The answer broke off: the node stopped (or crashed) while working on it.
+            let line = line.map_err(|e| ApiError::Unreachable {
+                addr: self.base.clone(),
+                reason: format!("its answer broke off: {e}"),
+            })?;
             let value: Value = serde_json::from_str(&line).map_err(|e| ApiError::Protocol(e.to_string()))?;
             if let Some(done) = value.get("done") {
                 return Ok(done.clone());

@@ -4,6 +4,7 @@
 mod benchmark;
 mod build;
 mod context;
+mod debug;
 mod fetch;
 mod id;
 mod inspect;
@@ -87,6 +88,9 @@ enum Command {
     /// Balances, history, transfers and mints on the local ledger.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// Tools for testing the network (a hostile peer).
+    #[command(subcommand, hide = true)]
+    Debug(debug::DebugCommand),
 }
 
 impl Cli {
@@ -122,5 +126,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Job(args) => jobs::show(args, &data_dir),
         Command::Network(command) => network::run(command, &ledger),
         Command::Wallet(command) => wallet::run(command, &ledger),
+        Command::Debug(command) => debug::run(command, &ledger),
     }
 }

@@ -12,7 +12,7 @@ use crate::api::{ApiConfig, HostName};
 use crate::benchmark::Plan;
 use crate::datadir::DataDir;
 use crate::net::Multiaddr;
-use crate::node::{FaultInjection, Node, NodeConfig, ProviderSettings};
+use crate::node::{CrashPoint, FaultInjection, Node, NodeConfig, ProviderSettings};
 use crate::sandbox::{SandboxConfig, parse_bytes, parse_duration};
 
 /// Options of `cue node`.
@@ -48,6 +48,9 @@ pub struct NodeArgs {
     /// that consumers can be seen catching it
     #[arg(long, value_name = "FAULT")]
     fault_injection: Option<FaultInjection>,
+    /// FOR TESTING ONLY: abort the process at this point of a contract (crash tests)
+    #[arg(long, value_name = "POINT", hide = true)]
+    crash_at: Option<CrashPoint>,
     /// The most bytes of components kept (beyond, the least recently used that no live
     /// contract needs and this node did not publish are evicted), e.g. 4GiB
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "4GiB")]
@@ -94,6 +97,7 @@ async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> an
         sandbox: SandboxConfig::default(),
         genesis: ledger.genesis()?,
         max_blob_store_bytes: args.max_blob_store,
+        crash_at: args.crash_at,
     };
     let node = Node::start(config).await?;
     let api_config = ApiConfig { listen: args.api, hosts: args.api_host };

@@ -31,6 +31,17 @@ pub enum WalletCommand {
     Export(ExportArgs),
     /// Verify a signed event file and apply it to the local ledger.
     Import(ImportArgs),
+    /// Replay the local log (every ledger entry re-verified, in log order, from the genesis) and
+    /// check that it gives exactly the stored balances; exits 1 when it does not.
+    Verify(VerifyArgs),
+}
+
+/// Options of `cue wallet verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Print `{"entries": N, "supply": N, "balances_total": N, "sound": bool, "mismatches": [..]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `cue wallet balance`.
@@ -131,6 +142,7 @@ pub fn run(command: WalletCommand, ctx: &LedgerContext) -> anyhow::Result<ExitCo
         // Reading the log is safe beside a running node (WAL readers do not block it).
         WalletCommand::Export(args) => export(args, ctx)?,
         WalletCommand::Import(args) => print_entry(&wallet.import(&args, ctx)?, args.json),
+        WalletCommand::Verify(args) => return verify(&args, ctx),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -313,4 +325,38 @@ fn export(args: ExportArgs, ctx: &LedgerContext) -> anyhow::Result<()> {
     std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("{} bytes written to {}", bytes.len(), args.out.display());
     Ok(())
+}
+
+/// `verify`: replays the local log (safe beside a running node) and prints what it found.
+fn verify(args: &VerifyArgs, ctx: &LedgerContext) -> anyhow::Result<ExitCode> {
+    let replay = LogReader::open(&ctx.ledger_path())?.replay()?;
+    let mismatches: Vec<serde_json::Value> = replay
+        .mismatches
+        .iter()
+        .map(|(key, stored, replayed)| {
+            serde_json::json!({"peer_id": key.peer_id().to_string(), "stored": stored, "replayed": replayed})
+        })
+        .collect();
+    if args.json {
+        let report = serde_json::json!({
+            "entries": replay.entries,
+            "supply": replay.supply,
+            "balances_total": replay.materialised_total,
+            "sound": replay.is_sound(),
+            "mismatches": mismatches,
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "{} entries replayed · supply {} · stored balances add up to {} · {}",
+            replay.entries,
+            replay.supply,
+            replay.materialised_total,
+            if replay.is_sound() { "the stored balances equal the replay" } else { "MISMATCH" }
+        );
+        for m in &mismatches {
+            println!("  {} stored {} replayed {}", m["peer_id"], m["stored"], m["replayed"]);
+        }
+    }
+    Ok(if replay.is_sound() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -33,6 +33,9 @@ pub struct NodeConfig {
     /// The cap on the blob store's bytes (default [`DEFAULT_MAX_BLOB_STORE_BYTES`]): beyond,
     /// the least recently used components not pinned go (see `store::BlobStore`).
     pub max_blob_store_bytes: u64,
+    /// A testing aid: stop the process dead at this point of a contract (see [`CrashPoint`]);
+    /// `None` in production.
+    pub crash_at: Option<CrashPoint>,
 }
 
 impl NodeConfig {
@@ -48,6 +51,7 @@ impl NodeConfig {
             sandbox: SandboxConfig::default(),
             genesis: None,
             max_blob_store_bytes: DEFAULT_MAX_BLOB_STORE_BYTES,
+            crash_at: None,
         }
     }
 }
@@ -84,4 +88,23 @@ pub enum FaultInjection {
     /// Report every run as a trap that used the whole fuel budget (a provider paid for
     /// failures it makes up).
     FailAtMaxFuel,
+}
+
+/// A point in a contract where a node stops dead — `std::process::abort()`, no destructor, no
+/// flush, as a power cut or a SIGKILL would — so that tests can show what survives a crash
+/// there. A testing aid, off unless asked for by name (`cue node --crash-at consumer-paid`,
+/// hidden from `--help`; docs/architecture.md, "Crash points").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrashPoint {
+    /// A consumer, right after the commit that stores its payment (the transfer, the receipt
+    /// and the paid contract: `node/consumer/settle.rs`), before it tells the provider or
+    /// gossips the transfer.
+    ConsumerPaid,
+    /// A provider, right after the commit that stores a delivered result (the receipt and the
+    /// delivered contract: `node/provider/run.rs`, `deliver`), before it tells the consumer.
+    ProviderStored,
+    /// A provider, after it stored a delivered result (the receipt and the delivered contract:
+    /// `node/provider/run.rs`) and sent it, when the consumer's payment arrives on the job
+    /// stream and before it is read into the ledger.
+    ProviderDelivered,
 }

@@ -74,7 +74,7 @@ use tokio::task::JoinHandle;
 pub use blobs::{BLOB_PROTOCOL, MAX_UPLOADS, TransferError};
 pub(crate) use blobs::{parse_size, parse_status};
 pub use components::{FetchReport, PublishReport};
-pub use config::{DEFAULT_PAY_GRACE, FaultInjection, NodeConfig, ProviderSettings};
+pub use config::{CrashPoint, DEFAULT_PAY_GRACE, FaultInjection, NodeConfig, ProviderSettings};
 pub use consumer::{Attempt, AttemptOutcome, DEFAULT_AUDIT_FUEL, SubmitOptions, SubmitReport};
 pub use discovery::ProviderView;
 pub use error::{NodeError, UnfitProvider};
@@ -119,6 +119,19 @@ struct Shared {
     provider: Option<provider::Provider>,
     consumer: consumer::Consumer,
     unlogged: gossip::UnloggedAttestations,
+    /// Where to stop the process dead, for crash tests (see [`CrashPoint`]); `None` otherwise.
+    crash_at: Option<CrashPoint>,
+}
+
+impl Shared {
+    /// Stops the process dead (`abort`: no destructor, no flush) when the node was asked to
+    /// crash at `point` — a testing aid, see [`CrashPoint`].
+    fn crash_point(&self, point: CrashPoint) {
+        if self.crash_at == Some(point) {
+            eprintln!("crash point {point:?} reached: aborting");
+            std::process::abort();
+        }
+    }
 }
 
 /// A running node.
@@ -170,6 +183,7 @@ impl Node {
             provider: config.provide.as_ref().map(|settings| provider::Provider::new(settings, pool)),
             consumer: consumer::Consumer::default(),
             unlogged: gossip::UnloggedAttestations::default(),
+            crash_at: config.crash_at,
             journal,
             keypair,
             data_dir,

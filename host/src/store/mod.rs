@@ -29,6 +29,7 @@ mod reader;
 mod registry;
 mod registry_cap;
 mod registry_error;
+mod replay;
 mod schema;
 mod walbuf;
 mod writer;
@@ -44,6 +45,7 @@ pub use reader::{HistoryEntry, LogReader, MAX_IDLE_READERS, PooledReader};
 pub use registry::{Added, MAX_VERSIONS_PER_NAME, PinnedName, Registry};
 pub use registry_cap::{MAX_MANIFEST_BYTES, MAX_MANIFESTS, MAX_NAMES, USE_GRANULARITY_MS};
 pub use registry_error::RegistryError;
+pub use replay::Replay;
 pub use writer::{LedgerStore, QUEUE_CAPACITY};
 pub use writer_thread::{MAX_BATCH, MAX_HELD, REORDER_WINDOW};
 

@@ -103,6 +103,11 @@ impl LogReader {
         Ok(LogReader { conn })
     }
 
+    /// The connection, for the queries of sibling modules (`replay`).
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The genesis this database belongs to.
     pub fn genesis(&self) -> Result<Genesis, StoreError> {
         stored_genesis(&self.conn)?.ok_or(StoreError::NoGenesis)

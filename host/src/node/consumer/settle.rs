@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::jobstream::{self, Frame};
-use super::super::{NodeError, reputation};
+use super::super::{CrashPoint, NodeError, reputation};
 use super::attempt::Delivery;
 use super::audit::Audit;
 use super::{Attempt, AttemptOutcome, Job, SubmitReport};
@@ -163,6 +163,7 @@ impl Job {
                 ..Records::default()
             })
             .await?;
+        shared.crash_point(CrashPoint::ConsumerPaid);
         shared.reputation.counted(&verdict);
         self.tell_payment(delivery, &bytes).await;
         shared.outbox.gossip(bytes).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::super::jobstream::{self, Frame};
 use super::super::journal::Imported;
-use super::super::{Shared, reputation};
+use super::super::{CrashPoint, Shared, reputation};
 use crate::clock::now_ms;
 use crate::crypto::{Digest, PublicKey};
 use crate::ledger::claim_amount;
@@ -37,6 +37,7 @@ pub(super) async fn receive_on_stream(
     else {
         return false;
     };
+    shared.crash_point(CrashPoint::ProviderDelivered);
     let answer = match hex::decode(&transfer) {
         Ok(bytes) => match take(shared.clone(), bytes, Some(delivered)).await {
             Ok(()) => Frame::Paid,

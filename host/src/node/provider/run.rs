@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::super::jobstream::{self, Frame, FrameError, JOB_PROTOCOL, MAX_START_FRAME_BYTES, START_DEADLINE};
 use super::super::quota::Places;
-use super::super::{FaultInjection, NodeError, Shared, lock, next_stream};
+use super::super::{CrashPoint, FaultInjection, NodeError, Shared, lock, next_stream};
 use super::negotiate::{self, NoContract, PreparedJob};
 use super::{Provider, UNSTARTED_DEADLINE, payment};
 use crate::contract::Decline;
@@ -408,6 +408,7 @@ async fn deliver(
     let detail = outcome.result.as_ref().err().map(|e| e.to_string());
     let delivered = job.row.delivered(receipt.hash(), price, detail);
     shared.journal.commit(Records { events, rows: vec![delivered.clone()], ..Records::default() }).await?;
+    shared.crash_point(CrashPoint::ProviderStored);
     let receipt = hex::encode(receipt.bytes());
     let frame = if told {
         Frame::Outcome { receipt, output }

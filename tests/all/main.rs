@@ -20,6 +20,7 @@ mod ledger_props;
 mod money_crash;
 mod network;
 mod network_hostile;
+mod reputation;
 mod sandbox;
 mod sdk;
 mod strangers;

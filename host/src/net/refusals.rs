@@ -27,10 +27,13 @@ pub enum Refusal {
     Overload,
     /// A message, record or request of another network (another genesis).
     OtherNetwork,
+    /// A gossiped attestation that was forged or expired, or that names no contract its
+    /// attester was a party to (it weighs nothing), or a forged equivocation proof.
+    Attestation,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 9] = [
+    const ALL: [Refusal; 10] = [
         Refusal::Connection,
         Refusal::Request,
         Refusal::Record,
@@ -40,6 +43,7 @@ impl Refusal {
         Refusal::LedgerEntry,
         Refusal::Overload,
         Refusal::OtherNetwork,
+        Refusal::Attestation,
     ];
 
     /// The name `cue status` shows.
@@ -54,6 +58,7 @@ impl Refusal {
             Refusal::LedgerEntry => "ledger-entries",
             Refusal::Overload => "overload",
             Refusal::OtherNetwork => "other-network",
+            Refusal::Attestation => "attestations",
         }
     }
 }
@@ -61,7 +66,7 @@ impl Refusal {
 /// The counters, shared by the network task and the node.
 #[derive(Debug, Default)]
 pub struct Refusals {
-    counts: [AtomicU64; 9],
+    counts: [AtomicU64; 10],
 }
 
 impl Refusals {

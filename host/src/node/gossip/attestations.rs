@@ -146,7 +146,7 @@ fn one_set(owed: Vec<Owed>) -> (Vec<i64>, Vec<OutcomeAttestation>) {
 /// forged or expired; accepted otherwise.
 pub(in crate::node) async fn on_gossip(shared: &Shared, from: PeerId, bytes: Vec<u8>) -> GossipVerdict {
     let refuse = || {
-        shared.refusals.count(Refusal::Record);
+        shared.refusals.count(Refusal::Attestation);
         tracing::info!(%from, "refused a gossiped attestation");
         GossipVerdict::Reject
     };
@@ -209,7 +209,7 @@ async fn proven(
                 proven.push(attestation);
             }
             Err(why) => {
-                shared.refusals.count(Refusal::Record);
+                shared.refusals.count(Refusal::Attestation);
                 tracing::debug!(attester = %attester.peer_id(), "an attestation weighs nothing: {why}");
             }
         }

@@ -58,7 +58,7 @@ pub(in crate::node) async fn on_gossip(shared: &Shared, from: PeerId, bytes: Vec
     let proof = match EquivocationProof::decode(&bytes) {
         Ok(proof) => proof,
         Err(e) => {
-            shared.refusals.count(Refusal::Record);
+            shared.refusals.count(Refusal::Attestation);
             tracing::info!(%from, "refused a gossiped equivocation proof: {e}");
             return GossipVerdict::Reject;
         }

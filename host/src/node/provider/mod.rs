@@ -58,6 +58,9 @@ pub(super) struct Provider {
     fault: Option<FaultInjection>,
     min_reputation: f64,
     pay_grace_ms: u64,
+    /// When this node started providing: a contract delivered before it may never have been
+    /// told (see `payment::claim_or_default`).
+    started_ms: u64,
     allowed_publishers: Vec<PeerId>,
     /// Contracts whose end (paid, defaulted) a task is storing now, so it is stored and
     /// attested once (at most the delivered contracts, each for one commit).
@@ -101,6 +104,7 @@ impl Provider {
             fault: settings.fault,
             min_reputation: settings.min_reputation,
             pay_grace_ms: u64::try_from(settings.pay_grace.as_millis()).unwrap_or(u64::MAX),
+            started_ms: now_ms(),
             allowed_publishers: settings.allowed_publishers.clone(),
             concluding: Mutex::default(),
             settling: Arc::new(Semaphore::new(MAX_SETTLING)),

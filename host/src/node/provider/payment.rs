@@ -21,6 +21,9 @@ use crate::store::{ContractRow, ContractState, Draft, Records, Role};
 
 /// How long a job stream stays open after its outcome for the consumer's payment.
 const PAY_ON_STREAM_WAIT: Duration = Duration::from_secs(15);
+/// How long after its start a provider waits before it ends a contract delivered before the
+/// start (the consumer's payment or refund may be on its way by re-gossip).
+const AFTER_RESTART_MS: u64 = 10_000;
 /// Delivered contracts looked at per sweep.
 const SWEEP_LIMIT: u32 = 1024;
 
@@ -216,7 +219,8 @@ async fn conclude(shared: &Shared, row: ContractRow, evidence: Vec<Vec<u8>>) {
     let current = shared.journal.reader().and_then(|r| Ok(r.contract(&row.contract)?)).ok().flatten();
     let open = |state| {
         state == ContractState::Delivered
-            || (state == ContractState::Defaulted && row.state == ContractState::Paid)
+            || (matches!(state, ContractState::Defaulted | ContractState::Failed)
+                && row.state == ContractState::Paid)
     };
     if current.is_some_and(|c| open(c.state)) {
         tracing::info!(contract = %row.contract, state = row.state.name(), "contract settled");
@@ -236,7 +240,21 @@ async fn claim_or_default(shared: &Shared, row: ContractRow) {
     let Some(provider) = shared.provider.as_ref() else { return };
     let claimable = shared.journal.reader().ok().and_then(|reader| claim_draft(&reader, shared, &row));
     let Some(draft) = claimable else {
-        let evidence = consumer_release(shared, &row).into_iter().collect();
+        let evidence: Vec<Vec<u8>> = consumer_release(shared, &row).into_iter().collect();
+        // Delivered before this node last started, and the lock given back without naming the
+        // receipt: the node may have stopped before telling the result, so the consumer never
+        // had it. Nobody owes anything; no verdict.
+        if evidence.is_empty() && row.updated_ms < provider.started_ms {
+            let failed = row.ended(
+                ContractState::Failed,
+                "delivered before a restart and given back unpaid: the consumer may never have had it",
+            );
+            if provider.claim(row.contract) {
+                shared.journal.update(failed).await;
+                provider.release(&row.contract);
+            }
+            return;
+        }
         let defaulted = row.ended(ContractState::Defaulted, "the consumer did not pay by the deadline");
         conclude(shared, defaulted, evidence).await;
         return;
@@ -294,6 +312,12 @@ fn consumer_release(shared: &Shared, row: &ContractRow) -> Option<Vec<u8>> {
     })
 }
 
+/// When an unpaid delivered contract ends: at its payment deadline; for one delivered before
+/// this node last `started`, not before [`AFTER_RESTART_MS`] after the start either.
+fn deadline(row: &ContractRow, started: u64) -> u64 {
+    if row.updated_ms < started { row.pay_by_ms.max(started + AFTER_RESTART_MS) } else { row.pay_by_ms }
+}
+
 /// Marks delivered contracts paid when a payment from the consumer naming the receipt covers
 /// the price (one that came by gossip), or — once the deadline passed — claims from the
 /// consumer's lock, or records a default ([`claim_or_default`]). (A defaulted contract's late
@@ -301,6 +325,7 @@ fn consumer_release(shared: &Shared, row: &ContractRow) -> Option<Vec<u8>> {
 pub(super) async fn sweep(shared: &Shared) {
     let now = now_ms();
     let me = shared.keypair.public();
+    let started = shared.provider.as_ref().map_or(0, |p| p.started_ms);
     let updates = shared
         .journal
         .read(move |reader| {
@@ -319,7 +344,7 @@ pub(super) async fn sweep(shared: &Shared) {
                 });
                 match paid {
                     Some(payment) => updates.push((row.paid(payment), false)),
-                    None if now > row.pay_by_ms => updates.push((row, true)),
+                    None if now > deadline(&row, started) => updates.push((row, true)),
                     None => {}
                 }
             }

@@ -23,6 +23,7 @@ mod blobs;
 mod command;
 mod contracts;
 mod keep;
+mod locks;
 mod peers;
 mod prune;
 mod reader;

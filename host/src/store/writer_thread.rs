@@ -15,10 +15,8 @@ use super::prune::{Pruned, prune};
 use super::{StoreError, SubmitError, digest_from_blob, key_from_blob, stored_genesis};
 use crate::clock::now_ms;
 use crate::crypto::{Digest, Keypair, PublicKey};
-use crate::ledger::{
-    Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError, LockChange, OpenLock,
-};
-use crate::protocol::{Event, JobId, Lock, Mint, PaymentReference, Release, Transfer, Validity, Verified};
+use crate::ledger::{Account, Applied, EquivocationProof, Genesis, Ledger, LedgerError, LockChange};
+use crate::protocol::{Event, Lock, Mint, PaymentReference, Release, Transfer, Validity, Verified};
 
 /// Most commands committed in one transaction (one fsync).
 pub const MAX_BATCH: usize = 1024;
@@ -81,21 +79,7 @@ pub(super) fn load_state(conn: &Connection, genesis: &Genesis) -> Result<Ledger,
         }
         chain.push(digest_from_blob(row.get(2)?)?);
     }
-    let mut locks = HashMap::new();
-    let mut stmt = conn.prepare("SELECT hash, payer, payee, amount, job FROM locks")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let job: Vec<u8> = row.get(4)?;
-        let job =
-            JobId(job.try_into().map_err(|_| StoreError::Corrupt("a lock's job is not 16 bytes".into()))?);
-        let lock = OpenLock {
-            payer: key_from_blob(row.get(1)?)?,
-            payee: key_from_blob(row.get(2)?)?,
-            amount: row.get::<_, i64>(3)? as u64,
-            job,
-        };
-        locks.insert(digest_from_blob(row.get(0)?)?, lock);
-    }
+    let locks = super::locks::load(conn)?;
     let ledger =
         Ledger::restore(genesis.clone(), accounts, locks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(ledger)
@@ -515,23 +499,8 @@ fn insert_event(
         }
         _ => {}
     }
-    match &applied.lock {
-        Some(LockChange::Opened(hash, lock)) => {
-            tx.prepare_cached(
-                "INSERT INTO locks (hash, payer, payee, amount, job) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                &hash.0,
-                lock.payer.as_bytes(),
-                lock.payee.as_bytes(),
-                lock.amount as i64,
-                &lock.job.0
-            ])?;
-        }
-        Some(LockChange::Released { lock, .. }) => {
-            tx.prepare_cached("DELETE FROM locks WHERE hash = ?1")?.execute([&lock.0])?;
-        }
-        None => {}
+    if let Some(change) = &applied.lock {
+        super::locks::write(tx, change)?;
     }
     let mut link =
         tx.prepare_cached("INSERT INTO event_links (target, relation, event_id) VALUES (?1, ?2, ?3)")?;

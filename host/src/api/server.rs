@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+use super::events::{EventStreams, PeerSamples};
 use super::guard::Guard;
-use super::{ApiConfig, Endpoint, MAX_BODY_BYTES};
+use super::{ApiConfig, Endpoint, MAX_BODY_BYTES, dashboard, events};
 use crate::crypto::PeerId;
 use crate::datadir::{DataDir, TokenOrigin};
 use crate::node::{BalanceView, NodeError, NodeHandle};
@@ -30,6 +31,10 @@ const PROGRESS_BUFFER: usize = 64;
 struct AppState {
     /// The node the API drives.
     node: NodeHandle,
+    /// The places for live feeds (`GET /v1/events`).
+    streams: EventStreams,
+    /// Peer counts over the last hour (`GET /v1/activity`).
+    peer_samples: PeerSamples,
 }
 
 /// The methods the API's routes take.
@@ -67,6 +72,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         route(Post, "/v1/wallet/transfer", wallet_transfer),
         route(Post, "/v1/wallet/mint", wallet_mint),
         route(Post, "/v1/wallet/import", wallet_import),
+        route(Get, "/v1/events", live_events),
+        route(Get, "/v1/activity", activity),
+        route(Get, "/v1/components", components),
+        route(Get, "/v1/network", network),
+        route(Post, "/v1/provide", provide),
+        route(Post, "/v1/provide/stop", stop_providing),
     ]
 }
 
@@ -90,14 +101,29 @@ where
 }
 
 /// The API: every route, the body limit, and in front of them all (unknown paths included)
-/// the guard.
-fn router(node: NodeHandle, guard: Guard) -> Router {
+/// the guard; and the dashboard's files, behind the guard's Host and Origin checks.
+fn router(state: AppState, guard: Guard) -> Router {
+    let guard = Arc::new(guard);
     let app =
         routes().into_iter().fold(Router::new(), |app, (route, handler)| app.route(route.path, handler));
-    app.fallback(unknown_route)
+    let api = app
+        .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(Arc::new(guard), guarded))
-        .with_state(AppState { node })
+        .layer(middleware::from_fn_with_state(guard.clone(), guarded));
+    let pages = dashboard::router().layer(middleware::from_fn_with_state(guard, page_guarded));
+    pages.merge(api).with_state(state)
+}
+
+/// The guard for the dashboard's files: Host and Origin, no token (`Guard::admit_page`).
+async fn page_guarded(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    match guard.admit_page(request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::debug!(?refusal, "dashboard request refused");
+            let (status, kind) = refusal.status_and_kind();
+            error(status, kind, refusal)
+        }
+    }
 }
 
 /// The guard as middleware: a request that fails a check is answered with the refusal; the
@@ -127,6 +153,10 @@ pub struct ApiServer {
     stop: Option<oneshot::Sender<()>>,
     /// The task serving requests; ends after a stop, once the requests in flight are answered.
     task: tokio::task::JoinHandle<()>,
+    /// The task sampling peer counts for `/v1/activity`; aborted at the stop.
+    sampler: tokio::task::JoinHandle<()>,
+    /// The dashboard's address with the token in its fragment.
+    dashboard: String,
 }
 
 impl ApiServer {
@@ -135,8 +165,14 @@ impl ApiServer {
         self.addr
     }
 
+    /// The dashboard's address, `http://127.0.0.1:PORT/#token=…` (see [`super::dashboard_url`]).
+    pub fn dashboard_url(&self) -> &str {
+        &self.dashboard
+    }
+
     /// Stops taking requests, lets the ones in flight finish, removes `api.json`.
     pub async fn stop(mut self) {
+        self.sampler.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -161,7 +197,10 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = router(node.clone(), Guard::new(addr.port(), &config.hosts, token.secret()));
+    let peer_samples = PeerSamples::default();
+    let sampler = tokio::spawn(peer_samples.clone().run(node.clone()));
+    let state = AppState { node: node.clone(), streams: EventStreams::default(), peer_samples };
+    let app = router(state, Guard::new(addr.port(), &config.hosts, token.secret()));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -175,11 +214,12 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
     let endpoint_file = data_dir.api_endpoint();
     std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&endpoint)?)?;
     tracing::info!(%addr, "local API listening");
-    Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task })
+    let dashboard = super::dashboard_url(addr, token.secret());
+    Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task, sampler, dashboard })
 }
 
 /// An answer `{"error": {"kind", "message"}}` with `status`.
-fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+pub(super) fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     (status, axum::Json(json!({"error": {"kind": kind, "message": message.to_string()}}))).into_response()
 }
 
@@ -463,4 +503,76 @@ async fn job(
         Ok(job) => reply(state.node.job(job).await),
         Err(e) => error(StatusCode::BAD_REQUEST, "invalid", e),
     }
+}
+
+async fn live_events(State(state): State<AppState>) -> Response {
+    events::open(state.node, &state.streams)
+}
+
+async fn activity(State(state): State<AppState>) -> Response {
+    axum::Json(events::activity(&state.node, &state.peer_samples).await).into_response()
+}
+
+async fn network(State(state): State<AppState>) -> Response {
+    axum::Json(state.node.network()).into_response()
+}
+
+async fn components(State(state): State<AppState>) -> Response {
+    reply(state.node.components().await)
+}
+
+/// `POST /v1/provide`: the policy of the Provide view (`cue benchmark`'s options and their
+/// defaults).
+#[derive(Deserialize)]
+struct ProvideBody {
+    #[serde(default = "one_u64")]
+    price_per_mfuel: u64,
+    #[serde(default)]
+    base_fee: u64,
+    /// Jobs at once; the number of cores when absent.
+    max_concurrent_jobs: Option<u32>,
+    #[serde(default = "max_memory")]
+    max_memory_bytes: u64,
+    #[serde(default = "max_time")]
+    max_execution_ms: u64,
+    #[serde(default)]
+    min_reputation: f64,
+}
+
+fn one_u64() -> u64 {
+    1
+}
+
+fn max_memory() -> u64 {
+    512 << 20
+}
+
+fn max_time() -> u64 {
+    30_000
+}
+
+async fn provide(State(state): State<AppState>, axum::Json(body): axum::Json<ProvideBody>) -> Response {
+    let cores =
+        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    let options = crate::node::ProvideOptions {
+        policy: crate::market::ProviderPolicy {
+            price_per_mfuel: body.price_per_mfuel,
+            base_fee: body.base_fee,
+            max_concurrent_jobs: body.max_concurrent_jobs.unwrap_or(cores).max(1),
+            max_memory_bytes: body.max_memory_bytes,
+            max_execution_ms: body.max_execution_ms,
+        },
+        min_reputation: body.min_reputation,
+    };
+    let node = state.node.clone();
+    ndjson_operation(["done", "total"], move |progress| async move {
+        let manifest = node.provide(options, progress).await?;
+        Ok(
+            json!({"hash": manifest.hash().to_string(), "expires_ms": manifest.header().expires_ms, "manifest": manifest.body()}),
+        )
+    })
+}
+
+async fn stop_providing(State(state): State<AppState>) -> Response {
+    axum::Json(json!({"was_providing": state.node.stop_providing().await})).into_response()
 }

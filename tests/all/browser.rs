@@ -87,21 +87,49 @@ impl Browser {
 
     /// The text of the element `#id` once `ready(text)` holds (at most [`PAGE_WAIT`]).
     pub async fn wait_text(&self, id: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        match self.text_within(id, PAGE_WAIT, &ready).await {
+            Ok(text) => text,
+            Err(last) => {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("#{id}: {what}; last seen {last:?}; page:\n{page}")
+            }
+        }
+    }
+
+    /// Like [`Browser::wait_text`], reloading the page every few seconds (for a view that shows
+    /// what it found when it opened, like the Market).
+    pub async fn reload_until(&self, id: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        while started.elapsed() < PAGE_WAIT {
+            if let Ok(text) = self.text_within(id, Duration::from_secs(5), &ready).await {
+                return text;
+            }
+            self.client.refresh().await.unwrap_or_else(|e| panic!("reload: {e}"));
+        }
+        self.wait_text(id, what, ready).await
+    }
+
+    /// The text of `#id` once `ready` holds within `limit`; else the last text seen.
+    async fn text_within(
+        &self,
+        id: &str,
+        limit: Duration,
+        ready: &impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
         let started = Instant::now();
         let mut last = String::from("(no such element)");
-        while started.elapsed() < PAGE_WAIT {
+        while started.elapsed() < limit {
             if let Ok(element) = self.client.find(Locator::Id(id)).await
                 && let Ok(text) = element.text().await
             {
                 if ready(&text) {
-                    return text;
+                    return Ok(text);
                 }
                 last = text;
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
-        let page = self.client.source().await.unwrap_or_default();
-        panic!("#{id}: {what}; last seen {last:?}; page:\n{page}")
+        Err(last)
     }
 
     /// Clicks `#id` (waiting for it to exist).

@@ -76,7 +76,9 @@ async fn a_provider_from_its_page_runs_a_job_submitted_from_another_page_and_bot
     browser.open(&format!("{}/#/market", base(&b.dashboard))).await;
     let a_tail = &a.peer_id[a.peer_id.len() - 6..];
     browser
-        .wait_text("view", "A in the market and fib published", |t| t.contains("fib") && t.contains(a_tail))
+        .reload_until("view", "A in the market and fib published", |t| {
+            t.contains("fib") && t.contains(a_tail)
+        })
         .await;
     browser.screenshot("market").await;
 
@@ -92,6 +94,7 @@ async fn a_provider_from_its_page_runs_a_job_submitted_from_another_page_and_bot
         .wait_text("param-n-error", "a bad u32 next to the field", |t| t.contains("u32 goes from 0"))
         .await;
     browser.type_into("param-n", "20").await;
+    browser.type_into("max-fuel", "1000000").await;
     browser.click("submit-job").await;
     browser.wait_text("result-value", "the result", |t| t == "6765").await;
     let receipt = browser.wait_text("result-receipt", "the receipt", |t| t.len() == 64).await;

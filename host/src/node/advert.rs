@@ -57,6 +57,16 @@ pub(super) async fn start_measured(
     Ok(tokio::spawn(refresh(shared.clone(), settings, shutdown)))
 }
 
+/// Spawns the task that re-signs the installed manifest with `settings` (after a failed
+/// re-measurement, the previous one goes on).
+pub(super) fn keep_fresh(
+    shared: &Arc<Shared>,
+    settings: ProviderSettings,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(refresh(shared.clone(), settings, shutdown))
+}
+
 /// Withdraws the manifest: peers asking are told this node does not provide.
 pub(super) fn withdraw(shared: &Shared) {
     *lock(&shared.advert.current) = None;

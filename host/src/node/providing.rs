@@ -102,12 +102,22 @@ pub(super) async fn start(
         settings.min_reputation = options.min_reputation;
         settings
     };
-    if let Some(refresher) = lock(&providing.refresher).take() {
+    // The running refresher stops first, so it cannot install a manifest of the old policy
+    // over the new one; if the measurement fails, the old manifest (if any) goes on as it was.
+    let previous = lock(&providing.refresher).take();
+    if let Some(refresher) = &previous {
         refresher.abort();
     }
-    let refresher =
-        advert::start_measured(shared, settings.clone(), progress, shared.stopping.clone()).await?;
-    *lock(&providing.refresher) = Some(refresher);
+    match advert::start_measured(shared, settings.clone(), progress, shared.stopping.clone()).await {
+        Ok(refresher) => *lock(&providing.refresher) = Some(refresher),
+        Err(e) => {
+            let last = lock(&providing.last).clone();
+            if let (Some(_), Some(last), Some(_)) = (previous, last, shared.advert.current()) {
+                *lock(&providing.refresher) = Some(advert::keep_fresh(shared, last, shared.stopping.clone()));
+            }
+            return Err(e);
+        }
+    }
     *lock(&providing.last) = Some(settings.clone());
     let first = shared.provider.get().is_none();
     let provider = shared.provider.get_or_init(|| {

@@ -55,7 +55,7 @@ async function failure(response) {
   return failed;
 }
 
-async function call(method, path, body) {
+async function call(method, path, body, signal) {
   let response;
   try {
     response = await fetch(path, {
@@ -63,6 +63,7 @@ async function call(method, path, body) {
       headers: headers(body !== undefined),
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
+      signal,
     });
   } catch (e) {
     throw new ApiError(0, "unreachable", "the node does not answer: is `cue node` still running?");
@@ -127,7 +128,7 @@ export async function follow(onEvent, onConnection, signal) {
   let wait = 1000;
   while (!signal.aborted) {
     try {
-      const response = await call("GET", "/v1/events");
+      const response = await call("GET", "/v1/events", undefined, signal);
       onConnection(true);
       wait = 1000;
       await readLines(response, (block) => {

@@ -108,12 +108,15 @@ export function problem(error) {
 }
 
 /** A small line chart of `values` (SVG, no library). */
-export function sparkline(values, label) {
+export function sparkline(samples, label) {
+  // One sample is drawn as a flat line across.
+  const values = samples.length === 1 ? [samples[0], samples[0]] : samples;
   const width = 300;
   const height = 60;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", "chart");
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", label);

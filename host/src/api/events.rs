@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -52,15 +52,10 @@ impl Default for EventStreams {
     }
 }
 
-/// Answers a feed for `node`, or `503 busy` when [`MAX_EVENT_STREAMS`] are open.
-pub(super) fn open(node: NodeHandle, streams: &EventStreams) -> Response {
-    let Ok(place) = streams.places.clone().try_acquire_owned() else {
-        return super::server::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            format!("{MAX_EVENT_STREAMS} live feeds are open already; close a dashboard tab"),
-        );
-    };
+/// Answers a feed for `node`; `None` when [`MAX_EVENT_STREAMS`] are open (answered `503
+/// busy`).
+pub(super) fn open(node: NodeHandle, streams: &EventStreams) -> Option<Response> {
+    let place = streams.places.clone().try_acquire_owned().ok()?;
     let backlog = logfeed::feed().recent().iter().map(|line| event("log", line)).collect();
     let now = Instant::now();
     let feed = Feed {
@@ -80,7 +75,7 @@ pub(super) fn open(node: NodeHandle, streams: &EventStreams) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Some(response)
 }
 
 /// One open feed.

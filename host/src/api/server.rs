@@ -1,4 +1,7 @@
-//! The API server (axum): the routes, the guard in front of them, error mapping.
+//! The API server (axum): the routes, the guard in front of them, error mapping. The routes
+//! the dashboard adds are in `ui_routes`.
+
+mod ui_routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::events::{EventStreams, PeerSamples};
 use super::guard::Guard;
-use super::{ApiConfig, Endpoint, MAX_BODY_BYTES, dashboard, events};
+use super::{ApiConfig, Endpoint, MAX_BODY_BYTES, dashboard};
 use crate::crypto::PeerId;
 use crate::datadir::{DataDir, TokenOrigin};
 use crate::node::{BalanceView, NodeError, NodeHandle};
@@ -72,12 +75,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         route(Post, "/v1/wallet/transfer", wallet_transfer),
         route(Post, "/v1/wallet/mint", wallet_mint),
         route(Post, "/v1/wallet/import", wallet_import),
-        route(Get, "/v1/events", live_events),
-        route(Get, "/v1/activity", activity),
-        route(Get, "/v1/components", components),
-        route(Get, "/v1/network", network),
-        route(Post, "/v1/provide", provide),
-        route(Post, "/v1/provide/stop", stop_providing),
+        route(Get, "/v1/events", ui_routes::live_events),
+        route(Get, "/v1/activity", ui_routes::activity),
+        route(Get, "/v1/components", ui_routes::components),
+        route(Get, "/v1/network", ui_routes::network),
+        route(Post, "/v1/provide", ui_routes::provide),
+        route(Post, "/v1/provide/stop", ui_routes::stop_providing),
     ]
 }
 
@@ -219,7 +222,7 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
 }
 
 /// An answer `{"error": {"kind", "message"}}` with `status`.
-pub(super) fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     (status, axum::Json(json!({"error": {"kind": kind, "message": message.to_string()}}))).into_response()
 }
 
@@ -503,76 +506,4 @@ async fn job(
         Ok(job) => reply(state.node.job(job).await),
         Err(e) => error(StatusCode::BAD_REQUEST, "invalid", e),
     }
-}
-
-async fn live_events(State(state): State<AppState>) -> Response {
-    events::open(state.node, &state.streams)
-}
-
-async fn activity(State(state): State<AppState>) -> Response {
-    axum::Json(events::activity(&state.node, &state.peer_samples).await).into_response()
-}
-
-async fn network(State(state): State<AppState>) -> Response {
-    axum::Json(state.node.network()).into_response()
-}
-
-async fn components(State(state): State<AppState>) -> Response {
-    reply(state.node.components().await)
-}
-
-/// `POST /v1/provide`: the policy of the Provide view (`cue benchmark`'s options and their
-/// defaults).
-#[derive(Deserialize)]
-struct ProvideBody {
-    #[serde(default = "one_u64")]
-    price_per_mfuel: u64,
-    #[serde(default)]
-    base_fee: u64,
-    /// Jobs at once; the number of cores when absent.
-    max_concurrent_jobs: Option<u32>,
-    #[serde(default = "max_memory")]
-    max_memory_bytes: u64,
-    #[serde(default = "max_time")]
-    max_execution_ms: u64,
-    #[serde(default)]
-    min_reputation: f64,
-}
-
-fn one_u64() -> u64 {
-    1
-}
-
-fn max_memory() -> u64 {
-    512 << 20
-}
-
-fn max_time() -> u64 {
-    30_000
-}
-
-async fn provide(State(state): State<AppState>, axum::Json(body): axum::Json<ProvideBody>) -> Response {
-    let cores =
-        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
-    let options = crate::node::ProvideOptions {
-        policy: crate::market::ProviderPolicy {
-            price_per_mfuel: body.price_per_mfuel,
-            base_fee: body.base_fee,
-            max_concurrent_jobs: body.max_concurrent_jobs.unwrap_or(cores).max(1),
-            max_memory_bytes: body.max_memory_bytes,
-            max_execution_ms: body.max_execution_ms,
-        },
-        min_reputation: body.min_reputation,
-    };
-    let node = state.node.clone();
-    ndjson_operation(["done", "total"], move |progress| async move {
-        let manifest = node.provide(options, progress).await?;
-        Ok(
-            json!({"hash": manifest.hash().to_string(), "expires_ms": manifest.header().expires_ms, "manifest": manifest.body()}),
-        )
-    })
-}
-
-async fn stop_providing(State(state): State<AppState>) -> Response {
-    axum::Json(json!({"was_providing": state.node.stop_providing().await})).into_response()
 }

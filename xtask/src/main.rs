@@ -327,6 +327,16 @@ fn network_demo(cue: &Path, guests: &Path) -> Result<()> {
     show(cue, "consumer", &["submit", "wordcount@1", "count-words(\"the cat and the hat\")"])?;
     show(cue, "consumer", &["submit", "fib@1", "fib(1000000)", "--max-fuel", "500000"])?;
     show(cue, "consumer", &["submit", "nbody@1", "energy-after(100000)", "--replicas", "3"])?;
+    println!(
+        "\n== the origin's job: a function as JavaScript text, with JSON arguments and an offer of 15 =="
+    );
+    show(cue, "consumer", &["publish", "--js"])?;
+    show(cue, "consumer", &["submit", "--js", "(a, b) => a * b", "--args", "[5, 10]", "--pay", "15"])?;
+    show(
+        cue,
+        "consumer",
+        &["submit", "--js", "(n) => { throw new RangeError(`no ${n}`) }", "--args", "[7]", "--pay", "15"],
+    )?;
     println!("\nbalances after (the consumer's ledger; the same on every node):");
     balances(cue, &peers)?;
     show(cue, "consumer", &["providers"])?;

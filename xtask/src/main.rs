@@ -237,9 +237,20 @@ fn demo_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("cue-demo-{}-{name}", std::process::id()))
 }
 
+/// `arg` as a shell would need it typed: in single quotes when it holds anything but plain
+/// characters.
+fn shell_quoted(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@^./_=:-+,".contains(c);
+    match arg.chars().all(plain) && !arg.is_empty() {
+        true => arg.to_owned(),
+        false => format!("'{}'", arg.replace('\'', r"'\''")),
+    }
+}
+
 /// Runs `cue` on a demo data dir and prints what it says.
 fn show(cue: &Path, name: &str, args: &[&str]) -> Result<std::process::Output> {
-    println!("\n$ cue --data-dir {name} {}", args.join(" "));
+    let typed: Vec<String> = args.iter().map(|arg| shell_quoted(arg)).collect();
+    println!("\n$ cue --data-dir {name} {}", typed.join(" "));
     let output = Command::new(cue).arg("--data-dir").arg(demo_dir(name)).args(args).output()?;
     print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     Ok(output)

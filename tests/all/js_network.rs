@@ -87,6 +87,16 @@ fn the_origins_job_runs_on_a_provider_that_had_nothing_installed_for_an_offer_of
     assert_eq!(report["result"], serde_json::json!([2, 5, -6]), "{report}");
     let paid = cost + thrown["cost"].as_u64().unwrap() + report["cost"].as_u64().unwrap();
 
+    // `cue jobs` reads page by page: two pages are the whole list, in order.
+    let jobs = |args: &[&str]| consumer.cue.json(&[&["jobs", "--json"], args].concat());
+    let whole = jobs(&["--limit", "10"]);
+    assert_eq!(whole.as_array().unwrap().len(), 3, "{whole}");
+    let (first, rest) = (jobs(&["--limit", "2"]), jobs(&["--limit", "2", "--offset", "2"]));
+    assert_eq!(
+        [first.as_array().unwrap().clone(), rest.as_array().unwrap().clone()].concat(),
+        *whole.as_array().unwrap()
+    );
+
     // Every cost left the consumer and reached the provider, on the consumer's ledger.
     let settled = std::time::Instant::now();
     loop {

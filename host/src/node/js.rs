@@ -4,11 +4,9 @@
 //! runtime this node runs (never another key's build of the name) and caches it like any
 //! other. The report is read back as the function's JSON value.
 
-use super::{NodeError, Shared, components};
+use super::{NodeError, Shared, SubmitReport, components};
 use crate::crypto::Digest;
 use crate::local::js::{RUNTIME_NAME, RUNTIME_VERSION, preinitialized, read_result};
-
-use super::SubmitReport;
 
 /// The runtime's hash, ready in the blob store and published (the first time: pre-initialising
 /// it takes seconds, or reads it back from the code cache). When the name `js` belongs to

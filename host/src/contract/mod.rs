@@ -181,8 +181,8 @@ pub enum Unfit {
 }
 
 /// Whether `policy` fits a job of `max_memory_bytes`, `max_execution_ms` and `max_fuel` (`None`:
-/// what the offer buys, [`fuel_bought`]) with a
-/// fixed `offer` (`None`: the consumer pays each provider's own price for the budget).
+/// what the offer buys, [`fuel_bought`]) with a fixed `offer` (`None`: the consumer pays each
+/// provider's own price for the budget).
 pub fn fits(
     policy: &ProviderPolicy,
     max_memory_bytes: u64,

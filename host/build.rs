@@ -40,6 +40,18 @@ fn main() {
     };
     std::fs::copy(&built, &out)
         .unwrap_or_else(|e| panic!("cannot copy the JavaScript runtime {}: {e}", built.display()));
+    println!("cargo:rustc-env=CUE_JS_RUNTIME_VERSION={}", runtime_version(&root));
+}
+
+/// The runtime's version, from `js-runtime/Cargo.toml`: the version it is published under
+/// (`js@<version>`).
+fn runtime_version(root: &Path) -> String {
+    let manifest = std::fs::read_to_string(root.join("js-runtime/Cargo.toml"))
+        .unwrap_or_else(|e| panic!("cannot read js-runtime/Cargo.toml: {e}"));
+    manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("version = \"")?.strip_suffix('"').map(str::to_owned))
+        .unwrap_or_else(|| panic!("js-runtime/Cargo.toml has no version line"))
 }
 
 /// The workspace's target directory: `CARGO_TARGET_DIR` when set, else `<root>/target`.

@@ -66,7 +66,7 @@ fn options(provider: cue_host::crypto::PeerId) -> SubmitOptions {
         reference: "triple@1".into(),
         call: "triple(14)".into(),
         offer: None,
-        max_fuel: 1_000_000,
+        max_fuel: Some(1_000_000),
         max_memory_bytes: 16 << 20,
         timeout: Duration::from_secs(5),
         replicas: 1,

@@ -83,7 +83,7 @@ async fn an_unfunded_consumer_is_refused_before_its_job_runs_and_both_sides_say_
         reference: format!("sha256:{}", cue_host::crypto::Digest::of(&fib)),
         call: "fib(20)".into(),
         offer: Some(500),
-        max_fuel: 1_000_000,
+        max_fuel: Some(1_000_000),
         max_memory_bytes: 16 << 20,
         timeout: Duration::from_secs(10),
         replicas: 1,

@@ -122,6 +122,36 @@ fn mint_transfer_balance_history_through_the_cli() {
     let payments = reader.events_linking_to(&Digest::from_hex(&contract).unwrap()).unwrap();
     assert_eq!(payments.len(), 1);
     assert_eq!(payments[0].to_string(), paid["hash"].as_str().unwrap());
+
+    // The history reads page by page: each page starts before the last one's oldest entry,
+    // and together they are the whole history, newest first, each entry once.
+    a.ok(&["wallet", "transfer", &pb, "1", "--count", "5"]);
+    let hashes = |json: &str| -> Vec<(String, i64)> {
+        let page: Value = serde_json::from_str(json).unwrap();
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["hash"].as_str().unwrap().to_owned(), e["log_position"].as_i64().unwrap()))
+            .collect()
+    };
+    let whole = hashes(&a.ok(&["wallet", "history", &pa, "--json"]));
+    assert_eq!(whole.len(), 8, "the mint, 2 transfers and 5 more");
+    let (mut paged, mut before) = (Vec::new(), None::<i64>);
+    loop {
+        let mut args = vec!["wallet", "history", &pa, "--json", "--limit", "3"];
+        let position = before.map(|b| b.to_string());
+        if let Some(position) = &position {
+            args.extend(["--before", position]);
+        }
+        let page = hashes(&a.ok(&args));
+        assert!(page.len() <= 3);
+        before = page.last().map(|(_, position)| *position);
+        paged.extend(page);
+        if before.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, whole);
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod funds;
 mod fuzz_corpus;
 mod js;
 mod js_conformance;
+mod js_network;
 mod ledger;
 mod ledger_crash;
 mod ledger_props;

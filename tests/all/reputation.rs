@@ -54,7 +54,7 @@ async fn verdicts_about_strangers_weigh_nothing_even_from_a_trusted_peer() {
         reference: format!("sha256:{}", Digest::of(&fib)),
         call: "fib(20)".into(),
         offer: None,
-        max_fuel: 1_000_000,
+        max_fuel: Some(1_000_000),
         max_memory_bytes: 16 << 20,
         timeout: Duration::from_secs(10),
         replicas: 1,

@@ -269,9 +269,20 @@ fn demo_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("cue-demo-{}-{name}", std::process::id()))
 }
 
+/// `arg` as a shell would need it typed: in single quotes when it holds anything but plain
+/// characters.
+fn shell_quoted(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@^./_=:-+,".contains(c);
+    match arg.chars().all(plain) && !arg.is_empty() {
+        true => arg.to_owned(),
+        false => format!("'{}'", arg.replace('\'', r"'\''")),
+    }
+}
+
 /// Runs `cue` on a demo data dir and prints what it says.
 fn show(cue: &Path, name: &str, args: &[&str]) -> Result<std::process::Output> {
-    println!("\n$ cue --data-dir {name} {}", args.join(" "));
+    let typed: Vec<String> = args.iter().map(|arg| shell_quoted(arg)).collect();
+    println!("\n$ cue --data-dir {name} {}", typed.join(" "));
     let output = Command::new(cue).arg("--data-dir").arg(demo_dir(name)).args(args).output()?;
     print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     Ok(output)
@@ -359,6 +370,16 @@ fn network_demo(cue: &Path, guests: &Path, keep: bool) -> Result<()> {
     show(cue, "consumer", &["submit", "wordcount@1", "count-words(\"the cat and the hat\")"])?;
     show(cue, "consumer", &["submit", "fib@1", "fib(1000000)", "--max-fuel", "500000"])?;
     show(cue, "consumer", &["submit", "nbody@1", "energy-after(100000)", "--replicas", "3"])?;
+    println!(
+        "\n== the origin's job: a function as JavaScript text, with JSON arguments and an offer of 15 =="
+    );
+    show(cue, "consumer", &["publish", "--js"])?;
+    show(cue, "consumer", &["submit", "--js", "(a, b) => a * b", "--args", "[5, 10]", "--pay", "15"])?;
+    show(
+        cue,
+        "consumer",
+        &["submit", "--js", "(n) => { throw new RangeError(`no ${n}`) }", "--args", "[7]", "--pay", "15"],
+    )?;
     println!("\nbalances after (the consumer's ledger; the same on every node):");
     balances(cue, &peers)?;
     show(cue, "consumer", &["providers"])?;

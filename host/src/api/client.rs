@@ -149,9 +149,16 @@ impl ApiClient {
         typed(self.get(&format!("/v1/wallet/balance?{}", peer_query(peer)))?)
     }
 
-    /// An account's latest `limit` ledger entries, newest first (`None`: the node's own).
-    pub fn history(&self, peer: Option<&str>, limit: u32) -> Result<Vec<EntryView>, ApiError> {
-        typed(self.get(&format!("/v1/wallet/history?{}limit={limit}", peer_query(peer)))?)
+    /// An account's latest `limit` ledger entries, newest first (`None`: the node's own), from
+    /// before log position `before` (`None`: from the latest).
+    pub fn history(
+        &self,
+        peer: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<EntryView>, ApiError> {
+        let before = before.map(|b| format!("&before={b}")).unwrap_or_default();
+        typed(self.get(&format!("/v1/wallet/history?{}limit={limit}{before}", peer_query(peer)))?)
     }
 
     /// Pays `amount` to `to` from the node's account (`reference`: `contract:<hash>` or

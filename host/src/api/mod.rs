@@ -35,13 +35,13 @@
 //! |---|---|---|---|
 //! | GET | `/v1/status` | | peer id, addresses, connected peers, manifest |
 //! | GET | `/v1/providers` | | `[ProviderView]`, best first |
-//! | POST | `/v1/publish?name=N&version=V` | the component's bytes | `PublishReport` |
+//! | POST | `/v1/publish?name=N&version=V` (or `?js=true`, no body: the built-in JavaScript runtime) | the component's bytes | `PublishReport` |
 //! | POST | `/v1/fetch` | `{"reference": "fib@^1"}` | NDJSON: `{"progress": ..}` lines, then `{"done": FetchReport}` or `{"error": ..}` |
-//! | POST | `/v1/submit` | `{"reference", "call", "max_fuel", "max_memory_bytes", "timeout_ms", "offer"?, "replicas"?, "provider"?, "max_attempts"?}` | NDJSON: `{"progress": ..}` lines, then `{"done": SubmitReport}` or `{"error": ..}` |
-//! | GET | `/v1/jobs?limit=N` | | contracts, most recently changed first |
+//! | POST | `/v1/submit` | `{"reference", "call"` — or `"js", "args"?` (a JavaScript job: code and a JSON array, as text or JSON) — `, "max_memory_bytes", "timeout_ms", "offer"?, "max_fuel"?, "replicas"?, "provider"?, "max_attempts"?, "audit_fuel"?}` (no `max_fuel`: what the offer buys from each provider) | NDJSON: `{"progress": ..}` lines, then `{"done": SubmitReport}` or `{"error": ..}` |
+//! | GET | `/v1/jobs?limit=N&offset=K` | | contracts, most recently changed first (at most 10,000; `offset`: the next page) |
 //! | GET | `/v1/jobs/{job}` | | a job's contracts and events |
 //! | GET | `/v1/wallet/balance?peer=P` | | `{"peer_id", "balance", "flagged"}` |
-//! | GET | `/v1/wallet/history?peer=P&limit=N` | | `[EntryView]`, newest first |
+//! | GET | `/v1/wallet/history?peer=P&limit=N&before=POS` | | `[EntryView]`, newest first (at most 10,000; `before`: the next page, before the last entry's `log_position`) |
 //! | POST | `/v1/wallet/transfer` | `{"to", "amount", "reference"?}` | `EntryView` |
 //! | POST | `/v1/wallet/mint` | `{"to", "amount"}` | `EntryView` |
 //! | POST | `/v1/wallet/import?historical=B` | a signed event's bytes | `EntryView` |

@@ -282,14 +282,23 @@ async fn providers(State(state): State<AppState>) -> Response {
     }
 }
 
+/// A component's name and version; or `js=true` (and no body): the built-in JavaScript
+/// runtime, as `js@<its version>`.
 #[derive(Deserialize)]
 struct PublishQuery {
-    name: String,
-    version: String,
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    js: bool,
 }
 
 async fn publish(State(state): State<AppState>, Query(query): Query<PublishQuery>, body: Bytes) -> Response {
-    match state.node.publish(body.to_vec(), &query.name, &query.version).await {
+    let published = match (query.js, query.name, query.version) {
+        (true, None, None) if body.is_empty() => state.node.publish_js().await,
+        (false, Some(name), Some(version)) => state.node.publish(body.to_vec(), &name, &version).await,
+        _ => Err(NodeError::Invalid("give a name and a version with the component, or js=true alone".into())),
+    };
+    match published {
         Ok(report) => axum::Json(report).into_response(),
         Err(e) => node_error(e),
     }
@@ -331,7 +340,14 @@ fn account(node: &NodeHandle, peer: Option<&str>) -> Result<PeerId, NodeError> {
 struct AccountQuery {
     peer: Option<String>,
     limit: Option<u32>,
+    /// History: entries from before this log position (the next page).
+    before: Option<i64>,
+    /// Jobs: contracts after the first `offset` (the next page).
+    offset: Option<u32>,
 }
+
+/// Most entries or contracts one answer holds; more are read page by page.
+const PAGE_LIMIT: u32 = 10_000;
 
 async fn wallet_balance(State(state): State<AppState>, Query(query): Query<AccountQuery>) -> Response {
     let node = &state.node;
@@ -351,7 +367,7 @@ async fn wallet_history(State(state): State<AppState>, Query(query): Query<Accou
     reply(
         async {
             let peer = account(node, query.peer.as_deref())?;
-            node.history(peer, query.limit.unwrap_or(50).min(10_000)).await
+            node.history_before(peer, query.before, query.limit.unwrap_or(50).min(PAGE_LIMIT)).await
         }
         .await,
     )
@@ -403,12 +419,16 @@ async fn wallet_import(
     reply(state.node.import(body.to_vec(), query.historical).await)
 }
 
+/// A submission: a component's `reference` and `call`, or a JavaScript job's `js` code and
+/// `args` (a JSON array, as text or as JSON).
 #[derive(Deserialize)]
 struct SubmitBody {
-    reference: String,
-    call: String,
+    reference: Option<String>,
+    call: Option<String>,
+    js: Option<String>,
+    args: Option<serde_json::Value>,
     offer: Option<u64>,
-    max_fuel: u64,
+    max_fuel: Option<u64>,
     max_memory_bytes: u64,
     timeout_ms: u64,
     #[serde(default = "one")]
@@ -433,14 +453,46 @@ fn three() -> usize {
     3
 }
 
-async fn submit(State(state): State<AppState>, axum::Json(body): axum::Json<SubmitBody>) -> Response {
+/// What a submission runs: a component's call, or a JavaScript function on its arguments.
+enum Submitted {
+    Component,
+    Js { code: String, args: String },
+}
+
+impl SubmitBody {
+    /// What the body asks to run, or why it is not a submission.
+    fn submitted(&mut self) -> Result<Submitted, String> {
+        match (&self.reference, &self.call, self.js.take()) {
+            (Some(_), Some(_), None) => Ok(Submitted::Component),
+            (None, None, Some(code)) => {
+                let args = match self.args.take() {
+                    None => "[]".to_owned(),
+                    Some(serde_json::Value::String(text)) => text,
+                    Some(value @ serde_json::Value::Array(_)) => value.to_string(),
+                    Some(other) => return Err(format!("args must be a JSON array, not {other}")),
+                };
+                Ok(Submitted::Js { code, args })
+            }
+            _ => Err(
+                "give a component's \"reference\" and \"call\", or a JavaScript job's \"js\" (and \"args\")"
+                    .into(),
+            ),
+        }
+    }
+}
+
+async fn submit(State(state): State<AppState>, axum::Json(mut body): axum::Json<SubmitBody>) -> Response {
     let provider = match body.provider.as_deref().map(str::parse::<PeerId>).transpose() {
         Ok(provider) => provider,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", format!("provider: {e}")),
     };
+    let submitted = match body.submitted() {
+        Ok(submitted) => submitted,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", e),
+    };
     let options = crate::node::SubmitOptions {
-        reference: body.reference,
-        call: body.call,
+        reference: body.reference.unwrap_or_default(),
+        call: body.call.unwrap_or_default(),
         offer: body.offer,
         max_fuel: body.max_fuel,
         max_memory_bytes: body.max_memory_bytes,
@@ -451,7 +503,12 @@ async fn submit(State(state): State<AppState>, axum::Json(body): axum::Json<Subm
         audit_fuel: body.audit_fuel,
     };
     let node = state.node.clone();
-    ndjson_operation(["done", "total"], move |progress| async move { node.submit(options, progress).await })
+    ndjson_operation(["done", "total"], move |progress| async move {
+        match submitted {
+            Submitted::Component => node.submit(options, progress).await,
+            Submitted::Js { code, args } => node.submit_js(&code, &args, options, progress).await,
+        }
+    })
 }
 
 /// Progress reported by a long operation: `(first, second)`, named by the operation.
@@ -495,7 +552,7 @@ fn ndjson_response(receiver: mpsc::Receiver<Bytes>) -> Response {
 }
 
 async fn jobs(State(state): State<AppState>, Query(query): Query<AccountQuery>) -> Response {
-    reply(state.node.jobs(query.limit.unwrap_or(50).min(10_000)).await)
+    reply(state.node.jobs_from(query.offset.unwrap_or(0), query.limit.unwrap_or(50).min(PAGE_LIMIT)).await)
 }
 
 async fn job(

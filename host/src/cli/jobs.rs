@@ -12,9 +12,12 @@ use crate::datadir::DataDir;
 /// Options of `cue jobs`.
 #[derive(Debug, Args)]
 pub struct JobsArgs {
-    /// Most contracts to show
+    /// Most contracts to show (at most 10,000)
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Skip the first N (the next page)
+    #[arg(long, default_value_t = 0)]
+    offset: u32,
     /// Print a JSON array
     #[arg(long)]
     json: bool,
@@ -43,7 +46,7 @@ fn field(value: &Value) -> String {
 /// Lists contracts, most recently changed first.
 pub fn list(args: JobsArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let api = ApiClient::discover(data_dir, Duration::from_secs(30))?;
-    let jobs = api.get(&format!("/v1/jobs?limit={}", args.limit))?;
+    let jobs = api.get(&format!("/v1/jobs?limit={}&offset={}", args.limit, args.offset))?;
     if args.json {
         println!("{jobs}");
         return Ok(ExitCode::SUCCESS);

@@ -14,14 +14,19 @@ use crate::datadir::DataDir;
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The component file
-    component: PathBuf,
+    #[arg(required_unless_present = "js", conflicts_with = "js")]
+    component: Option<PathBuf>,
     /// The name to publish under (lowercase letters, digits, `-`); owned by the first key that
     /// publishes it
-    #[arg(long)]
-    name: String,
+    #[arg(long, required_unless_present = "js")]
+    name: Option<String>,
     /// The version (semver, e.g. 1.2.0)
-    #[arg(long)]
-    version: String,
+    #[arg(long, required_unless_present = "js")]
+    version: Option<String>,
+    /// Publish the JavaScript runtime built into cue, as js@<its version> (what `cue submit
+    /// --js` runs; it publishes it by itself on first use)
+    #[arg(long, conflicts_with_all = ["name", "version"])]
+    js: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -29,12 +34,16 @@ pub struct PublishArgs {
 
 /// Sends the component to the node, which verifies it, signs its manifest and announces it.
 pub fn run(args: PublishArgs, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.component)
-        .with_context(|| format!("cannot read {}", args.component.display()))?;
     let api = ApiClient::discover(data_dir, Duration::from_secs(300))?;
-    let path =
-        format!("/v1/publish?name={}&version={}", encode_query(&args.name), encode_query(&args.version));
-    let report = api.post_bytes(&path, &bytes)?;
+    let report = match (&args.component, &args.name, &args.version) {
+        (Some(component), Some(name), Some(version)) => {
+            let bytes =
+                std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
+            let path = format!("/v1/publish?name={}&version={}", encode_query(name), encode_query(version));
+            api.post_bytes(&path, &bytes)?
+        }
+        _ => api.post_bytes("/v1/publish?js=true", &[])?,
+    };
     if args.json {
         println!("{report}");
     } else {

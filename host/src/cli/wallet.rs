@@ -59,9 +59,13 @@ pub struct BalanceArgs {
 pub struct HistoryArgs {
     /// Peer id (or hex public key) of the account [default: this agent].
     pub peer: Option<String>,
-    /// Most entries to show.
+    /// Most entries to show (at most 10,000 when a node answers).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Only entries from before this log position (the next page: the last entry's
+    /// `log_position`).
+    #[arg(long)]
+    pub before: Option<i64>,
     /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
@@ -134,9 +138,7 @@ pub fn run(command: WalletCommand, ctx: &LedgerContext) -> anyhow::Result<ExitCo
     };
     match command {
         WalletCommand::Balance(args) => print_balance(&wallet.balance(args.peer.as_deref(), ctx)?, args.json),
-        WalletCommand::History(args) => {
-            print_entries(&wallet.history(args.peer.as_deref(), args.limit, ctx)?, args.json)
-        }
+        WalletCommand::History(args) => print_entries(&wallet.history(&args, ctx)?, args.json),
         WalletCommand::Transfer(args) => wallet.transfer(&args, ctx)?,
         WalletCommand::Mint(args) => print_entry(&wallet.mint(&args, ctx)?, args.json),
         // Reading the log is safe beside a running node (WAL readers do not block it).
@@ -186,12 +188,14 @@ impl Wallet {
         })
     }
 
-    fn history(&self, peer: Option<&str>, limit: u32, ctx: &LedgerContext) -> anyhow::Result<Vec<EntryView>> {
+    fn history(&self, args: &HistoryArgs, ctx: &LedgerContext) -> anyhow::Result<Vec<EntryView>> {
+        let peer = args.peer.as_deref();
         if let Wallet::Node(api) = self {
-            return Ok(api.history(peer, limit)?);
+            return Ok(api.history(peer, args.before, args.limit)?);
         }
         let peer = account(peer, ctx)?;
-        let entries = ctx.open_ledger()?.reader()?.history(&peer.public_key(), limit)?;
+        let entries =
+            ctx.open_ledger()?.reader()?.history_before(&peer.public_key(), args.before, args.limit)?;
         Ok(entries.iter().map(EntryView::of_history).collect())
     }
 

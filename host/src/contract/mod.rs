@@ -52,6 +52,23 @@ pub fn minimum_offer(policy: &ProviderPolicy, max_fuel: u64) -> u64 {
     u64::try_from(u128::from(policy.base_fee) + fuel).unwrap_or(u64::MAX)
 }
 
+/// The most fuel a consumer lets a job use when it gives no budget of its own: far beyond what
+/// any provider's time limit lets a job burn, so the time limit ends such a job first.
+pub const MAX_DERIVED_FUEL: u64 = 1_000_000_000_000_000;
+
+/// The most fuel `offer` buys at `policy`'s prices: what is left after the base fee, at its
+/// price per million fuel (so that [`minimum_offer`] of it is at most `offer`), at most
+/// [`MAX_DERIVED_FUEL`]; 0 when the offer does not exceed the base fee. A job submitted with
+/// an offer and no fuel budget gets this budget from each provider it asks.
+pub fn fuel_bought(policy: &ProviderPolicy, offer: u64) -> u64 {
+    let Some(left) = offer.checked_sub(policy.base_fee) else { return 0 };
+    if policy.price_per_mfuel == 0 {
+        return MAX_DERIVED_FUEL;
+    }
+    let fuel = u128::from(left) * 1_000_000 / u128::from(policy.price_per_mfuel);
+    u64::try_from(fuel).unwrap_or(u64::MAX).min(MAX_DERIVED_FUEL)
+}
+
 /// The checks a provider makes before looking at the component: addressee, network, bounds,
 /// price, capacity, reputation. The component and the call are checked after (they need the
 /// sandbox).
@@ -148,15 +165,29 @@ pub enum Unfit {
         /// The job's fuel budget.
         max_fuel: u64,
     },
+    /// With no fuel budget given, the offer buys no fuel at all from this provider.
+    #[error(
+        "offer {} buys no fuel: its base fee is {} and it charges {} per Mfuel; raise --pay (or give --max-fuel)",
+        grouped(*offer), grouped(*base_fee), grouped(*price_per_mfuel)
+    )]
+    BuysNoFuel {
+        /// The offer.
+        offer: u64,
+        /// The provider's base fee.
+        base_fee: u64,
+        /// Its price per million fuel.
+        price_per_mfuel: u64,
+    },
 }
 
-/// Whether `policy` fits a job of `max_memory_bytes`, `max_execution_ms` and `max_fuel` with a
-/// fixed `offer` (`None`: the consumer pays each provider's own price for the budget).
+/// Whether `policy` fits a job of `max_memory_bytes`, `max_execution_ms` and `max_fuel` (`None`:
+/// what the offer buys, [`fuel_bought`]) with a fixed `offer` (`None`: the consumer pays each
+/// provider's own price for the budget).
 pub fn fits(
     policy: &ProviderPolicy,
     max_memory_bytes: u64,
     max_execution_ms: u64,
-    max_fuel: u64,
+    max_fuel: Option<u64>,
     offer: Option<u64>,
 ) -> Result<(), Unfit> {
     if max_memory_bytes > policy.max_memory_bytes {
@@ -165,17 +196,27 @@ pub fn fits(
     if max_execution_ms > policy.max_execution_ms {
         return Err(Unfit::Time { asked: max_execution_ms, allowed: policy.max_execution_ms });
     }
+    let (Some(offer), Some(max_fuel)) = (offer, max_fuel) else {
+        return match offer {
+            Some(offer) if fuel_bought(policy, offer) == 0 => Err(Unfit::BuysNoFuel {
+                offer,
+                base_fee: policy.base_fee,
+                price_per_mfuel: policy.price_per_mfuel,
+            }),
+            _ => Ok(()),
+        };
+    };
     let minimum = minimum_offer(policy, max_fuel);
-    match offer {
-        Some(offer) if offer < minimum => Err(Unfit::Offer {
+    if offer < minimum {
+        return Err(Unfit::Offer {
             offer,
             minimum,
             base_fee: policy.base_fee,
             price_per_mfuel: policy.price_per_mfuel,
             max_fuel,
-        }),
-        _ => Ok(()),
+        });
     }
+    Ok(())
 }
 
 /// `n` with its thousands grouped by commas (`10,000,010`), as people read figures.

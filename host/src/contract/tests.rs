@@ -167,21 +167,49 @@ fn the_majority_needs_more_than_half_to_agree_on_output_and_fuel() {
 }
 
 #[test]
+fn an_offer_without_a_fuel_budget_buys_what_is_left_after_the_base_fee_and_never_more() {
+    // The origin's example: an offer of 15 at a base fee of 10 and 2 per Mfuel buys 2.5 Mfuel.
+    let origin = ProviderPolicy { price_per_mfuel: 2, base_fee: 10, ..policy() };
+    assert_eq!(fuel_bought(&origin, 15), 2_500_000);
+    assert_eq!(minimum_offer(&origin, fuel_bought(&origin, 15)), 15);
+    for offer in [0, 9, 10] {
+        assert_eq!(fuel_bought(&origin, offer), 0, "an offer of {offer} does not pass the base fee");
+    }
+    let odd = ProviderPolicy { price_per_mfuel: 3, base_fee: 0, ..policy() };
+    for offer in [1, 2, 7, 1_000_001, u64::MAX] {
+        let fuel = fuel_bought(&odd, offer);
+        assert!(minimum_offer(&odd, fuel) <= offer, "{fuel} fuel at 3 per Mfuel costs more than {offer}");
+        assert!(
+            fuel == MAX_DERIVED_FUEL || minimum_offer(&odd, fuel + 1) > offer,
+            "not the most for {offer}"
+        );
+    }
+    let free = ProviderPolicy { price_per_mfuel: 0, base_fee: 5, ..policy() };
+    assert_eq!((fuel_bought(&free, 5), fuel_bought(&free, 4)), (MAX_DERIVED_FUEL, 0));
+}
+
+#[test]
 fn an_unfit_policy_says_which_rule_failed_with_its_figures() {
     let policy = ProviderPolicy { price_per_mfuel: 1, base_fee: 10, ..policy() };
-    assert_eq!(fits(&policy, 32 << 20, 5_000, 10_000_000_000, Some(20_000)), Ok(()));
-    assert_eq!(fits(&policy, 32 << 20, 5_000, 10_000_000_000, None), Ok(()), "no fixed offer");
-    let cheap = fits(&policy, 32 << 20, 5_000, 10_000_000_000, Some(1_000)).unwrap_err();
+    assert_eq!(fits(&policy, 32 << 20, 5_000, Some(10_000_000_000), Some(20_000)), Ok(()));
+    assert_eq!(fits(&policy, 32 << 20, 5_000, Some(10_000_000_000), None), Ok(()), "no fixed offer");
+    let cheap = fits(&policy, 32 << 20, 5_000, Some(10_000_000_000), Some(1_000)).unwrap_err();
     assert_eq!(
         cheap.to_string(),
         "offer 1,000 is below the worst case 10,010 = base 10 + 1 per Mfuel × max fuel 10,000,000,000; \
          lower --max-fuel or raise --pay"
     );
-    let greedy = fits(&policy, 1 << 30, 5_000, 1, None).unwrap_err();
+    let greedy = fits(&policy, 1 << 30, 5_000, Some(1), None).unwrap_err();
     assert_eq!(greedy, Unfit::Memory { asked: 1 << 30, allowed: 64 << 20 });
     assert_eq!(greedy.to_string(), "max memory 1,073,741,824 exceeds its 67,108,864");
-    let slow = fits(&policy, 1, 60_000, 1, None).unwrap_err();
+    let slow = fits(&policy, 1, 60_000, Some(1), None).unwrap_err();
     assert_eq!(slow.to_string(), "time limit 60,000 ms exceeds its 10,000 ms");
+    let base_only = fits(&policy, 32 << 20, 5_000, None, Some(10)).unwrap_err();
+    assert_eq!(
+        base_only.to_string(),
+        "offer 10 buys no fuel: its base fee is 10 and it charges 1 per Mfuel; raise --pay (or give --max-fuel)"
+    );
+    assert_eq!(fits(&policy, 32 << 20, 5_000, None, Some(11)), Ok(()), "the offer buys 1 Mfuel");
     assert_eq!(
         (grouped(0), grouped(999), grouped(1_000), grouped(10_000_010)),
         ("0".into(), "999".into(), "1,000".into(), "10,000,010".into())

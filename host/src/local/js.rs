@@ -26,6 +26,12 @@ use crate::sandbox::{CodeSource, JobError, Limits, LoadedComponent, LogLine, San
 /// The runtime component, as `cargo xtask guests` also writes it to `target/guests/js.wasm`.
 pub const RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/js.wasm"));
 
+/// The name the runtime is published under on the network (`js@<RUNTIME_VERSION>`).
+pub const RUNTIME_NAME: &str = "js";
+
+/// The runtime's version (`js-runtime/Cargo.toml`'s): the version it is published under.
+pub const RUNTIME_VERSION: &str = env!("CUE_JS_RUNTIME_VERSION");
+
 /// A JavaScript job to run locally.
 #[derive(Clone, Debug)]
 pub struct JsRun {
@@ -163,18 +169,13 @@ fn local_run(run: &JsRun) -> LocalRun {
 
 /// Reads the runtime's `result<string, js-error>` out of a run's report.
 fn report(run: RunReport) -> JsReport {
-    let (result, text, error) = match (&run.error, run.result.get("ok"), run.result.get("err")) {
-        (Some(error), _, _) => (serde_json::Value::Null, None, Some(sandbox_failure(error))),
-        (None, Some(serde_json::Value::String(text)), _) => match parse_value(text) {
-            Ok(value) => (value, Some(text.clone()), None),
-            Err(e) => {
-                (serde_json::Value::Null, None, Some(runtime_bug(format!("its result is not JSON: {e}"))))
-            }
-        },
-        (None, _, Some(err)) => (serde_json::Value::Null, None, Some(js_failure(err))),
-        (None, _, _) => {
-            (serde_json::Value::Null, None, Some(runtime_bug(format!("unexpected result {}", run.result))))
-        }
+    let read = match &run.error {
+        Some(error) => Err(sandbox_failure(error)),
+        None => read_result(&run.result),
+    };
+    let (result, text, error) = match read {
+        Ok((value, text)) => (value, Some(text), None),
+        Err(failure) => (serde_json::Value::Null, None, Some(failure)),
     };
     JsReport {
         result,
@@ -188,6 +189,19 @@ fn report(run: RunReport) -> JsReport {
         log: run.log,
         text,
         load: run.load,
+    }
+}
+
+/// The function's value, read from the runtime's `result<string, js-error>` as JSON
+/// (`{"ok": "50"}`, `{"err": {"thrown": …}}`): the value and its exact JSON text, or why there
+/// is none. What a consumer reads from a JavaScript job's result on the network too.
+pub fn read_result(result: &serde_json::Value) -> Result<(serde_json::Value, String), JsFailure> {
+    match (result.get("ok"), result.get("err")) {
+        (Some(serde_json::Value::String(text)), _) => parse_value(text)
+            .map(|value| (value, text.clone()))
+            .map_err(|e| runtime_bug(format!("its result is not JSON: {e}"))),
+        (_, Some(err)) => Err(js_failure(err)),
+        _ => Err(runtime_bug(format!("unexpected result {result}"))),
     }
 }
 

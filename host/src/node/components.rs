@@ -85,6 +85,8 @@ pub(super) struct Components {
     names_checked: Mutex<HashMap<String, Instant>>,
     /// Places for compiles ([`MAX_COMPILES`]).
     compiles: Arc<tokio::sync::Semaphore>,
+    /// The JavaScript runtime's hash once it is ready here (see `node::js`).
+    js_runtime: tokio::sync::OnceCell<Digest>,
 }
 
 impl Components {
@@ -96,7 +98,13 @@ impl Components {
             loaded: Mutex::default(),
             names_checked: Mutex::default(),
             compiles: Arc::new(tokio::sync::Semaphore::new(MAX_COMPILES)),
+            js_runtime: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The JavaScript runtime's hash, set once it is ready here (see `node::js`).
+    pub(super) fn js_runtime(&self) -> &tokio::sync::OnceCell<Digest> {
+        &self.js_runtime
     }
 
     /// The sandbox every job runs in.
@@ -310,7 +318,11 @@ pub(super) async fn fetch(
         }
         ComponentRef::Hash(sha256) => {
             let (size, source) = ensure_blob(shared, sha256, &mut progress).await?;
-            Ok(report(sha256, size, None, source))
+            // A name this node knows for the hash, its owner's first.
+            let registry = shared.components.registry();
+            let mut named = registry.by_sha256(&sha256).unwrap_or_default();
+            named.sort_by_key(|m| registry.owner(&m.body().name).ok().flatten() != Some(m.body().publisher));
+            Ok(report(sha256, size, named.first(), source))
         }
         ComponentRef::Named { name, req } => {
             // A version known here and looked up recently is used as is; otherwise ask the network.

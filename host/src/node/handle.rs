@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::consumer::{self, SubmitOptions, SubmitReport};
 use super::discovery::{self, ProviderView};
 use super::wallet::{self, EntryView};
-use super::{NodeError, Shared, components};
+use super::{NodeError, Shared, components, js};
 use crate::crypto::PeerId;
 use crate::market::ResourceManifest;
 use crate::net::Multiaddr;
@@ -173,6 +173,12 @@ impl NodeHandle {
         components::publish(&self.shared, bytes, name, version).await
     }
 
+    /// Publishes the JavaScript runtime built into `cue`, pre-initialised, as
+    /// `js@<its version>` (what `cue submit --js` does by itself on first use).
+    pub async fn publish_js(&self) -> Result<components::PublishReport, NodeError> {
+        js::publish(&self.shared).await
+    }
+
     /// Resolves a reference and fetches the component's bytes from a peer that has them.
     pub async fn fetch(
         &self,
@@ -193,10 +199,33 @@ impl NodeHandle {
         consumer::submit(&self.shared, options, Arc::new(progress)).await
     }
 
+    /// Runs a JavaScript job on the network: `code` (a function expression, `(a, b) => a * b`)
+    /// called with `args` (a JSON array, `[5, 10]`) on the runtime built into `cue`, published
+    /// here as `js@<version>` and fetched by providers like any component. `options.reference`
+    /// and `options.call` are set here; the report's `result` is the function's value.
+    pub async fn submit_js(
+        &self,
+        code: &str,
+        args: &str,
+        mut options: SubmitOptions,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<SubmitReport, NodeError> {
+        options.call = js::call(code, args)?;
+        options.reference = format!("sha256:{}", js::runtime(&self.shared).await?);
+        let mut report = consumer::submit(&self.shared, options, Arc::new(progress)).await?;
+        js::read_report(&mut report);
+        Ok(report)
+    }
+
     /// The latest `limit` contracts this node is a party to, most recently changed first, as
     /// JSON [`ContractView`]s (what `GET /v1/jobs` answers).
     pub async fn jobs(&self, limit: u32) -> Result<Vec<serde_json::Value>, NodeError> {
-        let rows = self.shared.journal.read(move |reader| reader.contracts(limit)).await?;
+        self.jobs_from(0, limit).await
+    }
+
+    /// A page of [`jobs`](Self::jobs): at most `limit` contracts after the first `offset`.
+    pub async fn jobs_from(&self, offset: u32, limit: u32) -> Result<Vec<serde_json::Value>, NodeError> {
+        let rows = self.shared.journal.read(move |reader| reader.contracts_from(offset, limit)).await?;
         Ok(rows.iter().map(|row| json(&ContractView::from(row))).collect())
     }
 
@@ -250,8 +279,20 @@ impl NodeHandle {
 
     /// An account's latest `limit` entries, newest first.
     pub async fn history(&self, account: PeerId, limit: u32) -> Result<Vec<EntryView>, NodeError> {
+        self.history_before(account, None, limit).await
+    }
+
+    /// A page of [`history`](Self::history): at most `limit` entries from before log position
+    /// `before` (the next page: before the last entry's `log_position`).
+    pub async fn history_before(
+        &self,
+        account: PeerId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<EntryView>, NodeError> {
         let key = account.public_key();
-        let entries = self.shared.journal.read(move |reader| reader.history(&key, limit)).await?;
+        let entries =
+            self.shared.journal.read(move |reader| reader.history_before(&key, before, limit)).await?;
         Ok(entries.iter().map(EntryView::of_history).collect())
     }
 

@@ -12,6 +12,7 @@
 //! | `components`, `advert`, `reputation`, `outbox`, `discovery`, `wallet` | what the roles share: loaded components and names; this provider's signed manifest; reputation and owed verdicts; ledger entries waiting to be gossiped; providers found; the account |
 //! | `provider/` | the provider's side of a contract: `negotiate` (accept or reject), `run` (the job stream), `payment` |
 //! | `consumer/` | the consumer's side: `choose`, `attempt` (the job stream), `settle` (vote, pay, punish), `idle` streams |
+//! | `js` | JavaScript jobs: the built-in runtime published as `js@<version>`, the call checked, the report read as the function's value |
 //! | `gossip/` | what peers gossip to this node: ledger entries, attestations (and the attester), component manifests |
 //! | `dispatch`, `announce`, `handle` | network events routed to the rooms; announcements kept alive; the operations |
 //!
@@ -62,6 +63,7 @@ mod handle;
 mod handle_dashboard;
 mod jobstream;
 mod journal;
+mod js;
 mod outbox;
 mod provider;
 mod providing;

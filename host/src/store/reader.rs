@@ -144,14 +144,28 @@ impl LogReader {
 
     /// The latest `limit` ledger entries `account` signed or was credited by, newest first.
     pub fn history(&self, account: &PublicKey, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.history_before(account, None, limit)
+    }
+
+    /// At most `limit` ledger entries `account` signed or was credited by, newest first, from
+    /// before log position `before` (`None`: from the latest) — a page of
+    /// [`history`](Self::history): the next page starts before the last entry's position.
+    pub fn history_before(
+        &self,
+        account: &PublicKey,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, hash, kind, signer, seq, counterparty, amount, timestamp_ms FROM events
              WHERE id IN (SELECT id FROM events WHERE signer = ?1
                             AND (seq IS NOT NULL OR kind = 'cue/token-release')
                           UNION SELECT id FROM events WHERE counterparty = ?1)
+               AND id < ?3
              ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![account.as_bytes(), limit], |row| {
+        let before = before.unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![account.as_bytes(), limit, before], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, Vec<u8>>(1)?,
@@ -361,9 +375,17 @@ impl LogReader {
 
     /// The latest `limit` contracts, most recently changed first.
     pub fn contracts(&self, limit: u32) -> Result<Vec<ContractRow>, StoreError> {
-        let sql =
-            format!("SELECT {CONTRACT_COLUMNS} FROM contracts ORDER BY updated_ms DESC, contract LIMIT ?1");
-        self.contract_rows(&sql, params![limit])
+        self.contracts_from(0, limit)
+    }
+
+    /// At most `limit` contracts, most recently changed first, skipping the first `offset` — a
+    /// page of [`contracts`](Self::contracts) (a contract that changes between two pages moves
+    /// to the front: read the pages of a quiet node, or expect one seen twice or missed).
+    pub fn contracts_from(&self, offset: u32, limit: u32) -> Result<Vec<ContractRow>, StoreError> {
+        let sql = format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts ORDER BY updated_ms DESC, contract LIMIT ?1 OFFSET ?2"
+        );
+        self.contract_rows(&sql, params![limit, offset])
     }
 
     /// Contracts of this node's `role` in `state`, oldest change first (at most `limit`).

@@ -23,8 +23,8 @@ use super::jobs::JobFigures;
 
 /// How long the nodes get, once all are up, for every committed payment to reach its payee.
 pub const SETTLE_WITHIN: Duration = Duration::from_secs(180);
-/// Entries and contracts read per node at most (the API's own cap).
-const READ_LIMIT: &str = "10000";
+/// Entries or contracts read per request (the API's own cap); more are read page by page.
+const PAGE: usize = 10_000;
 
 /// What the checks found.
 pub struct Figures {
@@ -34,6 +34,9 @@ pub struct Figures {
     pub acknowledged: u64,
     /// Of those, not stored by their payee after settling.
     pub lost: Vec<String>,
+    /// Of the acknowledged, those not stored by their payee whose contract the payee ended
+    /// paid by its own claim from the lock (the payment came after the deadline).
+    pub claimed: u64,
     /// Contracts paid on both sides by the same transfer.
     pub paid_both_sides: u64,
     /// Jobs paid more than once.
@@ -49,14 +52,46 @@ pub struct Figures {
 /// A consumer's committed payments: (hash, payee peer id).
 fn committed(cluster: &Cluster, consumer: usize) -> Result<Vec<(String, String)>> {
     let me = cluster.nodes[consumer].peer_id.clone();
-    let history = cluster.json(consumer, &["wallet", "history", &me, "--limit", READ_LIMIT, "--json"])?;
-    Ok(history
-        .as_array()
-        .into_iter()
-        .flatten()
+    Ok(history(cluster, consumer, &me)?
+        .iter()
         .filter(|e| e["from"] == me.as_str() && is_payment(e))
         .filter_map(|e| Some((e["hash"].as_str()?.to_owned(), e["to"].as_str()?.to_owned())))
         .collect())
+}
+
+/// Every entry node `i` stores of `account`'s (signed by it or crediting it), newest first,
+/// read page by page.
+fn history(cluster: &Cluster, i: usize, account: &str) -> Result<Vec<serde_json::Value>> {
+    let mut all: Vec<serde_json::Value> = Vec::new();
+    loop {
+        let mut args = vec!["wallet".to_owned(), "history".into(), account.into(), "--json".into()];
+        args.extend(["--limit".into(), PAGE.to_string()]);
+        if let Some(last) = all.last() {
+            args.extend(["--before".into(), last["log_position"].to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let page = cluster.json(i, &args)?.as_array().cloned().unwrap_or_default();
+        let full = page.len() == PAGE;
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+/// Every contract node `i` is a party to, most recently changed first, read page by page.
+fn jobs(cluster: &Cluster, i: usize) -> Result<Vec<serde_json::Value>> {
+    let mut all: Vec<serde_json::Value> = Vec::new();
+    loop {
+        let (limit, offset) = (PAGE.to_string(), all.len().to_string());
+        let args = ["jobs", "--json", "--limit", &limit, "--offset", &offset];
+        let page = cluster.json(i, &args)?.as_array().cloned().unwrap_or_default();
+        let full = page.len() == PAGE;
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
 }
 
 /// Whether a history entry is a payment: a transfer, or a release of a lock that pays its
@@ -68,17 +103,15 @@ fn is_payment(entry: &serde_json::Value) -> bool {
 
 /// The hashes of the entries `provider` stores of `account`'s.
 fn stored_by(cluster: &Cluster, provider: usize, account: &str) -> Result<HashSet<String>> {
-    let history = cluster.json(provider, &["wallet", "history", account, "--limit", READ_LIMIT, "--json"])?;
-    Ok(history
-        .as_array()
-        .into_iter()
-        .flatten()
+    Ok(history(cluster, provider, account)?
+        .iter()
         .filter_map(|e| Some(e["hash"].as_str()?.to_owned()))
         .collect())
 }
 
-/// The committed payments not stored by their payee, and how many there are in all.
-fn lost_payments(cluster: &Cluster) -> Result<(u64, Vec<String>)> {
+/// How many payments were committed in all, those not stored by their payee, and how many
+/// of the others stand for a claim their provider made from the lock instead.
+fn lost_payments(cluster: &Cluster) -> Result<(u64, Vec<String>, u64)> {
     let providers: HashMap<&str, usize> = cluster
         .nodes
         .iter()
@@ -86,7 +119,7 @@ fn lost_payments(cluster: &Cluster) -> Result<(u64, Vec<String>)> {
         .filter(|(_, n)| n.role == Role::Provider)
         .map(|(i, n)| (n.peer_id.as_str(), i))
         .collect();
-    let (mut total, mut lost) = (0, Vec::new());
+    let (mut total, mut lost, mut claimed) = (0, Vec::new(), 0);
     for (c, consumer) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.role == Role::Consumer) {
         let payments = committed(cluster, c)?;
         total += payments.len() as u64;
@@ -99,31 +132,29 @@ fn lost_payments(cluster: &Cluster) -> Result<(u64, Vec<String>)> {
                     slot.insert(stored_by(cluster, p, &consumer.peer_id)?)
                 }
             };
-            if !known.contains(&hash) && !claimed_instead(cluster, c, p, &hash)? {
+            if known.contains(&hash) {
+                continue;
+            }
+            if claimed_instead(cluster, c, p, &hash)? {
+                claimed += 1;
+            } else {
                 lost.push(format!("{} -> {}: {hash}", consumer.name, cluster.nodes[p].name));
             }
         }
     }
-    Ok((total, lost))
+    Ok((total, lost, claimed))
 }
 
 /// Whether the contract a consumer's payment `hash` paid is paid on its provider `p` by the
 /// provider's own claim from the lock (the payment came after the deadline, when the lock was
 /// released already): the provider got the same due, so nothing was lost.
 fn claimed_instead(cluster: &Cluster, consumer: usize, p: usize, hash: &str) -> Result<bool> {
-    let jobs = |i: usize| -> Result<Vec<serde_json::Value>> {
-        Ok(cluster
-            .json(i, &["jobs", "--limit", READ_LIMIT, "--json"])?
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
-    };
     let Some(contract) =
-        jobs(consumer)?.into_iter().find(|c| c["payment"] == hash).map(|c| c["contract"].clone())
+        jobs(cluster, consumer)?.into_iter().find(|c| c["payment"] == hash).map(|c| c["contract"].clone())
     else {
         return Ok(false);
     };
-    Ok(jobs(p)?.iter().any(|c| {
+    Ok(jobs(cluster, p)?.iter().any(|c| {
         c["contract"] == contract
             && c["state"] == "paid"
             && c["detail"].as_str().is_some_and(|d| d.contains("claimed"))
@@ -134,8 +165,7 @@ fn claimed_instead(cluster: &Cluster, consumer: usize, p: usize, hash: &str) -> 
 fn paid_contracts(cluster: &Cluster) -> Result<(u64, u64)> {
     let mut provider_paid: HashMap<String, String> = HashMap::new();
     for (p, _) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.role == Role::Provider) {
-        for c in cluster.json(p, &["jobs", "--limit", READ_LIMIT, "--json"])?.as_array().into_iter().flatten()
-        {
+        for c in jobs(cluster, p)? {
             if c["state"] == "paid" && c["role"] == "provider" {
                 provider_paid.insert(c["contract"].to_string(), c["payment"].to_string());
             }
@@ -145,8 +175,7 @@ fn paid_contracts(cluster: &Cluster) -> Result<(u64, u64)> {
     for (c, _) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.role == Role::Consumer) {
         let mut per_job: BTreeMap<String, u64> = BTreeMap::new();
         let mut with_payment = 0;
-        for k in cluster.json(c, &["jobs", "--limit", READ_LIMIT, "--json"])?.as_array().into_iter().flatten()
-        {
+        for k in jobs(cluster, c)? {
             if k["state"] != "paid" || k["role"] != "consumer" {
                 continue;
             }
@@ -169,10 +198,10 @@ fn paid_contracts(cluster: &Cluster) -> Result<(u64, u64)> {
 /// checks everything (see the module docs).
 pub fn settle_and_check(cluster: &Cluster, expected_supply: u64) -> Result<Figures> {
     let started = Instant::now();
-    let (committed, lost) = loop {
-        let (total, lost) = lost_payments(cluster)?;
+    let (committed, lost, claimed) = loop {
+        let (total, lost, claimed) = lost_payments(cluster)?;
         if lost.is_empty() || started.elapsed() > SETTLE_WITHIN {
-            break (total, lost);
+            break (total, lost, claimed);
         }
         std::thread::sleep(Duration::from_secs(2));
     };
@@ -197,6 +226,7 @@ pub fn settle_and_check(cluster: &Cluster, expected_supply: u64) -> Result<Figur
         committed,
         acknowledged: committed - lost.len() as u64,
         lost,
+        claimed,
         paid_both_sides,
         paid_twice,
         settled_in,
@@ -249,8 +279,10 @@ pub fn print(
     );
     println!("  payments committed      {:>8}", figures.committed);
     println!(
-        "  payments acknowledged   {:>8}   (stored by their provider; contracts paid on both sides: {}; settled in {:.1} s)",
+        "  payments acknowledged   {:>8}   (stored by their provider, or {} of them late and claimed from the lock instead; \
+         contracts paid on both sides: {}; settled in {:.1} s)",
         figures.acknowledged,
+        figures.claimed,
         figures.paid_both_sides,
         figures.settled_in.as_secs_f64()
     );

@@ -105,13 +105,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let options = options(args)?;
     let guests = super::guests()?;
     super::run(super::cargo().current_dir(super::root()).args(["build", "--quiet", "-p", "cue-host"]))?;
-    let cue = super::root().join("target/debug/cue");
+    let scratch = Scratch(std::env::temp_dir().join(format!("cue-chaos-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0)?;
+    // A copy of its own, so a build during a long run does not change the nodes under it.
+    let cue = scratch.0.join("cue");
+    std::fs::copy(super::root().join("target/debug/cue"), &cue)?;
     println!(
         "chaos: {} min, seed {} (run it again with --seed {})",
         options.minutes, options.seed, options.seed
     );
-    let scratch = Scratch(std::env::temp_dir().join(format!("cue-chaos-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0)?;
     let mut cluster = Cluster::prepare(&cue, &scratch.0, PROVIDERS, CONSUMERS, ALLOCATION)?;
     for i in 0..cluster.nodes.len() {
         cluster.start(i)?;

@@ -36,6 +36,8 @@ pub(super) struct Delivery {
     pub(super) output: Option<String>,
     pub(super) row: ContractRow,
     pub(super) offer: u64,
+    /// The contract's fuel budget.
+    pub(super) max_fuel: u64,
     /// The job stream, kept open to pay on (dropped unused when not paid).
     pub(super) stream: Option<Stream>,
     /// The contract's log entries when they are not stored yet (it came with its outcome):
@@ -151,11 +153,9 @@ impl Job {
     ) -> Result<Delivery, (Failure, Option<Digest>)> {
         let manifest = view.signed.body();
         let provider = manifest.peer_id();
-        let offer = self
-            .options
-            .offer
-            .unwrap_or_else(|| contract::minimum_offer(&manifest.policy, self.options.max_fuel));
-        let request = self.request(manifest.provider, offer).map_err(|failure| (failure, None))?;
+        let max_fuel = super::choose::budget(&self.options, &manifest.policy);
+        let offer = self.options.offer.unwrap_or_else(|| contract::minimum_offer(&manifest.policy, max_fuel));
+        let request = self.request(manifest.provider, offer, max_fuel).map_err(|failure| (failure, None))?;
         let (lock, lock_bytes) =
             self.lock_offer(manifest.provider, offer).await.map_err(|e| (Failure::unfunded(e), None))?;
         let deadline = self.options.timeout + DELIVERY_MARGIN;
@@ -190,6 +190,7 @@ impl Job {
                     output,
                     row,
                     offer,
+                    max_fuel,
                     stream: Some(stream),
                     unstored,
                     elapsed,
@@ -215,6 +216,7 @@ impl Job {
         &self,
         provider: crate::crypto::PublicKey,
         offer: u64,
+        max_fuel: u64,
     ) -> Result<Signed<ComputeRequest>, Failure> {
         let body = ComputeRequest {
             job_id: self.id,
@@ -224,7 +226,7 @@ impl Job {
             reference: self.reference.clone(),
             input: JobInput::for_call(&self.call_text, &self.function),
             offer,
-            max_fuel: self.options.max_fuel,
+            max_fuel,
             max_memory_bytes: self.options.max_memory_bytes,
             max_execution_ms: u64::try_from(self.options.timeout.as_millis()).unwrap_or(u64::MAX),
         };

@@ -27,13 +27,20 @@ pub(super) enum Audit {
 
 impl Job {
     /// Re-runs the failure a delivery's `receipt` reports, when it can (see the module docs).
-    pub(super) async fn audit(&self, receipt: &Receipt, loaded: &Arc<LoadedComponent>, call: &Call) -> Audit {
+    /// `max_fuel`: the contract's fuel budget.
+    pub(super) async fn audit(
+        &self,
+        receipt: &Receipt,
+        max_fuel: u64,
+        loaded: &Arc<LoadedComponent>,
+        call: &Call,
+    ) -> Audit {
         let RunOutcome::Failed { kind, .. } = &receipt.outcome else { return Audit::NotRun };
         let engine = &self.shared.components.sandbox().fingerprint().id;
         if self.options.audit_fuel == 0 || *engine != receipt.engine {
             return Audit::NotRun;
         }
-        let budget = self.options.max_fuel.min(self.options.audit_fuel);
+        let budget = max_fuel.min(self.options.audit_fuel);
         let limits = Limits {
             fuel: budget,
             timeout: self.options.timeout,

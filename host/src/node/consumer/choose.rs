@@ -44,6 +44,33 @@ pub(super) async fn candidates(
     Ok(chosen)
 }
 
+/// The job's options with one fuel budget for all its replicas when it has several and
+/// gave an offer but no budget: the least the offer buys from any provider of theirs (replicas
+/// must agree on the outcome and the fuel, so they must run with the same budget).
+pub(super) fn one_budget_for_replicas(
+    mut options: SubmitOptions,
+    groups: &[Vec<ProviderView>],
+) -> SubmitOptions {
+    if let (None, Some(offer), true) = (options.max_fuel, options.offer, groups.len() > 1) {
+        options.max_fuel = groups
+            .iter()
+            .flatten()
+            .map(|view| contract::fuel_bought(&view.signed.body().policy, offer))
+            .min();
+    }
+    options
+}
+
+/// The fuel budget of a job's request to a provider of `policy`: the job's own, or what the
+/// offer buys there, or the default.
+pub(super) fn budget(options: &SubmitOptions, policy: &crate::market::ProviderPolicy) -> u64 {
+    match (options.max_fuel, options.offer) {
+        (Some(max_fuel), _) => max_fuel,
+        (None, Some(offer)) => contract::fuel_bought(policy, offer),
+        (None, None) => super::DEFAULT_MAX_FUEL,
+    }
+}
+
 /// Splits candidates into `replicas` disjoint groups of the same engine (results and fuel are
 /// only comparable on one engine): each group is one replica's list of providers to try.
 pub(super) fn replica_groups(candidates: Vec<ProviderView>, replicas: usize) -> Vec<Vec<ProviderView>> {

@@ -43,8 +43,11 @@ pub struct SubmitOptions {
     pub call: String,
     /// The most to pay per provider; `None`: each provider's price for the fuel budget.
     pub offer: Option<u64>,
-    /// Fuel budget.
-    pub max_fuel: u64,
+    /// Fuel budget; `None`: with an offer, the most fuel the offer buys from each provider
+    /// asked ([`contract::fuel_bought`](crate::contract::fuel_bought); with replicas, the least
+    /// of that over the providers of the replicas' engine, so that they all run with one
+    /// budget), else [`DEFAULT_MAX_FUEL`].
+    pub max_fuel: Option<u64>,
     /// Memory limit, in bytes.
     pub max_memory_bytes: u64,
     /// Wall-clock limit.
@@ -59,6 +62,9 @@ pub struct SubmitOptions {
     /// confirm or refute it (0: never; [`DEFAULT_AUDIT_FUEL`] by default; see `audit`).
     pub audit_fuel: u64,
 }
+
+/// The fuel budget of a job submitted with neither a fuel budget nor an offer.
+pub const DEFAULT_MAX_FUEL: u64 = 10_000_000_000;
 
 /// How one provider's attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +113,10 @@ pub struct SubmitReport {
     pub wave: Option<String>,
     /// `{"kind", "message"}` when the job failed (out of fuel, trap, ...), else `null`.
     pub error: Option<serde_json::Value>,
+    /// A JavaScript job's value exactly as the function's `JSON.stringify` wrote it (`result`
+    /// is the same value parsed); absent for other jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_text: Option<String>,
     /// The provider whose receipt is reported.
     pub provider: Option<String>,
     /// Fuel the receipt states.
@@ -158,6 +168,7 @@ pub(super) async fn submit(
     let (loaded, call) = load_locally(shared, component, &options.call).await?;
     let id = JobId::new(now_ms())?;
     let groups = choose::replica_groups(choose::candidates(shared, &options).await?, options.replicas.max(1));
+    let options = choose::one_budget_for_replicas(options, &groups);
     let job = Job {
         shared: shared.clone(),
         id,

@@ -48,7 +48,7 @@ impl Job {
             return Err(NodeError::Disagreement { replicas });
         };
         let audit = match deliveries.as_slice() {
-            [alone] => self.audit(&alone.receipt.body().clone(), loaded, call).await,
+            [alone] => self.audit(&alone.receipt.body().clone(), alone.max_fuel, loaded, call).await,
             _ => Audit::NotRun,
         };
         if let (Audit::Refuted(found), [alone]) = (audit, deliveries.as_mut_slice()) {
@@ -131,6 +131,7 @@ impl Job {
             result,
             wave,
             error,
+            json_text: None,
             provider: Some(reference.provider.to_string()),
             fuel: receipt.fuel_used,
             cost,

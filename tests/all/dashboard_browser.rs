@@ -32,7 +32,7 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 }
 
 /// A's page: becomes a provider through the Provide view.
-async fn become_provider(browser: &Browser, a: &NodeProcess) {
+async fn become_provider(browser: &Browser, a: &NodeProcess, screenshot: Option<&str>) {
     browser.open(&format!("{}/#/provide", base(&a.dashboard))).await;
     browser.wait_text("become-provider", "the button", |t| t.contains("Benchmark & become provider")).await;
     browser.type_into("policy-price_per_mfuel", "1").await;
@@ -40,7 +40,9 @@ async fn become_provider(browser: &Browser, a: &NodeProcess) {
     browser.wait_text("provide-ok", "providing", |t| t.contains("Providing")).await;
     let fuel = browser.wait_text("manifest-fuel", "the measured speed", |t| !t.is_empty()).await;
     assert!(fuel.replace(',', "").parse::<u64>().is_ok_and(|f| f > 0), "{fuel}");
-    browser.screenshot("provide").await;
+    if let Some(name) = screenshot {
+        browser.screenshot(name).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +63,7 @@ async fn a_provider_from_its_page_runs_a_job_submitted_from_another_page_and_bot
 
     browser.open(&a.dashboard).await;
     browser.wait_text("peer-id", "A's peer id", |t| t == a.peer_id).await;
-    become_provider(&browser, &a).await;
+    become_provider(&browser, &a, Some("provide")).await;
     blocking(|| publish(&a, "fib", "fib"));
     blocking(|| wait_for_providers(&b, 1));
     browser.open(&format!("{}/#/log", base(&a.dashboard))).await;
@@ -94,12 +96,11 @@ async fn a_provider_from_its_page_runs_a_job_submitted_from_another_page_and_bot
         .wait_text("param-n-error", "a bad u32 next to the field", |t| t.contains("u32 goes from 0"))
         .await;
     browser.type_into("param-n", "20").await;
-    browser.type_into("max-fuel", "1000000").await;
     browser.click("submit-job").await;
     browser.wait_text("result-value", "the result", |t| t == "6765").await;
     let receipt = browser.wait_text("result-receipt", "the receipt", |t| t.len() == 64).await;
     let cost = browser.wait_text("result-cost", "the cost", |t| t.ends_with("CUE")).await;
-    browser.screenshot("submit").await;
+    browser.screenshot("submit-component").await;
     let cost: u64 = cost.trim_end_matches(" CUE").replace(',', "").parse().expect("a cost");
     assert!(cost > 0 && !receipt.is_empty());
 
@@ -146,10 +147,10 @@ async fn a_provider_from_its_page_runs_a_job_submitted_from_another_page_and_bot
     browser.close().await;
 }
 
-/// The origin's own job, written as JavaScript text. Needs JavaScript jobs on `POST /v1/submit`
-/// (`"js"` and `"args"` instead of `"reference"` and `"call"`), which land on main separately.
+/// The origin's own job, written as JavaScript text, from the page's defaults: the provider had
+/// nothing installed for it (it fetches the runtime B's node publishes) and its fuel is what the
+/// offer buys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs JavaScript jobs on POST /v1/submit (main): un-ignore when merged"]
 async fn the_origin_form_runs_a_times_b_with_5_and_10_for_15_and_shows_50() {
     let consumer_cue = Cue::with_warm_js_cache();
     let (_genesis_dir, genesis) = genesis_for(&consumer_cue);
@@ -158,17 +159,20 @@ async fn the_origin_form_runs_a_times_b_with_5_and_10_for_15_and_shows_50() {
     let browser = Browser::start().await;
     browser.open(&a.dashboard).await;
     browser.wait_text("peer-id", "A's peer id", |t| t == a.peer_id).await;
-    become_provider(&browser, &a).await;
+    become_provider(&browser, &a, None).await;
     blocking(|| wait_for_providers(&b, 1));
     let before = blocking(|| balance(&b, &b.peer_id));
     browser.open(&b.dashboard).await;
     browser.wait_text("peer-id", "B's peer id", |t| t == b.peer_id).await;
     browser.open(&format!("{}/#/submit", base(&b.dashboard))).await;
-    // The origin's defaults: (a, b) => a * b, [5, 10], 15.
+    // The origin's defaults: (a, b) => a * b, [5, 10], 15; time for A to compile the runtime.
+    assert_eq!(browser.wait_text("js-code", "the default code", |t| !t.is_empty()).await, "(a, b) => a * b");
+    browser.type_into("timeout", "20").await;
     browser.click("submit-job").await;
     browser.wait_text("result-value", "the origin's 50", |t| t == "50").await;
     browser.wait_text("result-receipt", "the receipt", |t| t.len() == 64).await;
     let cost = browser.wait_text("result-cost", "the cost", |t| t.ends_with("CUE")).await;
+    browser.screenshot("submit").await;
     let cost: u64 = cost.trim_end_matches(" CUE").replace(',', "").parse().expect("a cost");
     assert!(cost <= 15, "never more than the offer: {cost}");
     let after = blocking(|| balance(&b, &b.peer_id));

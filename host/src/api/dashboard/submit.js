@@ -8,9 +8,6 @@ import { el, fill, card, facts, num, short, problem, table } from "./html.js";
 import { line } from "./log.js";
 import { exportedFunctions, inputKind, waveValue, waveCall } from "./wit.js";
 
-/** The CLI's default fuel limit, sent for a component job whose form leaves it empty. */
-const DEFAULT_MAX_FUEL = 10000000000;
-
 function labelled(label, input, id, hint) {
   return el("label", {}, el("span", {}, label), input, hint ? el("small", {}, hint) : null,
     el("span", { class: "field-error", id: `${id}-error` }));
@@ -38,7 +35,7 @@ function options() {
     labelled("provider", inputs.provider, "provider", "peer id"),
     labelled("max memory", inputs.memory, "memory", "MiB"),
     labelled("time limit", inputs.timeout, "timeout", "seconds"));
-  const read = (component) => {
+  const read = () => {
     const whole = (id, input, min) => {
       const value = Number(input.value);
       const ok = input.value !== "" && Number.isInteger(value) && value >= min;
@@ -50,7 +47,8 @@ function options() {
     const replicas = whole("replicas", inputs.replicas, 1);
     const memory = whole("memory", inputs.memory, 1);
     const timeout = whole("timeout", inputs.timeout, 1);
-    let fuel = inputs.max_fuel.value === "" ? (component ? DEFAULT_MAX_FUEL : undefined) : whole("max-fuel", inputs.max_fuel, 1);
+    // No fuel limit: each provider gets the fuel the offer buys at its price.
+    const fuel = inputs.max_fuel.value === "" ? undefined : whole("max-fuel", inputs.max_fuel, 1);
     if (inputs.max_fuel.value === "") setError("max-fuel", "");
     if ([offer, replicas, memory, timeout, fuel].includes(null)) return null;
     body.offer = offer;
@@ -199,7 +197,7 @@ export async function render(root, ctx, rest) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const job = mode === "js" ? js.read() : component.read();
-    const limits = opts.read(mode === "component");
+    const limits = opts.read();
     if (!job || !limits) return;
     go.disabled = true;
     progress.hidden = false;

@@ -34,7 +34,7 @@ pub(super) async fn components(State(state): State<AppState>) -> Response {
 /// `POST /v1/provide`: the policy of the Provide view (`cue benchmark`'s options and their
 /// defaults).
 #[derive(Deserialize)]
-struct ProvideBody {
+pub(super) struct ProvideBody {
     #[serde(default = "one_u64")]
     price_per_mfuel: u64,
     #[serde(default)]

@@ -149,6 +149,23 @@ async function componentForm(preselected) {
   return { box, read };
 }
 
+/**
+ * Puts an error about the job's input next to the field it is about too (the JavaScript
+ * arguments or code, the component's call), besides the Outcome panel.
+ */
+function placeInline(mode, error) {
+  if (!error || !error.message) return;
+  const about = (pattern) => pattern.test(error.message);
+  if (mode === "js") {
+    if (about(/\bargs\b|argument/i)) setError("js-args", error.message);
+    else if (error.kind === "thrown" || error.kind === "syntax" || about(/syntax|not a function/i)) setError("js-code", error.message);
+  } else if (error.kind === "bad-arguments" || about(/bad-arguments|invalid value|expected .*\(/i)) {
+    const raw = document.getElementById("use-raw");
+    const field = raw && raw.checked ? "raw-call" : (document.querySelector("#params [id^=param-]") || {}).id;
+    if (field) setError(field, error.message);
+  }
+}
+
 function report(done) {
   return el("div", { id: "result" },
     done.error
@@ -213,7 +230,9 @@ export async function render(root, ctx, rest) {
         }
       });
       fill(outcome, report(done));
+      placeInline(mode, done.error);
     } catch (e) {
+      placeInline(mode, e);
       const candidates = e.detail && e.detail.candidates
         ? el("ul", { class: "plain" }, e.detail.candidates.map((c) => el("li", {}, short(c.provider), ": ", c.reason)))
         : null;

@@ -56,17 +56,13 @@ impl Default for EventStreams {
 /// busy`).
 pub(super) fn open(node: NodeHandle, streams: &EventStreams) -> Option<Response> {
     let place = streams.places.clone().try_acquire_owned().ok()?;
+    // Subscribed before the kept lines are read: a line logged in between is not lost (it may
+    // come twice).
+    let log = logfeed::feed().subscribe();
     let backlog = logfeed::feed().recent().iter().map(|line| event("log", line)).collect();
     let now = Instant::now();
-    let feed = Feed {
-        node,
-        log: logfeed::feed().subscribe(),
-        backlog,
-        last_state: None,
-        read_state_at: now,
-        last_sent: now,
-        _place: place,
-    };
+    let feed =
+        Feed { node, log, backlog, last_state: None, read_state_at: now, last_sent: now, _place: place };
     let stream = futures::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next().await;
         Some((Ok::<_, std::convert::Infallible>(chunk), feed))

@@ -127,6 +127,17 @@ async fn a_provider_from_its_page_runs_a_job_submitted_from_another_page_and_bot
     browser.wait_text("wallet-balance", "A paid", |t| t == format!("{} CUE", grouped(cost))).await;
     browser.screenshot("wallet").await;
 
+    // B pays A 5 through its Wallet form; A's page sees it arrive.
+    browser.open(&format!("{}/#/wallet", base(&b.dashboard))).await;
+    browser.type_into("transfer-to", &a.peer_id).await;
+    browser.type_into("transfer-amount", "5").await;
+    browser.click("transfer-submit").await;
+    browser.wait_text("transfer-outcome", "the signed transfer", |t| t.contains("signed")).await;
+    browser.open(&format!("{}/#/wallet", base(&a.dashboard))).await;
+    browser
+        .wait_text("wallet-balance", "A paid and given 5", |t| t == format!("{} CUE", grouped(cost + 5)))
+        .await;
+
     // Another origin (B's page) cannot call A's API, even knowing A's token; A's own page can.
     let token = a.dashboard.split("#token=").nth(1).expect("a token").to_owned();
     let probe = format!(

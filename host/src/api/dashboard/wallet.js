@@ -13,7 +13,7 @@ function paymentForm(title, path, id) {
   const outcome = el("div", { id: `${id}-outcome` });
   const form = el("form", { class: "form", id },
     field("to", to, `${id}-to-error`), field("amount", amount, `${id}-amount-error`),
-    el("button", { type: "submit" }, title), outcome);
+    el("button", { type: "submit", id: `${id}-submit` }, title), outcome);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     fill(outcome);

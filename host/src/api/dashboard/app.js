@@ -53,9 +53,10 @@ function drawSummary() {
   if (!status) return;
   fill(summary,
     short(status.peer_id),
-    el("span", { id: "summary-balance", title: "balance (locked in open offers)" },
+    el("span", { id: "summary-balance", title: "balance" },
       state && state.balance !== null ? `${num(state.balance)} CUE` : ""),
-    el("span", { id: "summary-peers" }, state ? `${num(state.peers)} peers` : ""),
+    state && state.locked ? el("span", { class: "locked", title: "set aside for offers not yet settled" }, `+${num(state.locked)} locked`) : null,
+    el("span", { id: "summary-peers" }, state ? `${num(state.peers)} peer${state.peers === 1 ? "" : "s"}` : ""),
     el("span", { class: state && state.providing ? "badge on" : "badge" }, state && state.providing ? "providing" : "not providing"),
     el("span", { id: "live", class: ctx.live ? "badge on" : "badge" }, ctx.live ? "live" : "offline"));
 }

@@ -73,6 +73,16 @@ fn the_origins_job_runs_on_a_provider_that_had_nothing_installed_for_an_offer_of
     assert!(!output.status.success());
     assert!(stderr(&output).contains("args must be a JSON array"), "{}", stderr(&output));
 
+    // The job's console output comes back with its result (as the provider streamed it).
+    let output = consumer.cue(&[
+        "submit", "--js", "(xs) => { console.log('summing', xs.length); console.error('careful'); return xs.reduce((a, b) => a + b, 0) }",
+        "--args", "[[1, 2, 3]]", "--pay", "15",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(crate::support::stdout(&output), "6\n");
+    assert!(stderr(&output).contains("[guest info] summing 3"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("[guest error] careful"), "{}", stderr(&output));
+
     // The local API takes the same job, the arguments as JSON (what the dashboard sends).
     let api = ApiClient::discover(
         &DataDir::resolve(Some(consumer.cue.data_dir.path().to_path_buf())),
@@ -85,12 +95,19 @@ fn the_origins_job_runs_on_a_provider_that_had_nothing_installed_for_an_offer_of
     });
     let report = api.post_stream("/v1/submit", &body, |_| {}).unwrap();
     assert_eq!(report["result"], serde_json::json!([2, 5, -6]), "{report}");
-    let paid = cost + thrown["cost"].as_u64().unwrap() + report["cost"].as_u64().unwrap();
+    // What the four contracts say was paid: the three reported costs and the logging job's.
+    let contracts = consumer.cue.json(&["jobs", "--json", "--limit", "10"]);
+    let prices: Vec<u64> =
+        contracts.as_array().unwrap().iter().map(|c| c["price"].as_u64().unwrap()).collect();
+    for reported in [cost, thrown["cost"].as_u64().unwrap(), report["cost"].as_u64().unwrap()] {
+        assert!(prices.contains(&reported), "{reported} among {prices:?}");
+    }
+    let paid: u64 = prices.iter().sum();
 
     // `cue jobs` reads page by page: two pages are the whole list, in order.
     let jobs = |args: &[&str]| consumer.cue.json(&[&["jobs", "--json"], args].concat());
     let whole = jobs(&["--limit", "10"]);
-    assert_eq!(whole.as_array().unwrap().len(), 3, "{whole}");
+    assert_eq!(whole.as_array().unwrap().len(), 4, "{whole}");
     let (first, rest) = (jobs(&["--limit", "2"]), jobs(&["--limit", "2", "--offset", "2"]));
     assert_eq!(
         [first.as_array().unwrap().clone(), rest.as_array().unwrap().clone()].concat(),

@@ -123,7 +123,8 @@ fn print_human(report: &RunReport, repeat: u32) {
     print_stats(&stats, report.load, (report.p50_us, report.p99_us), repeat);
 }
 
-fn print_log(log: &[LogLine]) {
+/// Prints a job's log lines to stderr, `[guest <source>] text`: the last 20 of them.
+pub(super) fn print_log(log: &[LogLine]) {
     let hidden = log.len().saturating_sub(SHOWN_LOG_LINES);
     if hidden > 0 {
         eprintln!("[guest log: {hidden} earlier lines not shown; --json has them all]");

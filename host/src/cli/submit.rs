@@ -134,6 +134,8 @@ fn job(args: &SubmitArgs) -> anyhow::Result<serde_json::Value> {
 }
 
 fn print_human(report: &serde_json::Value) {
+    let log: Vec<crate::sandbox::LogLine> = serde_json::from_value(report["log"].clone()).unwrap_or_default();
+    super::run::print_log(&log);
     let error = &report["error"];
     match (report["json_text"].as_str(), report["wave"].as_str()) {
         _ if !error.is_null() => {

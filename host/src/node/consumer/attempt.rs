@@ -17,7 +17,7 @@ use crate::net::Stream;
 use crate::protocol::{
     ComputeAccept, ComputeReject, ComputeRequest, JobInput, Receipt, Signed, Validity, Verdict,
 };
-use crate::sandbox::JobEvent;
+use crate::sandbox::{JobEvent, Limits, LogLine};
 use crate::store::{ContractRow, ContractState, ProtocolEvent, Records, Role};
 
 /// Time allowed beyond the contract's execution limit for connection, transfer and signing.
@@ -47,6 +47,8 @@ pub(super) struct Delivery {
     pub(super) elapsed: Duration,
     /// The lock funding the contract: its payment releases it.
     pub(super) lock: Digest,
+    /// The guest's log, as the provider streamed it.
+    pub(super) log: Vec<LogLine>,
 }
 
 /// Why an attempt ended without a delivery.
@@ -76,6 +78,27 @@ struct Negotiated {
     accept: Option<Signed<ComputeAccept>>,
     /// Storing it, when it was told before the outcome (answers whether it is stored).
     storing: Option<tokio::task::JoinHandle<bool>>,
+    /// The guest's log lines streamed so far.
+    log: StreamedLog,
+}
+
+/// The guest's log lines a provider streams, kept up to the sandbox's own bound on a job's log
+/// (`Limits::log_bytes`, 1 MiB): a provider cannot make the consumer hold more; later lines are
+/// dropped.
+#[derive(Default)]
+struct StreamedLog {
+    lines: Vec<LogLine>,
+    bytes: usize,
+}
+
+impl StreamedLog {
+    fn push(&mut self, line: LogLine) {
+        let bytes = line.text.len() + 1;
+        if self.bytes + bytes <= Limits::default().log_bytes {
+            self.bytes += bytes;
+            self.lines.push(line);
+        }
+    }
 }
 
 /// What the stream delivered: the checked receipt, the output, and the stream (to pay on).
@@ -183,6 +206,7 @@ impl Job {
         match delivered {
             Ok((receipt, output, stream)) => {
                 let elapsed = started.elapsed();
+                let log = std::mem::take(&mut negotiated.log.lines);
                 Ok(Delivery {
                     provider,
                     accept,
@@ -195,6 +219,7 @@ impl Job {
                     unstored,
                     elapsed,
                     lock,
+                    log,
                 })
             }
 
@@ -269,7 +294,7 @@ impl Job {
         let untold = negotiated.accept.is_none();
         match frame {
             Frame::Event(JobEvent::Progress { done, total }) => progress(done, total),
-            Frame::Event(JobEvent::Log(line)) => tracing::debug!("job log: {}", line.text),
+            Frame::Event(JobEvent::Log(line)) => negotiated.log.push(line),
             Frame::Rejected { reject } if untold => {
                 self.shared.journal.log(ProtocolEvent::of(request, Some(self.id), vec![])).await;
                 let reject = hex::decode(&reject).unwrap_or_default();

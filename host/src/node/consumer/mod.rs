@@ -129,6 +129,10 @@ pub struct SubmitReport {
     pub component: String,
     /// Every provider tried, in order.
     pub attempts: Vec<Attempt>,
+    /// The guest's log (`console.log` of a JavaScript job) as the reported provider streamed
+    /// it: at most 1 MiB, and not covered by the receipt (a provider could make it up).
+    #[serde(default)]
+    pub log: Vec<crate::sandbox::LogLine>,
 }
 
 /// What a node keeps for its consumer's side between jobs.

@@ -138,6 +138,7 @@ impl Job {
             receipt: Some(reference.receipt.hash().to_string()),
             component: self.component.to_string(),
             attempts,
+            log: reference.log.clone(),
         })
     }
 

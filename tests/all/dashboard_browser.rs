@@ -193,5 +193,12 @@ async fn the_origin_form_runs_a_times_b_with_5_and_10_for_15_and_shows_50() {
         .await;
     browser.open(&format!("{}/#/wallet", base(&a.dashboard))).await;
     browser.wait_text("wallet-balance", "A paid", |t| t == format!("{} CUE", grouped(cost))).await;
+
+    // A function that logs: its console.log comes back with the result.
+    browser.open(&format!("{}/#/submit", base(&b.dashboard))).await;
+    browser.type_into("js-code", "(a, b) => { console.log(`adding ${a} and ${b}`); return a + b }").await;
+    browser.click("submit-job").await;
+    browser.wait_text("result-value", "5 + 10", |t| t == "15").await;
+    browser.wait_text("result-log", "the function's log", |t| t.contains("adding 5 and 10")).await;
     browser.close().await;
 }

@@ -184,7 +184,13 @@ function report(done) {
       ["outcome", (a) => a.outcome],
       ["detail", (a) => a.detail],
       ["paid", (a) => num(a.paid)],
-    ], done.attempts || [], { class: "attempts", empty: "no attempt" }));
+    ], done.attempts || [], { class: "attempts", empty: "no attempt" }),
+    done.log && done.log.length ? [
+      el("h3", {}, "The job's own log (console.log, as the provider streamed it)"),
+      el("div", { class: "log short", id: "result-log" }, done.log.map((entry) => el("div", { class: "logline" },
+        el("span", { class: "level" }, typeof entry.source === "string" ? entry.source : Object.values(entry.source)[0]), " ",
+        entry.text))),
+    ] : null);
 }
 
 export async function render(root, ctx, rest) {
@@ -244,7 +250,7 @@ export async function render(root, ctx, rest) {
     }
   });
   fill(root, el("h1", {}, "Submit a compute job"),
-    el("div", { class: "grid wide" }, card("Job", form), card("Outcome", outcome, el("h3", {}, "Log while it ran"), log)));
+    el("div", { class: "grid wide" }, card("Job", form), card("Outcome", outcome, el("h3", {}, "This node's log while it ran"), log)));
   return {
     onLog: (entry) => {
       if (following) log.append(line(entry));

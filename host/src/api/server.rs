@@ -201,8 +201,8 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let peer_samples = PeerSamples::default();
-    let sampler = tokio::spawn(peer_samples.clone().run(node.clone()));
-    let state = AppState { node: node.clone(), streams: EventStreams::default(), peer_samples };
+    let state =
+        AppState { node: node.clone(), streams: EventStreams::default(), peer_samples: peer_samples.clone() };
     let app = router(state, Guard::new(addr.port(), &config.hosts, token.secret()));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -218,6 +218,7 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
     std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&endpoint)?)?;
     tracing::info!(%addr, "local API listening");
     let dashboard = super::dashboard_url(addr, token.secret());
+    let sampler = tokio::spawn(peer_samples.run(node.clone()));
     Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task, sampler, dashboard })
 }
 

@@ -14,7 +14,8 @@
 //! | `consumer/` | the consumer's side: `choose`, `attempt` (the job stream), `settle` (vote, pay, punish), `idle` streams |
 //! | `js` | JavaScript jobs: the built-in runtime published as `js@<version>`, the call checked, the report read as the function's value |
 //! | `gossip/` | what peers gossip to this node: ledger entries, attestations (and the attester), component manifests |
-//! | `dispatch`, `announce`, `handle` | network events routed to the rooms; announcements kept alive; the operations |
+//! | `providing` | providing started and stopped while the node runs |
+//! | `dispatch`, `announce`, `handle`, `handle_dashboard` | network events routed to the rooms; announcements kept alive; the operations (those the dashboard adds apart) |
 //!
 //! # Tasks
 //!

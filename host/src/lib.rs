@@ -23,6 +23,7 @@
 //! | app | [`benchmark`] | measuring this machine and signing its manifest (`cue benchmark`) |
 //! | app | [`authoring`] | scaffolding and building job crates (`cue new`, `cue build`) |
 //! | util | [`datadir`] | where a node keeps its files |
+//! | util | [`logfeed`] | the process's log, kept and broadcast for the dashboard (a `tracing` layer) |
 //! | test | [`fuzzing`] | the fuzz targets' checks of every decoder of peer input, shared with their replay test |
 //! | test | [`hostile`] | a hostile peer for chaos runs (`cue debug hostile`, hidden): request floods, forged gossip, stalled streams |
 //!
@@ -43,6 +44,7 @@ pub mod fuzzing;
 pub mod hostile;
 pub mod ledger;
 pub mod local;
+pub mod logfeed;
 pub mod market;
 pub mod net;
 pub mod node;

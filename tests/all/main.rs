@@ -7,8 +7,11 @@ mod support;
 
 mod authoring;
 mod benchmark;
+mod browser;
 mod cli_run;
 mod contracts;
+mod dashboard;
+mod dashboard_browser;
 mod funded;
 mod funds;
 mod fuzz_corpus;

@@ -164,6 +164,8 @@ pub struct NodeProcess {
     pub child: std::process::Child,
     pub peer_id: String,
     pub listen: Vec<String>,
+    /// The dashboard's address as `cue node` printed it (`http://127.0.0.1:PORT/#token=…`).
+    pub dashboard: String,
     logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -206,7 +208,7 @@ impl NodeProcess {
                 }
             }
         });
-        let (mut peer_id, mut listen) = (String::new(), Vec::new());
+        let (mut peer_id, mut listen, mut dashboard) = (String::new(), Vec::new(), String::new());
         loop {
             let line = received
                 .recv_timeout(std::time::Duration::from_secs(60))
@@ -215,11 +217,13 @@ impl NodeProcess {
                 peer_id = id.to_owned();
             } else if let Some(addr) = line.strip_prefix("listening on ") {
                 listen.push(addr.to_owned());
+            } else if let Some(url) = line.strip_prefix("dashboard: ") {
+                dashboard = url.to_owned();
             } else if line == "ready" {
                 break;
             }
         }
-        NodeProcess { cue, child, peer_id, listen, logs }
+        NodeProcess { cue, child, peer_id, listen, dashboard, logs }
     }
 
     /// Runs another `cue` command against this node's data dir.

@@ -3,11 +3,14 @@
 //! - `guests`: install the wasm32-wasip2 target if missing, build every example guest and the
 //!   JavaScript runtime (`js-runtime/`) in release, and place the components at
 //!   `target/guests/<name>.wasm` (the runtime is `js.wasm`).
-//! - `test`: guests, `cargo fmt --check`, `cycles`, `cargo clippy --all-targets -D warnings`,
-//!   every test.
+//! - `test`: guests, Chromium and its driver for the dashboard's browser tests (Debian's
+//!   `chromium` and `chromium-driver`, installed with apt-get when missing), `cargo fmt
+//!   --check`, `cycles`, `cargo clippy --all-targets -D warnings`, every test.
 //! - `cycles`: fail on an import cycle between sibling or cousin modules of `host/src`
 //!   (see `cycles::find` for the rule), listing each cycle's imports by file and line.
-//! - `demo`: guests, then run the examples with `cue run`, printing results, fuel and time.
+//! - `demo [--keep]`: guests, then run the examples with `cue run`, printing results, fuel and
+//!   time; then the market on 127.0.0.1, ending with each node's dashboard address (`--keep`:
+//!   the nodes stay up until Enter is pressed, to open them).
 //! - `chaos --minutes N [--seed S]`: five providers, three consumers and a hostile peer as
 //!   processes on 127.0.0.1, killed and restarted at random while jobs flow; checks that no
 //!   payment is lost or made twice and that every node's balances equal a replay of its log
@@ -31,12 +34,12 @@ fn main() -> Result<()> {
         "guests" => guests().map(|_| ()),
         "test" => test(),
         "cycles" => cycles::check(&root()),
-        "demo" => demo(),
+        "demo" => demo(std::env::args().nth(2).as_deref() == Some("--keep")),
         "bench" => bench(std::env::args().nth(2).as_deref()),
         "chaos" => chaos::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <guests|test|cycles|demo|chaos --minutes N [--seed S]|bench [{}]>",
+                "usage: cargo xtask <guests|test|cycles|demo [--keep]|chaos --minutes N [--seed S]|bench [{}]>",
                 BENCHES.join("|")
             );
             bail!("unknown task `{task}`")
@@ -108,6 +111,7 @@ fn guests() -> Result<PathBuf> {
 
 fn test() -> Result<()> {
     guests()?;
+    browser()?;
     run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(root().join("examples-guests")).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(root().join("js-runtime")).args(["fmt", "--all", "--check"]))?;
@@ -122,6 +126,29 @@ fn test() -> Result<()> {
     ]))?;
     run(cargo().current_dir(root()).args(["test", "--workspace"]))?;
     chaos::run(&["--minutes".into(), "1".into()])
+}
+
+/// Chromium and chromedriver for the dashboard's browser tests (`tests/all/dashboard_browser.rs`):
+/// Debian's packages, installed with apt-get when `chromedriver` is not on the PATH.
+fn browser() -> Result<()> {
+    let found = Command::new("chromedriver").arg("--version").output().is_ok_and(|o| o.status.success());
+    if found {
+        return Ok(());
+    }
+    eprintln!("chromedriver not found: installing Debian's chromium and chromium-driver");
+    let as_root = |args: &[&str]| {
+        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let mut command = if root { Command::new(args[0]) } else { Command::new("sudo") };
+        if root {
+            command.args(&args[1..]);
+        } else {
+            command.args(args);
+        }
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    run(&mut as_root(&["apt-get", "update"]))?;
+    run(&mut as_root(&["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]))
 }
 
 /// The benchmarks of `cue-host` (`host/benches/<name>.rs`), in the order `bench` runs them.
@@ -142,7 +169,7 @@ fn bench(only: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn demo() -> Result<()> {
+fn demo(keep: bool) -> Result<()> {
     let guests = guests()?;
     run(cargo().current_dir(root()).args(["build", "--quiet", "-p", "cue-host"]))?;
     let cue = root().join("target/debug/cue");
@@ -185,7 +212,7 @@ fn demo() -> Result<()> {
         println!("(exit code {})", status.code().unwrap_or(-1));
     }
     std::fs::remove_dir_all(&data_dir).ok();
-    network_demo(&cue, &guests)
+    network_demo(&cue, &guests, keep)
 }
 
 /// A `cue node` process of the network demo; stopped with SIGTERM when dropped.
@@ -193,6 +220,8 @@ struct DemoNode {
     data_dir: PathBuf,
     child: std::process::Child,
     listen: String,
+    /// Its dashboard's address, token in the fragment (`dashboard: …` in its output).
+    dashboard: String,
 }
 
 impl DemoNode {
@@ -209,12 +238,15 @@ impl DemoNode {
             .stderr(std::process::Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().context("node stdout")?;
-        let mut node = DemoNode { data_dir, child, listen: String::new() };
+        let mut node = DemoNode { data_dir, child, listen: String::new(), dashboard: String::new() };
         for line in std::io::BufReader::new(stdout).lines() {
             let line = line?;
             println!("  {line}");
             if let Some(addr) = line.strip_prefix("listening on ") {
                 node.listen = addr.to_owned();
+            }
+            if let Some(url) = line.strip_prefix("dashboard: ") {
+                node.dashboard = url.to_owned();
             }
             if line == "ready" {
                 return Ok(node);
@@ -272,7 +304,7 @@ fn balances(cue: &Path, peers: &[(&str, String)]) -> Result<()> {
 /// The whole story on one machine: a genesis, three providers and a consumer as processes on
 /// 127.0.0.1, components published, jobs submitted (one replicated against a provider that
 /// lies on purpose), receipts, payments, balances and reputations.
-fn network_demo(cue: &Path, guests: &Path) -> Result<()> {
+fn network_demo(cue: &Path, guests: &Path, keep: bool) -> Result<()> {
     println!("\n== the network: a genesis, three providers and a consumer on 127.0.0.1 ==");
     let consumer_dir = demo_dir("consumer");
     let id = Command::new(cue).arg("--data-dir").arg(&consumer_dir).args(["id", "--json"]).output()?;
@@ -352,6 +384,19 @@ fn network_demo(cue: &Path, guests: &Path) -> Result<()> {
     balances(cue, &peers)?;
     show(cue, "consumer", &["providers"])?;
     show(cue, "consumer", &["jobs"])?;
+    println!("\ndashboards (each node serves its own; the token is in the fragment):");
+    for (name, node) in
+        [("provider-1", &first), ("provider-2", &second), ("provider-3", &liar), ("consumer", &consumer)]
+    {
+        println!("  {name:<11} {}", node.dashboard);
+    }
+    if keep {
+        println!("\nthe nodes run until you press Enter");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+    } else {
+        println!("(`cargo xtask demo --keep` keeps the nodes up to open them)");
+    }
     drop((first, second, liar, consumer));
     Ok(())
 }

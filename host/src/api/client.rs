@@ -45,6 +45,8 @@ pub enum ApiError {
 
 /// A connection to the node of a data dir.
 pub struct ApiClient {
+    /// Where the node's API listens.
+    addr: std::net::SocketAddr,
     base: String,
     token: String,
     agent: ureq::Agent,
@@ -63,7 +65,17 @@ impl ApiClient {
             .http_status_as_error(false)
             .build()
             .into();
-        Ok(ApiClient { base: format!("http://{}", endpoint.addr), token: token.trim().to_owned(), agent })
+        Ok(ApiClient {
+            addr: endpoint.addr,
+            base: format!("http://{}", endpoint.addr),
+            token: token.trim().to_owned(),
+            agent,
+        })
+    }
+
+    /// The node's dashboard, its token in the fragment (see [`super::dashboard_url`]).
+    pub fn dashboard_url(&self) -> String {
+        super::dashboard_url(self.addr, &self.token)
     }
 
     /// `GET path`, answering the JSON body.

@@ -174,6 +174,14 @@ impl Guard {
         Ok(())
     }
 
+    /// Checks a request for one of the dashboard's files: `Host`, then `Origin`, and no token
+    /// (a browser's navigation cannot carry one; the files are the same in every node and hold
+    /// no secret, the page asks for the token before it calls any route).
+    pub fn admit_page(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+        self.check_host(uri, headers)?;
+        self.check_origin(headers)
+    }
+
     /// No `Origin`, or `http://` + one of this API's names + its port: a web page elsewhere
     /// may not call it, whatever the method.
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
@@ -350,6 +358,23 @@ mod tests {
             Err(Refusal::Origin(_))
         ));
         assert_eq!(admit(&[(header::HOST, "localhost")]), Err(Refusal::Token));
+    }
+
+    #[test]
+    fn a_dashboard_file_needs_no_token_but_the_api_host_and_own_origin() {
+        let page = |headers: &[(header::HeaderName, &str)]| {
+            guard().admit_page(&Uri::from_static("/"), &head(headers))
+        };
+        assert_eq!(page(&[(header::HOST, "localhost:4000")]), Ok(()));
+        assert_eq!(
+            page(&[(header::HOST, "127.0.0.1:4000"), (header::ORIGIN, "http://127.0.0.1:4000")]),
+            Ok(())
+        );
+        assert!(matches!(page(&[(header::HOST, "evil.example")]), Err(Refusal::Host(_))));
+        assert!(matches!(
+            page(&[(header::HOST, "localhost:4000"), (header::ORIGIN, "http://evil.example")]),
+            Err(Refusal::Origin(_))
+        ));
     }
 
     #[test]

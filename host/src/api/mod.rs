@@ -45,18 +45,38 @@
 //! | POST | `/v1/wallet/transfer` | `{"to", "amount", "reference"?}` | `EntryView` |
 //! | POST | `/v1/wallet/mint` | `{"to", "amount"}` | `EntryView` |
 //! | POST | `/v1/wallet/import?historical=B` | a signed event's bytes | `EntryView` |
+//! | GET | `/v1/events` | | Server-Sent Events: `log`, `log-gap`, `state` (see `events`) |
+//! | GET | `/v1/activity` | | `{"peers": [[ms, n]…], "jobs_per_minute": [n×60]}`, the last hour |
+//! | GET | `/v1/network` | | `NetworkView`: genesis id, mint authority, whether this node is it |
+//! | GET | `/v1/components` | | `[ComponentView]`: the components known by name, with their WIT worlds |
+//! | POST | `/v1/provide` | `{"price_per_mfuel"?, "base_fee"?, "max_concurrent_jobs"?, "max_memory_bytes"?, "max_execution_ms"?, "min_reputation"?}` | NDJSON: `{"progress": {"done", "total"}}` (benchmark runs), then `{"done": {"hash", "expires_ms", "manifest"}}` or `{"error": ..}` |
+//! | POST | `/v1/provide/stop` | | `{"was_providing": B}` |
+//!
+//! # The dashboard
+//!
+//! `GET /` and `/ui/*` serve the dashboard's files (embedded; `dashboard`), with a strict
+//! [`CONTENT_SECURITY_POLICY`]. They pass checks 1 and 2 but not 3: a browser's navigation
+//! cannot carry a bearer token, and the files hold no secret. The page takes the token from its
+//! URL's fragment (`http://127.0.0.1:PORT/#token=…`, printed by `cue node` and `cue ui`; a
+//! fragment is never sent to a server), keeps it in the tab's session storage, removes it from
+//! the address bar, and sends it as the bearer header on every call; never in a query string or
+//! a cookie.
 //!
 //! Errors are `{"error": {"kind": K, "message": M}}` with a matching status code: the guard's
 //! (above), `not-found` (404) for a path that is no route, and the node's (`server::error_kind`,
 //! docs/architecture.md "Local API").
 
 mod client;
+mod dashboard;
+mod events;
 mod guard;
 mod server;
 #[cfg(test)]
 mod tests;
 
 pub use client::{ApiClient, ApiError, encode_query};
+pub use dashboard::CONTENT_SECURITY_POLICY;
+pub use events::{KEEP_ALIVE, MAX_EVENT_STREAMS, STATE_EVERY};
 pub use guard::{HostName, HostNameError, LOOPBACK_HOSTS};
 pub use server::{ApiServer, serve};
 
@@ -73,6 +93,12 @@ pub struct ApiConfig {
     /// Names a request may give as its `Host` and in its `Origin`, besides
     /// [`LOOPBACK_HOSTS`].
     pub hosts: Vec<HostName>,
+}
+
+/// The dashboard of the API at `addr`, its `token` in the fragment: the page keeps it and sends
+/// it as the bearer header; a browser never sends a fragment to any server.
+pub fn dashboard_url(addr: std::net::SocketAddr, token: &str) -> String {
+    format!("http://{addr}/#token={token}")
 }
 
 /// Where a running node's API is, as written to `<data-dir>/api.json`.

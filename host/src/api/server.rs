@@ -1,4 +1,7 @@
-//! The API server (axum): the routes, the guard in front of them, error mapping.
+//! The API server (axum): the routes, the guard in front of them, error mapping. The routes
+//! the dashboard adds are in `ui_routes`.
+
+mod ui_routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+use super::events::{EventStreams, PeerSamples};
 use super::guard::Guard;
-use super::{ApiConfig, Endpoint, MAX_BODY_BYTES};
+use super::{ApiConfig, Endpoint, MAX_BODY_BYTES, dashboard};
 use crate::crypto::PeerId;
 use crate::datadir::{DataDir, TokenOrigin};
 use crate::node::{BalanceView, NodeError, NodeHandle};
@@ -30,6 +34,10 @@ const PROGRESS_BUFFER: usize = 64;
 struct AppState {
     /// The node the API drives.
     node: NodeHandle,
+    /// The places for live feeds (`GET /v1/events`).
+    streams: EventStreams,
+    /// Peer counts over the last hour (`GET /v1/activity`).
+    peer_samples: PeerSamples,
 }
 
 /// The methods the API's routes take.
@@ -67,6 +75,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         route(Post, "/v1/wallet/transfer", wallet_transfer),
         route(Post, "/v1/wallet/mint", wallet_mint),
         route(Post, "/v1/wallet/import", wallet_import),
+        route(Get, "/v1/events", ui_routes::live_events),
+        route(Get, "/v1/activity", ui_routes::activity),
+        route(Get, "/v1/components", ui_routes::components),
+        route(Get, "/v1/network", ui_routes::network),
+        route(Post, "/v1/provide", ui_routes::provide),
+        route(Post, "/v1/provide/stop", ui_routes::stop_providing),
     ]
 }
 
@@ -90,14 +104,29 @@ where
 }
 
 /// The API: every route, the body limit, and in front of them all (unknown paths included)
-/// the guard.
-fn router(node: NodeHandle, guard: Guard) -> Router {
+/// the guard; and the dashboard's files, behind the guard's Host and Origin checks.
+fn router(state: AppState, guard: Guard) -> Router {
+    let guard = Arc::new(guard);
     let app =
         routes().into_iter().fold(Router::new(), |app, (route, handler)| app.route(route.path, handler));
-    app.fallback(unknown_route)
+    let api = app
+        .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(Arc::new(guard), guarded))
-        .with_state(AppState { node })
+        .layer(middleware::from_fn_with_state(guard.clone(), guarded));
+    let pages = dashboard::router().layer(middleware::from_fn_with_state(guard, page_guarded));
+    pages.merge(api).with_state(state)
+}
+
+/// The guard for the dashboard's files: Host and Origin, no token (`Guard::admit_page`).
+async fn page_guarded(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    match guard.admit_page(request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::debug!(?refusal, "dashboard request refused");
+            let (status, kind) = refusal.status_and_kind();
+            error(status, kind, refusal)
+        }
+    }
 }
 
 /// The guard as middleware: a request that fails a check is answered with the refusal; the
@@ -127,6 +156,10 @@ pub struct ApiServer {
     stop: Option<oneshot::Sender<()>>,
     /// The task serving requests; ends after a stop, once the requests in flight are answered.
     task: tokio::task::JoinHandle<()>,
+    /// The task sampling peer counts for `/v1/activity`; aborted at the stop.
+    sampler: tokio::task::JoinHandle<()>,
+    /// The dashboard's address with the token in its fragment.
+    dashboard: String,
 }
 
 impl ApiServer {
@@ -135,8 +168,14 @@ impl ApiServer {
         self.addr
     }
 
+    /// The dashboard's address, `http://127.0.0.1:PORT/#token=…` (see [`super::dashboard_url`]).
+    pub fn dashboard_url(&self) -> &str {
+        &self.dashboard
+    }
+
     /// Stops taking requests, lets the ones in flight finish, removes `api.json`.
     pub async fn stop(mut self) {
+        self.sampler.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -161,7 +200,10 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = router(node.clone(), Guard::new(addr.port(), &config.hosts, token.secret()));
+    let peer_samples = PeerSamples::default();
+    let state =
+        AppState { node: node.clone(), streams: EventStreams::default(), peer_samples: peer_samples.clone() };
+    let app = router(state, Guard::new(addr.port(), &config.hosts, token.secret()));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -175,7 +217,9 @@ pub async fn serve(node: NodeHandle, config: &ApiConfig, data_dir: &DataDir) -> 
     let endpoint_file = data_dir.api_endpoint();
     std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&endpoint)?)?;
     tracing::info!(%addr, "local API listening");
-    Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task })
+    let dashboard = super::dashboard_url(addr, token.secret());
+    let sampler = tokio::spawn(peer_samples.run(node.clone()));
+    Ok(ApiServer { addr, endpoint_file, stop: Some(stop), task, sampler, dashboard })
 }
 
 /// An answer `{"error": {"kind", "message"}}` with `status`.

@@ -276,3 +276,49 @@ async fn a_short_token_file_is_replaced_before_serving_and_never_accepted() {
     assert_eq!(new.status, 200, "{new:?}");
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_file_is_served_without_the_token_with_its_csp_and_to_this_api_hosts_only() {
+    let api = TestApi::start(&[], None).await;
+    let addr = api.server.addr();
+    let paths: Vec<&str> = super::dashboard::paths().collect();
+    assert!(paths.contains(&"/") && paths.len() >= 10, "{paths:?}");
+    let answers = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        paths
+            .into_iter()
+            .map(|path| {
+                let url = format!("http://{addr}{path}");
+                let mut page = agent.get(&url).call().expect("an answer");
+                let csp = page
+                    .headers()
+                    .get("content-security-policy")
+                    .map(|v| v.to_str().unwrap_or("").to_owned());
+                let kind = page.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+                let body = page.body_mut().read_to_string().expect("a body");
+                let foreign = agent.get(&url).header("Host", "evil.example").call().expect("an answer");
+                let elsewhere =
+                    agent.get(&url).header("Origin", "http://evil.example").call().expect("an answer");
+                (
+                    path,
+                    page.status().as_u16(),
+                    csp,
+                    kind,
+                    body.len(),
+                    foreign.status().as_u16(),
+                    elsewhere.status().as_u16(),
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("the requests");
+    for (path, status, csp, kind, size, foreign, elsewhere) in answers {
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(csp.as_deref(), Some(super::CONTENT_SECURITY_POLICY), "{path}");
+        assert!(kind.is_some_and(|k| k.starts_with("text/")), "{path}");
+        assert!(size > 100, "{path}: {size} bytes");
+        assert_eq!((foreign, elsewhere), (421, 403), "{path}");
+    }
+    api.stop().await;
+}

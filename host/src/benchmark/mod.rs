@@ -88,7 +88,17 @@ pub enum BenchmarkError {
 
 /// Runs the reference workload `plan.runs` times on `sandbox` and reads cores and memory.
 pub fn measure(sandbox: &Sandbox, plan: Plan) -> Result<Measurement, BenchmarkError> {
-    let runs = fuel_runs(sandbox, plan)?;
+    measure_reporting(sandbox, plan, &mut |_, _| {})
+}
+
+/// [`measure`], telling `progress(runs done, runs)` after each run (the dashboard's progress
+/// bar).
+pub fn measure_reporting(
+    sandbox: &Sandbox,
+    plan: Plan,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<Measurement, BenchmarkError> {
+    let runs = fuel_runs(sandbox, plan, progress)?;
     let mut rates: Vec<u64> = runs.iter().map(Run::fuel_per_second).collect();
     rates.sort_unstable();
     let cores = std::thread::available_parallelism()
@@ -102,15 +112,22 @@ pub fn measure(sandbox: &Sandbox, plan: Plan) -> Result<Measurement, BenchmarkEr
     })
 }
 
-fn fuel_runs(sandbox: &Sandbox, plan: Plan) -> Result<Vec<Run>, BenchmarkError> {
+fn fuel_runs(
+    sandbox: &Sandbox,
+    plan: Plan,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<Vec<Run>, BenchmarkError> {
     let bytes = wat::parse_str(REFERENCE_WAT).map_err(|e| BenchmarkError::Workload(e.to_string()))?;
     let loaded = sandbox.load(&bytes)?;
     let call = loaded.parse_call(&format!("spin({})", plan.rounds))?;
     let limits = Limits::default();
-    (0..plan.runs.max(1))
-        .map(|_| {
+    let total = plan.runs.max(1);
+    progress(0, total);
+    (1..=total)
+        .map(|done| {
             let outcome = loaded.invoke(&call, &limits, &Invocation::default());
             outcome.result?;
+            progress(done, total);
             Ok(Run { fuel: outcome.fuel_used, wall: outcome.wall })
         })
         .collect()

@@ -18,6 +18,7 @@ mod publish;
 mod run;
 mod status;
 mod submit;
+mod ui;
 mod wallet;
 
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Show the running node: peer id, addresses, peers, manifest, refused input by kind.
     Status(status::StatusArgs),
+    /// Print the running node's dashboard address (its token in the fragment); `--open` opens it.
+    Ui(ui::UiArgs),
     /// Discover providers through the running node; show their measured manifests, latency,
     /// reputation and score, best first.
     Providers(providers::ProvidersArgs),
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Benchmark(args) => benchmark::run(args, &ledger, &data_dir),
         Command::Node(args) => node::run(args, &ledger, &data_dir),
         Command::Status(args) => status::run(args, &data_dir),
+        Command::Ui(args) => ui::run(args, &data_dir),
         Command::Providers(args) => providers::run(args, &data_dir),
         Command::Publish(args) => publish::run(args, &data_dir),
         Command::Fetch(args) => fetch::run(args, &data_dir),

@@ -107,6 +107,7 @@ async fn serve(args: NodeArgs, ledger: &LedgerContext, data_dir: &DataDir) -> an
         println!("listening on {addr}");
     }
     println!("api: {}", api.addr());
+    println!("dashboard: {}", api.dashboard_url());
     if let Some(manifest) = node.handle().manifest() {
         println!("providing: {} fuel/s, manifest {}", manifest.body().fuel_per_second, manifest.hash());
     }

@@ -37,11 +37,43 @@ pub(super) async fn start(
 ) -> Result<tokio::task::JoinHandle<()>, NodeError> {
     let manifest = match reusable(shared, &settings) {
         Some(manifest) => manifest,
-        None => measure(shared, &settings).await?,
+        None => measure(shared, &settings, Arc::new(|_, _| {})).await?,
     };
     install(shared, manifest);
     Ok(tokio::spawn(refresh(shared.clone(), settings, shutdown)))
 }
+
+/// Measures this machine now (telling `progress(runs done, runs)`), installs the new manifest
+/// and spawns the task that re-signs it: returns that task. For providing started while the
+/// node runs (`providing`).
+pub(super) async fn start_measured(
+    shared: &Arc<Shared>,
+    settings: ProviderSettings,
+    progress: MeasureProgress,
+    shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+    let manifest = measure(shared, &settings, progress).await?;
+    install(shared, manifest);
+    Ok(tokio::spawn(refresh(shared.clone(), settings, shutdown)))
+}
+
+/// Spawns the task that re-signs the installed manifest with `settings` (after a failed
+/// re-measurement, the previous one goes on).
+pub(super) fn keep_fresh(
+    shared: &Arc<Shared>,
+    settings: ProviderSettings,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(refresh(shared.clone(), settings, shutdown))
+}
+
+/// Withdraws the manifest: peers asking are told this node does not provide.
+pub(super) fn withdraw(shared: &Shared) {
+    *lock(&shared.advert.current) = None;
+}
+
+/// What a measurement tells after each run: `(runs done, runs)`.
+pub(super) type MeasureProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// The stored manifest, if it is ours, for this engine and policy, and lives for at least half
 /// its lifetime more.
@@ -62,6 +94,7 @@ fn reusable(shared: &Shared, settings: &ProviderSettings) -> Option<Signed<Resou
 async fn measure(
     shared: &Arc<Shared>,
     settings: &ProviderSettings,
+    progress: MeasureProgress,
 ) -> Result<Signed<ResourceManifest>, NodeError> {
     let (sandbox, keypair) = (shared.components.sandbox().clone(), shared.keypair.clone());
     let (policy, plan, lifetime) = (settings.policy, settings.plan, settings.manifest_lifetime);
@@ -69,7 +102,9 @@ async fn measure(
     let overclaim = settings.fault == Some(FaultInjection::OverclaimSpeed);
     tracing::info!("measuring this machine for the provider manifest");
     let signed = tokio::task::spawn_blocking(move || {
-        let measurement = benchmark::measure(&sandbox, plan)?;
+        let measurement = benchmark::measure_reporting(&sandbox, plan, &mut |done, runs| {
+            progress(u64::from(done), u64::from(runs));
+        })?;
         let mut body = benchmark::manifest(&measurement, &keypair, genesis, policy, now_ms());
         if overclaim {
             body.fuel_per_second = body.fuel_per_second.saturating_mul(OVERCLAIM_FACTOR);
@@ -122,7 +157,7 @@ async fn refresh(shared: Arc<Shared>, settings: ProviderSettings, shutdown: watc
             () = wait_for(shutdown.clone()) => return,
             () = tokio::time::sleep(wait) => {}
         }
-        match measure(&shared, &settings).await {
+        match measure(&shared, &settings, Arc::new(|_, _| {})).await {
             Ok(manifest) => {
                 install(&shared, manifest);
                 announce(&shared).await;

@@ -19,7 +19,7 @@ use crate::store::{ContractRow, ContractState, Role};
 /// The node's operations, shared with the API and tests.
 #[derive(Clone)]
 pub struct NodeHandle {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 /// An account's balance, as `GET /v1/wallet/balance` answers it.

@@ -14,7 +14,8 @@
 //! | `consumer/` | the consumer's side: `choose`, `attempt` (the job stream), `settle` (vote, pay, punish), `idle` streams |
 //! | `js` | JavaScript jobs: the built-in runtime published as `js@<version>`, the call checked, the report read as the function's value |
 //! | `gossip/` | what peers gossip to this node: ledger entries, attestations (and the attester), component manifests |
-//! | `dispatch`, `announce`, `handle` | network events routed to the rooms; announcements kept alive; the operations |
+//! | `providing` | providing started and stopped while the node runs |
+//! | `dispatch`, `announce`, `handle`, `handle_dashboard` | network events routed to the rooms; announcements kept alive; the operations (those the dashboard adds apart) |
 //!
 //! # Tasks
 //!
@@ -29,12 +30,15 @@
 //!    shutdown, what is owed by then;
 //! 6. the ledger gossiper (`Outbox::run`): publishes waiting entries; the outbox is flushed
 //!    before the signal is sent;
-//! 7. with `--provide`, the manifest refresher (`advert`): re-measures and re-signs;
+//! 7. with `--provide`, the manifest refresher (`advert`): re-measures and re-signs (ended
+//!    early when providing is stopped from the API, `providing`);
 //! 8. with `--provide`, the job server (`provider::serve_jobs`): `/cue-job` streams, at most
 //!    `MAX_JOB_STREAMS` at once;
 //! 9. with `--provide`, the payment watcher (`provider::watch_payments`): payments by gossip,
 //!    deadlines, unstarted jobs, every 250 ms;
 //! 10. the pruner (`journal::run_pruner`): prunes the log at start and every 10 min.
+//!
+//! Tasks 7 to 9 are also spawned when providing is started from the API (`providing`).
 //!
 //! Requests, gossip messages and streams are handled in short tasks of their own, each kind
 //! bounded by a semaphore (see `dispatch`); the stores close when the last reference drops.
@@ -57,11 +61,13 @@ mod dispatch;
 mod error;
 mod gossip;
 mod handle;
+mod handle_dashboard;
 mod jobstream;
 mod journal;
 mod js;
 mod outbox;
 mod provider;
+mod providing;
 mod quota;
 mod reputation;
 mod topics;
@@ -81,10 +87,12 @@ pub use consumer::{Attempt, AttemptOutcome, DEFAULT_AUDIT_FUEL, SubmitOptions, S
 pub use discovery::ProviderView;
 pub use error::{NodeError, UnfitProvider};
 pub use handle::{BalanceView, ContractView, JobEventView, JobView, NodeHandle};
+pub use handle_dashboard::{ComponentView, MAX_LISTED_COMPONENTS, NetworkView};
 pub(crate) use jobstream::{
     Frame, FrameError, MAX_FRAME_BYTES, MAX_START_FRAME_BYTES, decode_frame, encode_frame,
 };
 pub use jobstream::{JOB_PROTOCOL, WRITE_STALL};
+pub use providing::ProvideOptions;
 pub use topics::{COMPONENTS_TOPIC, EQUIVOCATIONS_TOPIC, LEDGER_TOPIC, REPUTATION_TOPIC};
 pub use wallet::EntryView;
 
@@ -117,8 +125,13 @@ struct Shared {
     reputation: reputation::Reputation,
     outbox: outbox::Outbox,
     discovery: discovery::Discovery,
-    /// The provider's side of its contracts, when it provides.
-    provider: Option<provider::Provider>,
+    /// The provider's side of its contracts, once it provides (set at start with `--provide`,
+    /// or by the first start from the API; never unset).
+    provider: std::sync::OnceLock<provider::Provider>,
+    /// Providing started and stopped while running (`providing`).
+    providing: providing::Providing,
+    /// The shutdown signal, for tasks spawned after the start (`providing`).
+    stopping: watch::Receiver<bool>,
     consumer: consumer::Consumer,
     unlogged: gossip::UnloggedAttestations,
     /// Where to stop the process dead, for crash tests (see [`CrashPoint`]); `None` otherwise.
@@ -182,7 +195,13 @@ impl Node {
             ),
             outbox: outbox::Outbox::new(client.clone()),
             discovery: discovery::Discovery::default(),
-            provider: config.provide.as_ref().map(|settings| provider::Provider::new(settings, pool)),
+            provider: config
+                .provide
+                .as_ref()
+                .map(|settings| provider::Provider::new(settings, pool))
+                .map_or_else(std::sync::OnceLock::new, std::sync::OnceLock::from),
+            providing: providing::Providing::new(config.provide.clone()),
+            stopping: shutdown_rx.clone(),
             consumer: consumer::Consumer::default(),
             unlogged: gossip::UnloggedAttestations::default(),
             crash_at: config.crash_at,
@@ -223,7 +242,7 @@ impl Node {
     pub async fn shutdown(self) {
         self.shared.outbox.flush_before_stop().await;
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
+        for task in self.tasks.into_iter().chain(self.shared.providing.take_tasks()) {
             let abort = task.abort_handle();
             if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
                 abort.abort();
@@ -249,7 +268,7 @@ async fn spawn_tasks(
         tokio::spawn(blobs::serve_all(shared.clone(), shutdown.clone())?),
     ];
     if let Some(settings) = provide {
-        tasks.push(advert::start(shared, settings, shutdown.clone()).await?);
+        shared.providing.started_with(advert::start(shared, settings, shutdown.clone()).await?);
         provider::fail_unfinished(shared).await;
         provider::restore_request_window(shared).await;
         tasks.push(tokio::spawn(provider::serve_jobs(shared.clone(), shutdown.clone())?));

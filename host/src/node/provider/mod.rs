@@ -15,6 +15,7 @@ mod payment;
 mod run;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,7 +57,9 @@ pub(super) struct Provider {
     /// window is restored from the log at start (see [`restore_request_window`]).
     nonces: Mutex<SeenNonces>,
     fault: Option<FaultInjection>,
-    min_reputation: f64,
+    /// The lowest consumer reputation served, as `f64` bits (the Provide view changes it while
+    /// the node runs).
+    min_reputation: AtomicU64,
     pay_grace_ms: u64,
     /// When this node started providing: a contract delivered before it may never have been
     /// told (see `payment::claim_or_default`).
@@ -102,13 +105,23 @@ impl Provider {
             runs: Arc::new(Semaphore::new(concurrent)),
             nonces: Mutex::new(SeenNonces::fair(DEFAULT_NONCE_CAPACITY, DEFAULT_SIGNER_NONCES)),
             fault: settings.fault,
-            min_reputation: settings.min_reputation,
+            min_reputation: AtomicU64::new(settings.min_reputation.to_bits()),
             pay_grace_ms: u64::try_from(settings.pay_grace.as_millis()).unwrap_or(u64::MAX),
             started_ms: now_ms(),
             allowed_publishers: settings.allowed_publishers.clone(),
             concluding: Mutex::default(),
             settling: Arc::new(Semaphore::new(MAX_SETTLING)),
         }
+    }
+
+    /// The lowest consumer reputation served.
+    fn min_reputation(&self) -> f64 {
+        f64::from_bits(self.min_reputation.load(Ordering::Relaxed))
+    }
+
+    /// Serves consumers of at least `reputation` from now on.
+    pub(super) fn set_min_reputation(&self, reputation: f64) {
+        self.min_reputation.store(reputation.to_bits(), Ordering::Relaxed);
     }
 
     /// A job place for `consumer` (given back when the job, which holds it, is dropped).
@@ -177,7 +190,7 @@ pub(super) async fn fail_unfinished(shared: &Shared) -> usize {
 /// At start: the nonces of the requests in the log that are still live, so a request replayed
 /// to a restarted provider is refused as a replay instead of running again; answers how many.
 pub(super) async fn restore_request_window(shared: &Shared) -> usize {
-    let Some(provider) = shared.provider.as_ref() else { return 0 };
+    let Some(provider) = shared.provider.get() else { return 0 };
     let tag = EventKind::ComputeRequest.tag();
     let limit = u32::try_from(DEFAULT_NONCE_CAPACITY).unwrap_or(u32::MAX);
     let live =

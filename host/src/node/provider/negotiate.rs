@@ -73,7 +73,7 @@ pub(in crate::node) async fn on_request(shared: Arc<Shared>, peer: PeerId, bytes
         Ok(mut job) => {
             job.stored = Some(store_contract(&shared, &job));
             let accept = job.accept.bytes().to_vec();
-            if let Some(provider) = shared.provider.as_ref() {
+            if let Some(provider) = shared.provider.get() {
                 provider.wait_for_start(job);
             }
             RpcResponse::Accepted(accept)
@@ -92,7 +92,8 @@ pub(super) async fn negotiate(
     bytes: &[u8],
     funding: Option<&[u8]>,
 ) -> Result<PreparedJob, NoContract> {
-    let Some(provider) = shared.provider.as_ref() else {
+    // Providing stopped (the manifest withdrawn) refuses new requests like never providing.
+    let Some(provider) = shared.provider.get().filter(|_| shared.advert.current().is_some()) else {
         return Err(NoContract::Refused(
             RefusalReason::NotAProvider,
             "this node does not provide compute".into(),
@@ -185,7 +186,7 @@ async fn prepare(
         consumer_in_flight: provider.jobs.held_by(&consumer),
         per_consumer: provider.jobs.per_peer(),
         consumer_reputation: shared.reputation.of(&request.header().signer),
-        min_reputation: provider.min_reputation,
+        min_reputation: provider.min_reputation(),
     };
     contract::evaluate(body, &evaluation)?;
     // Taken before the component is fetched or compiled, so a flood of requests holds no more

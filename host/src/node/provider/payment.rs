@@ -72,7 +72,7 @@ async fn take(shared: Arc<Shared>, bytes: Vec<u8>, delivered: Option<&ContractRo
     let imported = shared.journal.import(&bytes, false, then).await;
     let settled = matches!(imported, Ok(Imported::New(_))) && settling.is_some();
     if let Some(settling) = settling {
-        if let Some(provider) = shared.provider.as_ref() {
+        if let Some(provider) = shared.provider.get() {
             provider.release(&settling.row.contract);
         }
         if settled {
@@ -92,8 +92,7 @@ async fn take(shared: Arc<Shared>, bytes: Vec<u8>, delivered: Option<&ContractRo
 /// Settles what a stored transfer pays for off the answer's path. Bounded: without a free
 /// place the watcher's next sweep settles it (within 250 ms).
 fn settle_later(shared: Arc<Shared>, bytes: Vec<u8>) {
-    let Some(place) = shared.provider.as_ref().and_then(|p| p.settling.clone().try_acquire_owned().ok())
-    else {
+    let Some(place) = shared.provider.get().and_then(|p| p.settling.clone().try_acquire_owned().ok()) else {
         return;
     };
     tokio::spawn(async move {
@@ -118,7 +117,7 @@ impl Settling {
     /// covered, and no other task is concluding it. `delivered`, when it is the contract the
     /// transfer names, saves looking it up by its receipt.
     fn claim(shared: &Shared, bytes: &[u8], delivered: Option<&ContractRow>) -> Option<Settling> {
-        let provider = shared.provider.as_ref()?;
+        let provider = shared.provider.get()?;
         let payment = Payment::of(&Event::decode(bytes).ok()?)?;
         let reader = shared.journal.reader().ok()?;
         let row = match delivered.filter(|row| row.receipt == Some(payment.receipt)) {
@@ -211,7 +210,7 @@ async fn settle_payment(shared: &Shared, event: &Event) {
 /// defaulted contract whose payment comes late ends paid (and this node's `completed` verdict
 /// joins its `default` one). `evidence` goes with a `default` verdict.
 async fn conclude(shared: &Shared, row: ContractRow, evidence: Vec<Vec<u8>>) {
-    let Some(provider) = shared.provider.as_ref() else { return };
+    let Some(provider) = shared.provider.get() else { return };
     let id = row.contract;
     if !provider.claim(id) {
         return;
@@ -237,7 +236,7 @@ async fn conclude(shared: &Shared, row: ContractRow, evidence: Vec<Vec<u8>>) {
 /// lock to claim from — the consumer released it paying less, or it never reached this node —
 /// the contract ends defaulted, with the consumer's own release, if any, as the evidence.
 async fn claim_or_default(shared: &Shared, row: ContractRow) {
-    let Some(provider) = shared.provider.as_ref() else { return };
+    let Some(provider) = shared.provider.get() else { return };
     let claimable = shared.journal.reader().ok().and_then(|reader| claim_draft(&reader, shared, &row));
     let Some(draft) = claimable else {
         let evidence: Vec<Vec<u8>> = consumer_release(shared, &row).into_iter().collect();
@@ -325,7 +324,7 @@ fn deadline(row: &ContractRow, started: u64) -> u64 {
 pub(super) async fn sweep(shared: &Shared) {
     let now = now_ms();
     let me = shared.keypair.public();
-    let started = shared.provider.as_ref().map_or(0, |p| p.started_ms);
+    let started = shared.provider.get().map_or(0, |p| p.started_ms);
     let updates = shared
         .journal
         .read(move |reader| {

@@ -64,7 +64,7 @@ pub(in crate::node) fn serve_jobs(
 /// Contracts whose consumer never started the job within [`UNSTARTED_DEADLINE`] give their
 /// places back (the job holds it) and are recorded as failed.
 pub(super) async fn expire_unstarted(shared: &Shared) {
-    let Some(provider) = shared.provider.as_ref() else { return };
+    let Some(provider) = shared.provider.get() else { return };
     for job in provider.take_unstarted(UNSTARTED_DEADLINE) {
         let failed = job.row.ended(ContractState::Failed, "the consumer never started the job");
         shared.journal.update(failed).await;
@@ -115,7 +115,7 @@ async fn run_job(
     stream: &mut Stream,
     first: Frame,
 ) -> Result<bool, NodeError> {
-    let provider = shared.provider.as_ref().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
+    let provider = shared.provider.get().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
     let (mut job, input) = match first {
         Frame::Start { contract, input } => (contracted_job(provider, peer, &contract)?, input),
         Frame::Request { request, input, lock } => match requested_job(shared, peer, &request, lock).await {
@@ -244,7 +244,7 @@ async fn execute(
         }
         None => false,
     };
-    let provider = shared.provider.as_ref().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
+    let provider = shared.provider.get().ok_or_else(|| NodeError::Invalid("not a provider".into()))?;
     let permit =
         provider.runs.clone().acquire_owned().await.map_err(|_| NodeError::Invalid("stopping".into()))?;
     let started = Instant::now();
@@ -363,7 +363,7 @@ fn receipt(
     wall_us: u64,
 ) -> Result<(Signed<Receipt>, Option<String>), NodeError> {
     let body = job.request.body();
-    let fault = shared.provider.as_ref().and_then(|p| p.fault);
+    let fault = shared.provider.get().and_then(|p| p.fault);
     let mut fuel_used = outcome.fuel_used;
     if fault == Some(FaultInjection::OverstateFuel) {
         fuel_used += 1_000;

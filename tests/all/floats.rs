@@ -5,7 +5,7 @@
 
 use cue_host::fuzzing::{FloatsVerdict, floats};
 use cue_host::local::js::{JsRun, JsRuntime};
-use cue_host::sandbox::{Invocation, Limits, NanCanonicalization, Sandbox, SandboxConfig};
+use cue_host::sandbox::{CodeSource, Invocation, Limits, NanCanonicalization, Sandbox, SandboxConfig};
 
 use crate::float_modules::{float_arithmetic, float_module};
 use crate::support::guest_bytes;
@@ -86,9 +86,10 @@ const MIN_FLOAT_ARITHMETIC: usize = 4;
 
 #[test]
 fn generated_float_heavy_modules_observe_the_same_through_the_pass() {
-    let (mut compared, mut inconclusive, mut calls, mut arithmetic) = (0, 0, 0, 0);
+    let (mut compared, mut calls, mut arithmetic) = (0, 0, 0);
+    let mut inconclusive = Vec::new();
     let mut seed = 0;
-    while compared + inconclusive < CORPUS_MODULES {
+    while compared + inconclusive.len() < CORPUS_MODULES {
         seed += 1;
         assert!(seed < 50 * CORPUS_MODULES as u64, "wasm-smith makes too few float-heavy modules");
         let Some(module) = float_module(&corpus_bytes(seed, 8192)) else { continue };
@@ -102,12 +103,44 @@ fn generated_float_heavy_modules_observe_the_same_through_the_pass() {
                 compared += 1;
                 calls += n;
             }
-            FloatsVerdict::Inconclusive(_) => inconclusive += 1,
+            FloatsVerdict::Inconclusive(why) => inconclusive.push(why),
         }
     }
     eprintln!(
         "{compared} modules compared ({calls} export calls, {arithmetic} float arithmetic operators), \
-         {inconclusive} inconclusive, from {seed} seeds"
+         {} inconclusive (e.g. {:?}), from {seed} seeds",
+        inconclusive.len(),
+        inconclusive.first()
     );
-    assert!(compared >= CORPUS_MODULES * 3 / 4, "only {compared} of {CORPUS_MODULES} could be compared");
+    assert!(
+        compared >= CORPUS_MODULES * 3 / 4,
+        "only {compared} of {CORPUS_MODULES} could be compared; the first reasons: {:?}",
+        &inconclusive[..inconclusive.len().min(3)]
+    );
+}
+
+/// Code compiled from the rewritten component is cached under the pass's version, and a
+/// sandbox without the pass sharing the cache compiles its own instead of loading it.
+#[test]
+fn the_code_cache_keeps_code_with_and_without_the_pass_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |mode| SandboxConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        nan_canonicalization: mode,
+        ..SandboxConfig::default()
+    };
+    let bytes = guest_bytes("fib");
+    let pass = Sandbox::new(config(NanCanonicalization::AtObservation)).unwrap();
+    assert_eq!(pass.load(&bytes).unwrap().load_stats().0, CodeSource::Compiled);
+    let version = format!("-floats{}-", cue_host::sandbox::floats::PASS_VERSION);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cwasm"))
+        .collect();
+    assert!(names.len() == 1 && names[0].contains(&version), "{names:?}");
+    let every = Sandbox::new(config(NanCanonicalization::EveryOperation)).unwrap();
+    assert_eq!(every.load(&bytes).unwrap().load_stats().0, CodeSource::Compiled);
+    assert_eq!(every.load(&bytes).unwrap().load_stats().0, CodeSource::Cache);
+    assert_eq!(pass.load(&bytes).unwrap().load_stats().0, CodeSource::Cache);
 }

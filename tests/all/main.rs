@@ -9,9 +9,9 @@ mod authoring;
 mod benchmark;
 mod cli_run;
 mod contracts;
-mod floats;
 #[path = "../../fuzz/float_modules.rs"]
 mod float_modules;
+mod floats;
 mod funded;
 mod funds;
 mod fuzz_corpus;

@@ -226,7 +226,8 @@ impl Sandbox {
 
     /// Compiles `bytes` (a component), through the float pass when the engine expects it.
     pub(super) fn compile_uncached(&self, bytes: &[u8]) -> Result<Component, JobError> {
-        let invalid = |e: &dyn std::fmt::Display| JobError::new(FailureKind::InvalidComponent, format!("{e:#}"));
+        let invalid =
+            |e: &dyn std::fmt::Display| JobError::new(FailureKind::InvalidComponent, format!("{e:#}"));
         let component = match self.config.nan_canonicalization {
             NanCanonicalization::AtObservation => {
                 let rewritten = floats::rewrite_component(bytes).map_err(|e| invalid(&e))?;
@@ -242,7 +243,10 @@ impl Sandbox {
 fn operator_cost_name(mode: NanCanonicalization) -> String {
     match mode {
         NanCanonicalization::AtObservation => {
-            format!("1 per operator but nop, drop, block, loop, else, end, return, unreachable; 0 for {} (1 by filler in guest code)", floats::PASS_OPERATORS)
+            format!(
+                "1 per operator but nop, drop, block, loop, else, end, return, unreachable; 0 for {} (1 by filler in guest code)",
+                floats::PASS_OPERATORS
+            )
         }
         NanCanonicalization::EveryOperation => "wasmtime default".to_string(),
     }
@@ -336,5 +340,18 @@ mod tests {
             EngineFingerprint::new(&SandboxConfig { max_wasm_stack: 2 << 20, ..SandboxConfig::default() });
         assert_ne!(a.id, b.id);
         assert_eq!(a, EngineFingerprint::new(&SandboxConfig::default()));
+    }
+
+    #[test]
+    fn the_fingerprint_names_the_float_pass_and_its_version() {
+        let pass = EngineFingerprint::new(&SandboxConfig::default());
+        let every = EngineFingerprint::new(&SandboxConfig {
+            nan_canonicalization: NanCanonicalization::EveryOperation,
+            ..SandboxConfig::default()
+        });
+        assert_ne!(pass.id, every.id);
+        let named = &pass.settings["nan-canonicalization"];
+        assert!(named.contains(&format!("pass v{}", floats::PASS_VERSION)), "{named}");
+        assert!(pass.settings["operator-cost"].contains("f64.eq"));
     }
 }

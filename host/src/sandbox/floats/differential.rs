@@ -9,8 +9,8 @@
 use std::sync::OnceLock;
 
 use wasmtime::{
-    Config, Engine, Extern, Instance, Linker, Module, OptLevel, Store, StoreLimits,
-    StoreLimitsBuilder, Trap, Val, ValType,
+    Config, Engine, Extern, Instance, Linker, Module, OptLevel, Store, StoreLimits, StoreLimitsBuilder, Trap,
+    Val, ValType,
 };
 
 use super::{NanCanonicalization, configure, rewrite_module};
@@ -43,7 +43,7 @@ pub enum Comparison {
     /// Both runs observed exactly the same.
     Same(Observation),
     /// The runs cannot be compared: the module does not compile on either engine, imports
-    /// something other than functions, or overflowed a stack (the depth at which a stack
+    /// something without a default (a tag), or overflowed a stack (the depth at which a stack
     /// overflows depends on frame sizes, which the pass changes).
     Inconclusive(String),
 }
@@ -121,7 +121,7 @@ pub fn observe(engine: &Engine, module: &[u8]) -> Result<Observation, String> {
     let mut store = Store::new(engine, RunState { limits, import_calls: Vec::new() });
     store.limiter(|state| &mut state.limits);
     store.set_fuel(FUEL).map_err(|e| e.to_string())?;
-    let linker = recording_linker(engine, &module)?;
+    let linker = recording_linker(&mut store, &module)?;
     let instance = linker.instantiate(&mut store, &module);
     let mut calls = Vec::new();
     let instance = match instance {
@@ -143,11 +143,15 @@ pub fn observe(engine: &Engine, module: &[u8]) -> Result<Observation, String> {
     Ok(Observation { calls, import_calls, memories, globals, fuel })
 }
 
-fn recording_linker(engine: &Engine, module: &Module) -> Result<Linker<RunState>, String> {
-    let mut linker: Linker<RunState> = Linker::new(engine);
+/// Imported functions record their arguments and return zeros; other imports are their type's
+/// default (a zero global, an empty memory or table of the minimum size).
+fn recording_linker(store: &mut Store<RunState>, module: &Module) -> Result<Linker<RunState>, String> {
+    let mut linker: Linker<RunState> = Linker::new(store.engine());
     for import in module.imports() {
         let Some(ty) = import.ty().func().cloned() else {
-            return Err(format!("imports {}::{}, not a function", import.module(), import.name()));
+            let value = import.ty().default_value(&mut *store).map_err(|e| e.to_string())?;
+            linker.define(&*store, import.module(), import.name(), value).map_err(|e| e.to_string())?;
+            continue;
         };
         let name = format!("{}::{}", import.module(), import.name());
         let results: Vec<ValType> = ty.results().collect();
@@ -185,7 +189,11 @@ fn call_exports(store: &mut Store<RunState>, module: &Module, instance: Instance
     }
 }
 
-fn read_exports(store: &mut Store<RunState>, module: &Module, instance: Instance) -> (Vec<Vec<u8>>, Vec<String>) {
+fn read_exports(
+    store: &mut Store<RunState>,
+    module: &Module,
+    instance: Instance,
+) -> (Vec<Vec<u8>>, Vec<String>) {
     let mut memories = Vec::new();
     let mut globals = Vec::new();
     for export in module.exports() {

@@ -57,7 +57,9 @@ enum Kind {
     Blind,
     /// Produces a float that is never NaN (integer-to-float conversions).
     NeverNan,
-    Const { nan: bool },
+    Const {
+        nan: bool,
+    },
     LocalGet(u32),
     LocalSet(u32),
     LocalTee(u32),
@@ -177,7 +179,8 @@ fn walk(steps: &[Step<'_>], exact: &mut [bool]) -> (Vec<bool>, bool) {
     };
     for (i, step) in steps.iter().enumerate() {
         let float_top = scalar_canon(step.top_after).is_some();
-        let produced = |class| Slot { class: if float_top { class } else { Class::Exact }, producer: Some(i) };
+        let produced =
+            |class| Slot { class: if float_top { class } else { Class::Exact }, producer: Some(i) };
         match (kind(&step.op), step.arity) {
             (Kind::Arith, Some((pops, _))) => {
                 pop_n(&mut stack, pops);
@@ -258,28 +261,99 @@ fn pop_n(stack: &mut Vec<Slot>, n: u32) {
 fn kind(op: &Operator<'_>) -> Kind {
     use Operator as O;
     match op {
-        O::F32Add | O::F32Sub | O::F32Mul | O::F32Div | O::F32Min | O::F32Max | O::F32Sqrt
-        | O::F32Ceil | O::F32Floor | O::F32Trunc | O::F32Nearest | O::F32DemoteF64 => Kind::Arith,
-        O::F64Add | O::F64Sub | O::F64Mul | O::F64Div | O::F64Min | O::F64Max | O::F64Sqrt
-        | O::F64Ceil | O::F64Floor | O::F64Trunc | O::F64Nearest | O::F64PromoteF32 => Kind::Arith,
-        O::F32x4Add | O::F32x4Sub | O::F32x4Mul | O::F32x4Div | O::F32x4Min | O::F32x4Max
-        | O::F32x4Sqrt | O::F32x4Ceil | O::F32x4Floor | O::F32x4Trunc | O::F32x4Nearest
-        | O::F32x4DemoteF64x2Zero | O::F32x4RelaxedMadd | O::F32x4RelaxedNmadd
-        | O::F32x4RelaxedMin | O::F32x4RelaxedMax => Kind::VectorArith(Canon::F32x4),
-        O::F64x2Add | O::F64x2Sub | O::F64x2Mul | O::F64x2Div | O::F64x2Min | O::F64x2Max
-        | O::F64x2Sqrt | O::F64x2Ceil | O::F64x2Floor | O::F64x2Trunc | O::F64x2Nearest
-        | O::F64x2PromoteLowF32x4 | O::F64x2RelaxedMadd | O::F64x2RelaxedNmadd
-        | O::F64x2RelaxedMin | O::F64x2RelaxedMax => Kind::VectorArith(Canon::F64x2),
-        O::F32Eq | O::F32Ne | O::F32Lt | O::F32Gt | O::F32Le | O::F32Ge | O::F64Eq | O::F64Ne
-        | O::F64Lt | O::F64Gt | O::F64Le | O::F64Ge | O::I32TruncF32S | O::I32TruncF32U
-        | O::I32TruncF64S | O::I32TruncF64U | O::I64TruncF32S | O::I64TruncF32U
-        | O::I64TruncF64S | O::I64TruncF64U | O::I32TruncSatF32S | O::I32TruncSatF32U
-        | O::I32TruncSatF64S | O::I32TruncSatF64U | O::I64TruncSatF32S | O::I64TruncSatF32U
-        | O::I64TruncSatF64S | O::I64TruncSatF64U | O::Drop => Kind::Blind,
-        O::F32ConvertI32S | O::F32ConvertI32U | O::F32ConvertI64S | O::F32ConvertI64U
-        | O::F64ConvertI32S | O::F64ConvertI32U | O::F64ConvertI64S | O::F64ConvertI64U => {
-            Kind::NeverNan
-        }
+        O::F32Add
+        | O::F32Sub
+        | O::F32Mul
+        | O::F32Div
+        | O::F32Min
+        | O::F32Max
+        | O::F32Sqrt
+        | O::F32Ceil
+        | O::F32Floor
+        | O::F32Trunc
+        | O::F32Nearest
+        | O::F32DemoteF64 => Kind::Arith,
+        O::F64Add
+        | O::F64Sub
+        | O::F64Mul
+        | O::F64Div
+        | O::F64Min
+        | O::F64Max
+        | O::F64Sqrt
+        | O::F64Ceil
+        | O::F64Floor
+        | O::F64Trunc
+        | O::F64Nearest
+        | O::F64PromoteF32 => Kind::Arith,
+        O::F32x4Add
+        | O::F32x4Sub
+        | O::F32x4Mul
+        | O::F32x4Div
+        | O::F32x4Min
+        | O::F32x4Max
+        | O::F32x4Sqrt
+        | O::F32x4Ceil
+        | O::F32x4Floor
+        | O::F32x4Trunc
+        | O::F32x4Nearest
+        | O::F32x4DemoteF64x2Zero
+        | O::F32x4RelaxedMadd
+        | O::F32x4RelaxedNmadd
+        | O::F32x4RelaxedMin
+        | O::F32x4RelaxedMax => Kind::VectorArith(Canon::F32x4),
+        O::F64x2Add
+        | O::F64x2Sub
+        | O::F64x2Mul
+        | O::F64x2Div
+        | O::F64x2Min
+        | O::F64x2Max
+        | O::F64x2Sqrt
+        | O::F64x2Ceil
+        | O::F64x2Floor
+        | O::F64x2Trunc
+        | O::F64x2Nearest
+        | O::F64x2PromoteLowF32x4
+        | O::F64x2RelaxedMadd
+        | O::F64x2RelaxedNmadd
+        | O::F64x2RelaxedMin
+        | O::F64x2RelaxedMax => Kind::VectorArith(Canon::F64x2),
+        O::F32Eq
+        | O::F32Ne
+        | O::F32Lt
+        | O::F32Gt
+        | O::F32Le
+        | O::F32Ge
+        | O::F64Eq
+        | O::F64Ne
+        | O::F64Lt
+        | O::F64Gt
+        | O::F64Le
+        | O::F64Ge
+        | O::I32TruncF32S
+        | O::I32TruncF32U
+        | O::I32TruncF64S
+        | O::I32TruncF64U
+        | O::I64TruncF32S
+        | O::I64TruncF32U
+        | O::I64TruncF64S
+        | O::I64TruncF64U
+        | O::I32TruncSatF32S
+        | O::I32TruncSatF32U
+        | O::I32TruncSatF64S
+        | O::I32TruncSatF64U
+        | O::I64TruncSatF32S
+        | O::I64TruncSatF32U
+        | O::I64TruncSatF64S
+        | O::I64TruncSatF64U
+        | O::Drop => Kind::Blind,
+        O::F32ConvertI32S
+        | O::F32ConvertI32U
+        | O::F32ConvertI64S
+        | O::F32ConvertI64U
+        | O::F64ConvertI32S
+        | O::F64ConvertI32U
+        | O::F64ConvertI64S
+        | O::F64ConvertI64U => Kind::NeverNan,
         O::F32Const { value } => Kind::Const { nan: f32::from_bits(value.bits()).is_nan() },
         O::F64Const { value } => Kind::Const { nan: f64::from_bits(value.bits()).is_nan() },
         O::LocalGet { local_index } => Kind::LocalGet(*local_index),

@@ -24,8 +24,7 @@ use wasmtime::OperatorCost;
 pub const PASS_VERSION: u32 = 1;
 
 /// The operator kinds the pass's own sequences use (free on the sandbox's engine).
-pub const PASS_OPERATORS: &str =
-    "local.get local.tee f32.const f64.const v128.const f32.eq f64.eq f32x4.eq f64x2.eq select(typed) v128.bitselect";
+pub const PASS_OPERATORS: &str = "local.get local.tee f32.const f64.const v128.const f32.eq f64.eq f32x4.eq f64x2.eq select(typed) v128.bitselect";
 
 /// How the sandbox makes NaN bits deterministic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -5,9 +5,7 @@
 use std::ops::Range;
 
 use wasm_encoder::{CodeSection, ComponentSectionId, RawSection};
-use wasmparser::{
-    Chunk, FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures,
-};
+use wasmparser::{Chunk, FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures};
 
 use super::FloatPassError;
 use super::function;

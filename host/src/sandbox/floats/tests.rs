@@ -63,8 +63,7 @@ fn a_stored_arithmetic_nan_is_canonical_and_a_loaded_one_is_copied_exactly() {
 
 #[test]
 fn copysign_takes_the_sign_of_the_canonical_nan() {
-    let (same, raw) =
-        agree("(func (export \"f\") (result f64) (f64.copysign (f64.const 1) ARITH64))");
+    let (same, raw) = agree("(func (export \"f\") (result f64) (f64.copysign (f64.const 1) ARITH64))");
     assert_eq!(same.calls, ["f: f64:0x3ff0000000000000"]);
     assert_ne!(raw.calls, same.calls);
 }

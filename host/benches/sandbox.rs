@@ -4,14 +4,15 @@
 //!
 //! 1. A trivial call on a fresh instance through `LoadedComponent::invoke`, vs a bare
 //!    wasmtime loop (pooling allocator + `InstancePre`, same engine settings, default WASI).
-//! 2. CPU-bound guests: fuel-metered wasm vs unmetered wasm vs the same Rust compiled natively.
+//! 2. CPU-bound guests: metered wasm with the float pass vs metered with the engine-wide NaN
+//!    canonicalisation vs unmetered wasm vs the same Rust compiled natively.
 //! 3. Loading a component: compiling vs loading the cached compiled code.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cue_host::sandbox::{Invocation, Limits, Sandbox, SandboxConfig};
+use cue_host::sandbox::{Invocation, Limits, NanCanonicalization, Sandbox, SandboxConfig};
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -65,11 +66,12 @@ impl WasiView for BareState {
     }
 }
 
-/// A bare wasmtime config: pooling allocator, optionally with Cue's metering settings.
+/// A bare wasmtime config: pooling allocator, optionally with Cue's metering settings (fuel
+/// and epochs; Cue's NaN determinism is a pass over the component, not an engine setting).
 fn bare_config(metered: bool) -> Config {
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingAllocationConfig::new()));
-    config.consume_fuel(metered).epoch_interruption(metered).cranelift_nan_canonicalization(metered);
+    config.consume_fuel(metered).epoch_interruption(metered);
     config
 }
 
@@ -173,9 +175,14 @@ type Setting = (&'static str, fn(&mut Config));
 
 fn cpu_bound() {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let everywhere = SandboxConfig {
+        nan_canonicalization: NanCanonicalization::EveryOperation,
+        ..SandboxConfig::default()
+    };
+    let today = Sandbox::new(everywhere).expect("sandbox");
     let limits = Limits { fuel: u64::MAX / 2, timeout: Duration::from_secs(600), ..Limits::default() };
     let options = Invocation::default();
-    let cases: [CpuCase; 2] = [
+    let cases: [CpuCase; 5] = [
         (
             "hash",
             "sha256-pattern(1048576)",
@@ -194,26 +201,65 @@ fn cpu_bound() {
                 black_box(cue_kernels::nbody_energy_after(black_box(200_000), 2_000, |_| ()));
             }),
         ),
+        (
+            "numeric",
+            "matmul-f32(256)",
+            "matmul-f32",
+            Val::U32(256),
+            Box::new(|| {
+                black_box(cue_kernels::matmul_f32(black_box(256)));
+            }),
+        ),
+        (
+            "numeric",
+            "matmul-f64(256)",
+            "matmul-f64",
+            Val::U32(256),
+            Box::new(|| {
+                black_box(cue_kernels::matmul_f64(black_box(256)));
+            }),
+        ),
+        (
+            "numeric",
+            "mandelbrot(400)",
+            "mandelbrot",
+            Val::U32(400),
+            Box::new(|| {
+                black_box(cue_kernels::mandelbrot(black_box(400)));
+            }),
+        ),
     ];
     println!("\n## CPU-bound guests (best of 7 runs each)");
     for (name, call_text, export, arg, native) in cases {
         let bytes = guest(name);
-        let loaded = sandbox.load(&bytes).expect("load");
-        let call = loaded.parse_call(call_text).expect("call");
+        let run = |sandbox: &Sandbox| {
+            let loaded = sandbox.load(&bytes).expect("load");
+            let call = loaded.parse_call(call_text).expect("call");
+            let outcome = loaded.invoke(&call, &limits, &options);
+            let fuel = outcome.fuel_used;
+            let wave = outcome.result.expect("ok").wave;
+            let time = best_of(7, || {
+                black_box(loaded.invoke(&call, &limits, &options).result.expect("ok"));
+            });
+            (time, wave, fuel)
+        };
+        let (pass, pass_result, pass_fuel) = run(&sandbox);
+        let (metered, today_result, today_fuel) = run(&today);
+        assert_eq!((&pass_result, pass_fuel), (&today_result, today_fuel), "the pass changed {call_text}");
         let unmetered = Bare::new(&bytes, false);
-        let metered = best_of(7, || {
-            black_box(loaded.invoke(&call, &limits, &options).result.expect("ok"));
-        });
         let bare = best_of(7, || {
             black_box(unmetered.call(export, std::slice::from_ref(&arg)));
         });
         let native = best_of(7, native);
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         println!(
-            "{call_text}: metered wasm {metered:?}, unmetered wasm {bare:?}, native {native:?}; \
-             metered/native {:.2}, unmetered/native {:.2}, metered/unmetered {:.2}",
-            metered.as_secs_f64() / native.as_secs_f64(),
-            bare.as_secs_f64() / native.as_secs_f64(),
-            metered.as_secs_f64() / bare.as_secs_f64(),
+            "{call_text} = {pass_result} ({pass_fuel} fuel both ways): metered with the pass {pass:?}, \
+             metered engine-wide {metered:?}, unmetered wasm {bare:?}, native {native:?}; \
+             pass/native {:.2}, engine-wide/native {:.2}, unmetered/native {:.2}, pass/unmetered {:.2}",
+            ratio(pass, native),
+            ratio(metered, native),
+            ratio(bare, native),
+            ratio(pass, bare),
         );
     }
 }

@@ -12,6 +12,9 @@ mod cli_run;
 mod contracts;
 mod dashboard;
 mod dashboard_browser;
+#[path = "../../fuzz/float_modules.rs"]
+mod float_modules;
+mod floats;
 mod funded;
 mod funds;
 mod fuzz_corpus;

@@ -262,3 +262,62 @@ pub fn nbody_energy_after(steps: u32, progress_every: u32, mut on_progress: impl
     }
     energy(&bodies)
 }
+
+/// `n`×`n` matrices `a` (`a[i][j] = (i + 2j) mod 7 - 3`, scaled by 1/8) and `b`
+/// (`b[i][j] = (3i + j) mod 5 - 2`, scaled by 1/4): the product's sum, in `T`'s arithmetic.
+/// The same correctly rounded operations in the same order on every machine, so wasm and
+/// native agree bit for bit.
+fn matmul_sum<T>(n: u32, from: impl Fn(i32) -> T, scale_a: T, scale_b: T) -> T
+where
+    T: Copy + Default + core::ops::Add<Output = T> + core::ops::Mul<Output = T>,
+{
+    let n = n as usize;
+    let a: Vec<T> = (0..n * n).map(|k| from(((k / n + 2 * (k % n)) % 7) as i32 - 3) * scale_a).collect();
+    let b: Vec<T> = (0..n * n).map(|k| from(((3 * (k / n) + k % n) % 5) as i32 - 2) * scale_b).collect();
+    let mut c = vec![T::default(); n * n];
+    for i in 0..n {
+        for k in 0..n {
+            let aik = a[i * n + k];
+            for j in 0..n {
+                c[i * n + j] = c[i * n + j] + aik * b[k * n + j];
+            }
+        }
+    }
+    c.iter().fold(T::default(), |sum, &x| sum + x)
+}
+
+/// The sum of the product of two `n`×`n` f32 matrices (see [`matmul_sum`]).
+pub fn matmul_f32(n: u32) -> f32 {
+    matmul_sum(n, |x| x as f32, 0.125, 0.25)
+}
+
+/// The sum of the product of two `n`×`n` f64 matrices (see [`matmul_sum`]).
+pub fn matmul_f64(n: u32) -> f64 {
+    matmul_sum(n, |x| x as f64, 0.125, 0.25)
+}
+
+/// How many points of a `size`×`size` grid over [-2, 0.5]×[-1.25, 1.25] stay within radius 2
+/// for 256 iterations of z² + c (f64). Each step is correctly rounded IEEE arithmetic, so wasm
+/// and native agree.
+pub fn mandelbrot(size: u32) -> u32 {
+    let mut inside = 0;
+    for y in 0..size {
+        let ci = -1.25 + 2.5 * f64::from(y) / f64::from(size);
+        for x in 0..size {
+            let cr = -2.0 + 2.5 * f64::from(x) / f64::from(size);
+            let (mut zr, mut zi) = (0.0f64, 0.0f64);
+            let mut escaped = false;
+            for _ in 0..256 {
+                let (zr2, zi2) = (zr * zr, zi * zi);
+                if zr2 + zi2 > 4.0 {
+                    escaped = true;
+                    break;
+                }
+                zi = 2.0 * zr * zi + ci;
+                zr = zr2 - zi2 + cr;
+            }
+            inside += u32::from(!escaped);
+        }
+    }
+    inside
+}

@@ -1,7 +1,7 @@
 //! The on-disk cache of compiled components.
 //!
-//! Entries are keyed by the component's sha256 and the engine's precompile compatibility
-//! hash. Deserialising compiled code is trusting it completely, so every entry carries an
+//! Entries are keyed by the component's sha256 (with the float pass's version: what the host
+//! did to it before compiling) and the engine's precompile compatibility hash. Deserialising compiled code is trusting it completely, so every entry carries an
 //! HMAC-SHA256 tag under a key that only this host knows (a 0600 file beside the cache):
 //! an artifact this host did not write — planted, corrupted or truncated — fails the tag
 //! check and is recompiled from the component instead of loaded.
@@ -65,9 +65,11 @@ impl CodeCache {
         mac
     }
 
-    /// The compiled component for `sha256`, if this host cached it and it is intact.
-    pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
-        let artifact = self.read(sha256)?;
+    /// The compiled component stored under `key` (the component's sha256, and what the host
+    /// did to it before compiling: see `Sandbox::cache_key`), if this host cached it and it is
+    /// intact.
+    pub(crate) fn load(&self, engine: &Engine, key: &str) -> Option<Component> {
+        let artifact = self.read(key)?;
         // SAFETY: the artifact carries a valid HMAC under this host's secret key, so this
         // host serialised it from a component it compiled with a compatible engine.
         unsafe { Component::deserialize(engine, &artifact) }.ok()
@@ -139,15 +141,15 @@ impl CodeCache {
         Ok(())
     }
 
-    /// Stores `component` for `sha256`; failures only cost a recompile later, so they are
-    /// logged, not returned.
-    pub(crate) fn store(&self, sha256: &str, component: &Component) {
+    /// Stores `component` under `key` (as for [`CodeCache::load`]); failures only cost a
+    /// recompile later, so they are logged, not returned.
+    pub(crate) fn store(&self, key: &str, component: &Component) {
         let result = component
             .serialize()
             .map_err(std::io::Error::other)
-            .and_then(|artifact| self.write(sha256, &artifact));
+            .and_then(|artifact| self.write(key, &artifact));
         if let Err(err) = result {
-            tracing::warn!(sha256, %err, "could not cache compiled code");
+            tracing::warn!(key, %err, "could not cache compiled code");
         }
     }
 }

@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 use super::cache::{CodeCache, CodeSource};
 use super::caps::{self, JobState};
 use super::error::{FailureKind, JobError, SandboxError};
+use super::floats::{self, NanCanonicalization};
 use super::invoke::{InstanceSettings, LoadedComponent};
 use super::verify::{self, VerifiedComponent};
 
@@ -39,6 +40,9 @@ pub struct SandboxConfig {
     pub max_wasm_stack: usize,
     /// Granularity of wall-clock deadlines.
     pub epoch_tick: Duration,
+    /// How NaN bits are made the same on every machine: the pass (default) or the engine-wide
+    /// setting it is checked against. Part of the engine fingerprint.
+    pub nan_canonicalization: NanCanonicalization,
 }
 
 impl Default for SandboxConfig {
@@ -51,6 +55,7 @@ impl Default for SandboxConfig {
             max_memory_bytes: 4 << 30,
             max_wasm_stack: 1 << 20,
             epoch_tick: Duration::from_millis(2),
+            nan_canonicalization: NanCanonicalization::default(),
         }
     }
 }
@@ -73,7 +78,8 @@ impl EngineFingerprint {
             ("cue-job-wit", "0.1".to_string()),
             ("consume-fuel", "true".to_string()),
             ("host-call-fuel", caps::HOST_CALL_FUEL.to_string()),
-            ("nan-canonicalization", "true".to_string()),
+            ("nan-canonicalization", config.nan_canonicalization.name()),
+            ("operator-cost", operator_cost_name(config.nan_canonicalization)),
             ("relaxed-simd-deterministic", "true".to_string()),
             ("threads", "false".to_string()),
             ("memory64", "false".to_string()),
@@ -197,15 +203,52 @@ impl Sandbox {
         bytes: &[u8],
         verified: &VerifiedComponent,
     ) -> Result<(Component, CodeSource), JobError> {
-        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &verified.sha256)) {
+        let key = self.cache_key(&verified.sha256);
+        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &key)) {
             return Ok((component, CodeSource::Cache));
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| JobError::new(FailureKind::InvalidComponent, format!("{e:#}")))?;
+        let component = self.compile_uncached(bytes)?;
         if let Some(cache) = &self.cache {
-            cache.store(&verified.sha256, &component);
+            cache.store(&key, &component);
         }
         Ok((component, CodeSource::Compiled))
+    }
+
+    /// The compiled-code cache's name for a component: its sha256, and the pass's version
+    /// when the pass rewrites it (the engine's compatibility hash, also in the name, covers
+    /// the engine settings but not what the pass did before compiling).
+    fn cache_key(&self, sha256: &str) -> String {
+        match self.config.nan_canonicalization {
+            NanCanonicalization::AtObservation => format!("{sha256}-floats{}", floats::PASS_VERSION),
+            NanCanonicalization::EveryOperation => sha256.to_string(),
+        }
+    }
+
+    /// Compiles `bytes` (a component), through the float pass when the engine expects it.
+    pub(super) fn compile_uncached(&self, bytes: &[u8]) -> Result<Component, JobError> {
+        let invalid =
+            |e: &dyn std::fmt::Display| JobError::new(FailureKind::InvalidComponent, format!("{e:#}"));
+        let component = match self.config.nan_canonicalization {
+            NanCanonicalization::AtObservation => {
+                let rewritten = floats::rewrite_component(bytes).map_err(|e| invalid(&e))?;
+                Component::new(&self.engine, &rewritten)
+            }
+            NanCanonicalization::EveryOperation => Component::new(&self.engine, bytes),
+        };
+        component.map_err(|e| invalid(&e))
+    }
+}
+
+/// The fuel table's entry in the fingerprint.
+fn operator_cost_name(mode: NanCanonicalization) -> String {
+    match mode {
+        NanCanonicalization::AtObservation => {
+            format!(
+                "1 per operator but nop, drop, block, loop, else, end, return, unreachable; 0 for {} (1 by filler in guest code)",
+                floats::PASS_OPERATORS
+            )
+        }
+        NanCanonicalization::EveryOperation => "wasmtime default".to_string(),
     }
 }
 
@@ -229,7 +272,6 @@ fn engine_config(config: &SandboxConfig) -> Config {
     let mut wasm = Config::new();
     wasm.consume_fuel(true)
         .epoch_interruption(true)
-        .cranelift_nan_canonicalization(true)
         .relaxed_simd_deterministic(true)
         .shared_memory(false)
         .wasm_memory64(false)
@@ -237,6 +279,7 @@ fn engine_config(config: &SandboxConfig) -> Config {
         .max_wasm_stack(config.max_wasm_stack)
         .cranelift_opt_level(OptLevel::Speed)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    floats::configure(&mut wasm, config.nan_canonicalization);
     wasm
 }
 
@@ -297,5 +340,18 @@ mod tests {
             EngineFingerprint::new(&SandboxConfig { max_wasm_stack: 2 << 20, ..SandboxConfig::default() });
         assert_ne!(a.id, b.id);
         assert_eq!(a, EngineFingerprint::new(&SandboxConfig::default()));
+    }
+
+    #[test]
+    fn the_fingerprint_names_the_float_pass_and_its_version() {
+        let pass = EngineFingerprint::new(&SandboxConfig::default());
+        let every = EngineFingerprint::new(&SandboxConfig {
+            nan_canonicalization: NanCanonicalization::EveryOperation,
+            ..SandboxConfig::default()
+        });
+        assert_ne!(pass.id, every.id);
+        let named = &pass.settings["nan-canonicalization"];
+        assert!(named.contains(&format!("pass v{}", floats::PASS_VERSION)), "{named}");
+        assert!(pass.settings["operator-cost"].contains("f64.eq"));
     }
 }

@@ -15,6 +15,7 @@ mod cache;
 mod caps;
 mod engine;
 mod error;
+pub mod floats;
 mod invoke;
 mod json;
 mod limits;
@@ -30,6 +31,7 @@ pub use caps::{
 };
 pub use engine::{EngineFingerprint, Sandbox, SandboxConfig, WASMTIME_VERSION};
 pub use error::{FailureKind, JobError, SandboxError};
+pub use floats::NanCanonicalization;
 pub use invoke::{Call, Cancel, Export, Invocation, JobOutput, LoadedComponent, Outcome};
 pub use limits::{LIFT_BYTES_PER_LIMIT_BYTE, Limits, human_bytes, parse_bytes, parse_duration};
 pub use policy::{ImportKind, ImportVerdict, judge_import};

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 
 use wasmtime::Store;
-use wasmtime::component::{Component, Instance, Lift, WasmList};
+use wasmtime::component::{Instance, Lift, WasmList};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 use super::caps::{JobLog, JobState};
@@ -52,7 +52,7 @@ impl Sandbox {
         wizer.init_func(init).keep_init_func(true);
         let (context, instrumented) =
             wizer.instrument_component(bytes).map_err(|e| failed("instrument", &e))?;
-        let component = Component::new(self.engine(), &instrumented).map_err(|e| failed("compile", &e))?;
+        let component = self.compile_uncached(&instrumented).map_err(|e| failed("compile", &e))?;
         let pre = self.linker().instantiate_pre(&component).map_err(|e| failed("link", &e))?;
         let limits = Limits::default();
         let seed = preinit_seed(sha256);

@@ -1,0 +1,14 @@
+//! Fuzz target `floats`: a float-heavy core module generated with `wasm-smith` from the
+//! fuzzer's bytes, run with the engine-wide NaN canonicalisation and through Cue's float pass;
+//! the check (`cue_host::fuzzing::floats`) panics if anything observable differs.
+
+#![no_main]
+
+#[path = "../float_modules.rs"]
+mod float_modules;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Some(module) = float_modules::float_module(data) {
+        cue_host::fuzzing::floats(&module);
+    }
+});

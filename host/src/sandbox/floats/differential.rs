@@ -1,0 +1,227 @@
+//! The pass checked against the engine-wide canonicalisation: run one core module both ways
+//! and compare everything a job or its host could observe — each export's result bits (or its
+//! trap), every argument the module passes to an import, every byte of every exported memory,
+//! every exported global's bits at the end, and the fuel used.
+//!
+//! Used by the unit tests (hand-written modules, one per observation point), by the
+//! `wasm-smith` corpus test and by the `floats` fuzz target (`cue_host::fuzzing::floats`).
+
+use std::sync::OnceLock;
+
+use wasmtime::{
+    Config, Engine, Extern, Instance, Linker, Module, OptLevel, Store, StoreLimits, StoreLimitsBuilder, Trap,
+    Val, ValType,
+};
+
+use super::{NanCanonicalization, configure, rewrite_module};
+
+/// The fuel each run starts with: enough for small generated programs, small enough that a
+/// generated infinite loop ends quickly.
+pub const FUEL: u64 = 2_000_000;
+
+/// The most linear memory a run may have.
+const MEMORY_BYTES: usize = 16 << 20;
+
+/// Everything one run of a module made observable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Each export's outcome, in export order: its results' bits, or its trap.
+    pub calls: Vec<String>,
+    /// Each import call's arguments' bits, in call order.
+    pub import_calls: Vec<String>,
+    /// Every exported memory's bytes at the end.
+    pub memories: Vec<Vec<u8>>,
+    /// Every exported global's bits at the end.
+    pub globals: Vec<String>,
+    /// Fuel used by the whole run (instantiation and every call).
+    pub fuel: u64,
+}
+
+/// What comparing the two runs of one module found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Comparison {
+    /// Both runs observed exactly the same.
+    Same(Observation),
+    /// The runs cannot be compared: the module does not compile on either engine, imports
+    /// something without a default (a tag), or overflowed a stack (the depth at which a stack
+    /// overflows depends on frame sizes, which the pass changes).
+    Inconclusive(String),
+}
+
+/// The pass changed something observable: the two runs and the rewritten module.
+#[derive(Debug, thiserror::Error)]
+#[error("the pass changed what a module observes:\nengine-wide: {every:?}\npass: {pass:?}")]
+pub struct Difference {
+    /// The run under the engine-wide canonicalisation.
+    pub every: Box<Observation>,
+    /// The run of the rewritten module on the pass's engine.
+    pub pass: Box<Observation>,
+}
+
+/// Runs `module` as it is under [`NanCanonicalization::EveryOperation`], and rewritten under
+/// [`NanCanonicalization::AtObservation`], and compares the two.
+pub fn compare(module: &[u8]) -> Result<Comparison, Difference> {
+    let every = match observe(engine(NanCanonicalization::EveryOperation), module) {
+        Ok(observation) => observation,
+        Err(why) => return Ok(Comparison::Inconclusive(why)),
+    };
+    let rewritten = match rewrite_module(module) {
+        Ok(rewritten) => rewritten,
+        Err(e) => panic!("the engine accepts the module but the pass refuses it: {e}"),
+    };
+    let pass = match observe(engine(NanCanonicalization::AtObservation), &rewritten) {
+        Ok(observation) => observation,
+        Err(why) if why.contains("stack overflow") => return Ok(Comparison::Inconclusive(why)),
+        Err(why) => panic!("the module runs as it is but not rewritten: {why}"),
+    };
+    if every.calls.iter().chain(&pass.calls).any(|c| c.contains("stack overflow")) {
+        return Ok(Comparison::Inconclusive("a call overflowed its stack".into()));
+    }
+    if every == pass {
+        Ok(Comparison::Same(pass))
+    } else {
+        Err(Difference { every: Box::new(every), pass: Box::new(pass) })
+    }
+}
+
+/// The engine of each mode, configured as the sandbox's (fuel, deterministic relaxed SIMD,
+/// no threads, no memory64), built once.
+pub fn engine(mode: NanCanonicalization) -> &'static Engine {
+    static EVERY: OnceLock<Engine> = OnceLock::new();
+    static PASS: OnceLock<Engine> = OnceLock::new();
+    let cell = match mode {
+        NanCanonicalization::EveryOperation => &EVERY,
+        NanCanonicalization::AtObservation => &PASS,
+    };
+    cell.get_or_init(|| {
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .relaxed_simd_deterministic(true)
+            .shared_memory(false)
+            .wasm_memory64(false)
+            .max_wasm_stack(1 << 20)
+            .cranelift_opt_level(OptLevel::Speed);
+        configure(&mut config, mode);
+        Engine::new(&config).expect("the differential engine's configuration is valid")
+    })
+}
+
+struct RunState {
+    limits: StoreLimits,
+    import_calls: Vec<String>,
+}
+
+/// One run: instantiate (with imports that record their arguments and return zeros), call
+/// every exported function with zero arguments, read the exports. `Err` says why the module
+/// cannot be run at all.
+pub fn observe(engine: &Engine, module: &[u8]) -> Result<Observation, String> {
+    let module = Module::new(engine, module).map_err(|e| format!("does not compile: {e:#}"))?;
+    let limits = StoreLimitsBuilder::new().memory_size(MEMORY_BYTES).table_elements(10_000).build();
+    let mut store = Store::new(engine, RunState { limits, import_calls: Vec::new() });
+    store.limiter(|state| &mut state.limits);
+    store.set_fuel(FUEL).map_err(|e| e.to_string())?;
+    let linker = recording_linker(&mut store, &module)?;
+    let instance = linker.instantiate(&mut store, &module);
+    let mut calls = Vec::new();
+    let instance = match instance {
+        Ok(instance) => Some(instance),
+        Err(e) => {
+            calls.push(format!("instantiation: {}", trap_text(&e)));
+            None
+        }
+    };
+    if let Some(instance) = instance {
+        call_exports(&mut store, &module, instance, &mut calls);
+    }
+    let (memories, globals) = match instance {
+        Some(instance) => read_exports(&mut store, &module, instance),
+        None => (Vec::new(), Vec::new()),
+    };
+    let fuel = FUEL - store.get_fuel().map_err(|e| e.to_string())?;
+    let import_calls = std::mem::take(&mut store.data_mut().import_calls);
+    Ok(Observation { calls, import_calls, memories, globals, fuel })
+}
+
+/// Imported functions record their arguments and return zeros; other imports are their type's
+/// default (a zero global, an empty memory or table of the minimum size).
+fn recording_linker(store: &mut Store<RunState>, module: &Module) -> Result<Linker<RunState>, String> {
+    let mut linker: Linker<RunState> = Linker::new(store.engine());
+    for import in module.imports() {
+        let Some(ty) = import.ty().func().cloned() else {
+            let value = import.ty().default_value(&mut *store).map_err(|e| e.to_string())?;
+            linker.define(&*store, import.module(), import.name(), value).map_err(|e| e.to_string())?;
+            continue;
+        };
+        let name = format!("{}::{}", import.module(), import.name());
+        let results: Vec<ValType> = ty.results().collect();
+        linker
+            .func_new(import.module(), import.name(), ty, move |mut caller, args, out| {
+                let bits: Vec<String> = args.iter().map(bits).collect();
+                caller.data_mut().import_calls.push(format!("{name}({})", bits.join(", ")));
+                for (slot, ty) in out.iter_mut().zip(&results) {
+                    *slot = Val::default_for_ty(ty).unwrap_or(Val::I32(0));
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(linker)
+}
+
+fn call_exports(store: &mut Store<RunState>, module: &Module, instance: Instance, calls: &mut Vec<String>) {
+    for export in module.exports() {
+        let Some(Extern::Func(func)) = instance.get_export(&mut *store, export.name()) else {
+            continue;
+        };
+        let ty = func.ty(&*store);
+        let args: Option<Vec<Val>> = ty.params().map(|t| Val::default_for_ty(&t)).collect();
+        let Some(args) = args else {
+            calls.push(format!("{}: not callable with zeros", export.name()));
+            continue;
+        };
+        let mut results = vec![Val::I32(0); ty.results().len()];
+        let outcome = match func.call(&mut *store, &args, &mut results) {
+            Ok(()) => results.iter().map(bits).collect::<Vec<_>>().join(", "),
+            Err(e) => trap_text(&e),
+        };
+        calls.push(format!("{}: {outcome}", export.name()));
+    }
+}
+
+fn read_exports(
+    store: &mut Store<RunState>,
+    module: &Module,
+    instance: Instance,
+) -> (Vec<Vec<u8>>, Vec<String>) {
+    let mut memories = Vec::new();
+    let mut globals = Vec::new();
+    for export in module.exports() {
+        match instance.get_export(&mut *store, export.name()) {
+            Some(Extern::Memory(memory)) => memories.push(memory.data(&*store).to_vec()),
+            Some(Extern::Global(global)) => globals.push(bits(&global.get(&mut *store))),
+            _ => {}
+        }
+    }
+    (memories, globals)
+}
+
+/// A value's exact bits (floats as their bit patterns, not their numeric value).
+fn bits(value: &Val) -> String {
+    match value {
+        Val::I32(v) => format!("i32:{v:#x}"),
+        Val::I64(v) => format!("i64:{v:#x}"),
+        Val::F32(v) => format!("f32:{v:#010x}"),
+        Val::F64(v) => format!("f64:{v:#018x}"),
+        Val::V128(v) => format!("v128:{:#034x}", v.as_u128()),
+        _ => "a reference".to_string(),
+    }
+}
+
+fn trap_text(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "trap: stack overflow".to_string(),
+        Some(trap) => format!("trap: {trap}"),
+        None => format!("error: {error}"),
+    }
+}

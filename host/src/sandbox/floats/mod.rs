@@ -1,0 +1,108 @@
+//! Deterministic floats at native speed: a rewriting pass over each core module of a
+//! component that canonicalises NaNs only where their bits can be observed, instead of after
+//! every float operation (Cranelift's engine-wide `nan_canonicalization`).
+//!
+//! The result is bit for bit what the engine-wide setting gives, on every machine, with the
+//! same fuel; the argument is in docs/sandbox.md ("Determinism"), the differential checks in
+//! [`differential`]. Sections other than code are copied unchanged; each function body gets
+//! the canonicalisations [`function`]'s analysis asks for, and a few scratch locals.
+//!
+//! Fuel: the sequences the pass inserts use a handful of operator kinds
+//! ([`PASS_OPERATORS`]); the sandbox's engine charges those nothing ([`operator_cost`]), and
+//! the pass follows each one the guest itself wrote with `i32.const 0; drop` (1 fuel, no
+//! effect, no machine code). So a job pays exactly what it paid under the engine-wide setting.
+
+pub mod differential;
+mod emit;
+mod function;
+mod module;
+
+use wasmtime::OperatorCost;
+
+/// The pass's version: part of the engine fingerprint and of the compiled-code cache key, so
+/// code rewritten by different versions never mixes. Bump it with any change to its output.
+pub const PASS_VERSION: u32 = 1;
+
+/// The operator kinds the pass's own sequences use (free on the sandbox's engine).
+pub const PASS_OPERATORS: &str = "local.get local.tee f32.const f64.const v128.const f32.eq f64.eq f32x4.eq f64x2.eq select(typed) v128.bitselect";
+
+/// How the sandbox makes NaN bits deterministic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NanCanonicalization {
+    /// This module's pass: canonicalise where a NaN's bits can be observed.
+    #[default]
+    AtObservation,
+    /// Cranelift's engine-wide setting: canonicalise the result of every float operation
+    /// (slower; kept as the reference the pass is checked against).
+    EveryOperation,
+}
+
+impl NanCanonicalization {
+    /// Its name in the engine fingerprint.
+    pub fn name(self) -> String {
+        match self {
+            NanCanonicalization::AtObservation => format!("at-observation, pass v{PASS_VERSION}"),
+            NanCanonicalization::EveryOperation => "every-operation (cranelift)".to_string(),
+        }
+    }
+}
+
+/// Why a module could not go through the pass: it is not valid WebAssembly, or uses
+/// something the pass does not rewrite.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FloatPassError {
+    /// The binary does not parse or validate.
+    #[error("invalid WebAssembly: {0}")]
+    Invalid(#[from] wasmparser::BinaryReaderError),
+    /// The binary ends in the middle of a section or a code section.
+    #[error("the binary ends early")]
+    Truncated,
+    /// A core module that contains a module (not valid WebAssembly).
+    #[error("a core module cannot contain a module or component")]
+    NestedInModule,
+}
+
+/// Rewrites every core module of a component (nested components included).
+pub fn rewrite_component(component: &[u8]) -> Result<Vec<u8>, FloatPassError> {
+    module::rewrite_component(component)
+}
+
+/// Rewrites one core module.
+pub fn rewrite_module(module: &[u8]) -> Result<Vec<u8>, FloatPassError> {
+    module::rewrite_module(module)
+}
+
+/// The fuel table for code that went through the pass: the default costs, with
+/// [`PASS_OPERATORS`] free (the pass charges the guest's own uses of them with a filler).
+pub(crate) fn operator_cost() -> OperatorCost {
+    let mut cost = OperatorCost::new();
+    cost.LocalGet = 0;
+    cost.LocalTee = 0;
+    cost.F32Const = 0;
+    cost.F64Const = 0;
+    cost.V128Const = 0;
+    cost.F32Eq = 0;
+    cost.F64Eq = 0;
+    cost.F32x4Eq = 0;
+    cost.F64x2Eq = 0;
+    cost.TypedSelect = 0;
+    cost.V128Bitselect = 0;
+    cost
+}
+
+/// Configures `config`'s float determinism and fuel costs for `mode`.
+pub(crate) fn configure(config: &mut wasmtime::Config, mode: NanCanonicalization) {
+    match mode {
+        NanCanonicalization::AtObservation => {
+            config.cranelift_nan_canonicalization(false).operator_cost(operator_cost());
+        }
+        NanCanonicalization::EveryOperation => {
+            config.cranelift_nan_canonicalization(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

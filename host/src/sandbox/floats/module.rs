@@ -1,0 +1,86 @@
+//! Walking a component to its core modules, and a core module to its function bodies: every
+//! section is copied as it is, except the code sections, whose bodies go through
+//! [`super::function::rewrite`].
+
+use std::ops::Range;
+
+use wasm_encoder::{CodeSection, ComponentSectionId, RawSection};
+use wasmparser::{Chunk, FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures};
+
+use super::FloatPassError;
+use super::function;
+
+/// Rewrites every core module of `component`, nested components included.
+pub(super) fn rewrite_component(component: &[u8]) -> Result<Vec<u8>, FloatPassError> {
+    let mut out = wasm_encoder::Component::new();
+    let mut parser = Parser::new(0);
+    let mut offset = 0;
+    loop {
+        let (payload, consumed) = match parser.parse(&component[offset..], true)? {
+            Chunk::Parsed { payload, consumed } => (payload, consumed),
+            Chunk::NeedMoreData(_) => return Err(FloatPassError::Truncated),
+        };
+        offset += consumed;
+        match payload {
+            Payload::Version { .. } => {}
+            Payload::ModuleSection { unchecked_range, .. } => {
+                let module = rewrite_module(&component[unchecked_range.clone()])?;
+                out.section(&RawSection { id: ComponentSectionId::CoreModule as u8, data: &module });
+                offset = unchecked_range.end;
+            }
+            Payload::ComponentSection { unchecked_range, .. } => {
+                let nested = rewrite_component(&component[unchecked_range.clone()])?;
+                out.section(&RawSection { id: ComponentSectionId::Component as u8, data: &nested });
+                offset = unchecked_range.end;
+            }
+            Payload::End(_) => return Ok(out.finish()),
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    out.section(&RawSection { id, data: &component[range] });
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites one core module: validates it (the analysis needs every operator's types) and
+/// rewrites each function body.
+pub(super) fn rewrite_module(module: &[u8]) -> Result<Vec<u8>, FloatPassError> {
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let mut out = wasm_encoder::Module::new();
+    let mut code: Option<(CodeSection, u32)> = None;
+    let mut allocations = FuncValidatorAllocations::default();
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload?;
+        match validator.payload(&payload)? {
+            ValidPayload::Func(to_validate, body) => {
+                let mut func = to_validate.into_validator(std::mem::take(&mut allocations));
+                let rewritten = function::rewrite(module, &mut func, &body)?;
+                allocations = func.into_allocations();
+                let (section, remaining) = code.as_mut().ok_or(FloatPassError::Truncated)?;
+                section.raw(&rewritten);
+                *remaining -= 1;
+                if *remaining == 0 {
+                    out.section(&code.take().expect("the code section is open").0);
+                }
+            }
+            ValidPayload::Parser(_) => return Err(FloatPassError::NestedInModule),
+            ValidPayload::Ok | ValidPayload::End(_) => {}
+        }
+        match &payload {
+            Payload::CodeSectionStart { count: 0, range, .. } => copy(&mut out, module, 10, range.clone()),
+            Payload::CodeSectionStart { count, .. } => code = Some((CodeSection::new(), *count)),
+            Payload::CodeSectionEntry(_) | Payload::End(_) | Payload::Version { .. } => {}
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    copy(&mut out, module, id, range);
+                }
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+fn copy(out: &mut wasm_encoder::Module, module: &[u8], id: u8, range: Range<usize>) {
+    out.section(&RawSection { id, data: &module[range] });
+}

@@ -31,8 +31,8 @@ pub(super) fn is_pass_operator(op: &Operator<'_>) -> bool {
             | O::F32Const { .. }
             | O::F64Const { .. }
             | O::V128Const { .. }
-            | O::F32Eq
-            | O::F64Eq
+            | O::F32Ge
+            | O::F64Ge
             | O::F32x4Eq
             | O::F64x2Eq
             | O::TypedSelect { .. }
@@ -93,7 +93,9 @@ impl Emitter {
     }
 
     /// Replaces the value on top of the stack by the canonical NaN if it is a NaN (each lane,
-    /// for vectors): `x == x ? x : NaN`.
+    /// for vectors). Scalars: `x >= -inf ? x : NaN` (true for every number, false for NaN
+    /// only: one flag on x86, where `x == x` needs two and compiled to two taken branches);
+    /// vectors: `x == x ? x : NaN`, lane by lane.
     pub(super) fn canonicalise(&mut self, canon: Canon) {
         let scratch = match canon {
             Canon::F32 => self.scratch_f32,
@@ -104,17 +106,30 @@ impl Emitter {
         let mut sink = InstructionSink::new(&mut self.body);
         sink.local_tee(scratch);
         match canon {
-            Canon::F32 => sink.f32_const(Ieee32::new(CANONICAL_F32)),
-            Canon::F64 => sink.f64_const(Ieee64::new(CANONICAL_F64)),
-            Canon::F32x4 => sink.v128_const(i128::from_le_bytes(splat(&CANONICAL_F32.to_le_bytes()))),
-            Canon::F64x2 => sink.v128_const(i128::from_le_bytes(splat(&CANONICAL_F64.to_le_bytes()))),
-        };
-        sink.local_get(scratch).local_get(scratch);
-        match canon {
-            Canon::F32 => sink.f32_eq().typed_select(ValType::F32),
-            Canon::F64 => sink.f64_eq().typed_select(ValType::F64),
-            Canon::F32x4 => sink.f32x4_eq().v128_bitselect(),
-            Canon::F64x2 => sink.f64x2_eq().v128_bitselect(),
+            Canon::F32 => sink
+                .f32_const(Ieee32::new(CANONICAL_F32))
+                .local_get(scratch)
+                .f32_const(Ieee32::new(f32::NEG_INFINITY.to_bits()))
+                .f32_ge()
+                .typed_select(ValType::F32),
+            Canon::F64 => sink
+                .f64_const(Ieee64::new(CANONICAL_F64))
+                .local_get(scratch)
+                .f64_const(Ieee64::new(f64::NEG_INFINITY.to_bits()))
+                .f64_ge()
+                .typed_select(ValType::F64),
+            Canon::F32x4 => sink
+                .v128_const(i128::from_le_bytes(splat(&CANONICAL_F32.to_le_bytes())))
+                .local_get(scratch)
+                .local_get(scratch)
+                .f32x4_eq()
+                .v128_bitselect(),
+            Canon::F64x2 => sink
+                .v128_const(i128::from_le_bytes(splat(&CANONICAL_F64.to_le_bytes())))
+                .local_get(scratch)
+                .local_get(scratch)
+                .f64x2_eq()
+                .v128_bitselect(),
         };
     }
 

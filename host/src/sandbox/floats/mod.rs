@@ -21,10 +21,10 @@ use wasmtime::OperatorCost;
 
 /// The pass's version: part of the engine fingerprint and of the compiled-code cache key, so
 /// code rewritten by different versions never mixes. Bump it with any change to its output.
-pub const PASS_VERSION: u32 = 1;
+pub const PASS_VERSION: u32 = 2;
 
 /// The operator kinds the pass's own sequences use (free on the sandbox's engine).
-pub const PASS_OPERATORS: &str = "local.get local.tee f32.const f64.const v128.const f32.eq f64.eq f32x4.eq f64x2.eq select(typed) v128.bitselect";
+pub const PASS_OPERATORS: &str = "local.get local.tee f32.const f64.const v128.const f32.ge f64.ge f32x4.eq f64x2.eq select(typed) v128.bitselect";
 
 /// How the sandbox makes NaN bits deterministic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -83,8 +83,8 @@ pub(crate) fn operator_cost() -> OperatorCost {
     cost.F32Const = 0;
     cost.F64Const = 0;
     cost.V128Const = 0;
-    cost.F32Eq = 0;
-    cost.F64Eq = 0;
+    cost.F32Ge = 0;
+    cost.F64Ge = 0;
     cost.F32x4Eq = 0;
     cost.F64x2Eq = 0;
     cost.TypedSelect = 0;

@@ -20,6 +20,7 @@ use wasmparser::{FuncValidator, FunctionBody, Operator, ValType, ValidatorResour
 
 use super::FloatPassError;
 use super::emit::{Canon, Emitter};
+use super::webs::{self, Webs};
 
 /// The class of a value on the operand stack (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,24 +165,31 @@ fn read_steps<'a>(
 }
 
 /// Decides, per operator, whether its result is canonicalised right after it, and in which
-/// shape. Float locals start holding their own shape's arithmetic values and vector locals
-/// nothing but their zero (parameters hold what callers pass: exact bits); what a local
-/// holds only grows, and the walk repeats until nothing changes (at most twice per local).
-/// In the last walk, every `Arith` value reaching a sink marks its producer.
+/// shape. Each local is split into [webs] (the writes that can reach a common read); a web
+/// of a float local starts holding its shape's arithmetic values, of a vector local nothing
+/// but its zero, of a parameter what callers pass (exact bits). What a web holds only grows,
+/// and the walk repeats until nothing changes (at most twice per web). In the last walk,
+/// every `Arith` value reaching a sink marks its producer.
 fn analyse(steps: &[Step<'_>], local_types: &[Option<ValType>], params: u32) -> Vec<Option<Canon>> {
-    let mut held: Vec<Held> = local_types
+    let ops: Vec<&Operator<'_>> = steps.iter().map(|step| &step.op).collect();
+    let webs = webs::webs(&ops, local_types);
+    let mut held: Vec<Held> = webs
+        .locals(&ops)
         .iter()
-        .enumerate()
-        .map(|(i, ty)| match ty {
-            _ if (i as u32) < params => Held::Exact,
+        .map(|local| match local_types[*local as usize] {
             Some(ValType::F32) => Held::Arith(Canon::F32),
             Some(ValType::F64) => Held::Arith(Canon::F64),
             Some(ValType::V128) => Held::Free,
             _ => Held::Exact,
         })
         .collect();
+    for (web, local) in webs.entries() {
+        if local < params {
+            held[web] = Held::Exact;
+        }
+    }
     loop {
-        let (marks, changed) = walk(steps, &mut held);
+        let (marks, changed) = walk(steps, &webs, &mut held);
         if !changed {
             return marks
                 .into_iter()
@@ -236,7 +244,7 @@ fn join(a: Slot, b: Slot, marks: &mut [Option<Canon>]) -> Class {
 }
 
 /// One walk over the body with what the locals hold so far.
-fn walk(steps: &[Step<'_>], held: &mut [Held]) -> (Vec<Option<Canon>>, bool) {
+fn walk(steps: &[Step<'_>], webs: &Webs, held: &mut [Held]) -> (Vec<Option<Canon>>, bool) {
     let mut marks: Vec<Option<Canon>> = vec![None; steps.len()];
     let mut changed = false;
     let mut stack: Vec<Slot> = Vec::new();
@@ -307,7 +315,7 @@ fn walk(steps: &[Step<'_>], held: &mut [Held]) -> (Vec<Option<Canon>>, bool) {
                 stack.push(produced(class));
             }
             (Kind::LocalGet(l), _) => {
-                let class = match held[l as usize] {
+                let class = match held[webs.of(i, l)] {
                     Held::Free => Class::Free,
                     Held::Arith(shape) => Class::Arith(shape),
                     Held::Exact => Class::Exact,
@@ -316,7 +324,7 @@ fn walk(steps: &[Step<'_>], held: &mut [Held]) -> (Vec<Option<Canon>>, bool) {
             }
             (Kind::LocalSet(l) | Kind::LocalTee(l), _) => {
                 let value = pop(&mut stack);
-                let l = l as usize;
+                let l = webs.of(i, l);
                 let grown = match (held[l], value.class) {
                     (Held::Exact, _) | (_, Class::Free) => held[l],
                     (_, Class::Exact) => Held::Exact,

@@ -16,6 +16,7 @@ pub mod differential;
 mod emit;
 mod function;
 mod module;
+mod webs;
 
 use wasmtime::OperatorCost;
 

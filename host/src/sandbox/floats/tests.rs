@@ -265,3 +265,54 @@ fn a_vector_local_holding_two_lane_shapes_keeps_each_exact() {
     );
     assert_ne!(raw.calls, same.calls);
 }
+
+#[test]
+fn a_local_reused_for_loaded_and_computed_values_keeps_the_computed_ones_arithmetic() {
+    // Compilers reuse locals: $x holds a loaded value, then a computation. Split into webs,
+    // the computation is canonicalised once, at the result, not at each write.
+    let body = "(func (export \"f\") (result f64) (local $x f64) (local $i i32)
+           (f64.store (i32.const 0) (f64.const nan:0x1234))
+           (local.set $x (f64.load (i32.const 0)))
+           (f64.store (i32.const 8) (local.get $x))
+           (local.set $x (f64.const 1))
+           (loop $l
+             (local.set $x (f64.mul (local.get $x) (f64.const 1.5)))
+             (local.set $x (f64.add (local.get $x) (f64.const 0.25)))
+             (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 10))))
+           (local.get $x))";
+    let rewritten = super::rewrite_module(&module(body)).expect("rewrites");
+    assert_eq!(count_f64_ge(&rewritten), 1, "one canonicalisation, at the result");
+    let (same, _) = agree(body);
+    assert_eq!(same.memories[0][8..16], 0x7ff0_0000_0000_1234u64.to_le_bytes(), "the loaded NaN kept");
+}
+
+#[test]
+fn writes_that_meet_at_a_read_after_an_if_or_around_a_loop_share_a_class() {
+    // Both arms of the `if` reach the read: the loaded (exact) and the computed value share
+    // one web, so the computed one is canonicalised as it is written. The same through a
+    // loop's back edge: the write at the end of an iteration reaches the store at the start
+    // of the next.
+    let (same, raw) = agree(
+        "(func $pick (param $c i32) (result i64) (local $x f64)
+           (if (local.get $c)
+             (then (local.set $x (f64.load (i32.const 0))))
+             (else (local.set $x ARITH64)))
+           (i64.reinterpret_f64 (local.get $x)))
+         (func (export \"then\") (result i64) (call $pick (i32.const 1)))
+         (func (export \"else\") (result i64) (call $pick (i32.const 0)))
+         (func (export \"loop\") (local $y f64) (local $i i32)
+           (local.set $y (f64.load (i32.const 0)))
+           (loop $l
+             (f64.store (i32.add (i32.const 16) (i32.shl (local.get $i) (i32.const 3))) (local.get $y))
+             (local.set $y ARITH64)
+             (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 3)))))
+         (start $init)
+         (func $init (f64.store (i32.const 0) (f64.const -nan:0x1234)))",
+    );
+    assert_eq!(same.calls, ["then: i64:0xfff0000000001234", "else: i64:0x7ff8000000000000", "loop: "]);
+    let memory = &same.memories[0];
+    assert_eq!(memory[16..24], 0xfff0_0000_0000_1234u64.to_le_bytes(), "the loaded NaN, exact");
+    assert_eq!(memory[24..32], 0x7ff8_0000_0000_0000u64.to_le_bytes(), "the computed one, canonical");
+    assert_eq!(memory[32..40], memory[24..32]);
+    assert_ne!((&raw.calls, &raw.memories), (&same.calls, &same.memories));
+}

@@ -4,8 +4,10 @@
 //!
 //! 1. A trivial call on a fresh instance through `LoadedComponent::invoke`, vs a bare
 //!    wasmtime loop (pooling allocator + `InstancePre`, same engine settings, default WASI).
-//! 2. CPU-bound guests: metered wasm with the float pass vs metered with the engine-wide NaN
-//!    canonicalisation vs unmetered wasm vs the same Rust compiled natively.
+//! 2. CPU-bound guests (each float kernel built without and with WebAssembly SIMD): metered
+//!    wasm with the float pass vs metered with the engine-wide NaN canonicalisation vs
+//!    metered without NaN determinism vs unmetered wasm vs the same Rust compiled natively;
+//!    then fuel and epochs alone and together.
 //! 3. Loading a component: compiling vs loading the cached compiled code.
 
 use std::hint::black_box;
@@ -168,10 +170,39 @@ fn trivial_call_of(guest_name: &str, wave: &str, export: &str, arg: Val) {
 }
 
 /// A CPU-bound case: guest, call, export, its argument, and the native version.
-type CpuCase = (&'static str, &'static str, &'static str, Val, Box<dyn Fn()>);
+type CpuCase = (&'static str, &'static str, &'static str, Val, fn());
 
-/// An engine setting to measure alone.
-type Setting = (&'static str, fn(&mut Config));
+/// The CPU-bound cases: each float kernel built without and with WebAssembly SIMD.
+fn cpu_cases() -> Vec<CpuCase> {
+    fn sha() {
+        black_box(cue_kernels::sha256_pattern_hex(black_box(1 << 20)));
+    }
+    fn nbody() {
+        black_box(cue_kernels::nbody_energy_after(black_box(200_000), 2_000, |_| ()));
+    }
+    fn matmul_f32() {
+        black_box(cue_kernels::matmul_f32(black_box(256)));
+    }
+    fn matmul_f64() {
+        black_box(cue_kernels::matmul_f64(black_box(256)));
+    }
+    fn mandelbrot() {
+        black_box(cue_kernels::mandelbrot(black_box(400)));
+    }
+    let mut cases: Vec<CpuCase> =
+        vec![("hash", "sha256-pattern(1048576)", "sha256-pattern", Val::U32(1 << 20), sha)];
+    for suffix in ["", "-simd"] {
+        let numeric: &'static str = if suffix.is_empty() { "numeric" } else { "numeric-simd" };
+        let nbody_guest: &'static str = if suffix.is_empty() { "nbody" } else { "nbody-simd" };
+        cases.extend([
+            (nbody_guest, "energy-after(200000)", "energy-after", Val::U32(200_000), nbody as fn()),
+            (numeric, "matmul-f32(256)", "matmul-f32", Val::U32(256), matmul_f32),
+            (numeric, "matmul-f64(256)", "matmul-f64", Val::U32(256), matmul_f64),
+            (numeric, "mandelbrot(400)", "mandelbrot", Val::U32(400), mandelbrot),
+        ]);
+    }
+    cases
+}
 
 fn cpu_bound() {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
@@ -182,55 +213,12 @@ fn cpu_bound() {
     let today = Sandbox::new(everywhere).expect("sandbox");
     let limits = Limits { fuel: u64::MAX / 2, timeout: Duration::from_secs(600), ..Limits::default() };
     let options = Invocation::default();
-    let cases: [CpuCase; 5] = [
-        (
-            "hash",
-            "sha256-pattern(1048576)",
-            "sha256-pattern",
-            Val::U32(1 << 20),
-            Box::new(|| {
-                black_box(cue_kernels::sha256_pattern_hex(black_box(1 << 20)));
-            }),
-        ),
-        (
-            "nbody",
-            "energy-after(200000)",
-            "energy-after",
-            Val::U32(200_000),
-            Box::new(|| {
-                black_box(cue_kernels::nbody_energy_after(black_box(200_000), 2_000, |_| ()));
-            }),
-        ),
-        (
-            "numeric",
-            "matmul-f32(256)",
-            "matmul-f32",
-            Val::U32(256),
-            Box::new(|| {
-                black_box(cue_kernels::matmul_f32(black_box(256)));
-            }),
-        ),
-        (
-            "numeric",
-            "matmul-f64(256)",
-            "matmul-f64",
-            Val::U32(256),
-            Box::new(|| {
-                black_box(cue_kernels::matmul_f64(black_box(256)));
-            }),
-        ),
-        (
-            "numeric",
-            "mandelbrot(400)",
-            "mandelbrot",
-            Val::U32(400),
-            Box::new(|| {
-                black_box(cue_kernels::mandelbrot(black_box(400)));
-            }),
-        ),
-    ];
-    println!("\n## CPU-bound guests (best of 7 runs each)");
-    for (name, call_text, export, arg, native) in cases {
+    println!("\n## CPU-bound guests (best of 7 runs each; ratios to native)");
+    println!(
+        "| guest | call | result | pass | engine-wide | metered, no NaN determinism | unmetered | native |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, call_text, export, arg, native) in cpu_cases() {
         let bytes = guest(name);
         let run = |sandbox: &Sandbox| {
             let loaded = sandbox.load(&bytes).expect("load");
@@ -246,49 +234,50 @@ fn cpu_bound() {
         let (pass, pass_result, pass_fuel) = run(&sandbox);
         let (metered, today_result, today_fuel) = run(&today);
         assert_eq!((&pass_result, pass_fuel), (&today_result, today_fuel), "the pass changed {call_text}");
-        let unmetered = Bare::new(&bytes, false);
-        let bare = best_of(7, || {
-            black_box(unmetered.call(export, std::slice::from_ref(&arg)));
-        });
+        let bare_time = |bare: &Bare| {
+            best_of(7, || {
+                black_box(bare.call(export, std::slice::from_ref(&arg)));
+            })
+        };
+        let floor = bare_time(&Bare::new(&bytes, true));
+        let unmetered = bare_time(&Bare::new(&bytes, false));
         let native = best_of(7, native);
-        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        let ratio = |a: Duration| format!("{:.2}", a.as_secs_f64() / native.as_secs_f64());
         println!(
-            "{call_text} = {pass_result} ({pass_fuel} fuel both ways): metered with the pass {pass:?}, \
-             metered engine-wide {metered:?}, unmetered wasm {bare:?}, native {native:?}; \
-             pass/native {:.2}, engine-wide/native {:.2}, unmetered/native {:.2}, pass/unmetered {:.2}",
-            ratio(pass, native),
-            ratio(metered, native),
-            ratio(bare, native),
-            ratio(pass, bare),
+            "| {name} | `{call_text}` | {pass_result} ({pass_fuel} fuel both ways) | {} | {} | {} | {} | {native:.2?} |",
+            ratio(pass),
+            ratio(metered),
+            ratio(floor),
+            ratio(unmetered),
         );
     }
 }
 
-/// Which engine setting costs what, on the f64-heavy guest (best of 5 runs each).
-fn settings_breakdown() {
-    println!("\n## engine settings, one at a time (energy-after(100000), best of 5)");
-    let bytes = guest("nbody");
-    let arg = [Val::U32(100_000)];
-    let variants: [Setting; 4] = [
-        ("none", |_| {}),
-        ("fuel", |c| {
-            c.consume_fuel(true);
-        }),
-        ("epoch", |c| {
-            c.epoch_interruption(true);
-        }),
-        ("nan-canonicalization", |c| {
-            c.cranelift_nan_canonicalization(true);
-        }),
-    ];
-    for (name, configure) in variants {
-        let mut config = Config::new();
-        configure(&mut config);
-        let bare = Bare::with_config(&bytes, config);
-        let time = best_of(5, || {
-            black_box(bare.call("energy-after", &arg));
-        });
-        println!("{name}: {time:?}");
+/// What fuel and epochs cost on their own and together, per kernel (bare engines without
+/// NaN determinism, best of 5; ratios to the unmetered engine).
+fn metering_breakdown() {
+    println!("\n## metering alone (bare engine, no NaN determinism; ratios to unmetered)");
+    println!("| guest | call | fuel | epochs | fuel + epochs |");
+    println!("|---|---|---|---|---|");
+    for (name, call_text, export, arg, _) in cpu_cases() {
+        let bytes = guest(name);
+        let time = |fuel: bool, epochs: bool| {
+            let mut config = bare_config(false);
+            config.consume_fuel(fuel).epoch_interruption(epochs);
+            let mut bare = Bare::with_config(&bytes, config);
+            bare.metered = fuel || epochs;
+            best_of(5, || {
+                black_box(bare.call(export, std::slice::from_ref(&arg)));
+            })
+        };
+        let none = time(false, false);
+        let ratio = |a: Duration| format!("{:.2}", a.as_secs_f64() / none.as_secs_f64());
+        println!(
+            "| {name} | `{call_text}` | {} | {} | {} |",
+            ratio(time(true, false)),
+            ratio(time(false, true)),
+            ratio(time(true, true))
+        );
     }
 }
 
@@ -324,8 +313,8 @@ fn main() {
     if run("cpu") {
         cpu_bound();
     }
-    if run("settings") {
-        settings_breakdown();
+    if run("metering") {
+        metering_breakdown();
     }
     if run("load") {
         compile_vs_cache();

@@ -11,9 +11,12 @@ use crate::float_modules::{float_arithmetic, float_module};
 use crate::support::guest_bytes;
 
 /// Example guests and calls that exercise their float code (and NaNs where they can).
-const GUEST_CALLS: [(&str, &[&str]); 7] = [
+const GUEST_CALLS: [(&str, &[&str]); 9] = [
     ("nbody", &["energy-after(2000)"]),
     ("numeric", &["matmul-f32(48)", "matmul-f64(48)", "mandelbrot(64)"]),
+    // The same kernels built with WebAssembly SIMD: vector float arithmetic through the pass.
+    ("nbody-simd", &["energy-after(2000)"]),
+    ("numeric-simd", &["matmul-f32(48)", "matmul-f64(48)", "mandelbrot(64)"]),
     ("wit-first", &["summarize([1.0, 2.5])", "summarize([nan, -1.0])", "summarize([inf, -inf])"]),
     ("fib", &["fib(90)"]),
     ("hash", &["sha256-pattern(5000)"]),
@@ -143,4 +146,35 @@ fn the_code_cache_keeps_code_with_and_without_the_pass_apart() {
     assert_eq!(every.load(&bytes).unwrap().load_stats().0, CodeSource::Compiled);
     assert_eq!(every.load(&bytes).unwrap().load_stats().0, CodeSource::Cache);
     assert_eq!(pass.load(&bytes).unwrap().load_stats().0, CodeSource::Cache);
+}
+
+/// Counts the operators of every core module of `component` that `wanted` picks.
+fn count_ops(component: &[u8], wanted: fn(&wasmparser::Operator<'_>) -> bool) -> usize {
+    let mut count = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
+            let mut reader = body.get_operators_reader().expect("operators");
+            while !reader.eof() {
+                count += usize::from(reader.read().is_ok_and(|op| wanted(&op)));
+            }
+        }
+    }
+    count
+}
+
+/// Built with WebAssembly SIMD, the matrix multiply's inner loop is a vector multiply and add
+/// whose sum is stored: the pass canonicalises the vector it stores, not each operation.
+#[test]
+fn vector_float_arithmetic_is_canonicalised_where_observed_not_after_each_operation() {
+    use wasmparser::Operator as O;
+    let bytes = guest_bytes("numeric-simd");
+    let arithmetic = count_ops(&bytes, |op| {
+        matches!(op, O::F32x4Add | O::F32x4Mul | O::F64x2Add | O::F64x2Mul | O::F32x4Sub | O::F64x2Sub)
+    });
+    let rewritten = cue_host::sandbox::floats::rewrite_component(&bytes).expect("rewrites");
+    let canonicalisations = count_ops(&rewritten, |op| matches!(op, O::F32x4Eq | O::F64x2Eq));
+    eprintln!("{arithmetic} vector float operators, {canonicalisations} vector canonicalisations");
+    assert!(arithmetic >= 4, "the simd build vectorises both matrix multiplies: {arithmetic}");
+    // After every operation it would be one per operator; where observed, one per store.
+    assert!(canonicalisations < arithmetic, "{canonicalisations} of {arithmetic}");
 }

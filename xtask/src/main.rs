@@ -90,6 +90,29 @@ fn guests() -> Result<PathBuf> {
             names.push(name);
         }
     }
+    // The float guests again with WebAssembly SIMD (`simd128`), as a float-heavy job would be
+    // built: the benchmarks compare both builds (docs/PERFORMANCE.md).
+    let simd_dir = root.join("target/guests-build-simd");
+    run(cargo()
+        .current_dir(root.join("examples-guests"))
+        .env("RUSTFLAGS", "-C target-feature=+simd128")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "numeric",
+            "-p",
+            "nbody",
+            "--target-dir",
+        ])
+        .arg(&simd_dir))?;
+    for name in ["numeric", "nbody"] {
+        let built = simd_dir.join(format!("wasm32-wasip2/release/{name}.wasm"));
+        std::fs::copy(&built, out.join(format!("{name}-simd.wasm")))?;
+        names.push(format!("{name}-simd"));
+    }
     for entry in std::fs::read_dir(root.join("examples-guests/wat"))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "wat") {

@@ -5,6 +5,7 @@
 
 use cue_host::fuzzing::{FloatsVerdict, floats};
 use cue_host::local::js::{JsRun, JsRuntime};
+use cue_host::sandbox::floats::differential::count_operators;
 use cue_host::sandbox::{CodeSource, Invocation, Limits, NanCanonicalization, Sandbox, SandboxConfig};
 
 use crate::float_modules::{float_arithmetic, float_module};
@@ -148,31 +149,17 @@ fn the_code_cache_keeps_code_with_and_without_the_pass_apart() {
     assert_eq!(pass.load(&bytes).unwrap().load_stats().0, CodeSource::Cache);
 }
 
-/// Counts the operators of every core module of `component` that `wanted` picks.
-fn count_ops(component: &[u8], wanted: fn(&wasmparser::Operator<'_>) -> bool) -> usize {
-    let mut count = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(component) {
-        if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
-            let mut reader = body.get_operators_reader().expect("operators");
-            while !reader.eof() {
-                count += usize::from(reader.read().is_ok_and(|op| wanted(&op)));
-            }
-        }
-    }
-    count
-}
-
 /// Built with WebAssembly SIMD, the matrix multiply's inner loop is a vector multiply and add
 /// whose sum is stored: the pass canonicalises the vector it stores, not each operation.
 #[test]
 fn vector_float_arithmetic_is_canonicalised_where_observed_not_after_each_operation() {
     use wasmparser::Operator as O;
     let bytes = guest_bytes("numeric-simd");
-    let arithmetic = count_ops(&bytes, |op| {
+    let arithmetic = count_operators(&bytes, |op| {
         matches!(op, O::F32x4Add | O::F32x4Mul | O::F64x2Add | O::F64x2Mul | O::F32x4Sub | O::F64x2Sub)
     });
     let rewritten = cue_host::sandbox::floats::rewrite_component(&bytes).expect("rewrites");
-    let canonicalisations = count_ops(&rewritten, |op| matches!(op, O::F32x4Eq | O::F64x2Eq));
+    let canonicalisations = count_operators(&rewritten, |op| matches!(op, O::F32x4Eq | O::F64x2Eq));
     eprintln!("{arithmetic} vector float operators, {canonicalisations} vector canonicalisations");
     assert!(arithmetic >= 4, "the simd build vectorises both matrix multiplies: {arithmetic}");
     // After every operation it would be one per operator; where observed, one per store.

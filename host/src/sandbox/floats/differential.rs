@@ -225,3 +225,20 @@ fn trap_text(error: &wasmtime::Error) -> String {
         None => format!("error: {error}"),
     }
 }
+
+/// How many operators `wanted` picks in the code of a core module or of every core module of
+/// a component (e.g. how many canonicalisations the pass left: its scalar f64 sequence has
+/// one `f64.ge`, its f32x4 one `f32x4.eq`).
+pub fn count_operators(binary: &[u8], wanted: fn(&wasmparser::Operator<'_>) -> bool) -> usize {
+    let mut count = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(binary) {
+        if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload
+            && let Ok(mut reader) = body.get_operators_reader()
+        {
+            while !reader.eof() {
+                count += usize::from(reader.read().is_ok_and(|op| wanted(&op)));
+            }
+        }
+    }
+    count
+}

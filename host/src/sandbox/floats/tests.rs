@@ -3,7 +3,7 @@
 //! each also shows that without the pass the place does observe a non-canonical NaN.
 
 use super::NanCanonicalization;
-use super::differential::{Comparison, compare, engine, observe};
+use super::differential::{Comparison, compare, count_operators as count_ops, engine, observe};
 
 /// An arithmetic NaN whose bits the hardware leaves non-canonical: a negative NaN with a
 /// payload, plus one. x86 and Arm both propagate the (quietened) payload and the sign.
@@ -155,16 +155,7 @@ fn arithmetic_between_locals_is_not_canonicalised_until_observed() {
 
 /// How many `f64.ge` a module's code holds (the pass's scalar f64 sequence has one).
 fn count_f64_ge(module: &[u8]) -> usize {
-    let mut count = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(module) {
-        if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
-            let mut reader = body.get_operators_reader().expect("operators");
-            while !reader.eof() {
-                count += usize::from(matches!(reader.read(), Ok(wasmparser::Operator::F64Ge)));
-            }
-        }
-    }
-    count
+    count_ops(module, |op| matches!(op, wasmparser::Operator::F64Ge))
 }
 
 #[test]
@@ -178,21 +169,6 @@ fn the_fuel_is_the_same_with_and_without_the_pass() {
     let (same, raw) = agree(body);
     assert!(same.fuel > 700, "fuel {}", same.fuel);
     assert!(raw.fuel < same.fuel, "the pass's operators are free: unfilled guest code pays less");
-}
-
-/// How many times a module's code holds `op` (e.g. the pass's f32x4 sequence has one
-/// `f32x4.eq`).
-fn count_ops(module: &[u8], op: fn(&wasmparser::Operator<'_>) -> bool) -> usize {
-    let mut count = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(module) {
-        if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
-            let mut reader = body.get_operators_reader().expect("operators");
-            while !reader.eof() {
-                count += usize::from(reader.read().is_ok_and(|o| op(&o)));
-            }
-        }
-    }
-    count
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! canonicalisation would have computed, except that where that is the canonical NaN, it may
 //! be any NaN. `Exact` values carry the same bits as under the engine-wide setting (loads,
 //! parameters, call results, reinterpretations, canonicalised values). `Free` values hold no
-//! NaN in any lane shape (non-NaN constants, a local's initial zero) and fit either class.
+//! NaN in any lane shape (non-NaN constants, a local's initial zero) and fit either class; a
+//! vector built from f64 numbers is not free (the low half of an f64 can be an f32 NaN).
 //!
 //! An `Arith` value consumed by anything that could see its bits (a sink: every operator but
 //! arithmetic, comparisons and float-to-int truncations of the same shape, lane extraction,
@@ -285,6 +286,8 @@ fn walk(steps: &[Step<'_>], webs: &Webs, held: &mut [Held]) -> (Vec<Option<Canon
             (Kind::Splat(shape), _) => {
                 let class = match pop(&mut stack).class {
                     Class::Arith(_) => Class::Arith(shape),
+                    // A number's f64 bits can hold an f32 NaN in their low half.
+                    Class::Free if shape == Canon::F64x2 => Class::Exact,
                     other => other,
                 };
                 stack.push(produced(class));
@@ -310,6 +313,8 @@ fn walk(steps: &[Step<'_>], webs: &Webs, held: &mut [Held]) -> (Vec<Option<Canon
                     (Class::Free, Class::Exact) => Class::Exact,
                     (Class::Arith(s), _) => Class::Arith(s),
                     (Class::Free, Class::Arith(_)) => Class::Arith(shape),
+                    // As for a splat: a new f64 lane can hold an f32 NaN.
+                    (Class::Free, Class::Free) if shape == Canon::F64x2 => Class::Exact,
                     (Class::Free, Class::Free) => Class::Free,
                 };
                 stack.push(produced(class));

@@ -292,3 +292,18 @@ fn writes_that_meet_at_a_read_after_an_if_or_around_a_loop_share_a_class() {
     assert_eq!(memory[32..40], memory[24..32]);
     assert_ne!((&raw.calls, &raw.memories), (&same.calls, &same.memories));
 }
+
+#[test]
+fn an_f64_splat_holding_an_f32_nan_pattern_is_not_mixed_into_f32_arithmetic() {
+    // 0x3ff000007fc00001 is the f64 1.0000001192092896: no NaN as f64x2, but its low half is
+    // an f32 NaN with a payload. Joined with f32x4 arithmetic in one local, it must keep its
+    // bits (the engine-wide setting never touches them).
+    let (same, _) = agree(
+        "(func (export \"f\") (local $v v128)
+           (local.set $v (f64x2.splat (f64.const 0x1.000007fc00001p+0)))
+           (if (i32.load (i32.const 100))
+             (then (local.set $v (f32x4.add (local.get $v) (local.get $v)))))
+           (v128.store (i32.const 0) (local.get $v)))",
+    );
+    assert_eq!(same.memories[0][0..8], 0x3ff0_0000_7fc0_0001u64.to_le_bytes());
+}

@@ -175,7 +175,7 @@ fn analyse(steps: &[Step<'_>], local_types: &[Option<ValType>], params: u32) -> 
     let ops: Vec<&Operator<'_>> = steps.iter().map(|step| &step.op).collect();
     let webs = webs::webs(&ops, local_types);
     let mut held: Vec<Held> = webs
-        .locals(&ops)
+        .locals()
         .iter()
         .map(|local| match local_types[*local as usize] {
             Some(ValType::F32) => Held::Arith(Canon::F32),

@@ -21,8 +21,8 @@ pub(super) struct Webs {
     of_step: Vec<Option<u32>>,
     /// The web holding each local's value on entry (a parameter, or its zero).
     entry: Vec<u32>,
-    /// How many webs there are.
-    pub(super) count: u32,
+    /// The local each web belongs to (each web has one), by web.
+    local_of: Vec<u32>,
 }
 
 impl Webs {
@@ -36,18 +36,23 @@ impl Webs {
         self.entry.iter().enumerate().map(|(local, web)| (*web as usize, local as u32))
     }
 
-    /// The local every web belongs to (each web has one).
-    pub(super) fn locals(&self, ops: &[&Operator<'_>]) -> Vec<u32> {
-        let mut local_of = vec![0; self.count as usize];
-        for (web, local) in self.entries() {
-            local_of[web] = local;
+    /// The local each web belongs to, by web.
+    pub(super) fn locals(&self) -> &[u32] {
+        &self.local_of
+    }
+
+    /// Webs from the web of each local operator and of each local's entry value.
+    fn new(ops: &[&Operator<'_>], of_step: Vec<Option<u32>>, entry: Vec<u32>, count: usize) -> Self {
+        let mut local_of = vec![0; count];
+        for (local, web) in entry.iter().enumerate() {
+            local_of[*web as usize] = local as u32;
         }
-        for (step, op) in ops.iter().enumerate() {
-            if let (Some(local), Some(web)) = (local_index(op), self.of_step[step]) {
-                local_of[web as usize] = local;
+        for (op, web) in ops.iter().zip(&of_step) {
+            if let (Some(local), Some(web)) = (local_index(op), web) {
+                local_of[*web as usize] = local;
             }
         }
-        local_of
+        Webs { of_step, entry, local_of }
     }
 }
 
@@ -85,7 +90,7 @@ pub(super) fn webs(ops: &[&Operator<'_>], local_types: &[Option<ValType>]) -> We
 /// One web per local: every operator on a local is in that local's web.
 fn one_per_local(ops: &[&Operator<'_>], locals: usize) -> Webs {
     let of_step = ops.iter().map(|op| local_index(op)).collect();
-    Webs { of_step, entry: (0..locals as u32).collect(), count: locals as u32 }
+    Webs::new(ops, of_step, (0..locals as u32).collect(), locals)
 }
 
 /// The definitions reaching one point, per tracked local (sorted); `None` when unreachable.
@@ -258,7 +263,8 @@ fn join(
             })
         })
         .collect();
-    Webs { of_step, entry, count: dense.len() as u32 }
+    let count = dense.len();
+    Webs::new(ops, of_step, entry, count)
 }
 
 fn local_index(op: &Operator<'_>) -> Option<u32> {

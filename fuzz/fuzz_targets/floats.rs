@@ -1,6 +1,7 @@
 //! Fuzz target `floats`: a float-heavy core module generated with `wasm-smith` from the
-//! fuzzer's bytes, run with the engine-wide NaN canonicalisation and through Cue's float pass;
-//! the check (`cue_host::fuzzing::floats`) panics if anything observable differs.
+//! fuzzer's bytes, run with the engine-wide NaN canonicalisation and through Cue's float pass,
+//! and as written and with its loops unrolled; the checks (`cue_host::fuzzing::floats` and
+//! `::unrolling`) panic if anything observable differs.
 
 #![no_main]
 
@@ -13,5 +14,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         && float_modules::float_arithmetic(&module) > 0
     {
         cue_host::fuzzing::floats(&module);
+        cue_host::fuzzing::unrolling(&module);
     }
 });

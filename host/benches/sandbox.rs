@@ -201,6 +201,9 @@ fn cpu_cases() -> Vec<CpuCase> {
             (numeric, "mandelbrot(400)", "mandelbrot", Val::U32(400), mandelbrot),
         ]);
     }
+    if let Ok(only) = std::env::var("CUE_CPU_ONLY") {
+        cases.retain(|c| format!("{} {}", c.0, c.1).contains(&only));
+    }
     cases
 }
 
@@ -305,6 +308,17 @@ fn compile_vs_cache() {
 }
 
 fn main() {
+    if let Ok(name) = std::env::var("CUE_DUMP_CWASM") {
+        let config = bare_config(std::env::var("CUE_DUMP_METERED").is_ok());
+        let engine = Engine::new(&config).expect("engine");
+        let mut bytes = guest(&name);
+        if std::env::var("CUE_DUMP_PASS").is_ok() {
+            bytes = cue_host::sandbox::unroll::unroll_component(&bytes).unwrap();
+            bytes = cue_host::sandbox::floats::rewrite_component(&bytes).unwrap();
+        }
+        std::fs::write("/tmp/dump.cwasm", engine.precompile_component(&bytes).expect("precompile")).unwrap();
+        return;
+    }
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     if run("trivial") {

@@ -5,14 +5,14 @@
 
 use cue_host::fuzzing::{FloatsVerdict, floats};
 use cue_host::local::js::{JsRun, JsRuntime};
-use cue_host::sandbox::floats::differential::count_operators;
+use cue_host::sandbox::differential::count_operators;
 use cue_host::sandbox::{CodeSource, Invocation, Limits, NanCanonicalization, Sandbox, SandboxConfig};
 
 use crate::float_modules::{float_arithmetic, float_module};
 use crate::support::guest_bytes;
 
 /// Example guests and calls that exercise their float code (and NaNs where they can).
-const GUEST_CALLS: [(&str, &[&str]); 9] = [
+pub(crate) const GUEST_CALLS: [(&str, &[&str]); 9] = [
     ("nbody", &["energy-after(2000)"]),
     ("numeric", &["matmul-f32(48)", "matmul-f64(48)", "mandelbrot(64)"]),
     // The same kernels built with WebAssembly SIMD: vector float arithmetic through the pass.
@@ -70,7 +70,7 @@ fn javascript_numbers_are_the_same_through_the_pass() {
 }
 
 /// splitmix64: the corpus's bytes, the same on every run.
-fn corpus_bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn corpus_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {

@@ -31,3 +31,4 @@ mod reputation;
 mod sandbox;
 mod sdk;
 mod strangers;
+mod unroll;

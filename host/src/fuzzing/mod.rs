@@ -1,8 +1,8 @@
 //! The checks of the fuzz targets (`fuzz/fuzz_targets/`): every decoder of peer input, run on
 //! untrusted bytes exactly as a node runs it, with the properties that must hold for any input.
 //!
-//! One function per target — [`rpc`], [`job_frame`], [`blob_frame`], [`gossip`], [`floats`]
-//! and [`Calls::check`] — called both by the fuzz target and by the replay of its committed
+//! One function per target — [`rpc`], [`job_frame`], [`blob_frame`], [`gossip`], [`floats`] (with
+//! [`unrolling`]) and [`Calls::check`] — called both by the fuzz target and by the replay of its committed
 //! regression inputs in the normal test suite (`tests/all/fuzz_corpus.rs`), so a past finding
 //! is checked by exactly the code that found it. [`seeds`] writes each target's seed inputs
 //! with the real encoders.
@@ -26,7 +26,7 @@ use std::fmt::Display;
 
 pub use blob_frame::blob_frame;
 pub use call::{CallSample, Calls, CallsError, SAMPLE_CALLS};
-pub use floats::{FloatsVerdict, floats};
+pub use floats::{FloatsVerdict, floats, unrolling};
 pub use gossip::gossip;
 pub use job_frame::job_frame;
 pub use rpc::rpc;

@@ -15,6 +15,7 @@ use super::cache::{CodeCache, CodeSource};
 use super::caps::{self, JobState};
 use super::error::{FailureKind, JobError, SandboxError};
 use super::floats::{self, NanCanonicalization};
+use super::unroll;
 use super::invoke::{InstanceSettings, LoadedComponent};
 use super::verify::{self, VerifiedComponent};
 
@@ -43,6 +44,10 @@ pub struct SandboxConfig {
     /// How NaN bits are made the same on every machine: the pass (default) or the engine-wide
     /// setting it is checked against. Part of the engine fingerprint.
     pub nan_canonicalization: NanCanonicalization,
+    /// Whether small innermost loops are unrolled before compiling, so the metering checks run
+    /// once per few iterations (default; [`super::unroll`]). Off is the reference it is checked
+    /// against. Part of the engine fingerprint: it moves where a job out of fuel is stopped.
+    pub unroll_loops: bool,
 }
 
 impl Default for SandboxConfig {
@@ -56,6 +61,7 @@ impl Default for SandboxConfig {
             max_wasm_stack: 1 << 20,
             epoch_tick: Duration::from_millis(2),
             nan_canonicalization: NanCanonicalization::default(),
+            unroll_loops: true,
         }
     }
 }
@@ -80,6 +86,7 @@ impl EngineFingerprint {
             ("host-call-fuel", caps::HOST_CALL_FUEL.to_string()),
             ("nan-canonicalization", config.nan_canonicalization.name()),
             ("operator-cost", operator_cost_name(config.nan_canonicalization)),
+            ("loop-unrolling", if config.unroll_loops { unroll::name() } else { "off".to_string() }),
             ("relaxed-simd-deterministic", "true".to_string()),
             ("threads", "false".to_string()),
             ("memory64", "false".to_string()),
@@ -214,28 +221,37 @@ impl Sandbox {
         Ok((component, CodeSource::Compiled))
     }
 
-    /// The compiled-code cache's name for a component: its sha256, and the pass's version
-    /// when the pass rewrites it (the engine's compatibility hash, also in the name, covers
-    /// the engine settings but not what the pass did before compiling).
+    /// The compiled-code cache's name for a component: its sha256, and the versions of the
+    /// passes that rewrite it (the engine's compatibility hash, also in the name, covers the
+    /// engine settings but not what the passes did before compiling).
     fn cache_key(&self, sha256: &str) -> String {
-        match self.config.nan_canonicalization {
-            NanCanonicalization::AtObservation => format!("{sha256}-floats{}", floats::PASS_VERSION),
-            NanCanonicalization::EveryOperation => sha256.to_string(),
+        let mut key = sha256.to_string();
+        if self.config.unroll_loops {
+            key += &format!("-unroll{}", unroll::UNROLL_VERSION);
         }
+        if self.config.nan_canonicalization == NanCanonicalization::AtObservation {
+            key += &format!("-floats{}", floats::PASS_VERSION);
+        }
+        key
     }
 
-    /// Compiles `bytes` (a component), through the float pass when the engine expects it.
+    /// Compiles `bytes` (a component): its small loops unrolled and through the float pass,
+    /// as the engine's settings say.
     pub(super) fn compile_uncached(&self, bytes: &[u8]) -> Result<Component, JobError> {
         let invalid =
             |e: &dyn std::fmt::Display| JobError::new(FailureKind::InvalidComponent, format!("{e:#}"));
-        let component = match self.config.nan_canonicalization {
-            NanCanonicalization::AtObservation => {
-                let rewritten = floats::rewrite_component(bytes).map_err(|e| invalid(&e))?;
-                Component::new(&self.engine, &rewritten)
-            }
-            NanCanonicalization::EveryOperation => Component::new(&self.engine, bytes),
-        };
-        component.map_err(|e| invalid(&e))
+        let unrolled;
+        let mut code = bytes;
+        if self.config.unroll_loops {
+            unrolled = unroll::unroll_component(code).map_err(|e| invalid(&e))?;
+            code = &unrolled;
+        }
+        let rewritten;
+        if self.config.nan_canonicalization == NanCanonicalization::AtObservation {
+            rewritten = floats::rewrite_component(code).map_err(|e| invalid(&e))?;
+            code = &rewritten;
+        }
+        Component::new(&self.engine, code).map_err(|e| invalid(&e))
     }
 }
 

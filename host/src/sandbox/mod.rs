@@ -14,6 +14,7 @@
 mod cache;
 mod caps;
 mod engine;
+pub mod differential;
 mod error;
 pub mod floats;
 mod invoke;
@@ -21,6 +22,8 @@ mod json;
 mod limits;
 mod policy;
 mod preinit;
+mod rewrite;
+pub mod unroll;
 mod verify;
 mod wit;
 

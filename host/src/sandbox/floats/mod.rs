@@ -12,13 +12,13 @@
 //! the pass follows each one the guest itself wrote with `i32.const 0; drop` (1 fuel, no
 //! effect, no machine code). So a job pays exactly what it paid under the engine-wide setting.
 
-pub mod differential;
 mod emit;
 mod function;
-mod module;
 mod webs;
 
 use wasmtime::OperatorCost;
+
+use super::rewrite;
 
 /// The pass's version: part of the engine fingerprint and of the compiled-code cache key, so
 /// code rewritten by different versions never mixes. Bump it with any change to its output.
@@ -49,30 +49,16 @@ impl NanCanonicalization {
     }
 }
 
-/// Why a module could not go through the pass: it is not valid WebAssembly, or uses
-/// something the pass does not rewrite.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FloatPassError {
-    /// The binary does not parse or validate.
-    #[error("invalid WebAssembly: {0}")]
-    Invalid(#[from] wasmparser::BinaryReaderError),
-    /// The binary ends in the middle of a section or a code section.
-    #[error("the binary ends early")]
-    Truncated,
-    /// A core module that contains a module (not valid WebAssembly).
-    #[error("a core module cannot contain a module or component")]
-    NestedInModule,
-}
+pub use super::rewrite::RewriteError as FloatPassError;
 
 /// Rewrites every core module of a component (nested components included).
 pub fn rewrite_component(component: &[u8]) -> Result<Vec<u8>, FloatPassError> {
-    module::rewrite_component(component)
+    rewrite::rewrite_component(component, &function::rewrite)
 }
 
 /// Rewrites one core module.
 pub fn rewrite_module(module: &[u8]) -> Result<Vec<u8>, FloatPassError> {
-    module::rewrite_module(module)
+    rewrite::rewrite_module(module, &function::rewrite)
 }
 
 /// The fuel table for code that went through the pass: the default costs, with

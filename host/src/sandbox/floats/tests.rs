@@ -3,7 +3,7 @@
 //! each also shows that without the pass the place does observe a non-canonical NaN.
 
 use super::NanCanonicalization;
-use super::differential::{Comparison, compare, count_operators as count_ops, engine, observe};
+use crate::sandbox::differential::{Comparison, compare, count_operators as count_ops, engine, observe};
 
 /// An arithmetic NaN whose bits the hardware leaves non-canonical: a negative NaN with a
 /// payload, plus one. x86 and Arm both propagate the (quietened) payload and the sign.
@@ -26,7 +26,7 @@ fn module(body: &str) -> Vec<u8> {
 /// Runs the module both ways, asserts they agree, and returns what they observed; also
 /// returns what the un-rewritten module observes on the pass's engine (no canonicalisation
 /// at all), so a test can show the place matters.
-fn agree(body: &str) -> (super::differential::Observation, super::differential::Observation) {
+fn agree(body: &str) -> (crate::sandbox::differential::Observation, crate::sandbox::differential::Observation) {
     let bytes = module(body);
     let same = match compare(&bytes) {
         Ok(Comparison::Same(observation)) => observation,

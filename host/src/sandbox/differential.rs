@@ -1,10 +1,13 @@
-//! The pass checked against the engine-wide canonicalisation: run one core module both ways
-//! and compare everything a job or its host could observe — each export's result bits (or its
-//! trap), every argument the module passes to an import, every byte of every exported memory,
-//! every exported global's bits at the end, and the fuel used.
+//! The passes that rewrite guest code checked against the code as written: run one core module
+//! two ways and compare everything a job or its host could observe — each export's result
+//! bits (or its trap), every argument the module passes to an import, every byte of every
+//! exported memory, every exported global's bits at the end, and the fuel used.
 //!
-//! Used by the unit tests (hand-written modules, one per observation point), by the
-//! `wasm-smith` corpus test and by the `floats` fuzz target (`cue_host::fuzzing::floats`).
+//! [`compare`] checks the float pass against the engine-wide canonicalisation (both on the
+//! module as the sandbox compiles it, its loops unrolled); [`compare_unrolled`] checks the
+//! loop unrolling against the module as written. Used by the unit tests (hand-written modules),
+//! by the `wasm-smith` corpus test and by the `floats` fuzz target
+//! (`cue_host::fuzzing::floats`).
 
 use std::sync::OnceLock;
 
@@ -13,7 +16,8 @@ use wasmtime::{
     Val, ValType,
 };
 
-use super::{NanCanonicalization, configure, rewrite_module};
+use super::floats::{NanCanonicalization, configure, rewrite_module};
+use super::unroll::unroll_module;
 
 /// The fuel each run starts with: enough for small generated programs, small enough that a
 /// generated infinite loop ends quickly.
@@ -48,24 +52,35 @@ pub enum Comparison {
     Inconclusive(String),
 }
 
-/// The pass changed something observable: the two runs and the rewritten module.
+/// A pass changed something observable: the two runs.
 #[derive(Debug, thiserror::Error)]
-#[error("the pass changed what a module observes:\nengine-wide: {every:?}\npass: {pass:?}")]
+#[error("{pass} changed what a module observes:\nbefore: {before:?}\nafter: {after:?}")]
 pub struct Difference {
-    /// The run under the engine-wide canonicalisation.
-    pub every: Box<Observation>,
-    /// The run of the rewritten module on the pass's engine.
-    pub pass: Box<Observation>,
+    /// Which pass: "the float pass" or "the loop unrolling".
+    pub pass: &'static str,
+    /// The run of the module without the pass (for the float pass: with the engine-wide
+    /// canonicalisation instead).
+    pub before: Box<Observation>,
+    /// The run of the module through the pass.
+    pub after: Box<Observation>,
 }
 
-/// Runs `module` as it is under [`NanCanonicalization::EveryOperation`], and rewritten under
+/// Runs `module` with its loops unrolled (as the sandbox compiles every module) under
+/// [`NanCanonicalization::EveryOperation`], and also rewritten by the float pass under
 /// [`NanCanonicalization::AtObservation`], and compares the two.
 pub fn compare(module: &[u8]) -> Result<Comparison, Difference> {
-    let every = match observe(engine(NanCanonicalization::EveryOperation), module) {
+    let unrolled = match unroll_module(module) {
+        Ok(unrolled) => unrolled,
+        Err(e) if Module::validate(engine(NanCanonicalization::EveryOperation), module).is_ok() => {
+            panic!("the engine accepts the module but the unrolling refuses it: {e}")
+        }
+        Err(e) => return Ok(Comparison::Inconclusive(format!("does not validate: {e}"))),
+    };
+    let every = match observe(engine(NanCanonicalization::EveryOperation), &unrolled) {
         Ok(observation) => observation,
         Err(why) => return Ok(Comparison::Inconclusive(why)),
     };
-    let rewritten = match rewrite_module(module) {
+    let rewritten = match rewrite_module(&unrolled) {
         Ok(rewritten) => rewritten,
         Err(e) => panic!("the engine accepts the module but the pass refuses it: {e}"),
     };
@@ -80,8 +95,45 @@ pub fn compare(module: &[u8]) -> Result<Comparison, Difference> {
     if every == pass {
         Ok(Comparison::Same(pass))
     } else {
-        Err(Difference { every: Box::new(every), pass: Box::new(pass) })
+        Err(Difference { pass: "the float pass", before: Box::new(every), after: Box::new(pass) })
     }
+}
+
+/// Runs `module` as written and with its loops unrolled (both under
+/// [`NanCanonicalization::EveryOperation`]) and compares the two. A run that runs out of fuel
+/// is stopped at the first check after the limit, and unrolling moves the checks
+/// (docs/sandbox.md, "Metering"): when the module as written runs out, the comparison is
+/// inconclusive but for what must still hold — unrolled, it used all of its fuel too.
+pub fn compare_unrolled(module: &[u8]) -> Result<Comparison, Difference> {
+    let engine = engine(NanCanonicalization::EveryOperation);
+    let written = match observe(engine, module) {
+        Ok(observation) => observation,
+        Err(why) => return Ok(Comparison::Inconclusive(why)),
+    };
+    let unrolled = match unroll_module(module) {
+        Ok(unrolled) => unrolled,
+        Err(e) => panic!("the engine accepts the module but the unrolling refuses it: {e}"),
+    };
+    let after = match observe(engine, &unrolled) {
+        Ok(observation) => observation,
+        Err(why) if why.contains("stack overflow") => return Ok(Comparison::Inconclusive(why)),
+        Err(why) => panic!("the module runs as written but not unrolled: {why}"),
+    };
+    let differ = |written: Observation, after: Observation| Difference {
+        pass: "the loop unrolling",
+        before: Box::new(written),
+        after: Box::new(after),
+    };
+    if written.calls.iter().chain(&after.calls).any(|c| c.contains("stack overflow")) {
+        return Ok(Comparison::Inconclusive("a call overflowed its stack".into()));
+    }
+    if written.fuel == FUEL {
+        return match after.fuel {
+            FUEL => Ok(Comparison::Inconclusive("ran out of fuel".into())),
+            _ => Err(differ(written, after)),
+        };
+    }
+    if written == after { Ok(Comparison::Same(after)) } else { Err(differ(written, after)) }
 }
 
 /// The engine of each mode, configured as the sandbox's (fuel, deterministic relaxed SIMD,

@@ -1,0 +1,422 @@
+//! Amortising the metering checks: each innermost loop of a few operators is unrolled into
+//! as many copies of its body as fit in [`MAX_UNROLLED_OPERATORS`] (at most
+//! [`MAX_COPIES`]), so that the fuel and epoch checks wasmtime places at every
+//! loop header run once per so many iterations instead of once per iteration. On a loop of
+//! five instructions those checks (and the registers they hold) cost as much as the loop
+//! itself (docs/PERFORMANCE.md, "CPU-bound guests"; the argument is in docs/sandbox.md,
+//! "Metering").
+//!
+//! Every iteration executes the same operators as before, and pays the same fuel: the copies
+//! are joined by `block` and `end` (no fuel), by the comparison the guest wrote turned into its
+//! complement (1 fuel, as before), or by `i32.const 0; drop` (1 fuel, for the `br 0` it
+//! replaces). What moves is only where a job that runs out of fuel is stopped: the check that
+//! notices comes up to that many iterations later, as it always comes some operators after
+//! the limit is crossed.
+//!
+//! Three shapes of loop are unrolled (`B` is the loop's body before its last branch):
+//! - `loop B br 0 end` (the exits are inside `B`): `loop B filler B filler … B br 0 end`.
+//! - `loop B br_if 0 T end`, `T` ending in an unconditional branch: each copy but the last is
+//!   `block B br_if 0 T end` (a taken `br_if` goes on to the next copy, a failing one runs `T`).
+//! - `loop B c br_if 0 end`, `c` an integer comparison or `i32.eqz`: the loop goes inside a
+//!   `block`, and each copy but the last ends `not(c) br_if 1` (leave the loop).
+//!
+//! Anything else (loops with parameters or results, nested loops, exception handling and
+//! other branches this module does not renumber) is copied as it is.
+
+use std::ops::Range;
+
+use wasm_encoder::{BlockType, InstructionSink};
+use wasmparser::{
+    BinaryReader, FuncValidator, FunctionBody, Operator, ValidatorResources, WasmFeatures,
+};
+
+use super::rewrite::{self, RewriteError};
+
+/// The pass's version: part of the engine fingerprint and of the compiled-code cache key.
+/// Bump it with any change to its output.
+pub const UNROLL_VERSION: u32 = 1;
+
+/// The most copies of a loop's body an unrolled loop holds.
+pub const MAX_COPIES: usize = 8;
+
+/// The most operators an unrolled loop's copies hold together: a loop gets as many copies as
+/// fit (at most [`MAX_COPIES`]), and a loop of more than half of this is left as it is.
+pub const MAX_UNROLLED_OPERATORS: usize = 192;
+
+/// Its description in the engine fingerprint.
+pub fn name() -> String {
+    format!(
+        "v{UNROLL_VERSION}: innermost loops, up to {MAX_COPIES} copies and {MAX_UNROLLED_OPERATORS} operators"
+    )
+}
+
+/// How many copies a loop whose body holds `operators` operators gets (below 2: none).
+pub fn copies(operators: usize) -> usize {
+    (MAX_UNROLLED_OPERATORS / operators.max(1)).min(MAX_COPIES)
+}
+
+/// Unrolls the small innermost loops of every core module of a component.
+pub fn unroll_component(component: &[u8]) -> Result<Vec<u8>, RewriteError> {
+    rewrite::rewrite_component(component, &rewrite_body)
+}
+
+/// Unrolls the small innermost loops of one core module.
+pub fn unroll_module(module: &[u8]) -> Result<Vec<u8>, RewriteError> {
+    rewrite::rewrite_module(module, &rewrite_body)
+}
+
+/// One operator of the body and its bytes in the module.
+struct Op<'a> {
+    op: Operator<'a>,
+    bytes: Range<usize>,
+}
+
+/// How a loop is unrolled (see the module docs).
+enum Shape {
+    /// `loop B br 0 end`.
+    Back,
+    /// `loop B br_if 0 T end`, `T` ending in an unconditional branch; the `br_if` is at this index.
+    Tail { br_if: usize },
+    /// `loop B c br_if 0 end`; `c` is at this index.
+    Negate { compare: usize },
+}
+
+/// Unrolls the loops of one body, then validates the result (which also validates the
+/// guest's code: the pass keeps valid code valid).
+fn rewrite_body(
+    module: &[u8],
+    validator: &mut FuncValidator<ValidatorResources>,
+    body: &FunctionBody<'_>,
+) -> Result<Vec<u8>, RewriteError> {
+    let mut reader = body.get_operators_reader()?;
+    let code_start = reader.original_position();
+    let mut ops: Vec<Op<'_>> = Vec::new();
+    while !reader.eof() {
+        let (op, start) = reader.read_with_offset()?;
+        if let Some(last) = ops.last_mut() {
+            last.bytes.end = start;
+        }
+        ops.push(Op { op, bytes: start..start });
+    }
+    let code_end = reader.original_position();
+    if let Some(last) = ops.last_mut() {
+        last.bytes.end = code_end;
+    }
+
+    let mut out = module[body.range().start..code_start].to_vec();
+    let ends = matching_ends(&ops);
+    let mut i = 0;
+    while i < ops.len() {
+        match ends[i].and_then(|end| shape(&ops, i, end).map(|shape| (end, shape))) {
+            Some((end, shape)) => {
+                emit_unrolled(&mut out, module, &ops, i, end, shape);
+                i = end + 1;
+            }
+            None => {
+                out.extend_from_slice(&module[ops[i].bytes.clone()]);
+                i += 1;
+            }
+        }
+    }
+
+    let reader = BinaryReader::new_features(&out, 0, WasmFeatures::all());
+    validator.validate(&FunctionBody::new(reader))?;
+    Ok(out)
+}
+
+/// For each `block`, `loop`, `if` and `try`, the index of its `end` (`None` for other
+/// operators, and in a body whose ends do not balance, which validation then refuses).
+fn matching_ends(ops: &[Op<'_>]) -> Vec<Option<usize>> {
+    let mut ends = vec![None; ops.len()];
+    let mut open = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op.op {
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::Try { .. }
+            | Operator::TryTable { .. } => open.push(i),
+            Operator::End | Operator::Delegate { .. } => {
+                if let Some(start) = open.pop() {
+                    ends[start] = Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    ends
+}
+
+/// How the loop at `start` (its `end` at `end`) is unrolled, if it is.
+fn shape(ops: &[Op<'_>], start: usize, end: usize) -> Option<Shape> {
+    let Operator::Loop { blockty: wasmparser::BlockType::Empty } = ops[start].op else {
+        return None;
+    };
+    let body = &ops[start + 1..end];
+    if body.is_empty() || copies(body.len()) < 2 || !body.iter().all(|op| renumberable(&op.op)) {
+        return None;
+    }
+    let levels = levels(body)?;
+    let at_loop_level = |i: usize| levels[i - start - 1] == 0;
+    let last = end - 1;
+    if matches!(ops[last].op, Operator::Br { relative_depth: 0 }) && at_loop_level(last) {
+        return Some(Shape::Back);
+    }
+    let br_if = (start + 1..end)
+        .rev()
+        .find(|&i| matches!(ops[i].op, Operator::BrIf { relative_depth: 0 }) && at_loop_level(i))?;
+    if br_if == last {
+        let compare = br_if - 1;
+        return (compare > start && at_loop_level(compare) && complement(&ops[compare].op).is_some())
+            .then_some(Shape::Negate { compare });
+    }
+    (at_loop_level(last) && unconditional(&ops[last].op)).then_some(Shape::Tail { br_if })
+}
+
+/// Whether this module knows every label `op` refers to (`loop` is refused: only innermost
+/// loops are unrolled).
+fn renumberable(op: &Operator<'_>) -> bool {
+    use Operator as O;
+    !matches!(
+        op,
+        O::Loop { .. }
+            | O::Try { .. }
+            | O::TryTable { .. }
+            | O::Catch { .. }
+            | O::CatchAll
+            | O::Delegate { .. }
+            | O::Rethrow { .. }
+            | O::BrOnNull { .. }
+            | O::BrOnNonNull { .. }
+            | O::BrOnCast { .. }
+            | O::BrOnCastFail { .. }
+            | O::BrOnCastDescEq { .. }
+            | O::BrOnCastDescEqFail { .. }
+            | O::Resume { .. }
+            | O::ResumeThrow { .. }
+            | O::ResumeThrowRef { .. }
+    )
+}
+
+/// How many blocks and ifs of the loop's body are open at each of its operators (an `end` or
+/// `else` counts as inside what it closes); `None` if they do not balance.
+fn levels(body: &[Op<'_>]) -> Option<Vec<u32>> {
+    let mut level = 0u32;
+    let mut levels = Vec::with_capacity(body.len());
+    for op in body {
+        match op.op {
+            Operator::Block { .. } | Operator::If { .. } => {
+                levels.push(level);
+                level += 1;
+            }
+            Operator::End => {
+                level = level.checked_sub(1)?;
+                levels.push(level + 1);
+            }
+            _ => levels.push(level),
+        }
+    }
+    (level == 0).then_some(levels)
+}
+
+/// Whether control never falls through `op`.
+fn unconditional(op: &Operator<'_>) -> bool {
+    use Operator as O;
+    matches!(
+        op,
+        O::Br { .. }
+            | O::BrTable { .. }
+            | O::Return
+            | O::Unreachable
+            | O::ReturnCall { .. }
+            | O::ReturnCallIndirect { .. }
+            | O::ReturnCallRef { .. }
+            | O::Throw { .. }
+            | O::ThrowRef
+    )
+}
+
+/// The operator that computes the opposite condition at the same fuel: the complementary
+/// integer comparison, or for `i32.eqz` none (the value itself is the opposite; the filler
+/// pays its fuel).
+fn complement(op: &Operator<'_>) -> Option<Option<Complement>> {
+    use Complement as C;
+    use Operator as O;
+    Some(Some(match op {
+        O::I32Eq => C::I32Ne,
+        O::I32Ne => C::I32Eq,
+        O::I32LtS => C::I32GeS,
+        O::I32GeS => C::I32LtS,
+        O::I32LtU => C::I32GeU,
+        O::I32GeU => C::I32LtU,
+        O::I32GtS => C::I32LeS,
+        O::I32LeS => C::I32GtS,
+        O::I32GtU => C::I32LeU,
+        O::I32LeU => C::I32GtU,
+        O::I64Eq => C::I64Ne,
+        O::I64Ne => C::I64Eq,
+        O::I64LtS => C::I64GeS,
+        O::I64GeS => C::I64LtS,
+        O::I64LtU => C::I64GeU,
+        O::I64GeU => C::I64LtU,
+        O::I64GtS => C::I64LeS,
+        O::I64LeS => C::I64GtS,
+        O::I64GtU => C::I64LeU,
+        O::I64LeU => C::I64GtU,
+        O::I32Eqz => return Some(None),
+        _ => return None,
+    }))
+}
+
+/// The comparisons [`complement`] writes.
+#[derive(Clone, Copy)]
+enum Complement {
+    I32Eq,
+    I32Ne,
+    I32LtS,
+    I32GeS,
+    I32LtU,
+    I32GeU,
+    I32GtS,
+    I32LeS,
+    I32GtU,
+    I32LeU,
+    I64Eq,
+    I64Ne,
+    I64LtS,
+    I64GeS,
+    I64LtU,
+    I64GeU,
+    I64GtS,
+    I64LeS,
+    I64GtU,
+    I64LeU,
+}
+
+impl Complement {
+    fn emit(self, sink: &mut InstructionSink<'_>) {
+        use Complement as C;
+        match self {
+            C::I32Eq => sink.i32_eq(),
+            C::I32Ne => sink.i32_ne(),
+            C::I32LtS => sink.i32_lt_s(),
+            C::I32GeS => sink.i32_ge_s(),
+            C::I32LtU => sink.i32_lt_u(),
+            C::I32GeU => sink.i32_ge_u(),
+            C::I32GtS => sink.i32_gt_s(),
+            C::I32LeS => sink.i32_le_s(),
+            C::I32GtU => sink.i32_gt_u(),
+            C::I32LeU => sink.i32_le_u(),
+            C::I64Eq => sink.i64_eq(),
+            C::I64Ne => sink.i64_ne(),
+            C::I64LtS => sink.i64_lt_s(),
+            C::I64GeS => sink.i64_ge_s(),
+            C::I64LtU => sink.i64_lt_u(),
+            C::I64GeU => sink.i64_ge_u(),
+            C::I64GtS => sink.i64_gt_s(),
+            C::I64LeS => sink.i64_le_s(),
+            C::I64GtU => sink.i64_gt_u(),
+            C::I64LeU => sink.i64_le_u(),
+        };
+    }
+}
+
+/// Which labels a copy renumbers, and by how much (one block added around it or the loop).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Renumber {
+    /// No block added.
+    None,
+    /// A block between the copy and the loop: the loop and every label outside it move.
+    LoopAndOutside,
+    /// A block around the loop: only the labels outside the loop move.
+    Outside,
+}
+
+/// Writes the loop `ops[start..=end]` unrolled as `shape` says.
+fn emit_unrolled(out: &mut Vec<u8>, module: &[u8], ops: &[Op<'_>], start: usize, end: usize, shape: Shape) {
+    let raw = |out: &mut Vec<u8>, i: usize| out.extend_from_slice(&module[ops[i].bytes.clone()]);
+    let whole_body = start + 1..end;
+    let copies = copies(whole_body.len());
+    match shape {
+        Shape::Back => {
+            raw(out, start);
+            for _ in 1..copies {
+                copy(out, module, ops, start + 1..end - 1, Renumber::None);
+                InstructionSink::new(out).i32_const(0).drop();
+            }
+            copy(out, module, ops, whole_body, Renumber::None);
+            raw(out, end);
+        }
+        Shape::Tail { br_if } => {
+            raw(out, start);
+            for _ in 1..copies {
+                InstructionSink::new(out).block(BlockType::Empty);
+                copy(out, module, ops, start + 1..br_if, Renumber::LoopAndOutside);
+                InstructionSink::new(out).br_if(0);
+                copy(out, module, ops, br_if + 1..end, Renumber::LoopAndOutside);
+                InstructionSink::new(out).end();
+            }
+            copy(out, module, ops, whole_body, Renumber::None);
+            raw(out, end);
+        }
+        Shape::Negate { compare } => {
+            let complement = complement(&ops[compare].op).expect("the shape was chosen for its comparison");
+            InstructionSink::new(out).block(BlockType::Empty);
+            raw(out, start);
+            for _ in 1..copies {
+                copy(out, module, ops, start + 1..compare, Renumber::Outside);
+                let mut sink = InstructionSink::new(out);
+                match complement {
+                    Some(complement) => complement.emit(&mut sink),
+                    None => {
+                        sink.i32_const(0).drop();
+                    }
+                }
+                sink.br_if(1);
+            }
+            copy(out, module, ops, whole_body, Renumber::Outside);
+            raw(out, end);
+            InstructionSink::new(out).end();
+        }
+    }
+}
+
+/// Copies `ops[range]` (part of a loop's body, starting at its level), renumbering the
+/// branches to the labels `renumber` moves.
+fn copy(out: &mut Vec<u8>, module: &[u8], ops: &[Op<'_>], range: Range<usize>, renumber: Renumber) {
+    let mut level = 0u32;
+    for op in &ops[range] {
+        // A branch at `level` with depth `d` targets a block inside the copy if d < level, the
+        // loop if d == level, and a label outside the loop if d > level.
+        let moved = |depth: u32| match renumber {
+            Renumber::LoopAndOutside if depth >= level => depth + 1,
+            Renumber::Outside if depth > level => depth + 1,
+            _ => depth,
+        };
+        let mut sink = InstructionSink::new(out);
+        match &op.op {
+            Operator::Br { relative_depth } => {
+                sink.br(moved(*relative_depth));
+            }
+            Operator::BrIf { relative_depth } => {
+                sink.br_if(moved(*relative_depth));
+            }
+            Operator::BrTable { targets } => match targets.targets().collect::<Result<Vec<u32>, _>>() {
+                Ok(labels) => {
+                    sink.br_table(labels.into_iter().map(moved), moved(targets.default()));
+                }
+                // Unreadable: copied as it is, for validation to refuse.
+                Err(_) => out.extend_from_slice(&module[op.bytes.clone()]),
+            },
+            _ => out.extend_from_slice(&module[op.bytes.clone()]),
+        }
+        match &op.op {
+            Operator::Block { .. } | Operator::If { .. } => level += 1,
+            Operator::End => level = level.saturating_sub(1),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -120,9 +120,7 @@ fn loop_module(seed: u64) -> Vec<u8> {
             ),
             1 => format!("(loop $top {body} {step} (br_if $top {condition}) (br $b2))"),
             2 => format!("(loop $top {body} {step} (br_if $top {condition}))"),
-            3 => format!(
-                "(loop $top {body} {step} (br_if $top (i32.and (i32.const 1) {condition})))"
-            ),
+            3 => format!("(loop $top {body} {step} (br_if $top (i32.and (i32.const 1) {condition})))"),
             _ => format!(
                 "(loop $outer (loop $top {body} {step} (br_if $top {condition})) (local.set $n (i32.add (local.get $n) (i32.const 3))) (br_if $outer (i32.lt_s (local.get $n) (i32.const 40))))"
             ),
@@ -157,7 +155,9 @@ fn generated_loops_observe_the_same_unrolled() {
             FloatsVerdict::Inconclusive(why) => panic!("seed {seed}: {why}"),
         }
     }
-    eprintln!("{compared} loop modules compared ({unrolled} with loops unrolled), {out_of_fuel} out of fuel both ways");
+    eprintln!(
+        "{compared} loop modules compared ({unrolled} with loops unrolled), {out_of_fuel} out of fuel both ways"
+    );
     assert!(unrolled >= LOOP_MODULES * 3 / 4, "only {unrolled} of {LOOP_MODULES} modules had loops unrolled");
 }
 

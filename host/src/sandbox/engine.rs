@@ -15,8 +15,8 @@ use super::cache::{CodeCache, CodeSource};
 use super::caps::{self, JobState};
 use super::error::{FailureKind, JobError, SandboxError};
 use super::floats::{self, NanCanonicalization};
-use super::unroll;
 use super::invoke::{InstanceSettings, LoadedComponent};
+use super::unroll;
 use super::verify::{self, VerifiedComponent};
 
 /// The wasmtime release this host embeds (checked against Cargo.lock by a test).

@@ -13,8 +13,8 @@
 
 mod cache;
 mod caps;
-mod engine;
 pub mod differential;
+mod engine;
 mod error;
 pub mod floats;
 mod invoke;

@@ -26,9 +26,7 @@
 use std::ops::Range;
 
 use wasm_encoder::{BlockType, InstructionSink};
-use wasmparser::{
-    BinaryReader, FuncValidator, FunctionBody, Operator, ValidatorResources, WasmFeatures,
-};
+use wasmparser::{BinaryReader, FuncValidator, FunctionBody, Operator, ValidatorResources, WasmFeatures};
 
 use super::rewrite::{self, RewriteError};
 

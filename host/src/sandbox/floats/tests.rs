@@ -26,7 +26,9 @@ fn module(body: &str) -> Vec<u8> {
 /// Runs the module both ways, asserts they agree, and returns what they observed; also
 /// returns what the un-rewritten module observes on the pass's engine (no canonicalisation
 /// at all), so a test can show the place matters.
-fn agree(body: &str) -> (crate::sandbox::differential::Observation, crate::sandbox::differential::Observation) {
+fn agree(
+    body: &str,
+) -> (crate::sandbox::differential::Observation, crate::sandbox::differential::Observation) {
     let bytes = module(body);
     let same = match compare(&bytes) {
         Ok(Comparison::Same(observation)) => observation,

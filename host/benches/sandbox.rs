@@ -5,10 +5,11 @@
 //! 1. A trivial call on a fresh instance through `LoadedComponent::invoke`, vs a bare
 //!    wasmtime loop (pooling allocator + `InstancePre`, same engine settings, default WASI).
 //! 2. CPU-bound guests (each float kernel built without and with WebAssembly SIMD): metered
-//!    wasm with the float pass vs metered with the engine-wide NaN canonicalisation vs
-//!    metered without NaN determinism vs unmetered wasm vs the same Rust compiled natively;
-//!    then fuel and epochs alone and together.
-//! 3. Loading a component: compiling vs loading the cached compiled code.
+//!    wasm with the float pass (loops unrolled, and as written) vs metered with the
+//!    engine-wide NaN canonicalisation vs metered without NaN determinism vs unmetered wasm vs
+//!    the same Rust compiled natively; then fuel and epochs alone and together.
+//! 3. Loading a component: compiling (with and without loop unrolling) vs loading the cached
+//!    compiled code.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -201,9 +202,6 @@ fn cpu_cases() -> Vec<CpuCase> {
             (numeric, "mandelbrot(400)", "mandelbrot", Val::U32(400), mandelbrot),
         ]);
     }
-    if let Ok(only) = std::env::var("CUE_CPU_ONLY") {
-        cases.retain(|c| format!("{} {}", c.0, c.1).contains(&only));
-    }
     cases
 }
 
@@ -214,13 +212,15 @@ fn cpu_bound() {
         ..SandboxConfig::default()
     };
     let today = Sandbox::new(everywhere).expect("sandbox");
+    let written =
+        Sandbox::new(SandboxConfig { unroll_loops: false, ..SandboxConfig::default() }).expect("sandbox");
     let limits = Limits { fuel: u64::MAX / 2, timeout: Duration::from_secs(600), ..Limits::default() };
     let options = Invocation::default();
     println!("\n## CPU-bound guests (best of 7 runs each; ratios to native)");
     println!(
-        "| guest | call | result | pass | engine-wide | metered, no NaN determinism | unmetered | native |"
+        "| guest | call | result | pass | pass, loops as written | engine-wide | metered, no NaN determinism | unmetered | native |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (name, call_text, export, arg, native) in cpu_cases() {
         let bytes = guest(name);
         let run = |sandbox: &Sandbox| {
@@ -237,6 +237,12 @@ fn cpu_bound() {
         let (pass, pass_result, pass_fuel) = run(&sandbox);
         let (metered, today_result, today_fuel) = run(&today);
         assert_eq!((&pass_result, pass_fuel), (&today_result, today_fuel), "the pass changed {call_text}");
+        let (as_written, written_result, written_fuel) = run(&written);
+        assert_eq!(
+            (&pass_result, pass_fuel),
+            (&written_result, written_fuel),
+            "unrolling changed {call_text}"
+        );
         let bare_time = |bare: &Bare| {
             best_of(7, || {
                 black_box(bare.call(export, std::slice::from_ref(&arg)));
@@ -247,8 +253,9 @@ fn cpu_bound() {
         let native = best_of(7, native);
         let ratio = |a: Duration| format!("{:.2}", a.as_secs_f64() / native.as_secs_f64());
         println!(
-            "| {name} | `{call_text}` | {pass_result} ({pass_fuel} fuel both ways) | {} | {} | {} | {} | {native:.2?} |",
+            "| {name} | `{call_text}` | {pass_result} ({pass_fuel} fuel every way) | {} | {} | {} | {} | {} | {native:.2?} |",
             ratio(pass),
+            ratio(as_written),
             ratio(metered),
             ratio(floor),
             ratio(unmetered),
@@ -287,20 +294,26 @@ fn metering_breakdown() {
 fn compile_vs_cache() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = SandboxConfig { cache_dir: Some(dir.path().to_path_buf()), ..SandboxConfig::default() };
-    println!("\n## loading a component: compile vs cached code (best of 5)");
-    for name in ["fib", "wordcount", "hash"] {
+    println!(
+        "\n## loading a component: compile (with and without loop unrolling) vs cached code (best of 5)"
+    );
+    for name in ["fib", "wordcount", "hash", "numeric-simd", "js"] {
         let bytes = guest(name);
-        let no_cache = Sandbox::new(SandboxConfig::default()).expect("sandbox");
-        let compile = best_of(5, || {
-            black_box(no_cache.load(&bytes).expect("load"));
-        });
+        let compile_time = |config: SandboxConfig| {
+            let sandbox = Sandbox::new(config).expect("sandbox");
+            best_of(5, || {
+                black_box(sandbox.load(&bytes).expect("load"));
+            })
+        };
+        let compile = compile_time(SandboxConfig::default());
+        let written = compile_time(SandboxConfig { unroll_loops: false, ..SandboxConfig::default() });
         let cached = Sandbox::new(config.clone()).expect("sandbox");
         cached.load(&bytes).expect("fill the cache");
         let load = best_of(5, || {
             black_box(cached.load(&bytes).expect("load"));
         });
         println!(
-            "{name} ({} KiB): compile {compile:?}, from cache {load:?} ({:.0}x faster)",
+            "{name} ({} KiB): compile {compile:?} ({written:?} without unrolling), from cache {load:?} ({:.0}x faster)",
             bytes.len() / 1024,
             compile.as_secs_f64() / load.as_secs_f64()
         );
@@ -308,17 +321,6 @@ fn compile_vs_cache() {
 }
 
 fn main() {
-    if let Ok(name) = std::env::var("CUE_DUMP_CWASM") {
-        let config = bare_config(std::env::var("CUE_DUMP_METERED").is_ok());
-        let engine = Engine::new(&config).expect("engine");
-        let mut bytes = guest(&name);
-        if std::env::var("CUE_DUMP_PASS").is_ok() {
-            bytes = cue_host::sandbox::unroll::unroll_component(&bytes).unwrap();
-            bytes = cue_host::sandbox::floats::rewrite_component(&bytes).unwrap();
-        }
-        std::fs::write("/tmp/dump.cwasm", engine.precompile_component(&bytes).expect("precompile")).unwrap();
-        return;
-    }
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     if run("trivial") {

@@ -29,6 +29,12 @@ fn a_new_job_builds_with_cargo_and_cue_build_and_runs() {
         .unwrap();
     assert!(status.success(), "cargo build of the scaffold failed");
     let component = job_target_dir().join("wasm32-wasip2/release/myjob.wasm");
+    // Built with WebAssembly SIMD (the scaffold's `.cargo/config.toml`): LLVM used vectors.
+    let vector_ops =
+        cue_host::sandbox::differential::count_operators(&std::fs::read(&component).unwrap(), |op| {
+            format!("{op:?}").starts_with("V128")
+        });
+    assert!(vector_ops > 0, "no vector operators in the scaffold's component");
     let output = cue.run(&["run", component.to_str().unwrap(), r#"greet("world")"#]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output).trim(), r#""Hello, world!""#);

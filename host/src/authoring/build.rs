@@ -22,11 +22,15 @@ pub struct BuiltComponent {
 }
 
 /// Builds the crate in `crate_dir` (release, [`WASM_TARGET`]) and inspects the component.
-/// Cargo's progress and diagnostics go to this process's stderr.
+/// Cargo runs in `crate_dir`, so the crate's own `.cargo/config.toml` applies (the one
+/// `cue new` writes turns on WebAssembly SIMD). Cargo's progress and diagnostics go to this
+/// process's stderr.
 pub fn build(crate_dir: &Path) -> Result<BuiltComponent, AuthoringError> {
+    let not_a_crate = || AuthoringError::NotACrate(crate_dir.to_path_buf());
+    let crate_dir = &crate_dir.canonicalize().map_err(|_| not_a_crate())?;
     let manifest = crate_dir.join("Cargo.toml");
     if !manifest.is_file() {
-        return Err(AuthoringError::NotACrate(crate_dir.to_path_buf()));
+        return Err(not_a_crate());
     }
     ensure_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -34,6 +38,7 @@ pub fn build(crate_dir: &Path) -> Result<BuiltComponent, AuthoringError> {
         .args(["build", "--release", "--target", WASM_TARGET, "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(&manifest)
+        .current_dir(crate_dir)
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| AuthoringError::Tool(format!("cannot run cargo: {e}")))?;

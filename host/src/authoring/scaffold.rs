@@ -34,7 +34,8 @@ pub fn default_sdk_path() -> PathBuf {
 }
 
 /// Writes a new job crate at `new.path`: `Cargo.toml`, `src/lib.rs` (an example job and its
-/// test) and `.gitignore`. Refuses a non-empty directory.
+/// test), `.cargo/config.toml` (WebAssembly SIMD on) and `.gitignore`. Refuses a non-empty
+/// directory.
 pub fn scaffold(new: &NewJob) -> Result<Scaffolded, AuthoringError> {
     let dir = &new.path;
     let name = match &new.name {
@@ -51,11 +52,14 @@ pub fn scaffold(new: &NewJob) -> Result<Scaffolded, AuthoringError> {
     if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(AuthoringError::NotEmpty(dir.clone()));
     }
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).map_err(AuthoringError::io(&src))?;
+    let (src, cargo_dir) = (dir.join("src"), dir.join(".cargo"));
+    for new_dir in [&src, &cargo_dir] {
+        std::fs::create_dir_all(new_dir).map_err(AuthoringError::io(new_dir))?;
+    }
     let files = [
         (dir.join("Cargo.toml"), cargo_toml(&name, &sdk)),
         (src.join("lib.rs"), lib_rs(&name)),
+        (cargo_dir.join("config.toml"), CARGO_CONFIG.to_string()),
         (dir.join(".gitignore"), "/target\n".to_string()),
     ];
     for (path, text) in files {
@@ -64,6 +68,15 @@ pub fn scaffold(new: &NewJob) -> Result<Scaffolded, AuthoringError> {
     let component = dir.join("target/wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
     Ok(Scaffolded { name, dir: dir.clone(), component })
 }
+
+/// The job crate's cargo configuration: WebAssembly SIMD, so LLVM vectorises loops as it
+/// does for a native build; every Cue provider runs it, deterministically.
+const CARGO_CONFIG: &str = r#"# WebAssembly SIMD: LLVM vectorises loops as it does natively, and every Cue provider runs
+# it deterministically (docs/jobs.md in the Cue repository). `cue build` and `cargo build`
+# both read this file when run on this crate.
+[target.wasm32-wasip2]
+rustflags = ["-C", "target-feature=+simd128"]
+"#;
 
 fn valid_crate_name(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())

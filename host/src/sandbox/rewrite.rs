@@ -29,11 +29,11 @@ pub enum RewriteError {
 
 /// A pass over one function body: given the module's bytes, a validator for the function (its
 /// locals not yet defined) and the body, returns the body's new encoding (locals and code).
-pub(crate) type BodyRewriter =
-    dyn Fn(&[u8], &mut FuncValidator<ValidatorResources>, &FunctionBody<'_>) -> Result<Vec<u8>, RewriteError>;
+pub(crate) type BodyRewriter<'a> = dyn Fn(&[u8], &mut FuncValidator<ValidatorResources>, &FunctionBody<'_>) -> Result<Vec<u8>, RewriteError>
+    + 'a;
 
 /// Rewrites every core module of `component`, nested components included.
-pub(crate) fn rewrite_component(component: &[u8], pass: &BodyRewriter) -> Result<Vec<u8>, RewriteError> {
+pub(crate) fn rewrite_component(component: &[u8], pass: &BodyRewriter<'_>) -> Result<Vec<u8>, RewriteError> {
     let mut out = wasm_encoder::Component::new();
     let mut parser = Parser::new(0);
     let mut offset = 0;
@@ -67,7 +67,7 @@ pub(crate) fn rewrite_component(component: &[u8], pass: &BodyRewriter) -> Result
 
 /// Rewrites one core module: validates it (a pass may need every operator's types) and
 /// rewrites each function body.
-pub(crate) fn rewrite_module(module: &[u8], pass: &BodyRewriter) -> Result<Vec<u8>, RewriteError> {
+pub(crate) fn rewrite_module(module: &[u8], pass: &BodyRewriter<'_>) -> Result<Vec<u8>, RewriteError> {
     let mut validator = Validator::new_with_features(WasmFeatures::all());
     let mut out = wasm_encoder::Module::new();
     let mut code: Option<(CodeSection, u32)> = None;

@@ -23,6 +23,7 @@
 //! Anything else (loops with parameters or results, nested loops, exception handling and
 //! other branches this module does not renumber) is copied as it is.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use wasm_encoder::{BlockType, InstructionSink};
@@ -41,10 +42,19 @@ pub const MAX_COPIES: usize = 8;
 /// fit (at most [`MAX_COPIES`]), and a loop of more than half of this is left as it is.
 pub const MAX_UNROLLED_OPERATORS: usize = 192;
 
+/// The most the code may grow, as a share of the component's (or module's) size: loops are
+/// unrolled, in order, only while the copies added so far fit (so a hostile module of nothing
+/// but tiny loops grows at most twofold, not eightfold), and no body grows past the largest
+/// WebAssembly validators take.
+pub const MAX_GROWTH_PERCENT: usize = 100;
+
+/// The largest function body wasmparser (and so wasmtime) accepts, in bytes.
+const MAX_BODY_BYTES: usize = 7_654_321;
+
 /// Its description in the engine fingerprint.
 pub fn name() -> String {
     format!(
-        "v{UNROLL_VERSION}: innermost loops, up to {MAX_COPIES} copies and {MAX_UNROLLED_OPERATORS} operators"
+        "v{UNROLL_VERSION}: innermost loops, up to {MAX_COPIES} copies and {MAX_UNROLLED_OPERATORS} operators, the code grows at most {MAX_GROWTH_PERCENT} %"
     )
 }
 
@@ -55,12 +65,21 @@ pub fn copies(operators: usize) -> usize {
 
 /// Unrolls the small innermost loops of every core module of a component.
 pub fn unroll_component(component: &[u8]) -> Result<Vec<u8>, RewriteError> {
-    rewrite::rewrite_component(component, &rewrite_body)
+    let budget = growth_budget(component);
+    rewrite::rewrite_component(component, &|module, validator, body| {
+        rewrite_body(module, validator, body, &budget)
+    })
 }
 
 /// Unrolls the small innermost loops of one core module.
 pub fn unroll_module(module: &[u8]) -> Result<Vec<u8>, RewriteError> {
-    rewrite::rewrite_module(module, &rewrite_body)
+    let budget = growth_budget(module);
+    rewrite::rewrite_module(module, &|module, validator, body| rewrite_body(module, validator, body, &budget))
+}
+
+/// How many bytes the copies may add to `binary`'s code, altogether.
+fn growth_budget(binary: &[u8]) -> Cell<usize> {
+    Cell::new(binary.len() * MAX_GROWTH_PERCENT / 100)
 }
 
 /// One operator of the body and its bytes in the module.
@@ -79,12 +98,14 @@ enum Shape {
     Negate { compare: usize },
 }
 
-/// Unrolls the loops of one body, then validates the result (which also validates the
-/// guest's code: the pass keeps valid code valid).
+/// Unrolls the loops of one body while `budget` (bytes that may be added) lasts, then
+/// validates the result (which also validates the guest's code: the pass keeps valid code
+/// valid).
 fn rewrite_body(
     module: &[u8],
     validator: &mut FuncValidator<ValidatorResources>,
     body: &FunctionBody<'_>,
+    budget: &Cell<usize>,
 ) -> Result<Vec<u8>, RewriteError> {
     let mut reader = body.get_operators_reader()?;
     let code_start = reader.original_position();
@@ -102,12 +123,22 @@ fn rewrite_body(
     }
 
     let mut out = module[body.range().start..code_start].to_vec();
+    let mut body_budget = MAX_BODY_BYTES.saturating_sub(body.range().len());
     let ends = matching_ends(&ops);
     let mut i = 0;
     while i < ops.len() {
         match ends[i].and_then(|end| shape(&ops, i, end).map(|shape| (end, shape))) {
             Some((end, shape)) => {
+                let (before, written) = (out.len(), ops[i].bytes.start..ops[end].bytes.end);
                 emit_unrolled(&mut out, module, &ops, i, end, shape);
+                let added = (out.len() - before).saturating_sub(written.len());
+                if added <= budget.get().min(body_budget) {
+                    budget.set(budget.get() - added);
+                    body_budget -= added;
+                } else {
+                    out.truncate(before);
+                    out.extend_from_slice(&module[written]);
+                }
                 i = end + 1;
             }
             None => {

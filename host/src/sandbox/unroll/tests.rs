@@ -10,8 +10,13 @@ use crate::sandbox::differential::{count_operators, engine};
 
 const FUEL: u64 = 10_000_000;
 
+/// A module of `funcs` and a memory, with 16 KiB of data beyond the first 1 KiB (what the
+/// tests compare): real modules are mostly not loops, and the unrolling may add as many bytes
+/// as a module has ([`super::MAX_GROWTH_PERCENT`]).
 fn module(funcs: &str) -> Vec<u8> {
-    let text = format!("(module (memory (export \"memory\") 1) {funcs})");
+    let padding = "x".repeat(16 << 10);
+    let text =
+        format!("(module (memory (export \"memory\") 1) (data (i32.const 32768) \"{padding}\") {funcs})");
     wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
@@ -220,4 +225,18 @@ fn invalid_code_is_refused_with_a_typed_error_not_rewritten() {
     let bytes = wat::parse_str(text).expect("parses as text");
     let error = unroll_module(&bytes).expect_err("invalid");
     assert!(matches!(error, super::RewriteError::Invalid(_)), "{error}");
+}
+
+#[test]
+fn a_module_of_nothing_but_tiny_loops_grows_at_most_by_its_own_size() {
+    // 2,000 loops of one operator each: unrolled without a bound, the body would grow eightfold.
+    let loops = "(loop $l (br_if $l (i32.eqz (local.get $n))))".repeat(2_000);
+    let bytes = module(&format!(
+        "(func (export \"f\") (param $n i32) (param i32) (result i32) {loops} (i32.const 7))"
+    ));
+    let unrolled = unroll_module(&bytes).expect("unrolls");
+    let (before, after) = (bytes.len(), unrolled.len());
+    assert!(after > before * 3 / 2, "loops are unrolled while the budget lasts: {before} → {after}");
+    assert!(after <= before * (100 + super::MAX_GROWTH_PERCENT) / 100 + 8, "{before} → {after}");
+    assert_eq!(run(&bytes, "f", (1, 0)), run(&unrolled, "f", (1, 0)));
 }

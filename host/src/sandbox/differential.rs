@@ -71,12 +71,12 @@ pub struct Difference {
 pub fn compare(module: &[u8]) -> Result<Comparison, Difference> {
     let unrolled = match unroll_module(module) {
         Ok(unrolled) => unrolled,
-        Err(e) if Module::validate(engine(NanCanonicalization::EveryOperation), module).is_ok() => {
+        Err(e) if Module::validate(engine(NanCanonicalization::EveryOperation, false), module).is_ok() => {
             panic!("the engine accepts the module but the unrolling refuses it: {e}")
         }
         Err(e) => return Ok(Comparison::Inconclusive(format!("does not validate: {e}"))),
     };
-    let every = match observe(engine(NanCanonicalization::EveryOperation), &unrolled) {
+    let every = match observe(engine(NanCanonicalization::EveryOperation, true), &unrolled) {
         Ok(observation) => observation,
         Err(why) => return Ok(Comparison::Inconclusive(why)),
     };
@@ -84,7 +84,7 @@ pub fn compare(module: &[u8]) -> Result<Comparison, Difference> {
         Ok(rewritten) => rewritten,
         Err(e) => panic!("the engine accepts the module but the pass refuses it: {e}"),
     };
-    let pass = match observe(engine(NanCanonicalization::AtObservation), &rewritten) {
+    let pass = match observe(engine(NanCanonicalization::AtObservation, true), &rewritten) {
         Ok(observation) => observation,
         Err(why) if why.contains("stack overflow") => return Ok(Comparison::Inconclusive(why)),
         Err(why) => panic!("the module runs as it is but not rewritten: {why}"),
@@ -105,8 +105,7 @@ pub fn compare(module: &[u8]) -> Result<Comparison, Difference> {
 /// (docs/sandbox.md, "Metering"): when the module as written runs out, the comparison is
 /// inconclusive but for what must still hold — unrolled, it used all of its fuel too.
 pub fn compare_unrolled(module: &[u8]) -> Result<Comparison, Difference> {
-    let engine = engine(NanCanonicalization::EveryOperation);
-    let written = match observe(engine, module) {
+    let written = match observe(engine(NanCanonicalization::EveryOperation, false), module) {
         Ok(observation) => observation,
         Err(why) => return Ok(Comparison::Inconclusive(why)),
     };
@@ -114,7 +113,7 @@ pub fn compare_unrolled(module: &[u8]) -> Result<Comparison, Difference> {
         Ok(unrolled) => unrolled,
         Err(e) => panic!("the engine accepts the module but the unrolling refuses it: {e}"),
     };
-    let after = match observe(engine, &unrolled) {
+    let after = match observe(engine(NanCanonicalization::EveryOperation, true), &unrolled) {
         Ok(observation) => observation,
         Err(why) if why.contains("stack overflow") => return Ok(Comparison::Inconclusive(why)),
         Err(why) => panic!("the module runs as written but not unrolled: {why}"),
@@ -136,15 +135,11 @@ pub fn compare_unrolled(module: &[u8]) -> Result<Comparison, Difference> {
     if written == after { Ok(Comparison::Same(after)) } else { Err(differ(written, after)) }
 }
 
-/// The engine of each mode, configured as the sandbox's (fuel, deterministic relaxed SIMD,
-/// no threads, no memory64), built once.
-pub fn engine(mode: NanCanonicalization) -> &'static Engine {
-    static EVERY: OnceLock<Engine> = OnceLock::new();
-    static PASS: OnceLock<Engine> = OnceLock::new();
-    let cell = match mode {
-        NanCanonicalization::EveryOperation => &EVERY,
-        NanCanonicalization::AtObservation => &PASS,
-    };
+/// The engine for code rewritten as `mode` and `unrolled` say, configured as the sandbox's
+/// (fuel and its table, deterministic relaxed SIMD, no threads, no memory64), built once.
+pub fn engine(mode: NanCanonicalization, unrolled: bool) -> &'static Engine {
+    static ENGINES: [OnceLock<Engine>; 4] = [const { OnceLock::new() }; 4];
+    let cell = &ENGINES[usize::from(mode == NanCanonicalization::AtObservation) * 2 + usize::from(unrolled)];
     cell.get_or_init(|| {
         let mut config = Config::new();
         config
@@ -154,7 +149,7 @@ pub fn engine(mode: NanCanonicalization) -> &'static Engine {
             .wasm_memory64(false)
             .max_wasm_stack(1 << 20)
             .cranelift_opt_level(OptLevel::Speed);
-        configure(&mut config, mode);
+        configure(&mut config, mode, unrolled);
         Engine::new(&config).expect("the differential engine's configuration is valid")
     })
 }

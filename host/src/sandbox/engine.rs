@@ -85,7 +85,7 @@ impl EngineFingerprint {
             ("consume-fuel", "true".to_string()),
             ("host-call-fuel", caps::HOST_CALL_FUEL.to_string()),
             ("nan-canonicalization", config.nan_canonicalization.name()),
-            ("operator-cost", operator_cost_name(config.nan_canonicalization)),
+            ("operator-cost", operator_cost_name(config.nan_canonicalization, config.unroll_loops)),
             ("loop-unrolling", if config.unroll_loops { unroll::name() } else { "off".to_string() }),
             ("relaxed-simd-deterministic", "true".to_string()),
             ("threads", "false".to_string()),
@@ -256,15 +256,20 @@ impl Sandbox {
 }
 
 /// The fuel table's entry in the fingerprint.
-fn operator_cost_name(mode: NanCanonicalization) -> String {
-    match mode {
-        NanCanonicalization::AtObservation => {
-            format!(
-                "1 per operator but nop, drop, block, loop, else, end, return, unreachable; 0 for {} (1 by filler in guest code)",
-                floats::PASS_OPERATORS
-            )
-        }
-        NanCanonicalization::EveryOperation => "wasmtime default".to_string(),
+fn operator_cost_name(mode: NanCanonicalization, unrolled: bool) -> String {
+    let mut free: Vec<&str> = Vec::new();
+    if mode == NanCanonicalization::AtObservation {
+        free.push(floats::PASS_OPERATORS);
+    }
+    if unrolled {
+        free.push(unroll::UNROLL_OPERATORS);
+    }
+    match free.is_empty() {
+        true => "wasmtime default".to_string(),
+        false => format!(
+            "1 per operator but nop, drop, block, loop, else, end, return, unreachable; 0 for {} (1 by filler in guest code)",
+            free.join(" ")
+        ),
     }
 }
 
@@ -295,7 +300,7 @@ fn engine_config(config: &SandboxConfig) -> Config {
         .max_wasm_stack(config.max_wasm_stack)
         .cranelift_opt_level(OptLevel::Speed)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    floats::configure(&mut wasm, config.nan_canonicalization);
+    floats::configure(&mut wasm, config.nan_canonicalization, config.unroll_loops);
     wasm
 }
 

@@ -8,8 +8,9 @@
 //!
 //! Every iteration executes the same operators as before, and pays the same fuel: the copies
 //! are joined by `block` and `end` (no fuel), by the comparison the guest wrote turned into its
-//! complement (1 fuel, as before), or by `i32.const 0; drop` (1 fuel, for the `br 0` it
-//! replaces). What moves is only where a job that runs out of fuel is stopped: the check that
+//! complement (1 fuel, as before), by `i32.eqz` (which the sandbox's engine charges nothing,
+//! [`UNROLL_OPERATORS`]: each one the guest wrote is followed by the 1-fuel filler) or by the
+//! filler `i32.const 0; drop` (1 fuel, for the `br 0` it replaces). What moves is only where a job that runs out of fuel is stopped: the check that
 //! notices comes up to that many iterations later, as it always comes some operators after
 //! the limit is crossed.
 //!
@@ -17,8 +18,9 @@
 //! - `loop B br 0 end` (the exits are inside `B`): `loop B filler B filler … B br 0 end`.
 //! - `loop B br_if 0 T end`, `T` ending in an unconditional branch: each copy but the last is
 //!   `block B br_if 0 T end` (a taken `br_if` goes on to the next copy, a failing one runs `T`).
-//! - `loop B c br_if 0 end`, `c` an integer comparison or `i32.eqz`: the loop goes inside a
-//!   `block`, and each copy but the last ends `not(c) br_if 1` (leave the loop).
+//! - `loop B br_if 0 end`: the loop goes inside a `block`, and each copy but the last ends
+//!   `not(c) br_if 1` (leave the loop), where the condition `c` is negated by turning the
+//!   integer comparison that computed it into its complement, or by an `i32.eqz`.
 //!
 //! Anything else (loops with parameters or results, nested loops, exception handling and
 //! other branches this module does not renumber) is copied as it is.
@@ -28,6 +30,7 @@ use std::ops::Range;
 
 use wasm_encoder::{BlockType, InstructionSink};
 use wasmparser::{BinaryReader, FuncValidator, FunctionBody, Operator, ValidatorResources, WasmFeatures};
+use wasmtime::OperatorCost;
 
 use super::rewrite::{self, RewriteError};
 
@@ -35,12 +38,21 @@ use super::rewrite::{self, RewriteError};
 /// Bump it with any change to its output.
 pub const UNROLL_VERSION: u32 = 1;
 
+/// The operator kinds the copies are joined with that the sandbox's engine charges nothing
+/// ([`free_operators`]); each one the guest wrote is followed by a 1-fuel filler.
+pub const UNROLL_OPERATORS: &str = "i32.eqz";
+
+/// Makes [`UNROLL_OPERATORS`] free in `cost`.
+pub(crate) fn free_operators(cost: &mut OperatorCost) {
+    cost.I32Eqz = 0;
+}
+
 /// The most copies of a loop's body an unrolled loop holds.
 pub const MAX_COPIES: usize = 8;
 
 /// The most operators an unrolled loop's copies hold together: a loop gets as many copies as
 /// fit (at most [`MAX_COPIES`]), and a loop of more than half of this is left as it is.
-pub const MAX_UNROLLED_OPERATORS: usize = 192;
+pub const MAX_UNROLLED_OPERATORS: usize = 384;
 
 /// The most the code may grow, as a share of the component's (or module's) size: loops are
 /// unrolled, in order, only while the copies added so far fit (so a hostile module of nothing
@@ -94,7 +106,7 @@ enum Shape {
     Back,
     /// `loop B br_if 0 T end`, `T` ending in an unconditional branch; the `br_if` is at this index.
     Tail { br_if: usize },
-    /// `loop B c br_if 0 end`; `c` is at this index.
+    /// `loop B br_if 0 end`; the operator that computed the condition is at this index.
     Negate { compare: usize },
 }
 
@@ -137,12 +149,12 @@ fn rewrite_body(
                     body_budget -= added;
                 } else {
                     out.truncate(before);
-                    out.extend_from_slice(&module[written]);
+                    ops[i..=end].iter().for_each(|op| guest_op(&mut out, module, op));
                 }
                 i = end + 1;
             }
             None => {
-                out.extend_from_slice(&module[ops[i].bytes.clone()]);
+                guest_op(&mut out, module, &ops[i]);
                 i += 1;
             }
         }
@@ -196,8 +208,7 @@ fn shape(ops: &[Op<'_>], start: usize, end: usize) -> Option<Shape> {
         .find(|&i| matches!(ops[i].op, Operator::BrIf { relative_depth: 0 }) && at_loop_level(i))?;
     if br_if == last {
         let compare = br_if - 1;
-        return (compare > start && at_loop_level(compare) && complement(&ops[compare].op).is_some())
-            .then_some(Shape::Negate { compare });
+        return (compare > start && at_loop_level(compare)).then_some(Shape::Negate { compare });
     }
     (at_loop_level(last) && unconditional(&ops[last].op)).then_some(Shape::Tail { br_if })
 }
@@ -265,13 +276,22 @@ fn unconditional(op: &Operator<'_>) -> bool {
     )
 }
 
-/// The operator that computes the opposite condition at the same fuel: the complementary
-/// integer comparison, or for `i32.eqz` none (the value itself is the opposite; the filler
-/// pays its fuel).
-fn complement(op: &Operator<'_>) -> Option<Option<Complement>> {
+/// How a copy computes the opposite of a loop's condition for the same fuel, given the
+/// operator that computed the condition.
+enum Negation {
+    /// Write the complementary comparison instead (1 fuel, as the guest's).
+    Compare(Complement),
+    /// The guest's `i32.eqz` is left out: the value under it is the opposite (the filler that
+    /// follows each guest `i32.eqz` stays, for its fuel).
+    DropEqz,
+    /// Keep the guest's operator and add an `i32.eqz` (no fuel).
+    AddEqz,
+}
+
+fn negation(op: &Operator<'_>) -> Negation {
     use Complement as C;
     use Operator as O;
-    Some(Some(match op {
+    Negation::Compare(match op {
         O::I32Eq => C::I32Ne,
         O::I32Ne => C::I32Eq,
         O::I32LtS => C::I32GeS,
@@ -292,12 +312,12 @@ fn complement(op: &Operator<'_>) -> Option<Option<Complement>> {
         O::I64LeS => C::I64GtS,
         O::I64GtU => C::I64LeU,
         O::I64LeU => C::I64GtU,
-        O::I32Eqz => return Some(None),
-        _ => return None,
-    }))
+        O::I32Eqz => return Negation::DropEqz,
+        _ => return Negation::AddEqz,
+    })
 }
 
-/// The comparisons [`complement`] writes.
+/// The comparisons [`negation`] writes.
 #[derive(Clone, Copy)]
 enum Complement {
     I32Eq,
@@ -389,19 +409,23 @@ fn emit_unrolled(out: &mut Vec<u8>, module: &[u8], ops: &[Op<'_>], start: usize,
             raw(out, end);
         }
         Shape::Negate { compare } => {
-            let complement = complement(&ops[compare].op).expect("the shape was chosen for its comparison");
+            let negation = negation(&ops[compare].op);
             InstructionSink::new(out).block(BlockType::Empty);
             raw(out, start);
             for _ in 1..copies {
                 copy(out, module, ops, start + 1..compare, Renumber::Outside);
                 let mut sink = InstructionSink::new(out);
-                match complement {
-                    Some(complement) => complement.emit(&mut sink),
-                    None => {
+                match negation {
+                    Negation::Compare(complement) => complement.emit(&mut sink),
+                    Negation::DropEqz => {
                         sink.i32_const(0).drop();
                     }
+                    Negation::AddEqz => {
+                        guest_op(out, module, &ops[compare]);
+                        InstructionSink::new(out).i32_eqz();
+                    }
                 }
-                sink.br_if(1);
+                InstructionSink::new(out).br_if(1);
             }
             copy(out, module, ops, whole_body, Renumber::Outside);
             raw(out, end);
@@ -437,13 +461,22 @@ fn copy(out: &mut Vec<u8>, module: &[u8], ops: &[Op<'_>], range: Range<usize>, r
                 // Unreadable: copied as it is, for validation to refuse.
                 Err(_) => out.extend_from_slice(&module[op.bytes.clone()]),
             },
-            _ => out.extend_from_slice(&module[op.bytes.clone()]),
+            _ => guest_op(out, module, op),
         }
         match &op.op {
             Operator::Block { .. } | Operator::If { .. } => level += 1,
             Operator::End => level = level.saturating_sub(1),
             _ => {}
         }
+    }
+}
+
+/// Copies one of the guest's operators, with the fuel filler if it is one of
+/// [`UNROLL_OPERATORS`].
+fn guest_op(out: &mut Vec<u8>, module: &[u8], op: &Op<'_>) {
+    out.extend_from_slice(&module[op.bytes.clone()]);
+    if matches!(op.op, Operator::I32Eqz) {
+        InstructionSink::new(out).i32_const(0).drop();
     }
 }
 

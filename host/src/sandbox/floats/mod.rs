@@ -61,10 +61,9 @@ pub fn rewrite_module(module: &[u8]) -> Result<Vec<u8>, FloatPassError> {
     rewrite::rewrite_module(module, &function::rewrite)
 }
 
-/// The fuel table for code that went through the pass: the default costs, with
-/// [`PASS_OPERATORS`] free (the pass charges the guest's own uses of them with a filler).
-pub(crate) fn operator_cost() -> OperatorCost {
-    let mut cost = OperatorCost::new();
+/// Makes [`PASS_OPERATORS`] free in `cost` (the pass charges the guest's own uses of them
+/// with a filler).
+pub(crate) fn free_operators(cost: &mut OperatorCost) {
     cost.LocalGet = 0;
     cost.LocalTee = 0;
     cost.F32Const = 0;
@@ -76,18 +75,23 @@ pub(crate) fn operator_cost() -> OperatorCost {
     cost.F64x2Eq = 0;
     cost.TypedSelect = 0;
     cost.V128Bitselect = 0;
-    cost
 }
 
-/// Configures `config`'s float determinism and fuel costs for `mode`.
-pub(crate) fn configure(config: &mut wasmtime::Config, mode: NanCanonicalization) {
+/// Configures `config` for code rewritten as the sandbox rewrites it: NaN determinism by
+/// `mode`, loops unrolled or not, and the fuel table that keeps the guest's fuel what it was
+/// (each pass's own operators free, the guest's uses of them paid by fillers).
+pub(crate) fn configure(config: &mut wasmtime::Config, mode: NanCanonicalization, unrolled: bool) {
+    let mut cost = OperatorCost::new();
+    if unrolled {
+        super::unroll::free_operators(&mut cost);
+    }
     match mode {
-        NanCanonicalization::AtObservation => {
-            config.cranelift_nan_canonicalization(false).operator_cost(operator_cost());
-        }
-        NanCanonicalization::EveryOperation => {
-            config.cranelift_nan_canonicalization(true);
-        }
+        NanCanonicalization::AtObservation => free_operators(&mut cost),
+        NanCanonicalization::EveryOperation => {}
+    }
+    config.cranelift_nan_canonicalization(mode == NanCanonicalization::EveryOperation);
+    if unrolled || mode == NanCanonicalization::AtObservation {
+        config.operator_cost(cost);
     }
 }
 

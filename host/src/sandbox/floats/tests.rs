@@ -35,7 +35,7 @@ fn agree(
         Ok(Comparison::Inconclusive(why)) => panic!("inconclusive: {why}"),
         Err(difference) => panic!("{difference}"),
     };
-    let raw = observe(engine(NanCanonicalization::AtObservation), &bytes).expect("runs");
+    let raw = observe(engine(NanCanonicalization::AtObservation, true), &bytes).expect("runs");
     (same, raw)
 }
 

@@ -1,5 +1,5 @@
 //! Amortising the metering checks: each innermost loop of a few operators is unrolled into
-//! as many copies of its body as fit in [`MAX_UNROLLED_OPERATORS`] (at most
+//! as many copies of its body as it takes to hold [`TARGET_OPERATORS`] (at most
 //! [`MAX_COPIES`]), so that the fuel and epoch checks wasmtime places at every
 //! loop header run once per so many iterations instead of once per iteration. On a loop of
 //! five instructions those checks (and the registers they hold) cost as much as the loop
@@ -48,11 +48,13 @@ pub(crate) fn free_operators(cost: &mut OperatorCost) {
 }
 
 /// The most copies of a loop's body an unrolled loop holds.
-pub const MAX_COPIES: usize = 8;
+pub const MAX_COPIES: usize = 4;
 
-/// The most operators an unrolled loop's copies hold together: a loop gets as many copies as
-/// fit (at most [`MAX_COPIES`]), and a loop of more than half of this is left as it is.
-pub const MAX_UNROLLED_OPERATORS: usize = 384;
+/// How many operators an unrolled loop's copies aim to hold together: a loop gets as many
+/// copies as it takes to reach this (at most [`MAX_COPIES`]), so that the checks are a small
+/// part of what runs between two of them; a loop of this many operators or more is left as
+/// it is.
+pub const TARGET_OPERATORS: usize = 160;
 
 /// The most the code may grow, as a share of the component's (or module's) size: loops are
 /// unrolled, in order, only while the copies added so far fit (so a hostile module of nothing
@@ -66,13 +68,13 @@ const MAX_BODY_BYTES: usize = 7_654_321;
 /// Its description in the engine fingerprint.
 pub fn name() -> String {
     format!(
-        "v{UNROLL_VERSION}: innermost loops, up to {MAX_COPIES} copies and {MAX_UNROLLED_OPERATORS} operators, the code grows at most {MAX_GROWTH_PERCENT} %"
+        "v{UNROLL_VERSION}: innermost loops of fewer than {TARGET_OPERATORS} operators, copies to reach {TARGET_OPERATORS} (at most {MAX_COPIES}), the code grows at most {MAX_GROWTH_PERCENT} %"
     )
 }
 
 /// How many copies a loop whose body holds `operators` operators gets (below 2: none).
 pub fn copies(operators: usize) -> usize {
-    (MAX_UNROLLED_OPERATORS / operators.max(1)).min(MAX_COPIES)
+    TARGET_OPERATORS.div_ceil(operators.max(1)).min(MAX_COPIES)
 }
 
 /// Unrolls the small innermost loops of every core module of a component.

@@ -43,12 +43,12 @@ fn run(bytes: &[u8], unrolled: bool, export: &str, args: (i32, i32)) -> Run {
     Run { result, fuel, memory }
 }
 
-/// Asserts that every export behaves the same unrolled for `n` in 0..=3 copies, with the
+/// Asserts that every export behaves the same unrolled for `n` from 0 to 6 times the most copies, with the
 /// second argument from `second`; returns the unrolled module.
 fn same_for_every_trip_count(bytes: &[u8], exports: &[&str], second: &[i32]) -> Vec<u8> {
     let unrolled = unroll_module(bytes).expect("unrolls");
     for export in exports {
-        for n in 0..=(3 * MAX_COPIES as i32) {
+        for n in 0..=(6 * MAX_COPIES as i32) {
             for &k in second {
                 let (written, after) =
                     (run(bytes, false, export, (n, k)), run(&unrolled, true, export, (n, k)));
@@ -175,7 +175,7 @@ fn branches_out_of_a_copy_reach_the_labels_they_reached() {
 
 #[test]
 fn loops_it_cannot_renumber_or_that_are_too_long_are_left_as_written() {
-    let long_step = STEP.repeat(super::MAX_UNROLLED_OPERATORS / 2 / 15 + 1);
+    let long_step = STEP.repeat(super::TARGET_OPERATORS / 15 + 1);
     let funcs = [
         // A loop with a result.
         "(func (export \"result\") (param $n i32) (param i32) (result i32) (local $i i32) (local $s i32)

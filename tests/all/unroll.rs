@@ -5,10 +5,10 @@
 use cue_host::fuzzing::{FloatsVerdict, unrolling};
 use cue_host::sandbox::differential::count_operators;
 use cue_host::sandbox::unroll::unroll_component;
-use cue_host::sandbox::{Invocation, Limits, LoadedComponent, Sandbox, SandboxConfig};
+use cue_host::sandbox::{Sandbox, SandboxConfig};
 
 use crate::float_modules::float_module;
-use crate::floats::{GUEST_CALLS, corpus_bytes};
+use crate::floats::{corpus_bytes, every_guest_call_agrees};
 use crate::support::guest_bytes;
 
 #[test]
@@ -16,23 +16,7 @@ fn every_example_guest_gives_the_same_result_log_and_fuel_with_its_loops_unrolle
     let unrolled = Sandbox::new(SandboxConfig::default()).expect("sandbox");
     let written =
         Sandbox::new(SandboxConfig { unroll_loops: false, ..SandboxConfig::default() }).expect("sandbox");
-    assert_ne!(unrolled.fingerprint().id, written.fingerprint().id);
-    for (guest, calls) in GUEST_CALLS {
-        let bytes = guest_bytes(guest);
-        let (a, b) = (unrolled.load(&bytes).expect("loads"), written.load(&bytes).expect("loads"));
-        for text in calls {
-            let run = |loaded: &LoadedComponent| {
-                let call = loaded.parse_call(text).expect("call");
-                let outcome = loaded.invoke(&call, &Limits::default(), &Invocation::default());
-                let result = outcome.result.map(|r| r.wave).map_err(|e| e.to_string());
-                let log: Vec<String> = outcome.log.iter().map(|l| l.text.clone()).collect();
-                (result, log, outcome.fuel_used)
-            };
-            let (after, before) = (run(&a), run(&b));
-            assert!(after.0.is_ok(), "{guest} {text}: {:?}", after.0);
-            assert_eq!(after, before, "{guest} {text}");
-        }
-    }
+    every_guest_call_agrees(&unrolled, &written);
 }
 
 /// The matrix multiply's inner loop (a vector multiply and add, built with SIMD) is one of

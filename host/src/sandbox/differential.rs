@@ -52,9 +52,10 @@ pub enum Comparison {
     Inconclusive(String),
 }
 
-/// A pass changed something observable: the two runs.
+/// A pass changed something observable: the two runs (its message names what differs, and
+/// for a memory the first byte that does, not every byte).
 #[derive(Debug, thiserror::Error)]
-#[error("{pass} changed what a module observes:\nbefore: {before:?}\nafter: {after:?}")]
+#[error("{pass} changed what a module observes:\n{}", differences(before, after))]
 pub struct Difference {
     /// Which pass: "the float pass" or "the loop unrolling".
     pub pass: &'static str,
@@ -63,6 +64,44 @@ pub struct Difference {
     pub before: Box<Observation>,
     /// The run of the module through the pass.
     pub after: Box<Observation>,
+}
+
+/// What differs between two observations, one line each.
+fn differences(before: &Observation, after: &Observation) -> String {
+    let mut lines = Vec::new();
+    let mut field = |name: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug, same: bool| {
+        if !same {
+            lines.push(format!("{name}: before {a:?}, after {b:?}"));
+        }
+    };
+    field("calls", &before.calls, &after.calls, before.calls == after.calls);
+    field(
+        "import calls",
+        &before.import_calls,
+        &after.import_calls,
+        before.import_calls == after.import_calls,
+    );
+    field("globals", &before.globals, &after.globals, before.globals == after.globals);
+    field("fuel", &before.fuel, &after.fuel, before.fuel == after.fuel);
+    if before.memories.len() != after.memories.len() {
+        lines.push(format!("memories: {} before, {} after", before.memories.len(), after.memories.len()));
+    }
+    for (n, (a, b)) in before.memories.iter().zip(&after.memories).enumerate() {
+        if let Some(at) =
+            a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then_some(a.len().min(b.len())))
+        {
+            let window = |m: &[u8]| m[at.saturating_sub(8)..(at + 8).min(m.len())].to_vec();
+            lines.push(format!(
+                "memory {n} ({} and {} bytes): first difference at byte {at}: before {:?}, after {:?} (from byte {})",
+                a.len(),
+                b.len(),
+                window(a),
+                window(b),
+                at.saturating_sub(8)
+            ));
+        }
+    }
+    lines.join("\n")
 }
 
 /// Runs `module` with its loops unrolled (as the sandbox compiles every module) under
@@ -288,4 +327,31 @@ pub fn count_operators(binary: &[u8], wanted: fn(&wasmparser::Operator<'_>) -> b
         }
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Difference, Observation};
+
+    #[test]
+    fn a_difference_names_what_differs_and_the_first_differing_byte_not_every_byte() {
+        let before = Observation {
+            calls: vec!["f: i32:0x1".into()],
+            import_calls: vec![],
+            memories: vec![vec![0; 65536]],
+            globals: vec![],
+            fuel: 10,
+        };
+        let mut after = before.clone();
+        after.memories[0][40_000] = 7;
+        after.fuel = 11;
+        let text =
+            Difference { pass: "the loop unrolling", before: Box::new(before), after: Box::new(after) }
+                .to_string();
+        assert!(text.starts_with("the loop unrolling changed"), "{text}");
+        assert!(text.contains("fuel: before 10, after 11"), "{text}");
+        assert!(text.contains("first difference at byte 40000"), "{text}");
+        assert!(!text.contains("calls"), "calls are the same: {text}");
+        assert!(text.len() < 400, "{} characters", text.len());
+    }
 }

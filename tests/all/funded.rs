@@ -8,7 +8,7 @@ use std::time::Duration;
 use cue_host::crypto::Keypair;
 use cue_host::protocol::{ComputeReject, JobId, RejectReason, Signed};
 
-use crate::contracts::{
+use crate::contracts_in_process::{
     ask_on_stream, bare_consumer, consumer_with_genesis, decode_hex, read_frame, request_for, write_frame,
 };
 use crate::support::{eventually, guest_bytes, keyed_dir};

@@ -10,8 +10,10 @@ mod benchmark;
 mod browser;
 mod cli_run;
 mod contracts;
+mod contracts_in_process;
 mod dashboard;
 mod dashboard_browser;
+mod dishonest;
 #[path = "../../fuzz/float_modules.rs"]
 mod float_modules;
 mod floats;

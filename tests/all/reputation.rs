@@ -9,7 +9,7 @@ use cue_host::protocol::{
     ChainLink, OutcomeAttestation, OutcomeAttestations, Signed, Transfer, Validity, Verdict,
 };
 
-use crate::contracts::{bare_consumer, consumer_with_genesis};
+use crate::contracts_in_process::{bare_consumer, consumer_with_genesis};
 use crate::support::{eventually, guest_bytes, keyed_dir};
 
 fn now_ms() -> u64 {

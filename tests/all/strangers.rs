@@ -10,7 +10,7 @@ use cue_host::crypto::Keypair;
 use cue_host::net::RpcResponse;
 use cue_host::protocol::{ComputeReject, JobInput, RejectReason, Signed};
 
-use crate::contracts::{
+use crate::contracts_in_process::{
     ask_on_stream, bare_consumer, consumer_with_genesis, decode_hex, request_for, sign_now,
 };
 use crate::support::{guest_bytes, keyed_dir};
@@ -226,7 +226,7 @@ async fn a_consumer_that_stops_reading_a_large_result_does_not_hold_the_provider
     let request = sign_now(&consumer, body);
     let mut stream = client.open_stream(provider, cue_host::node::JOB_PROTOCOL).await.unwrap();
     let frame = serde_json::json!({"request": {"request": hex::encode(request.bytes()), "input": call}});
-    crate::contracts::write_frame(&mut stream, &frame).await;
+    crate::contracts_in_process::write_frame(&mut stream, &frame).await;
 
     // The consumer reads nothing while the provider writes its frames; after the write stall
     // deadline the provider gives up and closes the stream rather than wait for ever.

@@ -10,6 +10,10 @@
 //!    the same Rust compiled natively; then fuel and epochs alone and together.
 //! 3. Loading a component: compiling (with and without loop unrolling) vs loading the cached
 //!    compiled code.
+//!
+//! Arguments: the first picks the benchmarks whose name contains it (`trivial`, `cpu`,
+//! `metering`, `load`); a second picks, in `cpu` and `metering`, the guests whose name contains
+//! it (`-- cpu nbody`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -173,8 +177,9 @@ fn trivial_call_of(guest_name: &str, wave: &str, export: &str, arg: Val) {
 /// A CPU-bound case: guest, call, export, its argument, and the native version.
 type CpuCase = (&'static str, &'static str, &'static str, Val, fn());
 
-/// The CPU-bound cases: each float kernel built without and with WebAssembly SIMD.
-fn cpu_cases() -> Vec<CpuCase> {
+/// The CPU-bound cases: each float kernel built without and with WebAssembly SIMD; only the
+/// guests whose name contains `guests`, if given.
+fn cpu_cases(guests: Option<&str>) -> Vec<CpuCase> {
     fn sha() {
         black_box(cue_kernels::sha256_pattern_hex(black_box(1 << 20)));
     }
@@ -202,10 +207,11 @@ fn cpu_cases() -> Vec<CpuCase> {
             (numeric, "mandelbrot(400)", "mandelbrot", Val::U32(400), mandelbrot),
         ]);
     }
+    cases.retain(|case| guests.is_none_or(|g| case.0.contains(g)));
     cases
 }
 
-fn cpu_bound() {
+fn cpu_bound(guests: Option<&str>) {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
     let everywhere = SandboxConfig {
         nan_canonicalization: NanCanonicalization::EveryOperation,
@@ -221,7 +227,7 @@ fn cpu_bound() {
         "| guest | call | result | pass | pass, loops as written | engine-wide | metered, no NaN determinism | unmetered | native |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, call_text, export, arg, native) in cpu_cases() {
+    for (name, call_text, export, arg, native) in cpu_cases(guests) {
         let bytes = guest(name);
         let run = |sandbox: &Sandbox| {
             let loaded = sandbox.load(&bytes).expect("load");
@@ -265,11 +271,11 @@ fn cpu_bound() {
 
 /// What fuel and epochs cost on their own and together, per kernel (bare engines without
 /// NaN determinism, best of 5; ratios to the unmetered engine).
-fn metering_breakdown() {
+fn metering_breakdown(guests: Option<&str>) {
     println!("\n## metering alone (bare engine, no NaN determinism; ratios to unmetered)");
     println!("| guest | call | fuel | epochs | fuel + epochs |");
     println!("|---|---|---|---|---|");
-    for (name, call_text, export, arg, _) in cpu_cases() {
+    for (name, call_text, export, arg, _) in cpu_cases(guests) {
         let bytes = guest(name);
         let time = |fuel: bool, epochs: bool| {
             let mut config = bare_config(false);
@@ -321,16 +327,18 @@ fn compile_vs_cache() {
 }
 
 fn main() {
-    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut words = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
+    let only = words.next();
+    let guests = words.next();
     let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     if run("trivial") {
         trivial_call();
     }
     if run("cpu") {
-        cpu_bound();
+        cpu_bound(guests.as_deref());
     }
     if run("metering") {
-        metering_breakdown();
+        metering_breakdown(guests.as_deref());
     }
     if run("load") {
         compile_vs_cache();

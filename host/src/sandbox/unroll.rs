@@ -22,8 +22,12 @@
 //!   `not(c) br_if 1` (leave the loop), where the condition `c` is negated by turning the
 //!   integer comparison that computed it into its complement, or by an `i32.eqz`.
 //!
-//! Anything else (loops with parameters or results, nested loops, exception handling and
-//! other branches this module does not renumber) is copied as it is.
+//! Anything else (loops with parameters or results, nested loops, loops that call, exception
+//! handling and other branches this module does not renumber) is copied as it is. A loop that
+//! calls pays for the call more than for the checks (the callee checks fuel and epochs on
+//! entry too), so its copies would cost compile time for little: measured, leaving such loops
+//! alone halves what the unrolling adds to a compile and moves no kernel
+//! (docs/PERFORMANCE.md).
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -36,7 +40,7 @@ use super::rewrite::{self, RewriteError};
 
 /// The pass's version: part of the engine fingerprint and of the compiled-code cache key.
 /// Bump it with any change to its output.
-pub const UNROLL_VERSION: u32 = 1;
+pub const UNROLL_VERSION: u32 = 2;
 
 /// The operator kinds the copies are joined with that the sandbox's engine charges nothing
 /// ([`free_operators`]); each one the guest wrote is followed by a 1-fuel filler.
@@ -68,7 +72,7 @@ const MAX_BODY_BYTES: usize = 7_654_321;
 /// Its description in the engine fingerprint.
 pub fn name() -> String {
     format!(
-        "v{UNROLL_VERSION}: innermost loops of fewer than {TARGET_OPERATORS} operators, copies to reach {TARGET_OPERATORS} (at most {MAX_COPIES}), the code grows at most {MAX_GROWTH_PERCENT} %"
+        "v{UNROLL_VERSION}: innermost loops without calls of fewer than {TARGET_OPERATORS} operators, copies to reach {TARGET_OPERATORS} (at most {MAX_COPIES}), the code grows at most {MAX_GROWTH_PERCENT} %"
     )
 }
 
@@ -196,7 +200,10 @@ fn shape(ops: &[Op<'_>], start: usize, end: usize) -> Option<Shape> {
         return None;
     };
     let body = &ops[start + 1..end];
-    if body.is_empty() || copies(body.len()) < 2 || !body.iter().all(|op| renumberable(&op.op)) {
+    if body.is_empty()
+        || copies(body.len()) < 2
+        || !body.iter().all(|op| renumberable(&op.op) && !calls(&op.op))
+    {
         return None;
     }
     let levels = levels(body)?;
@@ -237,6 +244,20 @@ fn renumberable(op: &Operator<'_>) -> bool {
             | O::Resume { .. }
             | O::ResumeThrow { .. }
             | O::ResumeThrowRef { .. }
+    )
+}
+
+/// Whether `op` calls a function (a loop that does is left as it is: see the module docs).
+fn calls(op: &Operator<'_>) -> bool {
+    use Operator as O;
+    matches!(
+        op,
+        O::Call { .. }
+            | O::CallIndirect { .. }
+            | O::CallRef { .. }
+            | O::ReturnCall { .. }
+            | O::ReturnCallIndirect { .. }
+            | O::ReturnCallRef { .. }
     )
 }
 

@@ -1,6 +1,7 @@
 //! Each shape of loop, run as written and unrolled for every trip count around the number of
 //! copies: the same result, the same memory, the same fuel; branches out of a copy reach the
-//! labels they reached; loops the pass cannot renumber are left as written.
+//! labels they reached; loops the pass cannot renumber, and loops that call, are left as
+//! written.
 
 use wasmtime::{Instance, Module, Store};
 
@@ -174,7 +175,7 @@ fn branches_out_of_a_copy_reach_the_labels_they_reached() {
 }
 
 #[test]
-fn loops_it_cannot_renumber_or_that_are_too_long_are_left_as_written() {
+fn loops_it_cannot_renumber_that_call_or_that_are_too_long_are_left_as_written() {
     let long_step = STEP.repeat(super::TARGET_OPERATORS / 15 + 1);
     let funcs = [
         // A loop with a result.
@@ -189,9 +190,22 @@ fn loops_it_cannot_renumber_or_that_are_too_long_are_left_as_written() {
              LONG
              (br_if $top (i32.lt_u (local.get $i) (local.get $n))))
            (local.get $s))",
+        // A loop that calls: directly, and through a table.
+        "(func $step (param $i i32) (result i32) (i32.mul (local.get $i) (i32.const 3)))
+         (table funcref (elem $step))
+         (func (export \"calls\") (param $n i32) (param i32) (result i32) (local $i i32) (local $s i32)
+           (loop $top
+             (local.set $s (i32.add (local.get $s) (call $step (local.get $i))))
+             (local.set $i (i32.add (local.get $i) (i32.const 1)))
+             (br_if $top (i32.lt_u (local.get $i) (local.get $n))))
+           (loop $again
+             (local.set $s (i32.add (local.get $s) (call_indirect (param i32) (result i32) (local.get $i) (i32.const 0))))
+             (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+             (br_if $again (i32.gt_s (local.get $i) (i32.const 0))))
+           (local.get $s))",
     ];
     let bytes = module(&funcs.join("\n").replace("LONG", &long_step).replace("STEP", STEP));
-    let unrolled = same_for_every_trip_count(&bytes, &["result", "long"], &[0]);
+    let unrolled = same_for_every_trip_count(&bytes, &["result", "long", "calls"], &[0]);
     assert_eq!(unrolled, bytes, "nothing rewritten");
 
     // Nested loops: only the innermost is unrolled.

@@ -26,7 +26,7 @@
 //! handling and other branches this module does not renumber) is copied as it is. A loop that
 //! calls pays for the call more than for the checks (the callee checks fuel and epochs on
 //! entry too), so its copies would cost compile time for little: measured, leaving such loops
-//! alone halves what the unrolling adds to a compile and moves no kernel
+//! alone halves the code the unrolling adds to the JavaScript runtime and moves no kernel
 //! (docs/PERFORMANCE.md).
 
 use std::cell::Cell;
